@@ -1,0 +1,1 @@
+"""HTTP layer of the northbound API: routing, body reading, rendering, errors."""

@@ -1,0 +1,195 @@
+"""HTTP routes of the NBI, generated from the resource registry.
+
+For a top-level kind ``K``: ``GET /networking/{apiVersion}/K``, and GET/PUT/DELETE on
+``/K/{resourceId}``; for a child kind the parent ids come first (``parentResourceId``,
+``grandParentResourceId``, the names [MS-NCNBI] gives them). Singletons (``.../configuration``)
+have GET and PUT only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from controller.api import docs
+from controller.api.body import read_json
+from controller.api.responses import json_response, render, resource_response
+from controller.core.kinds import Kind, Registry
+from controller.core.paths import CollectionPath, ResourcePath
+from controller.core.values import check_resource_id
+from controller.errors import InvalidInput, NotFound
+from controller.service.resources import Preconditions, ResourceService
+
+SUPPORTED_VERSIONS = ("v1", "v2", "v3", "v4", "v5")
+CURRENT_VERSION = SUPPORTED_VERSIONS[-1]
+_ID_PARAMS = ("grandParentResourceId", "parentResourceId", "resourceId")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    max_json_depth: int = 64
+
+
+def chain(kind: Kind) -> list[Kind]:
+    """The kinds from the top-level ancestor down to ``kind``."""
+    return [*chain(kind.parent), kind] if kind.parent is not None else [kind]
+
+
+def _id_params(count: int) -> Sequence[str]:
+    return _ID_PARAMS[len(_ID_PARAMS) - count :]
+
+
+def item_template(kind: Kind) -> str:
+    kinds = chain(kind)
+    params = _id_params(len(kinds))
+    parts = [
+        f"{k.name}/{k.singleton_id}" if k.singleton_id else f"{k.name}/{{{param}}}"
+        for k, param in zip(kinds, params, strict=True)
+    ]
+    return "/networking/{apiVersion}/" + "/".join(parts)
+
+
+def collection_template(kind: Kind) -> str:
+    kinds = chain(kind)
+    params = _id_params(len(kinds))[:-1]
+    parents = [f"{k.name}/{{{p}}}" for k, p in zip(kinds[:-1], params, strict=True)]
+    return "/networking/{apiVersion}/" + "/".join([*parents, kind.name])
+
+
+def _check_version(request: Request) -> None:
+    version = request.path_params.get("apiVersion", "")
+    if version not in SUPPORTED_VERSIONS:
+        raise NotFound(
+            f"API version '{version}' is not served; use one of {', '.join(SUPPORTED_VERSIONS)}",
+            target="apiVersion",
+        )
+
+
+def resource_path(request: Request, kind: Kind) -> ResourcePath:
+    _check_version(request)
+    kinds = chain(kind)
+    steps: list[tuple[Kind, str]] = []
+    for k, param in zip(kinds, _id_params(len(kinds)), strict=True):
+        steps.append((k, k.singleton_id or request.path_params[param]))
+    return ResourcePath(tuple(steps))
+
+
+def collection_path(request: Request, kind: Kind) -> CollectionPath:
+    _check_version(request)
+    kinds = chain(kind)
+    params = _id_params(len(kinds))[:-1]
+    steps = tuple((k, request.path_params[p]) for k, p in zip(kinds[:-1], params, strict=True))
+    return CollectionPath(kind, ResourcePath(steps) if steps else None)
+
+
+class RouteBuilder:
+    def __init__(self, service: ResourceService, options: ApiOptions) -> None:
+        self.service = service
+        self.options = options
+
+    def router(self, registry: Registry) -> APIRouter:
+        router = APIRouter()
+        for kind in registry.kinds:
+            self._add_kind(router, kind)
+        return router
+
+    def _add_kind(self, router: APIRouter, kind: Kind) -> None:
+        item = item_template(kind)
+        tag = chain(kind)[0].name
+        operation = kind.key.replace("/", "_")
+        add = router.add_api_route
+        if kind.singleton_id is None:
+            add(
+                collection_template(kind),
+                self._list(kind),
+                methods=["GET"],
+                operation_id=f"{operation}_list",
+                tags=[tag],
+                summary=f"List {kind.name}",
+                openapi_extra=docs.list_operation(kind),
+            )
+        add(
+            item,
+            self._get(kind),
+            methods=["GET"],
+            operation_id=f"{operation}_get",
+            tags=[tag],
+            summary=f"Get one {kind.title}",
+            openapi_extra=docs.get_operation(kind),
+        )
+        add(
+            item,
+            self._put(kind),
+            methods=["PUT"],
+            operation_id=f"{operation}_put",
+            tags=[tag],
+            summary=f"Create or replace a {kind.title}",
+            openapi_extra=docs.put_operation(kind),
+        )
+        if kind.deletable:
+            add(
+                item,
+                self._delete(kind),
+                methods=["DELETE"],
+                operation_id=f"{operation}_delete",
+                tags=[tag],
+                summary=f"Delete a {kind.title} and its children",
+                openapi_extra=docs.delete_operation(kind),
+            )
+
+    def _list(self, kind: Kind) -> Handler:
+        async def list_resources(request: Request) -> Response:
+            views = await self.service.list_collection(collection_path(request, kind))
+            return json_response({"value": [render(v) for v in views], "nextLink": ""})
+
+        return list_resources
+
+    def _get(self, kind: Kind) -> Handler:
+        async def get_resource(request: Request) -> Response:
+            return resource_response(await self.service.get(resource_path(request, kind)))
+
+        return get_resource
+
+    def _put(self, kind: Kind) -> Handler:
+        async def put_resource(request: Request) -> Response:
+            path = resource_path(request, kind)
+            try:
+                check_resource_id(path.resource_id)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), target="resourceId") from None
+            body = await read_json(request, max_depth=self.options.max_json_depth)
+            result = await self.service.put(path, body, _preconditions(request))
+            return resource_response(result.view, 201 if result.created else 200)
+
+        return put_resource
+
+    def _delete(self, kind: Kind) -> Handler:
+        async def delete_resource(request: Request) -> Response:
+            path = resource_path(request, kind)
+            deleted = await self.service.delete(path, _preconditions(request))
+            return Response(status_code=200 if deleted else 204)
+
+        return delete_resource
+
+
+def _preconditions(request: Request) -> Preconditions:
+    return Preconditions(
+        if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
+    )
+
+
+def discovery() -> dict[str, Any]:
+    return {
+        "resourceRef": "/discovery",
+        "properties": {
+            "currentRestVersion": CURRENT_VERSION,
+            "supportedRestVersions": list(SUPPORTED_VERSIONS),
+        },
+    }

@@ -1,0 +1,116 @@
+"""The application factory: wires settings, database, service and HTTP layer together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from controller import __version__
+from controller.api import docs
+from controller.api.middleware import NbiMiddleware
+from controller.api.responses import error_response, json_response
+from controller.api.routes import ApiOptions, RouteBuilder, discovery
+from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
+from controller.resources import REGISTRY
+from controller.service.resources import ResourceService
+from controller.settings import Settings
+from controller.store.database import Database
+
+DESCRIPTION = """\
+Northbound REST API compatible with the Microsoft Network Controller ([MS-NCNBI]): resources
+live under `/networking/v1` (and `v2`..`v5`), bodies use the NC envelope (`resourceId`,
+`resourceRef`, `instanceId`, `etag`, `properties`), errors use
+`{"error": {"code", "message", "target", "details"}}`.
+"""
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+    owns_database = database is None
+    db = database or Database(
+        settings.resolved_database_url(), pool_size=settings.database_pool_size
+    )
+    service = ResourceService(db, REGISTRY)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.ensure_singletons()
+        yield
+        if owns_database:
+            await db.dispose()
+
+    app = FastAPI(
+        title="SDN controller northbound API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(NbiMiddleware, registry=REGISTRY, max_body_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    app.add_api_route(
+        "/networking/discovery",
+        _discovery,
+        methods=["GET"],
+        operation_id="discovery_get",
+        tags=["discovery"],
+        summary="Which REST versions this controller serves",
+    )
+    builder = RouteBuilder(service, ApiOptions(max_json_depth=settings.max_json_depth))
+    app.include_router(builder.router(REGISTRY))
+    _document(app)
+    return app
+
+
+async def _discovery() -> Response:
+    return json_response(discovery())
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def controller_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ControllerError)
+        return error_response(exc)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error: ControllerError
+        if exc.status_code == 404:
+            error = NotFound("no resource or collection at this URI")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed("this method is not supported on this URI")
+        else:
+            error = ControllerError(str(exc.detail))
+            error.status = exc.status_code
+        return error_response(error)
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        return error_response(InvalidInput(f"the request is invalid: {exc}"))
+
+    app.add_exception_handler(ControllerError, controller_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _document(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                docs.components(REGISTRY)
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""The pure resource model: kinds, paths, tolerant wire models, trees, value types."""

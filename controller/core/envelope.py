@@ -1,0 +1,138 @@
+"""Parse a request body (the MS-NCNBI resource envelope) into a ``Node`` tree.
+
+The envelope members are ``resourceId``, ``tags``, ``resourceMetadata`` and ``properties``;
+``resourceRef``, ``instanceId``, ``etag`` and anything else a client echoes back are ignored.
+Child collections (``properties.aclRules`` ...) are split off and parsed recursively, so every
+embedded child becomes a node of its own kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.core.kinds import Kind, Registry
+from controller.core.paths import ResourcePath
+from controller.core.tree import Node
+from controller.core.values import check_resource_id
+from controller.core.wire import WireModel, fold_members
+from controller.errors import ErrorDetail, InvalidInput, ResourceIdMismatch
+
+_ENVELOPE_MEMBERS = {
+    name.lower(): name for name in ("resourceId", "tags", "resourceMetadata", "properties")
+}
+
+
+def parse_resource(registry: Registry, path: ResourcePath, body: object) -> Node:
+    """Parse the body of ``PUT path``. The URI is authoritative for the resourceId; a body
+    resourceId that names another resource is rejected."""
+    envelope = _envelope(body, "")
+    body_id = envelope.get("resourceId")
+    if body_id is not None and str(body_id).lower() != path.resource_id.lower():
+        raise ResourceIdMismatch(
+            f"resourceId '{body_id}' in the body does not match '{path.resource_id}' in the URI",
+            target="resourceId",
+        )
+    return _parse_node(registry, path, envelope, "")
+
+
+def _parse_node(
+    registry: Registry, path: ResourcePath, envelope: dict[str, Any], where: str
+) -> Node:
+    kind = path.kind
+    raw_properties = _as_object(envelope.get("properties", {}), where + "properties")
+    children: dict[str, list[Node]] = {}
+    for child_kind in registry.children_of(kind):
+        raw_children = _pop_member(raw_properties, child_kind.name)
+        if raw_children is not None:
+            children[child_kind.name] = _parse_children(
+                registry, path, child_kind, raw_children, f"{where}properties.{child_kind.name}"
+            )
+    return Node(
+        kind=kind,
+        resource_id=path.resource_id,
+        model=validate_model(kind.properties, raw_properties, where + "properties"),
+        tags=_optional_object(envelope.get("tags"), where + "tags"),
+        metadata=_optional_object(envelope.get("resourceMetadata"), where + "resourceMetadata"),
+        children=children,
+        ref=path.ref,
+    )
+
+
+def _parse_children(
+    registry: Registry, parent: ResourcePath, kind: Kind, raw: object, where: str
+) -> list[Node]:
+    if not isinstance(raw, list):
+        raise InvalidInput(f"{where} must be an array", target=where)
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        item_where = f"{where}[{index}]"
+        envelope = _envelope(item, item_where)
+        resource_id = _child_id(envelope.get("resourceId"), item_where)
+        if resource_id.lower() in seen:
+            raise InvalidInput(
+                f"{kind.name} '{resource_id}' appears more than once", target=item_where
+            )
+        seen.add(resource_id.lower())
+        child_path = parent.child(kind, resource_id)
+        nodes.append(_parse_node(registry, child_path, envelope, item_where + "."))
+    return nodes
+
+
+def _child_id(value: object, where: str) -> str:
+    if value is None:
+        raise InvalidInput("an embedded child needs a resourceId", target=f"{where}.resourceId")
+    try:
+        return check_resource_id(str(value))
+    except ValueError as exc:
+        raise InvalidInput(str(exc), target=f"{where}.resourceId") from None
+
+
+def validate_model(model: type[WireModel], raw: dict[str, Any], where: str) -> WireModel:
+    """Validate ``raw`` into ``model``; pydantic errors become one InvalidInput (400) whose
+    target is the JSON path of the first offending member."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        details = tuple(
+            ErrorDetail("InvalidInput", error["msg"], _join(where, error["loc"]))
+            for error in exc.errors(include_url=False)
+        )
+        first = details[0]
+        raise InvalidInput(
+            f"{first.target}: {first.message}", target=first.target, details=details
+        ) from None
+
+
+def _join(where: str, loc: tuple[int | str, ...]) -> str:
+    path = where
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _pop_member(data: dict[str, Any], name: str) -> object:
+    for key in list(data):
+        if key.lower() == name.lower():
+            return data.pop(key)
+    return None
+
+
+def _envelope(value: object, where: str) -> dict[str, Any]:
+    return fold_members(_as_object(value, where), _ENVELOPE_MEMBERS)
+
+
+def _as_object(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where or 'the body'} must be a JSON object", target=where or None)
+    return dict(value)
+
+
+def _optional_object(value: object, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be a JSON object", target=where)
+    return value

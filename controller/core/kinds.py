@@ -1,0 +1,116 @@
+"""Resource kinds: the declarative description the generic NBI engine works from.
+
+A ``Kind`` says where a resource lives in the URI tree (``name`` and ``parent``), what its
+``properties`` look like (a ``WireModel``), which semantic checks it needs, and which read-only
+reverse references the server computes for it. The ``Registry`` indexes all kinds for routing
+and reference resolution. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from controller.core.wire import WireModel
+
+if TYPE_CHECKING:
+    from controller.core.tree import Node
+
+# Checks one node together with its (already merged) children; raises InvalidInput.
+Validator = Callable[["Node"], None]
+# Checks a root node against every other root of its kind (e.g. overlapping MAC pools).
+PeerCheck = Callable[["Node", Sequence["Node"]], None]
+# Members of a node's properties that are write-only secrets (stored apart, never returned).
+SecretPolicy = Callable[["Node"], frozenset[str]]
+# Read-only properties derived from a stored document and facts the service looked up (usage).
+Computed = Callable[[WireModel, "Facts"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the store knows about a node beyond its own document (counts of allocations)."""
+
+    allocated: int = 0
+
+
+@dataclass(frozen=True)
+class BackRef:
+    """A read-only reverse reference: ``member`` lists every resource of one of ``sources``
+    (kind keys) that references this one through a member named in ``via`` (any if empty)."""
+
+    member: str
+    sources: tuple[str, ...]
+    via: tuple[str, ...] = ()
+
+    def matches(self, source_kind: str, source_member: str) -> bool:
+        return source_kind in self.sources and (not self.via or source_member in self.via)
+
+
+@dataclass(frozen=True, eq=False)
+class Kind:
+    name: str
+    title: str
+    properties: type[WireModel]
+    parent: Kind | None = None
+    singleton_id: str | None = None
+    # Other URI segments clients use for this kind (``logicalSubnets`` for ``subnets``).
+    uri_aliases: tuple[str, ...] = ()
+    backrefs: tuple[BackRef, ...] = ()
+    validate: Validator | None = None
+    check_peers: PeerCheck | None = None
+    computed: Computed | None = None
+    secret_members: SecretPolicy | None = None
+    description: str = ""
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        key = self.name if self.parent is None else f"{self.parent.key}/{self.name}"
+        object.__setattr__(self, "key", key)
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.parent is None else self.parent.depth + 1
+
+    @property
+    def root(self) -> Kind:
+        return self if self.parent is None else self.parent.root
+
+    @property
+    def deletable(self) -> bool:
+        return self.singleton_id is None
+
+    def __repr__(self) -> str:
+        return f"Kind({self.key})"
+
+
+class Registry:
+    """All kinds, indexed by key and by case-insensitive URI segment."""
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self.kinds: tuple[Kind, ...] = tuple(kinds)
+        self.by_key: dict[str, Kind] = {k.key: k for k in self.kinds}
+        if len(self.by_key) != len(self.kinds):
+            raise ValueError("duplicate kind keys")
+        self._top: dict[str, Kind] = {}
+        self._children: dict[str, dict[str, Kind]] = {k.key: {} for k in self.kinds}
+        self._child_kinds: dict[str, tuple[Kind, ...]] = {
+            k.key: tuple(c for c in self.kinds if c.parent is k) for k in self.kinds
+        }
+        for kind in self.kinds:
+            index = self._top if kind.parent is None else self._children[kind.parent.key]
+            for segment in (kind.name, *kind.uri_aliases):
+                index[segment.lower()] = kind
+
+    @property
+    def top_level(self) -> tuple[Kind, ...]:
+        return tuple(k for k in self.kinds if k.parent is None)
+
+    def top(self, segment: str) -> Kind | None:
+        return self._top.get(segment.lower())
+
+    def child(self, parent: Kind, segment: str) -> Kind | None:
+        return self._children[parent.key].get(segment.lower())
+
+    def children_of(self, kind: Kind) -> tuple[Kind, ...]:
+        return self._child_kinds[kind.key]

@@ -1,0 +1,65 @@
+"""References between resources: ``{"resourceRef": "/accessControlLists/A"}``.
+
+A reference type names the resource kinds it may point at; the service resolves every reference
+of a written resource against the store (missing target: 400) and records it, so deleting a
+referenced resource is refused (409) and reverse references can be computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, model_validator
+
+from controller.core.wire import WireModel
+
+
+class ResourceRef(WireModel):
+    """A link to another resource. Clients may send the whole target object; only
+    ``resourceRef`` is used. A bare string is accepted as the reference itself."""
+
+    # Kind keys (``accessControlLists``, ``virtualNetworks/subnets``) this reference may target;
+    # empty means any kind.
+    targets: ClassVar[tuple[str, ...]] = ()
+
+    resource_ref: str = Field(alias="resourceRef", min_length=1, max_length=2048)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"resourceRef": data}
+        return data
+
+
+@dataclass(frozen=True)
+class FoundRef:
+    """A reference found inside a properties model; ``member`` is its dotted path without
+    list indexes (``connections.credential``), the name under which reverse links are kept."""
+
+    member: str
+    ref: ResourceRef
+
+
+def iter_refs(model: BaseModel) -> Iterator[FoundRef]:
+    """Every ResourceRef inside ``model``, depth first, in field order."""
+    yield from _walk_model(model, "")
+
+
+def _walk_model(model: BaseModel, prefix: str) -> Iterator[FoundRef]:
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is not None:
+            yield from _walk_value(value, prefix + (field.alias or name))
+
+
+def _walk_value(value: object, path: str) -> Iterator[FoundRef]:
+    if isinstance(value, ResourceRef):
+        yield FoundRef(path, value)
+    elif isinstance(value, BaseModel):
+        yield from _walk_model(value, path + ".")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk_value(item, path)

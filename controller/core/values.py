@@ -1,0 +1,124 @@
+"""Value types shared by resource models: prefixes, addresses, MACs, port ranges, ids.
+
+Each type validates on input and normalises to one canonical string, so stored documents and
+responses never carry two spellings of the same value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+import netaddr
+from pydantic import AfterValidator, Field
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_RESOURCE_ID_FORBIDDEN = re.compile(r"[/\\?#%\x00-\x1f\x7f]")
+MAX_RESOURCE_ID_LENGTH = 256
+
+
+def check_resource_id(value: str) -> str:
+    """A user-chosen resourceId: 1-256 characters, none of them a path or control character."""
+    if not value or value != value.strip():
+        raise ValueError("resourceId must be non-empty and have no leading or trailing spaces")
+    if len(value) > MAX_RESOURCE_ID_LENGTH:
+        raise ValueError(f"resourceId is longer than {MAX_RESOURCE_ID_LENGTH} characters")
+    if _RESOURCE_ID_FORBIDDEN.search(value):
+        raise ValueError(
+            "resourceId must not contain '/', '\\', '?', '#', '%' or control characters"
+        )
+    return value
+
+
+def parse_prefix(value: str) -> IPNetwork:
+    """A CIDR prefix with no host bits set (``10.0.0.0/24``, ``fd00::/64``)."""
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a valid address prefix ({exc})") from None
+
+
+def parse_address(value: str) -> IPAddr:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid IP address") from None
+
+
+def prefixes_overlap(a: IPNetwork, b: IPNetwork) -> bool:
+    if isinstance(a, ipaddress.IPv4Network) and isinstance(b, ipaddress.IPv4Network):
+        return a.overlaps(b)
+    if isinstance(a, ipaddress.IPv6Network) and isinstance(b, ipaddress.IPv6Network):
+        return a.overlaps(b)
+    return False
+
+
+def _canonical_prefix(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f"'{value}' is not a prefix in CIDR notation (address/length)")
+    return str(parse_prefix(value))
+
+
+def _canonical_address(value: str) -> str:
+    return str(parse_address(value))
+
+
+def parse_mac(value: str) -> int:
+    """A MAC address in any common notation (``00155D3A5501``, dashes, colons) as an integer."""
+    text = value.strip()
+    if not re.fullmatch(r"[0-9A-Fa-f]{12}|([0-9A-Fa-f]{2}[-:]){5}[0-9A-Fa-f]{2}", text):
+        raise ValueError(f"'{value}' is not a MAC address")
+    return int(netaddr.EUI(text.replace("-", "").replace(":", ""), version=48))
+
+
+def format_mac_dashed(mac: int) -> str:
+    """The NC macPool form, ``00-1D-D8-B7-1C-00``."""
+    return str(netaddr.EUI(mac, version=48, dialect=netaddr.mac_eui48))
+
+
+def format_mac_bare(mac: int) -> str:
+    """The NC networkInterface form, ``00155D3A5501``."""
+    return str(netaddr.EUI(mac, version=48, dialect=netaddr.mac_bare))
+
+
+def _canonical_dashed_mac(value: str) -> str:
+    return format_mac_dashed(parse_mac(value))
+
+
+PORT_MAX = 65535
+
+
+def parse_port_range(value: str) -> list[tuple[int, int]]:
+    """``*``, ``80``, ``0-65535`` or a comma list of those, as inclusive (low, high) pairs."""
+    text = value.strip()
+    if text == "*":
+        return [(0, PORT_MAX)]
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?", part)
+        if match is None:
+            raise ValueError(f"'{value}' is not a port range ('*', '80', '1024-2048' or a list)")
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if high > PORT_MAX or low > high:
+            raise ValueError(f"port range '{part.strip()}' must satisfy 0 <= low <= high <= 65535")
+        ranges.append((low, high))
+    return ranges
+
+
+def _canonical_port_range(value: str) -> str:
+    text = value.strip()
+    if text == "*":
+        return text
+    return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in parse_port_range(text))
+
+
+AddressPrefix = Annotated[str, AfterValidator(_canonical_prefix)]
+IPAddress = Annotated[str, AfterValidator(_canonical_address)]
+DashedMac = Annotated[str, AfterValidator(_canonical_dashed_mac)]
+PortRange = Annotated[str, AfterValidator(_canonical_port_range)]
+Port = Annotated[int, Field(ge=1, le=PORT_MAX)]
+ShortText = Annotated[str, Field(max_length=1024)]

@@ -1,0 +1,107 @@
+"""The controller's one error hierarchy.
+
+Every expected failure is a ``ControllerError`` with a stable ``code`` (part of the wire contract:
+clients and scripts match on it) and the HTTP status it maps to. The API layer renders all of
+them, and every unexpected exception, as the MS-NCNBI error envelope
+``{"error": {"code", "message", "target"?, "details"?}}``.
+
+    ControllerError                     500 InternalServerError
+    ├── InvalidInput                    400 InvalidInput          (validation of a body or value)
+    │   ├── InvalidJson                 400 InvalidJson           (body is not a JSON object)
+    │   ├── InvalidReference            400 InvalidReference      (reference to a missing resource)
+    │   └── ResourceIdMismatch          400 ResourceIdMismatch    (body resourceId differs from URI)
+    ├── NotFound                        404 NotFound
+    ├── MethodNotAllowed                405 MethodNotAllowed
+    ├── Conflict                        409 Conflict              (state conflict, e.g. exhaustion)
+    │   └── ResourceInUse               409 ResourceInUse         (delete of a referenced resource)
+    ├── PreconditionFailed              412 PreconditionFailed    (If-Match, missing parent)
+    ├── PayloadTooLarge                 413 PayloadTooLarge
+    ├── UnsupportedMediaType            415 UnsupportedMediaType
+    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of ``error.details``: a finer-grained cause with its own target."""
+
+    code: str
+    message: str
+    target: str | None = None
+
+
+class ControllerError(Exception):
+    status = 500
+    code = "InternalServerError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        details: tuple[ErrorDetail, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        self.details = details
+
+
+class InvalidInput(ControllerError):
+    status = 400
+    code = "InvalidInput"
+
+
+class InvalidJson(InvalidInput):
+    code = "InvalidJson"
+
+
+class InvalidReference(InvalidInput):
+    code = "InvalidReference"
+
+
+class ResourceIdMismatch(InvalidInput):
+    code = "ResourceIdMismatch"
+
+
+class NotFound(ControllerError):
+    status = 404
+    code = "NotFound"
+
+
+class MethodNotAllowed(ControllerError):
+    status = 405
+    code = "MethodNotAllowed"
+
+
+class Conflict(ControllerError):
+    status = 409
+    code = "Conflict"
+
+
+class ResourceInUse(Conflict):
+    code = "ResourceInUse"
+
+
+class PreconditionFailed(ControllerError):
+    status = 412
+    code = "PreconditionFailed"
+
+
+class PayloadTooLarge(ControllerError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(ControllerError):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class ServiceUnavailable(ControllerError):
+    status = 503
+    code = "ServiceUnavailable"

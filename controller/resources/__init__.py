@@ -1,0 +1,30 @@
+"""Every resource kind of the northbound API, one module per resource family.
+
+Each module declares its ``Kind`` objects (URI placement, properties model, semantic checks,
+reverse references) and exports them as ``KINDS``; ``REGISTRY`` indexes them all.
+"""
+
+from __future__ import annotations
+
+from controller.core.kinds import Registry
+from controller.resources import (
+    access_control_lists,
+    credentials,
+    logical_networks,
+    mac_pools,
+    network_managers,
+    route_tables,
+    servers,
+)
+
+REGISTRY = Registry(
+    (
+        *credentials.KINDS,
+        *mac_pools.KINDS,
+        *logical_networks.KINDS,
+        *network_managers.KINDS,
+        *access_control_lists.KINDS,
+        *route_tables.KINDS,
+        *servers.KINDS,
+    )
+)

@@ -1,0 +1,1 @@
+"""Use cases behind the API: the generic resource engine and its transactions."""

@@ -1,0 +1,113 @@
+"""Resolving the references a written aggregate makes, and refusing to remove what others use."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from controller.core.kinds import Registry
+from controller.core.paths import ResourcePath, parse_ref
+from controller.core.refs import FoundRef, iter_refs
+from controller.core.tree import Node
+from controller.errors import ErrorDetail, InvalidReference, ResourceInUse
+from controller.store.repository import Reference, Referrer, ResourceRepository
+
+
+@dataclass(frozen=True)
+class _Pending:
+    node: Node
+    found: FoundRef
+    path: ResourcePath
+
+
+async def resolve_references(
+    registry: Registry, repo: ResourceRepository, tree: Node
+) -> set[Reference]:
+    """Check every reference in ``tree`` (400 when malformed, of the wrong kind or dangling),
+    rewrite it to the target's canonical resourceRef, and return the reference rows."""
+    pending = [
+        _Pending(node, found, _parse(registry, node, found))
+        for node in tree.walk()
+        for found in iter_refs(node.model)
+    ]
+    external_keys = {p.path.key for p in pending if p.path.root.key != tree.key}
+    external = await repo.find(external_keys) if external_keys else {}
+    references: set[Reference] = set()
+    for item in pending:
+        target_id, canonical_ref = _target(tree, external, item)
+        item.found.ref.resource_ref = canonical_ref
+        assert item.node.instance_id is not None
+        references.add(Reference(item.node.instance_id, item.found.member, target_id))
+    return references
+
+
+def _parse(registry: Registry, node: Node, found: FoundRef) -> ResourcePath:
+    text = found.ref.resource_ref
+    path = parse_ref(registry, text)
+    if path is None:
+        raise InvalidReference(
+            f"{node.ref}: '{text}' in {found.member} is not a resource reference",
+            target=node.target(found.member),
+        )
+    allowed = type(found.ref).targets
+    if allowed and path.kind.key not in allowed:
+        names = " or ".join(registry.by_key[key].title for key in allowed)
+        raise InvalidReference(
+            f"{node.ref}: {found.member} must reference a {names}, not '{text}'",
+            target=node.target(found.member),
+        )
+    return path
+
+
+def _target(
+    tree: Node, external: dict[str, tuple[uuid.UUID, str]], item: _Pending
+) -> tuple[uuid.UUID, str]:
+    # References into the aggregate being written resolve against what is being written.
+    if item.path.root.key == tree.key:
+        local = tree.find(item.path.key)
+        if local is not None and local.instance_id is not None:
+            return local.instance_id, local.ref
+    elif item.path.key in external:
+        return external[item.path.key]
+    raise InvalidReference(
+        f"{item.node.ref}: {item.found.member} references '{item.found.ref.resource_ref}', "
+        "which does not exist",
+        target=item.node.target(item.found.member),
+    )
+
+
+async def refuse_if_referenced(
+    repo: ResourceRepository, removed: Sequence[Node], *, rewritten_root: uuid.UUID | None = None
+) -> None:
+    """409 ResourceInUse when something still references one of the ``removed`` nodes (every
+    node going away, descendants included). References made by removed nodes do not count, nor
+    do those of the aggregate ``rewritten_root`` whose references are being replaced."""
+    removed_ids = {n.instance_id for n in removed if n.instance_id is not None}
+    if not removed_ids:
+        return
+    users = [
+        r
+        for r in await repo.referrers(sorted(removed_ids))
+        if r.source_id not in removed_ids and r.source_root_id != rewritten_root
+    ]
+    if users:
+        raise _in_use(removed, users)
+
+
+def _in_use(removed: Sequence[Node], users: Sequence[Referrer]) -> ResourceInUse:
+    names = {n.instance_id: n.ref for n in removed}
+    first = users[0]
+    more = f" and {len(users) - 1} more" if len(users) > 1 else ""
+    return ResourceInUse(
+        f"{names[first.target_id]} is in use by {first.source_ref} ({first.member}){more}",
+        target=names[first.target_id],
+        details=tuple(
+            ErrorDetail(
+                "ResourceInUse",
+                f"{names[u.target_id]} is referenced by {u.source_ref} ({u.member})",
+                u.source_ref,
+            )
+            for u in users
+        ),
+    )

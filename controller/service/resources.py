@@ -1,0 +1,325 @@
+"""The generic resource engine behind every NBI resource: GET, GET all, PUT and DELETE.
+
+Each write runs in one transaction that first locks the top-level row of the aggregate it
+touches, so concurrent writers of one aggregate are serialised and ``If-Match`` is checked
+against the state the write will replace. Creation races end in a unique-key violation that
+``Database.run`` retries as an update; a reference racing a delete ends in a foreign-key
+violation that is retried into a clean 400 or 409.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller.core.envelope import parse_resource
+from controller.core.kinds import Facts, Kind, Registry
+from controller.core.paths import CollectionPath, ResourcePath
+from controller.core.tree import Node
+from controller.errors import MethodNotAllowed, NotFound, PreconditionFailed
+from controller.service import trees
+from controller.service.references import refuse_if_referenced, resolve_references
+from controller.service.views import ResourceView, build_views
+from controller.store.database import Database
+from controller.store.repository import ResourceRepository, StoredResource
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """``If-Match`` / ``If-None-Match`` of a write, as sent."""
+
+    if_match: str | None = None
+    if_none_match: str | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    view: ResourceView
+    created: bool
+
+
+def new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ResourceService:
+    def __init__(
+        self,
+        database: Database,
+        registry: Registry,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.database = database
+        self.registry = registry
+        self.clock = clock
+
+    def _repo(self, session: AsyncSession) -> ResourceRepository:
+        return ResourceRepository(session, is_postgres=self.database.is_postgres)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, path: ResourcePath) -> ResourceView:
+        async def work(session: AsyncSession) -> ResourceView:
+            repo = self._repo(session)
+            root = await repo.get_root(path.root.key)
+            view = await self._aggregate_view(repo, root, path) if root else None
+            if view is None:
+                raise NotFound(f"{path.ref} does not exist", target=path.ref)
+            return view
+
+        return await self.database.run(work, write=False)
+
+    async def list_collection(self, collection: CollectionPath) -> list[ResourceView]:
+        async def work(session: AsyncSession) -> list[ResourceView]:
+            repo = self._repo(session)
+            if collection.parent is None:
+                return await self._top_level_views(repo, collection.kind)
+            parent = collection.parent
+            root = await repo.get_root(parent.root.key)
+            view = await self._aggregate_view(repo, root, parent) if root else None
+            if view is None:
+                raise NotFound(f"{parent.ref} does not exist", target=parent.ref)
+            return view.children[collection.kind.name]
+
+        return await self.database.run(work, write=False)
+
+    async def _top_level_views(self, repo: ResourceRepository, kind: Kind) -> list[ResourceView]:
+        rows = await repo.aggregates_of_kind(kind.key)
+        referrers = await repo.referrers_of_kind(kind.key) if rows else []
+        views = build_views(self.registry, rows, referrers, await self._facts(repo, rows))
+        return [views[row.instance_id] for row in rows if row.parent_id is None]
+
+    async def _aggregate_view(
+        self, repo: ResourceRepository, root: StoredResource, path: ResourcePath
+    ) -> ResourceView | None:
+        rows = await repo.aggregate(root.instance_id)
+        wanted = next((row for row in rows if row.path_key == path.key), None)
+        if wanted is None:
+            return None
+        referrers = await repo.referrers([row.instance_id for row in rows])
+        views = build_views(self.registry, rows, referrers, await self._facts(repo, rows))
+        return views[wanted.instance_id]
+
+    async def _facts(
+        self, repo: ResourceRepository, rows: Sequence[StoredResource]
+    ) -> dict[uuid.UUID, Facts]:
+        pools = [row.instance_id for row in rows if row.kind == "macPools"]
+        if not pools:
+            return {}
+        counts = await repo.mac_allocation_counts(pools)
+        return {pool: Facts(allocated=count) for pool, count in counts.items()}
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def put(
+        self, path: ResourcePath, body: object, preconditions: Preconditions = Preconditions()
+    ) -> PutResult:
+        # Parse before touching the database, so bad input never opens a transaction.
+        first = parse_resource(self.registry, path, body)
+        attempts = 0
+
+        async def work(session: AsyncSession) -> PutResult:
+            nonlocal attempts
+            attempts += 1
+            # A retried transaction starts from a fresh parse: the failed attempt assigned
+            # instanceIds and rewrote references in the nodes it used.
+            written = first if attempts == 1 else parse_resource(self.registry, path, body)
+            repo = self._repo(session)
+            created = await self._write(repo, path, written, preconditions)
+            root = await repo.get_root(path.root.key)
+            assert root is not None
+            view = await self._aggregate_view(repo, root, path)
+            assert view is not None
+            return PutResult(view, created)
+
+        return await self.database.run(work)
+
+    async def _write(
+        self,
+        repo: ResourceRepository,
+        path: ResourcePath,
+        written: Node,
+        preconditions: Preconditions,
+    ) -> bool:
+        root_row = await repo.lock_root(path.root.key)
+        stored_rows = await repo.aggregate(root_row.instance_id) if root_row else []
+        stored_tree = trees.load_trees(self.registry, stored_rows)[0] if stored_rows else None
+        stored_nodes = list(stored_tree.walk()) if stored_tree else []
+        stored = stored_tree.find(path.key) if stored_tree else None
+        parent = None
+        if path.parent is not None:
+            parent = stored_tree.find(path.parent.key) if stored_tree else None
+            if parent is None:
+                raise PreconditionFailed(
+                    f"the parent {path.parent.ref} does not exist", target=path.parent.ref
+                )
+        _check(preconditions, stored is not None, root_row.etag if root_row else None, path)
+
+        merged = trees.merge(self.registry, written, stored)
+        if parent is None:
+            new_tree = merged
+        else:
+            assert stored_tree is not None
+            new_tree = stored_tree
+            trees.replace_child(parent, merged)
+        trees.assign_refs(new_tree)
+        await self._validate(repo, new_tree)
+        await self._save(repo, stored_rows, stored_nodes, new_tree)
+        return stored is None
+
+    async def _validate(self, repo: ResourceRepository, tree: Node) -> None:
+        for node in tree.walk():
+            if node.kind.validate is not None:
+                node.kind.validate(node)
+        if tree.kind.check_peers is not None:
+            await repo.lock_kind(tree.kind.key)
+            rows = await repo.aggregates_of_kind(tree.kind.key)
+            peers = [p for p in trees.load_trees(self.registry, rows) if p.key != tree.key]
+            tree.kind.check_peers(tree, peers)
+
+    async def _save(
+        self,
+        repo: ResourceRepository,
+        stored_rows: Sequence[StoredResource],
+        stored: Sequence[Node],
+        tree: Node,
+    ) -> None:
+        """Write ``tree`` over the stored state of its aggregate (``stored_rows`` and the nodes
+        loaded from them before the write changed anything)."""
+        references = await resolve_references(self.registry, repo, tree)
+        assert tree.instance_id is not None
+        kept = {node.instance_id for node in tree.walk()}
+        removed = [node for node in stored if node.instance_id not in kept]
+        await refuse_if_referenced(repo, removed, rewritten_root=tree.instance_id)
+
+        old_references = await repo.references_from([row.instance_id for row in stored_rows])
+        await repo.remove_references(old_references - references)
+        # Deleting the top-most removed rows cascades to their descendants.
+        removed_ids = {node.instance_id for node in removed}
+        await repo.delete(
+            [
+                row.instance_id
+                for row in stored_rows
+                if row.instance_id in removed_ids and row.parent_id not in removed_ids
+            ]
+        )
+        await self._upsert(repo, stored_rows, tree, tree.instance_id)
+        await repo.add_references(references - old_references)
+
+    async def _upsert(
+        self,
+        repo: ResourceRepository,
+        stored_rows: Sequence[StoredResource],
+        tree: Node,
+        root_id: uuid.UUID,
+    ) -> None:
+        now = self.clock()
+        stored_by_id = {row.instance_id: row for row in stored_rows}
+        inserts: list[dict[str, object]] = []
+        for node, parent_id, position in trees.placed(tree):
+            assert node.instance_id is not None
+            values = trees.row_values(
+                node, parent_id=parent_id, root_id=root_id, position=position, now=now
+            )
+            if parent_id is None:
+                values["etag"] = new_etag()
+            old = stored_by_id.get(node.instance_id)
+            if old is None:
+                inserts.append({**values, "created_at": now})
+            elif parent_id is None or _changed(old, values):
+                await repo.update(node.instance_id, values)
+        await repo.insert(inserts)
+
+    async def delete(
+        self, path: ResourcePath, preconditions: Preconditions = Preconditions()
+    ) -> bool:
+        """Delete ``path`` and its children; False when there was nothing to delete."""
+        if not path.kind.deletable:
+            raise MethodNotAllowed(f"{path.ref} cannot be deleted", target=path.ref)
+
+        async def work(session: AsyncSession) -> bool:
+            repo = self._repo(session)
+            root_row = await repo.lock_root(path.root.key)
+            rows = await repo.aggregate(root_row.instance_id) if root_row else []
+            tree = trees.load_trees(self.registry, rows)[0] if rows else None
+            node = tree.find(path.key) if tree else None
+            _check(preconditions, node is not None, root_row.etag if root_row else None, path)
+            if node is None or root_row is None:
+                return False
+            await refuse_if_referenced(repo, list(node.walk()))
+            assert node.instance_id is not None
+            await repo.delete([node.instance_id])
+            if not path.is_root:
+                await repo.update(
+                    root_row.instance_id, {"etag": new_etag(), "updated_at": self.clock()}
+                )
+            return True
+
+        return await self.database.run(work)
+
+    async def ensure_singletons(self) -> None:
+        """Create every singleton (``.../configuration``) that does not exist yet, with its
+        defaults, so GET answers from the first start as it does on NC."""
+        for kind in self.registry.top_level:
+            if kind.singleton_id is not None:
+                path = ResourcePath(((kind, kind.singleton_id),))
+                with contextlib.suppress(PreconditionFailed):
+                    await self.put(path, {}, Preconditions(if_none_match="*"))
+
+
+_COMPARED = (
+    "resource_ref",
+    "parent_id",
+    "position",
+    "properties",
+    "secret",
+    "tags",
+    "resource_metadata",
+)
+
+
+def _changed(old: StoredResource, values: dict[str, object]) -> bool:
+    return any(getattr(old, name) != values[name] for name in _COMPARED)
+
+
+def _check(
+    preconditions: Preconditions, exists: bool, etag: str | None, path: ResourcePath
+) -> None:
+    if preconditions.if_match is not None:
+        if not exists:
+            raise PreconditionFailed(
+                f"If-Match was given but {path.ref} does not exist", target=path.ref
+            )
+        if not _etag_matches(preconditions.if_match, etag or ""):
+            raise PreconditionFailed(
+                f"{path.ref} has changed: its etag is {etag}, not {preconditions.if_match}",
+                target=path.ref,
+            )
+    if_none_match = preconditions.if_none_match
+    if if_none_match is not None and exists and _etag_matches(if_none_match, etag or ""):
+        raise PreconditionFailed(f"{path.ref} already exists", target=path.ref)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """``If-Match`` may list several etags or ``*``; clients also send the bare GUID."""
+    current = _opaque(etag)
+    return any(
+        candidate.strip() == "*" or _opaque(candidate) == current for candidate in header.split(",")
+    )
+
+
+def _opaque(etag: str) -> str:
+    text = etag.strip()
+    if text[:2].upper() == "W/":
+        text = text[2:]
+    return text.strip('"').lower()

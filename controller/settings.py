@@ -1,0 +1,39 @@
+"""Configuration, read once by the entry points from ``SDNC_*`` environment variables.
+
+Domain code never reads settings; the composition root passes plain values down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDNC_", extra="ignore")
+
+    # Where the embedded SQLite database lives when no database URL is configured.
+    data_dir: Path = Path(".sdnc")
+    # postgresql+psycopg://user@host/db selects PostgreSQL; empty means embedded SQLite.
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Request bodies above this are refused with 413.
+    max_body_bytes: int = Field(default=4 * MIB, ge=1024)
+    # JSON nested deeper than this is refused with 400 (real NC payloads are about 8 deep).
+    max_json_depth: int = Field(default=64, ge=8, le=512)
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'controller.db').resolve()}"
+
+    def ensure_data_dir(self) -> None:
+        if not self.database_url:
+            self.data_dir.mkdir(parents=True, exist_ok=True)

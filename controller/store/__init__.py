@@ -1,0 +1,1 @@
+"""Persistence: schema, connections, transactions, queries, migrations."""

@@ -1,0 +1,219 @@
+"""Every SQL statement on resources and references. Callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from controller.store.tables import MacAllocation, Resource, ResourceReference
+
+RESOURCES = cast(Table, Resource.__table__)
+REFERENCES = cast(Table, ResourceReference.__table__)
+MAC_ALLOCATIONS = cast(Table, MacAllocation.__table__)
+# Keep IN lists well below driver parameter limits (SQLite allows 32766).
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    instance_id: uuid.UUID
+    kind: str
+    path_key: str
+    resource_ref: str
+    resource_id: str
+    parent_id: uuid.UUID | None
+    root_id: uuid.UUID
+    position: int
+    properties: dict[str, Any]
+    secret: dict[str, Any] | None
+    tags: dict[str, Any] | None
+    resource_metadata: dict[str, Any] | None
+    etag: str | None
+    provisioning_state: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Reference:
+    source_id: uuid.UUID
+    member: str
+    target_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """A resource that references ``target_id``."""
+
+    target_id: uuid.UUID
+    source_id: uuid.UUID
+    source_kind: str
+    source_ref: str
+    source_root_id: uuid.UUID
+    member: str
+
+
+def _stored(rows: Iterable[Any]) -> list[StoredResource]:
+    return [StoredResource(**row._mapping) for row in rows]
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class ResourceRepository:
+    def __init__(self, session: AsyncSession, *, is_postgres: bool) -> None:
+        self.session = session
+        self.is_postgres = is_postgres
+
+    async def lock_root(self, path_key: str) -> StoredResource | None:
+        """The top-level row, locked until the transaction ends (PostgreSQL row lock; SQLite
+        write transactions are already exclusive)."""
+        query = select(RESOURCES).where(RESOURCES.c.path_key == path_key).with_for_update()
+        return next(iter(_stored(await self.session.execute(query))), None)
+
+    async def get_root(self, path_key: str) -> StoredResource | None:
+        query = select(RESOURCES).where(RESOURCES.c.path_key == path_key)
+        return next(iter(_stored(await self.session.execute(query))), None)
+
+    async def lock_kind(self, kind: str) -> None:
+        """Serialise writers of one kind whose invariants span resources (PostgreSQL)."""
+        if self.is_postgres:
+            key = zlib.crc32(f"kind:{kind}".encode())
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+    async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
+        """A top-level resource and all its descendants."""
+        query = (
+            select(RESOURCES)
+            .where(RESOURCES.c.root_id == root_id)
+            .order_by(RESOURCES.c.position, RESOURCES.c.path_key)
+        )
+        return _stored(await self.session.execute(query))
+
+    async def aggregates_of_kind(self, kind: str) -> list[StoredResource]:
+        """Every resource whose top-level resource is of ``kind``."""
+        roots = aliased(Resource)
+        query = (
+            select(RESOURCES)
+            .join(roots, roots.instance_id == RESOURCES.c.root_id)
+            .where(roots.kind == kind)
+            .order_by(RESOURCES.c.position, RESOURCES.c.path_key)
+        )
+        return _stored(await self.session.execute(query))
+
+    async def find(self, path_keys: Collection[str]) -> dict[str, tuple[uuid.UUID, str]]:
+        """instanceId and canonical resourceRef of each existing resource among ``path_keys``."""
+        found: dict[str, tuple[uuid.UUID, str]] = {}
+        for chunk in _chunks(sorted(path_keys)):
+            query = select(
+                RESOURCES.c.path_key, RESOURCES.c.instance_id, RESOURCES.c.resource_ref
+            ).where(RESOURCES.c.path_key.in_(chunk))
+            for key, instance_id, ref in await self.session.execute(query):
+                found[key] = (instance_id, ref)
+        return found
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(RESOURCES), list(rows))
+
+    async def update(self, instance_id: uuid.UUID, values: Mapping[str, Any]) -> None:
+        await self.session.execute(
+            update(RESOURCES).where(RESOURCES.c.instance_id == instance_id).values(**values)
+        )
+
+    async def delete(self, instance_ids: Sequence[uuid.UUID]) -> None:
+        for chunk in _chunks(instance_ids):
+            await self.session.execute(delete(RESOURCES).where(RESOURCES.c.instance_id.in_(chunk)))
+
+    async def references_from(self, source_ids: Sequence[uuid.UUID]) -> set[Reference]:
+        found: set[Reference] = set()
+        for chunk in _chunks(source_ids):
+            query = select(
+                REFERENCES.c.source_id, REFERENCES.c.member, REFERENCES.c.target_id
+            ).where(REFERENCES.c.source_id.in_(chunk))
+            found.update(Reference(*row) for row in await self.session.execute(query))
+        return found
+
+    async def add_references(self, references: Collection[Reference]) -> None:
+        if references:
+            await self.session.execute(
+                insert(REFERENCES),
+                [
+                    {"source_id": r.source_id, "member": r.member, "target_id": r.target_id}
+                    for r in references
+                ],
+            )
+
+    async def remove_references(self, references: Collection[Reference]) -> None:
+        for reference in references:
+            await self.session.execute(
+                delete(REFERENCES).where(
+                    REFERENCES.c.source_id == reference.source_id,
+                    REFERENCES.c.member == reference.member,
+                    REFERENCES.c.target_id == reference.target_id,
+                )
+            )
+
+    async def referrers(self, target_ids: Sequence[uuid.UUID]) -> list[Referrer]:
+        """Who references any of ``target_ids`` (for reverse links and in-use checks)."""
+        found: list[Referrer] = []
+        for chunk in _chunks(target_ids):
+            query = (
+                select(
+                    REFERENCES.c.target_id,
+                    REFERENCES.c.source_id,
+                    RESOURCES.c.kind,
+                    RESOURCES.c.resource_ref,
+                    RESOURCES.c.root_id,
+                    REFERENCES.c.member,
+                )
+                .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
+                .where(REFERENCES.c.target_id.in_(chunk))
+                .order_by(RESOURCES.c.path_key)
+            )
+            found.extend(Referrer(*row) for row in await self.session.execute(query))
+        return found
+
+    async def referrers_of_kind(self, kind: str) -> list[Referrer]:
+        """Who references any resource whose top-level resource is of ``kind``."""
+        targets = aliased(Resource)
+        roots = aliased(Resource)
+        query = (
+            select(
+                REFERENCES.c.target_id,
+                REFERENCES.c.source_id,
+                RESOURCES.c.kind,
+                RESOURCES.c.resource_ref,
+                RESOURCES.c.root_id,
+                REFERENCES.c.member,
+            )
+            .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
+            .join(targets, targets.instance_id == REFERENCES.c.target_id)
+            .join(roots, roots.instance_id == targets.root_id)
+            .where(roots.kind == kind)
+            .order_by(RESOURCES.c.path_key)
+        )
+        return [Referrer(*row) for row in await self.session.execute(query)]
+
+    async def mac_allocation_counts(self, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        counts: dict[uuid.UUID, int] = {}
+        table = MAC_ALLOCATIONS
+        for chunk in _chunks(pool_ids):
+            query = (
+                select(table.c.pool_id, func.count())
+                .where(table.c.pool_id.in_(chunk))
+                .group_by(table.c.pool_id)
+            )
+            result = await self.session.execute(query)
+            counts.update(dict(result.tuples().all()))
+        return counts

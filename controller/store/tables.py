@@ -1,0 +1,102 @@
+"""The relational schema. Alembic migrations in ``migrations/`` build exactly this.
+
+Every NBI resource, top-level or child, is one row of ``resources``; its properties are a JSON
+document. References between resources are rows of ``resource_references`` with real foreign
+keys, so the database itself refuses to delete a referenced resource even under races.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Autoincrementing 64-bit keys; SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
+
+
+class Resource(Base):
+    """One NBI resource. ``instance_id`` is the resource's NC instanceId."""
+
+    __tablename__ = "resources"
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(128), index=True)
+    # The resourceRef lower-cased: resource paths compare case-insensitively.
+    path_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    resource_ref: Mapped[str] = mapped_column(String(1024))
+    resource_id: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+    )
+    # The top-level resource of the aggregate; a top-level resource points at itself.
+    root_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secret: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    resource_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Set on top-level rows; children show their root's etag.
+    etag: Mapped[str | None] = mapped_column(String(64))
+    provisioning_state: Mapped[str] = mapped_column(String(16), default="Succeeded")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResourceReference(Base):
+    """``source`` refers to ``target`` through the property path ``member``."""
+
+    __tablename__ = "resource_references"
+    __table_args__ = (UniqueConstraint("source_id", "member", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE")
+    )
+    member: Mapped[str] = mapped_column(String(256))
+    # No ON DELETE action: deleting a referenced resource fails at the database.
+    target_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id"), index=True
+    )
+
+
+class MacAllocation(Base):
+    """A MAC handed out from a macPool to the resource ``owner_id``."""
+
+    __tablename__ = "mac_allocations"
+
+    mac: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    pool_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id"), index=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+    )
