@@ -249,7 +249,7 @@ class ResourceService:
 
         async def work(session: AsyncSession) -> bool:
             repo = self._repo(session)
-            root_row = await repo.lock_root(path.root.key)
+            root_row = await repo.lock_root(path.root.key, deleting=path.is_root)
             rows = await repo.aggregate(root_row.instance_id) if root_row else []
             tree = trees.load_trees(self.registry, rows)[0] if rows else None
             node = tree.find(path.key) if tree else None

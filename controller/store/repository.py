@@ -75,10 +75,15 @@ class ResourceRepository:
         self.session = session
         self.is_postgres = is_postgres
 
-    async def lock_root(self, path_key: str) -> StoredResource | None:
-        """The top-level row, locked until the transaction ends (PostgreSQL row lock; SQLite
-        write transactions are already exclusive)."""
-        query = select(RESOURCES).where(RESOURCES.c.path_key == path_key).with_for_update()
+    async def lock_root(self, path_key: str, *, deleting: bool = False) -> StoredResource | None:
+        """The top-level row, locked until the transaction ends (SQLite write transactions are
+        exclusive anyway). Writers take FOR NO KEY UPDATE, which serialises them but lets other
+        transactions add references to the row meanwhile; a delete takes FOR UPDATE."""
+        query = (
+            select(RESOURCES)
+            .where(RESOURCES.c.path_key == path_key)
+            .with_for_update(key_share=not deleting)
+        )
         return next(iter(_stored(await self.session.execute(query))), None)
 
     async def get_root(self, path_key: str) -> StoredResource | None:
