@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 
 def _configure_logging(level: str) -> None:
@@ -75,6 +77,34 @@ def db_current() -> None:
     settings = Settings()
     current = migrate.current_revision(settings.resolved_database_url())
     typer.echo(f"current: {current or 'empty database'}; head: {migrate.head_revision()}")
+
+
+@bench_app.command("api")
+def bench_api(
+    controller: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of a running controller; default: start one on the configured database."
+        ),
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 32,
+    requests: Annotated[int, typer.Option(min=1, help="Requests per phase.")] = 5000,
+    list_size: Annotated[
+        int, typer.Option(min=1, help="logicalNetworks created for the list phase.")
+    ] = 50,
+    keep: Annotated[bool, typer.Option(help="Keep the resources the benchmark created.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure throughput and latency of PUT, GET and GET-all under concurrent clients."""
+    from controller.bench import api as bench
+
+    options = bench.Options(clients=clients, requests=requests, list_size=list_size, keep=keep)
+    try:
+        report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
+    except bench.BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report) if json_output else bench.format_report(report))
 
 
 @app.command()

@@ -1,0 +1,63 @@
+"""Smoke test of ``sdnc bench api``: it runs end to end and reports every phase, error-free.
+
+Only the shape of the report and the absence of errors are checked; the numbers are not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import create_database
+from tests.support.server import running_controller
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+
+PHASES = ("create", "get", "list", "update")
+METRICS = ("requests_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors")
+
+
+def bench(*args: str, database_url: str) -> dict[str, object]:
+    command = [sys.executable, "-m", "controller", "bench", "api", "--requests", "50"]
+    command += ["--clients", "4", "--json", *args]
+    env = {**os.environ, "SDNC_DATABASE_URL": database_url, "SDNC_LOG_LEVEL": "warning"}
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict)
+    return report
+
+
+def check(report: dict[str, object]) -> None:
+    assert report["clients"] == 4
+    assert report["requests"] == 50
+    phases = report["phases"]
+    assert isinstance(phases, dict)
+    assert set(phases) == set(PHASES)
+    for name in PHASES:
+        phase = phases[name]
+        assert phase["requests"] == 50, name
+        assert phase["errors"] == 0, (name, phase)
+        assert all(metric in phase for metric in METRICS), (name, phase)
+        assert phase["p50_ms"] <= phase["p90_ms"] <= phase["p99_ms"] <= phase["max_ms"]
+
+
+def test_bench_starts_its_own_controller(postgres_server: str) -> None:
+    with create_database(postgres_server) as url:
+        report = bench(database_url=url)
+    assert report["started_controller"] is True
+    check(report)
+
+
+def test_bench_against_a_running_controller(postgres_server: str) -> None:
+    with create_database(postgres_server) as url, running_controller(url) as server:
+        report = bench("--controller", server.base_url, database_url=url)
+    assert report["started_controller"] is False
+    assert report["controller"] == server.base_url
+    check(report)

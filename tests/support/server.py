@@ -1,0 +1,123 @@
+"""A real controller in a subprocess (``python -m controller serve``) for tests over sockets.
+
+The controller listens on 127.0.0.1 on a free port and runs on the database URL it is given
+(migrations are applied on start, as ``sdnc serve`` does). Its stderr goes to a temporary file:
+``log_since`` returns what it wrote during a test, so a failing test can show the server's side.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.postgres import free_port
+
+START_TIMEOUT = 60.0
+# The controller's log level (debug shows the transaction retries of Database.run).
+LOG_LEVEL = os.environ.get("SDNC_TEST_SERVER_LOG_LEVEL", "warning")
+STOP_TIMEOUT = 15.0
+
+
+class ServerFailed(RuntimeError):
+    """The controller did not come up (or died); the message carries its log."""
+
+
+class ControllerServer:
+    def __init__(self, database_url: str, *, log_level: str = LOG_LEVEL) -> None:
+        self.database_url = database_url
+        self.log_level = log_level
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        handle, name = tempfile.mkstemp(prefix="sdnc-server-", suffix=".log")
+        os.close(handle)
+        self.log_path = Path(name)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        env = {
+            **os.environ,
+            "SDNC_DATABASE_URL": self.database_url,
+            "SDNC_LOG_LEVEL": self.log_level,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "controller",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        self._wait_until_up()
+        return self.base_url
+
+    def _wait_until_up(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServerFailed(
+                    f"the controller exited with {self._process.returncode}:\n{self.log()}"
+                )
+            try:
+                response = httpx.get(f"{self.base_url}/networking/discovery", timeout=2.0)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            if response.status_code == 200:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise ServerFailed(f"the controller did not answer within {START_TIMEOUT}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def remove_log(self) -> None:
+        self.log_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def running_controller(
+    database_url: str, *, log_level: str = LOG_LEVEL
+) -> Iterator[ControllerServer]:
+    """A started controller on ``database_url``, stopped (and its log removed) afterwards."""
+    server = ControllerServer(database_url, log_level=log_level)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        server.remove_log()
