@@ -25,6 +25,8 @@ async def read_json(request: Request, *, max_depth: int) -> object:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidJson("the request body must be a JSON object (the resource envelope)")
     check_structure(data, max_depth)
     return data
 

@@ -30,6 +30,9 @@ def check_resource_id(value: str) -> str:
         raise ValueError(
             "resourceId must not contain '/', '\\', '?', '#', '%' or control characters"
         )
+    if value in (".", ".."):
+        # URI dot segments: clients normalise them away, so the resourceRef is unusable.
+        raise ValueError("resourceId must not be '.' or '..'")
     return value
 
 

@@ -1,0 +1,249 @@
+"""URL scheme of the NBI: discovery, versions, case-insensitive segments, aliases, methods."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from controller.resources import REGISTRY
+
+V1 = "/networking/v1"
+VERSIONS = ("v1", "v2", "v3", "v4", "v5")
+COLLECTIONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is None)
+SINGLETONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is not None)
+
+RULE = {
+    "resourceId": "r1",
+    "properties": {
+        "protocol": "TCP",
+        "sourcePortRange": "*",
+        "destinationPortRange": "80",
+        "sourceAddressPrefix": "*",
+        "destinationAddressPrefix": "*",
+        "action": "Allow",
+        "priority": 100,
+        "type": "Inbound",
+    },
+}
+LOGICAL_NETWORK = {
+    "properties": {
+        "subnets": [
+            {
+                "resourceId": "S1",
+                "properties": {
+                    "addressPrefix": "10.0.0.0/24",
+                    "ipPools": [
+                        {
+                            "resourceId": "P1",
+                            "properties": {
+                                "startIpAddress": "10.0.0.10",
+                                "endIpAddress": "10.0.0.20",
+                            },
+                        }
+                    ],
+                },
+            }
+        ]
+    }
+}
+
+
+async def put_ok(client: httpx.AsyncClient, url: str, body: object) -> dict[str, object]:
+    response = await client.put(url, json=body)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"] == code
+    assert response.headers["x-ms-request-id"]
+
+
+async def test_discovery_is_unversioned(client: httpx.AsyncClient) -> None:
+    response = await client.get("/networking/discovery")
+    assert response.status_code == 200
+    properties = response.json()["properties"]
+    assert properties["currentRestVersion"] == "v5"
+    assert properties["supportedRestVersions"] == list(VERSIONS)
+
+
+async def test_discovery_path_is_case_insensitive(client: httpx.AsyncClient) -> None:
+    response = await client.get("/Networking/Discovery/")
+    assert response.status_code == 200
+    assert response.json()["properties"]["currentRestVersion"] == "v5"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_every_collection_is_served_under_every_version(
+    client: httpx.AsyncClient, version: str
+) -> None:
+    for name in COLLECTIONS:
+        response = await client.get(f"/networking/{version}/{name}")
+        assert response.status_code == 200, name
+        assert response.json() == {"value": [], "nextLink": ""}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_every_singleton_is_served_under_every_version(
+    client: httpx.AsyncClient, version: str
+) -> None:
+    for name in SINGLETONS:
+        response = await client.get(f"/networking/{version}/{name}/configuration")
+        assert response.status_code == 200, name
+        assert response.json()["resourceRef"] == f"/{name}/configuration"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_resource_written_under_v1_is_the_same_under_every_version(
+    client: httpx.AsyncClient, version: str
+) -> None:
+    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {"aclRules": [RULE]}})
+    one = await client.get(f"{V1}/accessControlLists/A")
+    other = await client.get(f"/networking/{version}/accessControlLists/A")
+    assert other.status_code == 200
+    assert other.json() == one.json()
+    rule = await client.get(f"/networking/{version}/accessControlLists/A/aclRules/r1")
+    assert rule.status_code == 200
+    assert rule.json()["resourceRef"] == "/accessControlLists/A/aclRules/r1"
+
+
+async def test_writes_are_accepted_under_v5(client: httpx.AsyncClient) -> None:
+    response = await client.put("/networking/v5/accessControlLists/A", json={"properties": {}})
+    assert response.status_code == 201
+    assert (await client.get(f"{V1}/accessControlLists/A")).status_code == 200
+
+
+async def test_unserved_version_is_404_envelope(client: httpx.AsyncClient) -> None:
+    assert_error(await client.get("/networking/v6/accessControlLists"), 404, "NotFound")
+
+
+async def test_put_under_unserved_version_is_404_and_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.put("/networking/v6/accessControlLists/A", json={"properties": {}})
+    assert_error(response, 404, "NotFound")
+    assert (await client.get(f"{V1}/accessControlLists/A")).status_code == 404
+
+
+async def test_path_prefix_and_collection_are_case_insensitive(
+    client: httpx.AsyncClient,
+) -> None:
+    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    response = await client.get("/Networking/V1/AccessControlLists")
+    assert response.status_code == 200
+    assert [item["resourceId"] for item in response.json()["value"]] == ["A"]
+
+
+async def test_child_segments_are_case_insensitive(client: httpx.AsyncClient) -> None:
+    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    response = await client.get(f"{V1}/logicalnetworks/X/Subnets/S1/IPPOOLS")
+    assert response.status_code == 200
+    assert [p["resourceRef"] for p in response.json()["value"]] == [
+        "/logicalNetworks/X/subnets/S1/ipPools/P1"
+    ]
+
+
+async def test_resource_ids_in_the_path_are_case_insensitive(client: httpx.AsyncClient) -> None:
+    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    response = await client.get(f"{V1}/LOGICALNETWORKS/x/subnets/s1/ipPools/p1")
+    assert response.status_code == 200
+    assert response.json()["resourceRef"] == "/logicalNetworks/X/subnets/S1/ipPools/P1"
+
+
+async def test_put_to_a_differently_cased_path_writes_the_canonical_resource(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.put("/NETWORKING/V1/ACCESSCONTROLLISTS/A", json={"properties": {}})
+    assert response.status_code == 201
+    assert response.json()["resourceRef"] == "/accessControlLists/A"
+
+
+async def test_trailing_slash_on_collections(client: httpx.AsyncClient) -> None:
+    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    top = await client.get(f"{V1}/logicalnetworks/")
+    assert top.status_code == 200
+    assert [item["resourceId"] for item in top.json()["value"]] == ["X"]
+    child = await client.get(f"{V1}/logicalNetworks/X/subnets/")
+    assert child.status_code == 200
+    assert [item["resourceId"] for item in child.json()["value"]] == ["S1"]
+
+
+async def test_trailing_slash_on_an_item(client: httpx.AsyncClient) -> None:
+    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    response = await client.get(f"{V1}/accessControlLists/A/")
+    assert response.status_code == 200
+    assert response.json()["resourceId"] == "A"
+
+
+async def test_logical_subnets_alias_reads_and_writes_subnets(client: httpx.AsyncClient) -> None:
+    await put_ok(client, f"{V1}/logicalNetworks/L", {"properties": {}})
+    body = {"properties": {"addressPrefix": "10.1.0.0/24"}}
+    created = await client.put(f"{V1}/logicalNetworks/L/logicalSubnets/S", json=body)
+    assert created.status_code == 201
+    assert created.json()["resourceRef"] == "/logicalNetworks/L/subnets/S"
+    alias = await client.get(f"{V1}/logicalNetworks/L/LogicalSubnets/S")
+    canonical = await client.get(f"{V1}/logicalNetworks/L/subnets/S")
+    assert alias.status_code == 200
+    assert alias.json() == canonical.json()
+    listed = await client.get(f"{V1}/logicalNetworks/L/logicalSubnets")
+    assert [s["resourceId"] for s in listed.json()["value"]] == ["S"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/networking/v1/noSuchThings",
+        "/networking/v1/noSuchThings/x",
+        "/networking/v1/accessControlLists/A/noSuchChildren",
+        "/networking/v1/accessControlLists/A/aclRules/r1/more",
+        "/networking/v1",
+        "/networking/v1/discovery",
+        "/somewhere/else",
+    ],
+)
+async def test_unknown_path_is_404_envelope(client: httpx.AsyncClient, path: str) -> None:
+    assert_error(await client.get(path), 404, "NotFound")
+
+
+async def test_child_kind_is_not_a_top_level_collection(client: httpx.AsyncClient) -> None:
+    assert_error(await client.get(f"{V1}/aclRules"), 404, "NotFound")
+
+
+@pytest.mark.parametrize("method", ["PATCH", "POST"])
+async def test_patch_and_post_on_an_item_are_405(client: httpx.AsyncClient, method: str) -> None:
+    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    before = (await client.get(f"{V1}/accessControlLists/A")).json()
+    response = await client.request(
+        method, f"{V1}/accessControlLists/A", json={"properties": {"inboundDefaultAction": "Deny"}}
+    )
+    assert_error(response, 405, "MethodNotAllowed")
+    assert (await client.get(f"{V1}/accessControlLists/A")).json() == before
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+async def test_writes_to_a_collection_are_405(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, f"{V1}/accessControlLists", json={"properties": {}})
+    assert_error(response, 405, "MethodNotAllowed")
+    assert (await client.get(f"{V1}/accessControlLists")).json()["value"] == []
+
+
+async def test_delete_of_a_singleton_is_405(client: httpx.AsyncClient) -> None:
+    before = (await client.get(f"{V1}/virtualNetworkManager/configuration")).json()
+    response = await client.delete(f"{V1}/virtualNetworkManager/configuration")
+    assert_error(response, 405, "MethodNotAllowed")
+    after = await client.get(f"{V1}/virtualNetworkManager/configuration")
+    assert after.json() == before
+
+
+async def test_singleton_with_another_id_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{V1}/virtualNetworkManager/other")
+    assert_error(response, 404, "NotFound")
+
+
+async def test_singleton_id_is_case_insensitive(client: httpx.AsyncClient) -> None:
+    response = await client.get("/networking/v1/VirtualNetworkManager/Configuration")
+    assert response.status_code == 200
+    assert response.json()["resourceRef"] == "/virtualNetworkManager/configuration"
