@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ RULE = {
 }
 
 
+@asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to ``app`` in-process, with its lifespan running."""
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://nc") as http:
@@ -44,7 +47,7 @@ async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 async def small_client(database_url: str, database: Database) -> AsyncIterator[httpx.AsyncClient]:
     """The app with a 2 KiB body limit."""
     app = create_app(Settings(database_url=database_url, max_body_bytes=LIMIT), database=database)
-    async for http in serve(app):
+    async with serve(app) as http:
         yield http
 
 
@@ -333,10 +336,26 @@ async def test_semantic_validation_failure_is_400_and_changes_nothing(
     await assert_unchanged(client, before)
 
 
-async def test_validation_is_never_422(client: httpx.AsyncClient) -> None:
-    for body in ({"properties": {"inboundDefaultAction": 7}}, {"properties": {"aclRules": {}}}):
-        response = await client.put(ACL, json=body)
-        assert response.status_code == 400, response.text
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"properties": {"inboundDefaultAction": 7}},
+        {"properties": {"inboundDefaultAction": {"x": 1}}},
+        {"properties": {"aclRules": [{"resourceId": "r1", "properties": {}}]}},
+        {
+            "properties": {
+                "aclRules": [{"resourceId": "r1", "properties": {**RULE, "priority": []}}]
+            }
+        },
+    ],
+)
+async def test_validation_is_400_invalid_input_never_422(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    response = await client.put(ACL, json=body)
+    error = assert_error(response, 400, "InvalidInput")
+    assert error["target"].startswith("properties.")
+    await assert_unchanged(client, None)
 
 
 # -- request ids ----------------------------------------------------------------------------
@@ -399,6 +418,7 @@ async def test_unreachable_database_is_503_envelope_with_request_ids() -> None:
     database = Database(url)
     app = create_app(Settings(database_url=url), database=database)
     try:
+        # No lifespan: its start-up writes would fail the same way.
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://nc") as http:
             response = await http.get(ACL, headers={"x-ms-client-request-id": "db-down"})
@@ -415,9 +435,10 @@ async def test_unexpected_error_is_500_envelope_with_request_ids(tmp_path: Path)
     database = Database(url)
     app = create_app(Settings(database_url=url), database=database)
     try:
-        async for http in serve(app):
+        async with serve(app) as http:
             await put(http, ACL, {"properties": {}})
-            with sqlite3.connect(path) as raw:
+            # A stored document the controller cannot decode: an unexpected error on read.
+            with closing(sqlite3.connect(path)) as raw, raw:
                 raw.execute("UPDATE resources SET properties = '{not json'")
             response = await http.get(ACL, headers={"x-ms-client-request-id": "boom"})
     finally:
