@@ -219,6 +219,6 @@ class ResourceRepository:
                 .where(table.c.pool_id.in_(chunk))
                 .group_by(table.c.pool_id)
             )
-            result = await self.session.execute(query)
-            counts.update(dict(result.tuples().all()))
+            for pool_id, count in (await self.session.execute(query)).all():
+                counts[pool_id] = int(count)
         return counts

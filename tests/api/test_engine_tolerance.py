@@ -367,11 +367,6 @@ async def test_echoing_a_password_credential_back_keeps_the_secret(
     assert "s3cret" not in echoed.text
 
 
-@pytest.mark.xfail(
-    reason="store bug: ResourceRepository.mac_allocation_counts calls the deprecated "
-    "Result.tuples(); with deprecation warnings as errors every macPool read is a 500",
-    strict=True,
-)
 async def test_echoing_a_mac_pool_with_computed_usage_back(client: httpx.AsyncClient) -> None:
     url = f"{V1}/macPools/M"
     body = {"properties": {"startMacAddress": "001dd8b71c00", "endMacAddress": "00:1D:D8:B7:1C:FF"}}
