@@ -33,8 +33,14 @@ class CredentialProperties(WireModel):
 
 def validate_credential(node: Node) -> None:
     props = node.props(CredentialProperties)
+    if props.value == "":
+        # Omit value to keep a stored secret; an empty one would silently replace it.
+        raise InvalidInput(
+            f"credential '{node.resource_id}': value must not be empty",
+            target=node.target("value"),
+        )
     kept_secret = props.type in SECRET_TYPES and bool((node.secret or {}).get("value"))
-    if not props.value and not kept_secret:
+    if props.value is None and not kept_secret:
         raise InvalidInput(
             f"credential '{node.resource_id}' needs a value (the password, thumbprint, "
             "subject name or community string)",

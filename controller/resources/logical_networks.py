@@ -106,11 +106,15 @@ def _validate_pools(subnet: Node, network: IPNetwork, gateways: set[int]) -> Non
         props = pool.props(IpPoolProperties)
         start, end = props.bounds()
         where = f"ipPool '{pool.resource_id}' of logical subnet '{subnet.resource_id}'"
-        for address in (props.start_ip_address, props.end_ip_address):
+        bounds = (
+            ("startIpAddress", props.start_ip_address),
+            ("endIpAddress", props.end_ip_address),
+        )
+        for member, address in bounds:
             if parse_address(address) not in network:
                 raise InvalidInput(
-                    f"{where}: {address} is outside the subnet {network}",
-                    target=pool.target("startIpAddress"),
+                    f"{where}: {member} {address} is outside the subnet {network}",
+                    target=pool.target(member),
                 )
         if start > end:
             raise InvalidInput(

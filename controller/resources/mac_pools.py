@@ -18,7 +18,8 @@ from controller.core.values import DashedMac, parse_mac
 from controller.core.wire import WireModel
 from controller.errors import InvalidInput
 
-_MULTICAST_BIT = 1 << 40
+_FIRST_OCTET_SHIFT = 40
+_MULTICAST_BIT = 1 << _FIRST_OCTET_SHIFT
 
 
 class MacPoolProperties(WireModel):
@@ -36,10 +37,18 @@ def validate_mac_pool(node: Node) -> None:
             f"macPool '{node.resource_id}': startMacAddress is above endMacAddress",
             target=node.target("startMacAddress"),
         )
-    if start & _MULTICAST_BIT or end & _MULTICAST_BIT:
+    if start & _MULTICAST_BIT:
         raise InvalidInput(
             f"macPool '{node.resource_id}': a NIC MAC must be unicast (first octet even)",
             target=node.target("startMacAddress"),
+        )
+    # A range whose ends differ in the first octet spans every MAC of the odd first octet
+    # after the start's, and those are multicast addresses.
+    if end & _MULTICAST_BIT or start >> _FIRST_OCTET_SHIFT != end >> _FIRST_OCTET_SHIFT:
+        raise InvalidInput(
+            f"macPool '{node.resource_id}': the range reaches multicast addresses (odd first "
+            "octet); a pool must stay within one first octet",
+            target=node.target("endMacAddress"),
         )
 
 

@@ -34,7 +34,8 @@ def _canonical_management_address(value: str) -> str:
         return str(parse_address(text))
     except ValueError:
         pass
-    if not _HOSTNAME.fullmatch(text):
+    # An all-numeric last label is no host name (RFC 3696 2): "10.0.0.256" is a mistyped IP.
+    if not _HOSTNAME.fullmatch(text) or text.rstrip(".").rsplit(".", 1)[-1].isdigit():
         raise ValueError(f"'{value}' is neither an IP address nor a host name")
     return text
 
@@ -58,7 +59,8 @@ class Connection(WireModel):
 
 
 class ServerProperties(WireModel):
-    connections: list[Connection] = Field(default_factory=list)
+    # Required ([MS-NCNBI] servers): a host the controller cannot reach is of no use.
+    connections: list[Connection] = Field(min_length=1)
     certificate: str | None = Field(default=None, max_length=65536)
 
 
@@ -67,16 +69,23 @@ class ServerNetworkInterfaceProperties(WireModel):
     logical_subnets: list[LogicalSubnetRef] = Field(default_factory=list, alias="logicalSubnets")
 
 
+def _is_base64(text: str) -> bool:
+    """Strict base64, as .NET's Convert.FromBase64String reads it back: whole 4-character
+    groups, padding only to complete the last one (``QUJD=`` is refused)."""
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return base64.b64encode(decoded).decode("ascii") == text
+
+
 def validate_server(node: Node) -> None:
     certificate = node.props(ServerProperties).certificate
-    if certificate is not None:
-        try:
-            base64.b64decode(certificate, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(
-                f"server '{node.resource_id}': certificate must be base64-encoded DER",
-                target=node.target("certificate"),
-            ) from None
+    if certificate is not None and not _is_base64(certificate):
+        raise InvalidInput(
+            f"server '{node.resource_id}': certificate must be base64-encoded DER",
+            target=node.target("certificate"),
+        )
 
 
 SERVERS = Kind(
