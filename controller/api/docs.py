@@ -192,3 +192,14 @@ def delete_operation(kind: Kind) -> dict[str, Any]:
             **_errors(409, 412, 500),
         },
     }
+
+
+def operation(kind: Kind, name: str) -> tuple[str, dict[str, Any]]:
+    """Summary and OpenAPI details of the ``list``/``get``/``put``/``delete`` operation."""
+    if name == "list":
+        return f"List {kind.name}", list_operation(kind)
+    if name == "get":
+        return f"Get one {kind.title}", get_operation(kind)
+    if name == "put":
+        return f"Create or replace a {kind.title}", put_operation(kind)
+    return f"Delete a {kind.title} and its children", delete_operation(kind)

@@ -29,6 +29,7 @@ SUPPORTED_VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 CURRENT_VERSION = SUPPORTED_VERSIONS[-1]
 _ID_PARAMS = ("grandParentResourceId", "parentResourceId", "resourceId")
 Handler = Callable[[Request], Awaitable[Response]]
+_METHODS = {"list": "GET", "get": "GET", "put": "PUT", "delete": "DELETE"}
 
 
 @dataclass(frozen=True)
@@ -100,47 +101,23 @@ class RouteBuilder:
         return router
 
     def _add_kind(self, router: APIRouter, kind: Kind) -> None:
-        item = item_template(kind)
-        tag = chain(kind)[0].name
-        operation = kind.key.replace("/", "_")
-        add = router.add_api_route
+        handlers: dict[str, Handler] = {}
         if kind.singleton_id is None:
-            add(
-                collection_template(kind),
-                self._list(kind),
-                methods=["GET"],
-                operation_id=f"{operation}_list",
-                tags=[tag],
-                summary=f"List {kind.name}",
-                openapi_extra=docs.list_operation(kind),
-            )
-        add(
-            item,
-            self._get(kind),
-            methods=["GET"],
-            operation_id=f"{operation}_get",
-            tags=[tag],
-            summary=f"Get one {kind.title}",
-            openapi_extra=docs.get_operation(kind),
-        )
-        add(
-            item,
-            self._put(kind),
-            methods=["PUT"],
-            operation_id=f"{operation}_put",
-            tags=[tag],
-            summary=f"Create or replace a {kind.title}",
-            openapi_extra=docs.put_operation(kind),
-        )
+            handlers["list"] = self._list(kind)
+        handlers["get"] = self._get(kind)
+        handlers["put"] = self._put(kind)
         if kind.deletable:
-            add(
-                item,
-                self._delete(kind),
-                methods=["DELETE"],
-                operation_id=f"{operation}_delete",
-                tags=[tag],
-                summary=f"Delete a {kind.title} and its children",
-                openapi_extra=docs.delete_operation(kind),
+            handlers["delete"] = self._delete(kind)
+        for name, handler in handlers.items():
+            summary, extra = docs.operation(kind, name)
+            router.add_api_route(
+                collection_template(kind) if name == "list" else item_template(kind),
+                handler,
+                methods=[_METHODS[name]],
+                operation_id=f"{kind.key.replace('/', '_')}_{name}",
+                tags=[chain(kind)[0].name],
+                summary=summary,
+                openapi_extra=extra,
             )
 
     def _list(self, kind: Kind) -> Handler:

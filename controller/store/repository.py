@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -63,6 +63,22 @@ class Referrer:
 
 def _stored(rows: Iterable[Any]) -> list[StoredResource]:
     return [StoredResource(**row._mapping) for row in rows]
+
+
+def _referrers() -> Select[Any]:
+    """References joined with the resource making them, in the shape of ``Referrer``."""
+    return (
+        select(
+            REFERENCES.c.target_id,
+            REFERENCES.c.source_id,
+            RESOURCES.c.kind,
+            RESOURCES.c.resource_ref,
+            RESOURCES.c.root_id,
+            REFERENCES.c.member,
+        )
+        .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
+        .order_by(RESOURCES.c.path_key)
+    )
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -173,19 +189,7 @@ class ResourceRepository:
         """Who references any of ``target_ids`` (for reverse links and in-use checks)."""
         found: list[Referrer] = []
         for chunk in _chunks(target_ids):
-            query = (
-                select(
-                    REFERENCES.c.target_id,
-                    REFERENCES.c.source_id,
-                    RESOURCES.c.kind,
-                    RESOURCES.c.resource_ref,
-                    RESOURCES.c.root_id,
-                    REFERENCES.c.member,
-                )
-                .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
-                .where(REFERENCES.c.target_id.in_(chunk))
-                .order_by(RESOURCES.c.path_key)
-            )
+            query = _referrers().where(REFERENCES.c.target_id.in_(chunk))
             found.extend(Referrer(*row) for row in await self.session.execute(query))
         return found
 
@@ -194,19 +198,10 @@ class ResourceRepository:
         targets = aliased(Resource)
         roots = aliased(Resource)
         query = (
-            select(
-                REFERENCES.c.target_id,
-                REFERENCES.c.source_id,
-                RESOURCES.c.kind,
-                RESOURCES.c.resource_ref,
-                RESOURCES.c.root_id,
-                REFERENCES.c.member,
-            )
-            .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
+            _referrers()
             .join(targets, targets.instance_id == REFERENCES.c.target_id)
             .join(roots, roots.instance_id == targets.root_id)
             .where(roots.kind == kind)
-            .order_by(RESOURCES.c.path_key)
         )
         return [Referrer(*row) for row in await self.session.execute(query)]
 
