@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import make_url
 
 from controller.app import create_app
 from controller.settings import Settings
 from controller.store import migrate
 from controller.store.database import Database
+from tests.support.nbi import serve
 from tests.support.postgres import ThrowawayPostgres
 
 BACKEND = os.environ.get("SDNC_TEST_BACKEND", "postgres").lower()
@@ -116,8 +116,5 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, over its ASGI interface."""
-    app = create_app(settings, database=database)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://nc") as http:
-            yield http
+    async with serve(create_app(settings, database=database)) as http:
+        yield http

@@ -1,1 +1,2 @@
-"""Test support: a throwaway PostgreSQL server, fixtures' helpers."""
+"""Test support: a throwaway PostgreSQL server, fixtures' helpers, NBI helpers and request
+bodies."""

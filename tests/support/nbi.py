@@ -1,22 +1,40 @@
 """Helpers for API tests that talk to the NBI the way MS-NCNBI clients do.
 
-Every negative test goes through ``assert_put_rejected`` / ``assert_delete_rejected``, which
-also prove that the failed request changed nothing: the resource (and its top-level ancestor)
-reads back exactly as before, or is still absent.
+``put`` / ``get`` / ``get_all`` / ``delete`` assert success and return the JSON; ``put_raw``
+returns the response for tests about status codes and headers. Paths may be given without
+the ``/networking/v1`` prefix. Every resource-family negative test goes through
+``assert_put_rejected`` / ``assert_delete_rejected``, which also prove that the failed request
+changed nothing: the resource (and its top-level ancestor) reads back exactly as before, or is
+still absent. Request bodies come from ``tests.support.bodies``.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 
 V1 = "/networking/v1"
 # What PowerShell's Invoke-RestMethod sends with a JSON body.
 PS_HEADERS = {"Accept": "application/json", "Content-Type": "application/json; charset=UTF-8"}
+# A weak ETag around a GUID, as every resource carries it.
+ETAG = re.compile(r'^W/"([0-9a-f-]{36})"$')
 
 Json = dict[str, Any]
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to ``app`` in-process, with its lifespan running."""
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://nc") as http:
+            yield http
 
 
 def url(path: str) -> str:
@@ -24,15 +42,28 @@ def url(path: str) -> str:
     return path if path.lower().startswith("/networking/") else V1 + path
 
 
+def assert_etag(value: str) -> None:
+    """``value`` is a weak ETag around a GUID."""
+    match = ETAG.match(value)
+    assert match is not None, value
+    uuid.UUID(match.group(1))
+
+
+async def put_raw(client: httpx.AsyncClient, path: str, body: object) -> httpx.Response:
+    """PUT ``body`` as PowerShell does; the response, unchecked."""
+    return await client.put(url(path), json=body, headers=PS_HEADERS)
+
+
 async def put(
     client: httpx.AsyncClient, path: str, body: object, *, status: int | None = None
 ) -> Json:
-    """PUT ``body``; asserts success (``status`` when given, else 200 or 201)."""
-    response = await client.put(url(path), json=body, headers=PS_HEADERS)
+    """PUT ``body``; asserts success (``status`` when given, else 200 or 201) and the ETag."""
+    response = await put_raw(client, path, body)
     expected = (status,) if status is not None else (200, 201)
     assert response.status_code in expected, response.text
     result: Json = response.json()
     assert response.headers["etag"] == result["etag"]
+    assert_etag(result["etag"])
     return result
 
 
@@ -42,6 +73,7 @@ async def get(client: httpx.AsyncClient, path: str) -> Json:
     assert response.status_code == 200, response.text
     result: Json = response.json()
     assert response.headers["etag"] == result["etag"]
+    assert_etag(result["etag"])
     return result
 
 
@@ -61,9 +93,8 @@ async def delete(client: httpx.AsyncClient, path: str, *, status: int = 200) -> 
 
 
 async def assert_absent(client: httpx.AsyncClient, path: str) -> None:
-    response = await client.get(url(path))
-    assert response.status_code == 404, response.text
-    assert response.json()["error"]["code"] == "NotFound"
+    """GET ``path`` is 404 NotFound."""
+    assert_error(await client.get(url(path)), 404, "NotFound")
 
 
 def props(resource: Json) -> Json:
@@ -74,6 +105,21 @@ def props(resource: Json) -> Json:
 def refs(items: list[Json]) -> list[str]:
     """The ``resourceRef`` of each reference (or embedded resource) in ``items``."""
     return [item["resourceRef"] for item in items]
+
+
+def ids(items: list[Json]) -> list[str]:
+    """The ``resourceId`` of each resource in ``items``."""
+    return [item["resourceId"] for item in items]
+
+
+def without_etags(value: Any) -> Any:
+    """``value`` with every ``etag`` member (the root's and the children's copies) removed:
+    they change on every write."""
+    if isinstance(value, dict):
+        return {k: without_etags(v) for k, v in value.items() if k != "etag"}
+    if isinstance(value, list):
+        return [without_etags(item) for item in value]
+    return value
 
 
 def child(resource: Json, collection: str, resource_id: str) -> Json:
@@ -94,10 +140,13 @@ def target_segments(target: str) -> list[str]:
 def assert_error(
     response: httpx.Response, status: int, code: str, target: str | None = None
 ) -> Json:
-    """The NC error envelope with ``code``, and an ``error.target`` whose path ends with the
-    segments of ``target`` (``"properties/priority"``, ``"aclRules/r2/properties/priority"``);
-    routing errors (404, 405 on a URI) name no member."""
+    """The NC error envelope (JSON, with a request id) with ``code`` and a message, and an
+    ``error.target`` whose path ends with the segments of ``target`` (``"properties/priority"``,
+    ``"aclRules/r2/properties/priority"``); routing errors (404, 405 on a URI) name no member.
+    Returns the error object."""
     assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["x-ms-request-id"]
     error: Json = response.json()["error"]
     assert error["code"] == code, error
     assert error["message"]
@@ -139,7 +188,7 @@ async def assert_put_rejected(
     top-level resource and every path in ``watch`` exactly as they were (or absent)."""
     paths = [*_watched(path), *watch]
     before = await _snapshot(client, paths)
-    response = await client.put(url(path), json=body, headers=PS_HEADERS)
+    response = await put_raw(client, path, body)
     error = assert_error(response, status, code, target)
     assert await _snapshot(client, paths) == before
     return error
