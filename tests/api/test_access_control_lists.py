@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
+from tests.support import bodies
+from tests.support.bodies import acl_rule, logical_network, logical_subnet
 from tests.support.nbi import (
+    Json,
     assert_absent,
     assert_delete_rejected,
     assert_put_rejected,
@@ -15,6 +16,7 @@ from tests.support.nbi import (
     delete,
     get,
     get_all,
+    ids,
     props,
     put,
     refs,
@@ -26,36 +28,32 @@ RULES = f"{ACL}/aclRules"
 RULES_LOWER_CASE = RULES.lower()
 
 
-def rule(resource_id: str, priority: object = "100", **overrides: object) -> dict[str, Any]:
+# What New-NCAccessControlListRule fills in unless told otherwise.
+POWERSHELL_RULE: Json = {
+    "protocol": "All",
+    "sourcePortRange": "0-65535",
+    "destinationPortRange": "0-65535",
+    "logging": "Enabled",
+}
+
+
+def rule(resource_id: str, priority: object = "100", **overrides: object) -> Json:
     """An aclRule as New-NCAccessControlListRule builds it: priority as a string."""
-    properties: dict[str, Any] = {
-        "protocol": "All",
-        "sourcePortRange": "0-65535",
-        "destinationPortRange": "0-65535",
-        "sourceAddressPrefix": "*",
-        "destinationAddressPrefix": "*",
-        "action": "Allow",
-        "type": "Inbound",
-        "logging": "Enabled",
-        "priority": priority,
-    }
-    properties.update(overrides)
-    return {"resourceId": resource_id, "properties": properties}
+    members: Json = {**POWERSHELL_RULE, **overrides}
+    return acl_rule(resource_id, priority, **members)
 
 
-def acl(*rules: dict[str, Any], **properties: object) -> dict[str, Any]:
+def acl(*rules: Json, **properties: object) -> Json:
     """An ACL as the SDN Express wrappers send it, echoing the empty reverse references."""
-    return {
-        "resourceId": "AllowAll",
-        "properties": {"aclRules": list(rules), "ipConfigurations": [], "subnet": [], **properties},
-    }
+    members: Json = {"ipConfigurations": [], "subnet": [], **properties}
+    return bodies.acl(*rules, resource_id="AllowAll", **members)
 
 
-def rule_with(member: str, value: object) -> dict[str, Any]:
+def rule_with(member: str, value: object) -> Json:
     return acl(rule("r1", **{member: value}))
 
 
-def rule_props(resource: dict[str, Any], resource_id: str) -> dict[str, Any]:
+def rule_props(resource: Json, resource_id: str) -> Json:
     return props(child(resource, "aclRules", resource_id))
 
 
@@ -220,7 +218,7 @@ async def test_rules_added_one_by_one_at_their_own_uri(client: httpx.AsyncClient
     stored = await get(client, ACL)
     assert stored["etag"] == second["etag"]
     assert refs(props(stored)["aclRules"]) == [f"{RULES}/AllowRDP", f"{RULES}/AllowWeb"]
-    assert [r["resourceId"] for r in await get_all(client, RULES)] == ["AllowRDP", "AllowWeb"]
+    assert ids(await get_all(client, RULES)) == ["AllowRDP", "AllowWeb"]
 
     changed = await put(
         client, f"{RULES}/AllowRDP", rule("AllowRDP", "105", action="Deny"), status=200
@@ -241,7 +239,7 @@ async def test_re_put_of_what_get_returned_is_accepted(client: httpx.AsyncClient
 async def test_re_put_with_fewer_rules_deletes_the_others(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl(rule("a", "100"), rule("b", "200")))
     replaced = await put(client, ACL, acl(rule("b", "200")), status=200)
-    assert [r["resourceId"] for r in props(replaced)["aclRules"]] == ["b"]
+    assert ids(props(replaced)["aclRules"]) == ["b"]
     await assert_absent(client, f"{RULES}/a")
 
 
@@ -251,7 +249,7 @@ async def test_deleting_rules_and_the_acl(client: httpx.AsyncClient) -> None:
     await delete(client, f"{RULES}/a", status=204)
     after = await get(client, ACL)
     assert after["etag"] != created["etag"]
-    assert [r["resourceId"] for r in props(after)["aclRules"]] == ["b"]
+    assert ids(props(after)["aclRules"]) == ["b"]
     await delete(client, ACL)
     await assert_absent(client, ACL)
     await assert_absent(client, f"{RULES}/b")
@@ -262,17 +260,13 @@ async def test_acl_used_by_a_logical_subnet_lists_it_and_cannot_be_deleted(
     client: httpx.AsyncClient,
 ) -> None:
     await put(client, ACL, acl(rule("r1")))
-    subnet = {
-        "resourceId": "Mgmt",
-        "properties": {
-            "addressPrefix": "10.184.108.0/24",
-            "vlanID": "7",
-            "accessControlList": {"ResourceRef": "/accesscontrollists/allowall"},
-        },
-    }
-    network = await put(
-        client, "/logicalNetworks/Management", {"properties": {"subnets": [subnet]}}
+    subnet = logical_subnet(
+        "Mgmt",
+        "10.184.108.0/24",
+        vlanID="7",
+        accessControlList={"ResourceRef": "/accesscontrollists/allowall"},
     )
+    network = await put(client, "/logicalNetworks/Management", logical_network(subnet))
     assert props(child(network, "subnets", "Mgmt"))["accessControlList"] == {"resourceRef": ACL}
 
     used = await get(client, ACL)

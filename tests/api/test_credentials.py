@@ -8,8 +8,11 @@ import uuid
 import httpx
 import pytest
 
+from tests.support.bodies import cmdlet_body, credential
 from tests.support.nbi import (
+    Json,
     assert_absent,
+    assert_etag,
     assert_put_rejected,
     delete,
     get,
@@ -23,18 +26,9 @@ PASSWORD = "Pa55w0rd!-never-echo-this"
 COMMUNITY = "community-never-echo-this"
 
 
-def powershell_credential(resource_id: str, **properties: object) -> dict[str, object]:
-    """A credential as New-NetworkControllerCredential / the SDN Express wrappers send it:
-    PascalCase members and null for everything unset."""
-    return {
-        "resourceId": resource_id,
-        "resourceRef": None,
-        "instanceId": None,
-        "etag": None,
-        "tags": None,
-        "resourceMetadata": None,
-        "properties": properties,
-    }
+def admin_credential() -> Json:
+    """The account ``admin`` with its password ``PASSWORD``."""
+    return credential("UsernamePassword", userName="admin", value=PASSWORD)
 
 
 def assert_secret_absent(*documents: object) -> None:
@@ -46,13 +40,13 @@ def assert_secret_absent(*documents: object) -> None:
 async def test_x509_credential_is_created_and_returns_its_thumbprint(
     client: httpx.AsyncClient,
 ) -> None:
-    body = powershell_credential("NCHostCert", Type="x509certificate", Value=THUMBPRINT)
+    body = cmdlet_body("NCHostCert", Type="x509certificate", Value=THUMBPRINT)
     created = await put(client, "/Credentials/NCHostCert", body, status=201)
 
     assert created["resourceRef"] == "/credentials/NCHostCert"
     assert created["resourceId"] == "NCHostCert"
     assert uuid.UUID(created["instanceId"])
-    assert created["etag"].startswith('W/"')
+    assert_etag(created["etag"])
     assert props(created) == {
         "provisioningState": "Succeeded",
         "type": "X509Certificate",
@@ -62,14 +56,14 @@ async def test_x509_credential_is_created_and_returns_its_thumbprint(
 
 
 async def test_subject_name_credential_returns_its_subject(client: httpx.AsyncClient) -> None:
-    body = {"properties": {"type": "X509CertificateSubjectName", "value": "CN=nc.contoso.com"}}
+    body = credential("X509CertificateSubjectName", value="CN=nc.contoso.com")
     created = await put(client, "/credentials/NCSubject", body, status=201)
     assert props(created)["type"] == "X509CertificateSubjectName"
     assert props(created)["value"] == "CN=nc.contoso.com"
 
 
 async def test_password_is_not_returned_by_put_get_or_get_all(client: httpx.AsyncClient) -> None:
-    body = powershell_credential(
+    body = cmdlet_body(
         "NCHostUser", Type="usernamePassword", Username="CONTOSO\\NCAdmin", Value=PASSWORD
     )
     response = await client.put("/networking/v1/credentials/NCHostUser", json=body)
@@ -97,16 +91,8 @@ async def test_community_string_is_not_returned(client: httpx.AsyncClient) -> No
 
 
 async def test_get_all_returns_thumbprints_but_no_passwords(client: httpx.AsyncClient) -> None:
-    await put(
-        client,
-        "/credentials/cert",
-        {"properties": {"type": "X509Certificate", "value": THUMBPRINT}},
-    )
-    await put(
-        client,
-        "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": PASSWORD}},
-    )
+    await put(client, "/credentials/cert", credential("X509Certificate", value=THUMBPRINT))
+    await put(client, "/credentials/user", admin_credential())
     listed = {c["resourceId"]: props(c) for c in await get_all(client, "/credentials")}
     assert listed["cert"]["value"] == THUMBPRINT
     assert "value" not in listed["user"]
@@ -117,12 +103,12 @@ async def test_re_put_without_value_keeps_the_password(client: httpx.AsyncClient
     await put(
         client,
         "/credentials/NCHostUser",
-        {"properties": {"type": "UsernamePassword", "userName": "CONTOSO\\a", "value": PASSWORD}},
+        credential("UsernamePassword", userName="CONTOSO\\a", value=PASSWORD),
     )
     renamed = await put(
         client,
         "/credentials/NCHostUser",
-        {"properties": {"type": "UsernamePassword", "userName": "CONTOSO\\b"}},
+        credential("UsernamePassword", userName="CONTOSO\\b"),
         status=200,
     )
     assert props(renamed)["userName"] == "CONTOSO\\b"
@@ -130,7 +116,7 @@ async def test_re_put_without_value_keeps_the_password(client: httpx.AsyncClient
     again = await put(
         client,
         "/credentials/NCHostUser",
-        {"properties": {"type": "UsernamePassword", "userName": "CONTOSO\\c", "value": None}},
+        credential("UsernamePassword", userName="CONTOSO\\c", value=None),
         status=200,
     )
     assert props(again)["userName"] == "CONTOSO\\c"
@@ -140,11 +126,7 @@ async def test_re_put_without_value_keeps_the_password(client: httpx.AsyncClient
 
 async def test_re_put_of_what_get_returned_is_accepted(client: httpx.AsyncClient) -> None:
     """Read-modify-write as PowerShell does it: every read-only member echoed back."""
-    created = await put(
-        client,
-        "/credentials/NCHostUser",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": PASSWORD}},
-    )
+    created = await put(client, "/credentials/NCHostUser", admin_credential())
     fetched = await get(client, "/credentials/NCHostUser")
     rewritten = await put(client, "/credentials/NCHostUser", fetched, status=200)
     assert rewritten["instanceId"] == created["instanceId"]
@@ -158,25 +140,15 @@ async def test_re_put_of_what_get_returned_is_accepted(client: httpx.AsyncClient
 async def test_re_put_of_an_x509_credential_from_get_is_accepted(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(
-        client,
-        "/credentials/cert",
-        {"properties": {"type": "X509Certificate", "value": THUMBPRINT}},
-    )
+    await put(client, "/credentials/cert", credential("X509Certificate", value=THUMBPRINT))
     fetched = await get(client, "/credentials/cert")
     rewritten = await put(client, "/credentials/cert", fetched, status=200)
     assert props(rewritten) == props(fetched)
 
 
 async def test_changing_to_a_certificate_drops_the_password(client: httpx.AsyncClient) -> None:
-    await put(
-        client,
-        "/credentials/c",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": PASSWORD}},
-    )
-    changed = await put(
-        client, "/credentials/c", {"properties": {"type": "X509Certificate", "value": THUMBPRINT}}
-    )
+    await put(client, "/credentials/c", admin_credential())
+    changed = await put(client, "/credentials/c", credential("X509Certificate", value=THUMBPRINT))
     assert props(changed) == {
         "provisioningState": "Succeeded",
         "type": "X509Certificate",
@@ -186,15 +158,13 @@ async def test_changing_to_a_certificate_drops_the_password(client: httpx.AsyncC
     await assert_put_rejected(
         client,
         "/credentials/c",
-        {"properties": {"type": "UsernamePassword", "userName": "admin"}},
+        credential("UsernamePassword", userName="admin"),
         target="properties/value",
     )
 
 
 async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:
-    await put(
-        client, "/credentials/c", {"properties": {"type": "X509Certificate", "value": THUMBPRINT}}
-    )
+    await put(client, "/credentials/c", credential("X509Certificate", value=THUMBPRINT))
     await delete(client, "/credentials/C")
     await assert_absent(client, "/credentials/c")
     await delete(client, "/credentials/c", status=204)
@@ -252,21 +222,17 @@ async def test_invalid_credential_is_not_created(
 
 
 async def test_invalid_update_leaves_the_credential_unchanged(client: httpx.AsyncClient) -> None:
-    await put(
-        client,
-        "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": PASSWORD}},
-    )
+    await put(client, "/credentials/user", admin_credential())
     await assert_put_rejected(
         client,
         "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "value": "new-password"}},
+        credential("UsernamePassword", value="new-password"),
         target="properties/userName",
     )
     await assert_put_rejected(
         client,
         "/credentials/user",
-        {"properties": {"type": "Certificate", "value": THUMBPRINT}},
+        credential("Certificate", value=THUMBPRINT),
         target="properties.type",
     )
 
@@ -274,23 +240,16 @@ async def test_invalid_update_leaves_the_credential_unchanged(client: httpx.Asyn
 async def test_an_empty_value_does_not_wipe_the_stored_password(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(
-        client,
-        "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": PASSWORD}},
-    )
+    await put(client, "/credentials/user", admin_credential())
     await assert_put_rejected(
         client,
         "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "userName": "admin", "value": ""}},
+        credential("UsernamePassword", userName="admin", value=""),
         target="properties/value",
     )
     # The password is still there to keep.
     await put(
-        client,
-        "/credentials/user",
-        {"properties": {"type": "UsernamePassword", "userName": "admin"}},
-        status=200,
+        client, "/credentials/user", credential("UsernamePassword", userName="admin"), status=200
     )
 
 
@@ -299,21 +258,14 @@ async def test_a_certificate_thumbprint_is_not_kept_like_a_secret(
 ) -> None:
     """Only passwords and community strings survive a value-less PUT; a certificate credential
     always states which certificate it means."""
-    await put(
-        client,
-        "/credentials/cert",
-        {"properties": {"type": "X509Certificate", "value": THUMBPRINT}},
-    )
+    await put(client, "/credentials/cert", credential("X509Certificate", value=THUMBPRINT))
     await assert_put_rejected(
-        client,
-        "/credentials/cert",
-        {"properties": {"type": "X509Certificate"}},
-        target="properties/value",
+        client, "/credentials/cert", credential("X509Certificate"), target="properties/value"
     )
 
 
 async def test_body_resource_id_must_match_the_uri(client: httpx.AsyncClient) -> None:
-    body = powershell_credential("other", Type="X509Certificate", Value=THUMBPRINT)
+    body = cmdlet_body("other", Type="X509Certificate", Value=THUMBPRINT)
     await assert_put_rejected(
         client, "/credentials/cert", body, code="ResourceIdMismatch", target="resourceId"
     )

@@ -4,43 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 
 from controller.app import create_app
 from controller.settings import Settings
 from controller.store import migrate
 from controller.store.database import Database
+from tests.support.bodies import acl, acl_rule, acl_rule_properties
+from tests.support.nbi import V1, Json, assert_absent, assert_error, get, put, serve
 
-V1 = "/networking/v1"
 ACL = f"{V1}/accessControlLists/A"
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 LIMIT = 2048
-RULE = {
-    "protocol": "TCP",
-    "sourcePortRange": "*",
-    "destinationPortRange": "80",
-    "sourceAddressPrefix": "*",
-    "destinationAddressPrefix": "*",
-    "action": "Allow",
-    "priority": 100,
-    "type": "Inbound",
-}
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to ``app`` in-process, with its lifespan running."""
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://nc") as http:
-            yield http
 
 
 @pytest.fixture
@@ -51,35 +32,16 @@ async def small_client(database_url: str, database: Database) -> AsyncIterator[h
         yield http
 
 
-async def put(client: httpx.AsyncClient, url: str, body: object) -> dict[str, Any]:
-    response = await client.put(url, json=body)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, Any] = response.json()
-    return result
+async def existing_acl(client: httpx.AsyncClient) -> Json:
+    return await put(client, ACL, acl(acl_rule("r1", priority=100)))
 
 
-async def existing_acl(client: httpx.AsyncClient) -> dict[str, Any]:
-    return await put(
-        client, ACL, {"properties": {"aclRules": [{"resourceId": "r1", "properties": RULE}]}}
-    )
-
-
-async def assert_unchanged(client: httpx.AsyncClient, before: dict[str, Any] | None) -> None:
-    response = await client.get(ACL)
+async def assert_unchanged(client: httpx.AsyncClient, before: Json | None) -> None:
+    """The ACL reads back as ``before`` (``None``: it is still absent)."""
     if before is None:
-        assert response.status_code == 404
+        await assert_absent(client, ACL)
     else:
-        assert response.json() == before
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.headers["x-ms-request-id"]
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
+        assert await get(client, ACL) == before
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -258,15 +220,11 @@ async def test_json_nested_to_the_limit_is_accepted(client: httpx.AsyncClient) -
     [
         {"tags": {"name": "a\u0000b"}, "properties": {}},
         {"tags": {"na\u0000me": "x"}, "properties": {}},
-        {"properties": {"aclRules": [{"resourceId": "r\u00001", "properties": RULE}]}},
-        {
-            "properties": {
-                "aclRules": [{"resourceId": "r1", "properties": {**RULE, "description": "\u0000"}}]
-            }
-        },
+        acl(acl_rule("r\u00001")),
+        acl(acl_rule("r1", description="\u0000")),
     ],
 )
-async def test_strings_with_nul_are_400(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+async def test_strings_with_nul_are_400(client: httpx.AsyncClient, body: Json) -> None:
     before = await existing_acl(client)
     response = await client.put(ACL, json=body)
     assert_error(response, 400, "InvalidInput")
@@ -279,12 +237,7 @@ async def test_strings_with_nul_are_400(client: httpx.AsyncClient, body: dict[st
 async def test_validation_failure_is_400_invalid_input_naming_the_member(
     client: httpx.AsyncClient,
 ) -> None:
-    body = {
-        "properties": {
-            "aclRules": [{"resourceId": "r1", "properties": {**RULE, "priority": "high"}}]
-        }
-    }
-    response = await client.put(ACL, json=body)
+    response = await client.put(ACL, json=acl(acl_rule("r1", priority="high")))
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.aclRules[0].properties.priority"
     assert error["details"][0]["target"] == error["target"]
@@ -295,9 +248,8 @@ async def test_validation_failure_at_a_child_uri_names_the_member(
     client: httpx.AsyncClient,
 ) -> None:
     before = await existing_acl(client)
-    response = await client.put(
-        f"{ACL}/aclRules/r1", json={"properties": {**RULE, "protocol": "SCTP"}}
-    )
+    body = {"properties": acl_rule_properties(protocol="SCTP")}
+    response = await client.put(f"{ACL}/aclRules/r1", json=body)
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.protocol"
     await assert_unchanged(client, before)
@@ -305,7 +257,8 @@ async def test_validation_failure_at_a_child_uri_names_the_member(
 
 async def test_missing_required_member_is_400_naming_it(client: httpx.AsyncClient) -> None:
     before = await existing_acl(client)
-    properties = {k: v for k, v in RULE.items() if k != "sourcePortRange"}
+    properties = acl_rule_properties()
+    del properties["sourcePortRange"]
     response = await client.put(f"{ACL}/aclRules/r2", json={"properties": properties})
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.sourcePortRange"
@@ -313,10 +266,7 @@ async def test_missing_required_member_is_400_naming_it(client: httpx.AsyncClien
 
 
 async def test_every_invalid_member_is_listed_in_details(client: httpx.AsyncClient) -> None:
-    bad = {**RULE, "priority": 0, "action": "Maybe"}
-    response = await client.put(
-        ACL, json={"properties": {"aclRules": [{"resourceId": "r1", "properties": bad}]}}
-    )
+    response = await client.put(ACL, json=acl(acl_rule("r1", priority=0, action="Maybe")))
     error = assert_error(response, 400, "InvalidInput")
     targets = {d["target"] for d in error["details"]}
     assert targets == {
@@ -330,7 +280,9 @@ async def test_semantic_validation_failure_is_400_and_changes_nothing(
     client: httpx.AsyncClient,
 ) -> None:
     before = await existing_acl(client)
-    response = await client.put(f"{ACL}/aclRules/r2", json={"properties": RULE})
+    # r1 already has this priority in this direction.
+    body = {"properties": acl_rule_properties(priority=100)}
+    response = await client.put(f"{ACL}/aclRules/r2", json=body)
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"].endswith("/priority")
     await assert_unchanged(client, before)
@@ -342,15 +294,11 @@ async def test_semantic_validation_failure_is_400_and_changes_nothing(
         {"properties": {"inboundDefaultAction": 7}},
         {"properties": {"inboundDefaultAction": {"x": 1}}},
         {"properties": {"aclRules": [{"resourceId": "r1", "properties": {}}]}},
-        {
-            "properties": {
-                "aclRules": [{"resourceId": "r1", "properties": {**RULE, "priority": []}}]
-            }
-        },
+        acl(acl_rule("r1", priority=[])),
     ],
 )
 async def test_validation_is_400_invalid_input_never_422(
-    client: httpx.AsyncClient, body: dict[str, Any]
+    client: httpx.AsyncClient, body: Json
 ) -> None:
     response = await client.put(ACL, json=body)
     error = assert_error(response, 400, "InvalidInput")
@@ -377,7 +325,10 @@ async def test_every_response_carries_request_ids(
     client: httpx.AsyncClient, method: str, path: str, status: int
 ) -> None:
     response = await client.request(
-        method, path, json={"properties": RULE}, headers={"x-ms-client-request-id": "client-42"}
+        method,
+        path,
+        json={"properties": acl_rule_properties()},
+        headers={"x-ms-client-request-id": "client-42"},
     )
     assert response.status_code == status
     assert response.headers["x-ms-request-id"]

@@ -6,60 +6,16 @@ import httpx
 import pytest
 
 from controller.resources import REGISTRY
+from tests.support.bodies import acl, acl_rule, ip_pool, logical_network, logical_subnet
+from tests.support.nbi import V1, assert_absent, assert_error, get, get_all, ids, put, refs
 
-V1 = "/networking/v1"
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 COLLECTIONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is None)
 SINGLETONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is not None)
 
-RULE = {
-    "resourceId": "r1",
-    "properties": {
-        "protocol": "TCP",
-        "sourcePortRange": "*",
-        "destinationPortRange": "80",
-        "sourceAddressPrefix": "*",
-        "destinationAddressPrefix": "*",
-        "action": "Allow",
-        "priority": 100,
-        "type": "Inbound",
-    },
-}
-LOGICAL_NETWORK = {
-    "properties": {
-        "subnets": [
-            {
-                "resourceId": "S1",
-                "properties": {
-                    "addressPrefix": "10.0.0.0/24",
-                    "ipPools": [
-                        {
-                            "resourceId": "P1",
-                            "properties": {
-                                "startIpAddress": "10.0.0.10",
-                                "endIpAddress": "10.0.0.20",
-                            },
-                        }
-                    ],
-                },
-            }
-        ]
-    }
-}
-
-
-async def put_ok(client: httpx.AsyncClient, url: str, body: object) -> dict[str, object]:
-    response = await client.put(url, json=body)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, object] = response.json()
-    return result
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.json()["error"]["code"] == code
-    assert response.headers["x-ms-request-id"]
+LOGICAL_NETWORK = logical_network(
+    logical_subnet("S1", "10.0.0.0/24", ip_pool("P1", "10.0.0.10", "10.0.0.20"))
+)
 
 
 async def test_discovery_is_unversioned(client: httpx.AsyncClient) -> None:
@@ -100,20 +56,17 @@ async def test_every_singleton_is_served_under_every_version(
 async def test_a_resource_written_under_v1_is_the_same_under_every_version(
     client: httpx.AsyncClient, version: str
 ) -> None:
-    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {"aclRules": [RULE]}})
-    one = await client.get(f"{V1}/accessControlLists/A")
-    other = await client.get(f"/networking/{version}/accessControlLists/A")
-    assert other.status_code == 200
-    assert other.json() == one.json()
-    rule = await client.get(f"/networking/{version}/accessControlLists/A/aclRules/r1")
-    assert rule.status_code == 200
-    assert rule.json()["resourceRef"] == "/accessControlLists/A/aclRules/r1"
+    await put(client, f"{V1}/accessControlLists/A", acl(acl_rule("r1")))
+    one = await get(client, f"{V1}/accessControlLists/A")
+    assert await get(client, f"/networking/{version}/accessControlLists/A") == one
+    rule = await get(client, f"/networking/{version}/accessControlLists/A/aclRules/r1")
+    assert rule["resourceRef"] == "/accessControlLists/A/aclRules/r1"
 
 
 async def test_writes_are_accepted_under_v5(client: httpx.AsyncClient) -> None:
     response = await client.put("/networking/v5/accessControlLists/A", json={"properties": {}})
     assert response.status_code == 201
-    assert (await client.get(f"{V1}/accessControlLists/A")).status_code == 200
+    await get(client, f"{V1}/accessControlLists/A")
 
 
 async def test_unserved_version_is_404_envelope(client: httpx.AsyncClient) -> None:
@@ -125,32 +78,26 @@ async def test_put_under_unserved_version_is_404_and_creates_nothing(
 ) -> None:
     response = await client.put("/networking/v6/accessControlLists/A", json={"properties": {}})
     assert_error(response, 404, "NotFound")
-    assert (await client.get(f"{V1}/accessControlLists/A")).status_code == 404
+    await assert_absent(client, f"{V1}/accessControlLists/A")
 
 
 async def test_path_prefix_and_collection_are_case_insensitive(
     client: httpx.AsyncClient,
 ) -> None:
-    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
-    response = await client.get("/Networking/V1/AccessControlLists")
-    assert response.status_code == 200
-    assert [item["resourceId"] for item in response.json()["value"]] == ["A"]
+    await put(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    assert ids(await get_all(client, "/Networking/V1/AccessControlLists")) == ["A"]
 
 
 async def test_child_segments_are_case_insensitive(client: httpx.AsyncClient) -> None:
-    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
-    response = await client.get(f"{V1}/logicalnetworks/X/Subnets/S1/IPPOOLS")
-    assert response.status_code == 200
-    assert [p["resourceRef"] for p in response.json()["value"]] == [
-        "/logicalNetworks/X/subnets/S1/ipPools/P1"
-    ]
+    await put(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    pools = await get_all(client, f"{V1}/logicalnetworks/X/Subnets/S1/IPPOOLS")
+    assert refs(pools) == ["/logicalNetworks/X/subnets/S1/ipPools/P1"]
 
 
 async def test_resource_ids_in_the_path_are_case_insensitive(client: httpx.AsyncClient) -> None:
-    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
-    response = await client.get(f"{V1}/LOGICALNETWORKS/x/subnets/s1/ipPools/p1")
-    assert response.status_code == 200
-    assert response.json()["resourceRef"] == "/logicalNetworks/X/subnets/S1/ipPools/P1"
+    await put(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    pool = await get(client, f"{V1}/LOGICALNETWORKS/x/subnets/s1/ipPools/p1")
+    assert pool["resourceRef"] == "/logicalNetworks/X/subnets/S1/ipPools/P1"
 
 
 async def test_put_to_a_differently_cased_path_writes_the_canonical_resource(
@@ -162,34 +109,24 @@ async def test_put_to_a_differently_cased_path_writes_the_canonical_resource(
 
 
 async def test_trailing_slash_on_collections(client: httpx.AsyncClient) -> None:
-    await put_ok(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
-    top = await client.get(f"{V1}/logicalnetworks/")
-    assert top.status_code == 200
-    assert [item["resourceId"] for item in top.json()["value"]] == ["X"]
-    child = await client.get(f"{V1}/logicalNetworks/X/subnets/")
-    assert child.status_code == 200
-    assert [item["resourceId"] for item in child.json()["value"]] == ["S1"]
+    await put(client, f"{V1}/logicalNetworks/X", LOGICAL_NETWORK)
+    assert ids(await get_all(client, f"{V1}/logicalnetworks/")) == ["X"]
+    assert ids(await get_all(client, f"{V1}/logicalNetworks/X/subnets/")) == ["S1"]
 
 
 async def test_trailing_slash_on_an_item(client: httpx.AsyncClient) -> None:
-    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
-    response = await client.get(f"{V1}/accessControlLists/A/")
-    assert response.status_code == 200
-    assert response.json()["resourceId"] == "A"
+    await put(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    assert (await get(client, f"{V1}/accessControlLists/A/"))["resourceId"] == "A"
 
 
 async def test_logical_subnets_alias_reads_and_writes_subnets(client: httpx.AsyncClient) -> None:
-    await put_ok(client, f"{V1}/logicalNetworks/L", {"properties": {}})
-    body = {"properties": {"addressPrefix": "10.1.0.0/24"}}
-    created = await client.put(f"{V1}/logicalNetworks/L/logicalSubnets/S", json=body)
-    assert created.status_code == 201
-    assert created.json()["resourceRef"] == "/logicalNetworks/L/subnets/S"
-    alias = await client.get(f"{V1}/logicalNetworks/L/LogicalSubnets/S")
-    canonical = await client.get(f"{V1}/logicalNetworks/L/subnets/S")
-    assert alias.status_code == 200
-    assert alias.json() == canonical.json()
-    listed = await client.get(f"{V1}/logicalNetworks/L/logicalSubnets")
-    assert [s["resourceId"] for s in listed.json()["value"]] == ["S"]
+    await put(client, f"{V1}/logicalNetworks/L", {"properties": {}})
+    body = logical_subnet(None, "10.1.0.0/24")
+    created = await put(client, f"{V1}/logicalNetworks/L/logicalSubnets/S", body, status=201)
+    assert created["resourceRef"] == "/logicalNetworks/L/subnets/S"
+    alias = await get(client, f"{V1}/logicalNetworks/L/LogicalSubnets/S")
+    assert alias == await get(client, f"{V1}/logicalNetworks/L/subnets/S")
+    assert ids(await get_all(client, f"{V1}/logicalNetworks/L/logicalSubnets")) == ["S"]
 
 
 @pytest.mark.parametrize(
@@ -214,28 +151,27 @@ async def test_child_kind_is_not_a_top_level_collection(client: httpx.AsyncClien
 
 @pytest.mark.parametrize("method", ["PATCH", "POST"])
 async def test_patch_and_post_on_an_item_are_405(client: httpx.AsyncClient, method: str) -> None:
-    await put_ok(client, f"{V1}/accessControlLists/A", {"properties": {}})
-    before = (await client.get(f"{V1}/accessControlLists/A")).json()
+    await put(client, f"{V1}/accessControlLists/A", {"properties": {}})
+    before = await get(client, f"{V1}/accessControlLists/A")
     response = await client.request(
         method, f"{V1}/accessControlLists/A", json={"properties": {"inboundDefaultAction": "Deny"}}
     )
     assert_error(response, 405, "MethodNotAllowed")
-    assert (await client.get(f"{V1}/accessControlLists/A")).json() == before
+    assert await get(client, f"{V1}/accessControlLists/A") == before
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 async def test_writes_to_a_collection_are_405(client: httpx.AsyncClient, method: str) -> None:
     response = await client.request(method, f"{V1}/accessControlLists", json={"properties": {}})
     assert_error(response, 405, "MethodNotAllowed")
-    assert (await client.get(f"{V1}/accessControlLists")).json()["value"] == []
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_delete_of_a_singleton_is_405(client: httpx.AsyncClient) -> None:
-    before = (await client.get(f"{V1}/virtualNetworkManager/configuration")).json()
+    before = await get(client, f"{V1}/virtualNetworkManager/configuration")
     response = await client.delete(f"{V1}/virtualNetworkManager/configuration")
     assert_error(response, 405, "MethodNotAllowed")
-    after = await client.get(f"{V1}/virtualNetworkManager/configuration")
-    assert after.json() == before
+    assert await get(client, f"{V1}/virtualNetworkManager/configuration") == before
 
 
 async def test_singleton_with_another_id_is_404(client: httpx.AsyncClient) -> None:

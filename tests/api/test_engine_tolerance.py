@@ -3,89 +3,49 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import httpx
 import pytest
 
-V1 = "/networking/v1"
+from tests.support.bodies import (
+    acl,
+    acl_rule,
+    acl_rule_properties,
+    credential,
+    ip_pool,
+    logical_network,
+    logical_subnet,
+    mac_pool,
+    ref,
+)
+from tests.support.nbi import V1, Json, get, put, put_raw, without_etags
+
 ACL = f"{V1}/accessControlLists/A"
 NETWORK = f"{V1}/logicalNetworks/L"
 
-CANONICAL_RULE = {
-    "protocol": "TCP",
-    "sourcePortRange": "*",
-    "destinationPortRange": "80",
-    "sourceAddressPrefix": "*",
-    "destinationAddressPrefix": "10.0.0.0/24",
-    "action": "Allow",
-    "priority": 100,
-    "type": "Inbound",
-    "logging": "Enabled",
-}
+# How every rule sent here is stored and returned.
+CANONICAL_RULE = acl_rule_properties(destinationAddressPrefix="10.0.0.0/24", logging="Enabled")
 
 
-def rule(resource_id: str, priority: int = 100) -> dict[str, Any]:
-    return {
-        "resourceId": resource_id,
-        "properties": {**CANONICAL_RULE, "priority": priority},
-    }
+def rule(resource_id: str, priority: int = 100) -> Json:
+    return acl_rule(resource_id, **{**CANONICAL_RULE, "priority": priority})
 
 
-async def put(client: httpx.AsyncClient, url: str, body: object) -> dict[str, Any]:
-    response = await client.put(url, json=body)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def get(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def without_etags(value: Any) -> Any:
-    """``value`` with every ``etag`` member removed (they change on every write)."""
-    if isinstance(value, dict):
-        return {k: without_etags(v) for k, v in value.items() if k != "etag"}
-    if isinstance(value, list):
-        return [without_etags(v) for v in value]
-    return value
-
-
-def rule_properties(resource: dict[str, Any]) -> dict[str, Any]:
+def rule_properties(resource: Json) -> Json:
     properties = dict(resource["properties"])
     del properties["provisioningState"]
     return properties
 
 
 async def setup_acl_and_subnet(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, {"properties": {"aclRules": [rule("r1")]}})
-    body = {
-        "properties": {
-            "subnets": [
-                {
-                    "resourceId": "S",
-                    "properties": {
-                        "addressPrefix": "10.0.0.0/24",
-                        "accessControlList": {"resourceRef": "/accessControlLists/A"},
-                        "ipPools": [
-                            {
-                                "resourceId": "P",
-                                "properties": {
-                                    "startIpAddress": "10.0.0.10",
-                                    "endIpAddress": "10.0.0.20",
-                                },
-                            }
-                        ],
-                    },
-                }
-            ]
-        }
-    }
-    await put(client, NETWORK, body)
+    await put(client, ACL, acl(rule("r1")))
+    subnet = logical_subnet(
+        "S",
+        "10.0.0.0/24",
+        ip_pool("P", "10.0.0.10", "10.0.0.20"),
+        accessControlList=ref("/accessControlLists/A"),
+    )
+    await put(client, NETWORK, logical_network(subnet))
 
 
 async def test_member_names_in_any_case(client: httpx.AsyncClient) -> None:
@@ -249,13 +209,9 @@ async def test_read_only_members_sent_by_clients_are_ignored(client: httpx.Async
 
 
 async def test_echoing_a_get_back_changes_only_the_etag(client: httpx.AsyncClient) -> None:
-    await put(
-        client, ACL, {"tags": {"t": 1}, "properties": {"aclRules": [rule("r1"), rule("r2", 200)]}}
-    )
+    await put(client, ACL, {"tags": {"t": 1}, **acl(rule("r1"), rule("r2", 200))})
     before = await get(client, ACL)
-    response = await client.put(ACL, json=before)
-    assert response.status_code == 200
-    after = response.json()
+    after = await put(client, ACL, before, status=200)
     assert after["etag"] != before["etag"]
     assert without_etags(after) == without_etags(before)
     assert without_etags(await get(client, ACL)) == without_etags(before)
@@ -266,11 +222,10 @@ async def test_echoing_a_logical_network_back_keeps_references_and_pools(
 ) -> None:
     await setup_acl_and_subnet(client)
     before = await get(client, NETWORK)
-    response = await client.put(NETWORK, json=before)
-    assert response.status_code == 200
-    assert without_etags(response.json()) == without_etags(before)
-    acl = await get(client, ACL)
-    assert acl["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
+    echoed = await put(client, NETWORK, before, status=200)
+    assert without_etags(echoed) == without_etags(before)
+    used = await get(client, ACL)
+    assert used["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
 
 
 async def test_echoing_an_acl_with_back_references_back_changes_nothing(
@@ -279,21 +234,19 @@ async def test_echoing_an_acl_with_back_references_back_changes_nothing(
     await setup_acl_and_subnet(client)
     before = await get(client, ACL)
     assert before["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
-    response = await client.put(ACL, json=before)
-    assert response.status_code == 200
-    assert without_etags(response.json()) == without_etags(before)
+    echoed = await put(client, ACL, before, status=200)
+    assert without_etags(echoed) == without_etags(before)
 
 
 async def test_echoing_a_child_get_back_to_the_child_uri(client: httpx.AsyncClient) -> None:
     await setup_acl_and_subnet(client)
     before = await get(client, f"{NETWORK}/subnets/S")
-    response = await client.put(f"{NETWORK}/subnets/S", json=before)
-    assert response.status_code == 200
-    assert without_etags(response.json()) == without_etags(before)
+    echoed = await put(client, f"{NETWORK}/subnets/S", before, status=200)
+    assert without_etags(echoed) == without_etags(before)
 
 
 async def test_read_modify_write_of_one_member(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, {"properties": {"aclRules": [rule("r1"), rule("r2", 200)]}})
+    await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
     document = copy.deepcopy(await get(client, ACL))
     document["properties"]["aclRules"][1]["properties"]["priority"] = "250"
     document["properties"]["inboundDefaultAction"] = "deny"
@@ -305,14 +258,14 @@ async def test_read_modify_write_of_one_member(client: httpx.AsyncClient) -> Non
 async def test_whole_resource_object_where_a_reference_is_expected(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(client, ACL, {"properties": {"aclRules": [rule("r1")]}})
+    await put(client, ACL, acl(rule("r1")))
     whole_acl = await get(client, ACL)
     await put(client, NETWORK, {"properties": {}})
-    body = {"properties": {"addressPrefix": "10.0.0.0/24", "accessControlList": whole_acl}}
+    body = logical_subnet(None, "10.0.0.0/24", accessControlList=whole_acl)
     written = await put(client, f"{NETWORK}/subnets/S", body)
     assert written["properties"]["accessControlList"] == {"resourceRef": "/accessControlLists/A"}
-    acl = await get(client, ACL)
-    assert acl["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
+    used = await get(client, ACL)
+    assert used["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
 
 
 @pytest.mark.parametrize(
@@ -329,7 +282,7 @@ async def test_reference_spellings_are_stored_canonically(
 ) -> None:
     await put(client, ACL, {"properties": {}})
     await put(client, NETWORK, {"properties": {}})
-    body = {"properties": {"addressPrefix": "10.0.0.0/24", "accessControlList": reference}}
+    body = logical_subnet(None, "10.0.0.0/24", accessControlList=reference)
     written = await put(client, f"{NETWORK}/subnets/S", body)
     assert written["properties"]["accessControlList"] == {"resourceRef": "/accessControlLists/A"}
 
@@ -357,10 +310,10 @@ async def test_echoing_a_password_credential_back_keeps_the_secret(
     client: httpx.AsyncClient,
 ) -> None:
     url = f"{V1}/credentials/C"
-    body = {"properties": {"type": "UsernamePassword", "userName": "admin", "value": "s3cret"}}
+    body = credential("UsernamePassword", userName="admin", value="s3cret")
     created = await put(client, url, body)
     assert "value" not in created["properties"]
-    echoed = await client.put(url, json=await get(client, url))
+    echoed = await put_raw(client, url, await get(client, url))
     # Without the stored password the credential would be invalid (no value): it was kept.
     assert echoed.status_code == 200, echoed.text
     assert without_etags(echoed.json()) == without_etags(created)
@@ -369,10 +322,8 @@ async def test_echoing_a_password_credential_back_keeps_the_secret(
 
 async def test_echoing_a_mac_pool_with_computed_usage_back(client: httpx.AsyncClient) -> None:
     url = f"{V1}/macPools/M"
-    body = {"properties": {"startMacAddress": "001dd8b71c00", "endMacAddress": "00:1D:D8:B7:1C:FF"}}
-    created = await put(client, url, body)
+    created = await put(client, url, mac_pool("001dd8b71c00", "00:1D:D8:B7:1C:FF"))
     assert created["properties"]["startMacAddress"] == "00-1D-D8-B7-1C-00"
     assert created["properties"]["endMacAddress"] == "00-1D-D8-B7-1C-FF"
-    echoed = await client.put(url, json=created)
-    assert echoed.status_code == 200, echoed.text
-    assert without_etags(echoed.json()) == without_etags(created)
+    echoed = await put(client, url, created, status=200)
+    assert without_etags(echoed) == without_etags(created)

@@ -2,80 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-V1 = "/networking/v1"
+from tests.support.bodies import (
+    acl,
+    acl_rule,
+    acl_rule_properties,
+    ip_pool,
+    logical_network,
+    logical_subnet,
+)
+from tests.support.nbi import (
+    V1,
+    Json,
+    assert_absent,
+    assert_error,
+    delete,
+    get,
+    get_all,
+    ids,
+    put,
+)
+
 ACL = f"{V1}/accessControlLists/A"
 NETWORK = f"{V1}/logicalNetworks/L"
 
 
-def rule(resource_id: str, priority: int = 100) -> dict[str, Any]:
-    return {
-        "resourceId": resource_id,
-        "properties": {
-            "protocol": "TCP",
-            "sourcePortRange": "*",
-            "destinationPortRange": "80",
-            "sourceAddressPrefix": "*",
-            "destinationAddressPrefix": "*",
-            "action": "Allow",
-            "priority": priority,
-            "type": "Inbound",
-        },
-    }
-
-
-def acl(*rules: dict[str, Any], **properties: Any) -> dict[str, Any]:
-    return {"properties": {**properties, "aclRules": list(rules)}}
-
-
-def subnet(resource_id: str, prefix: str, *pools: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceId": resource_id,
-        "properties": {"addressPrefix": prefix, "ipPools": list(pools)},
-    }
-
-
-def pool(resource_id: str, start: str, end: str) -> dict[str, Any]:
-    return {
-        "resourceId": resource_id,
-        "properties": {"startIpAddress": start, "endIpAddress": end},
-    }
-
-
-async def put(client: httpx.AsyncClient, url: str, body: object) -> dict[str, Any]:
-    response = await client.put(url, json=body)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def get(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def rule_ids(resource: dict[str, Any]) -> list[str]:
-    return [r["resourceId"] for r in resource["properties"]["aclRules"]]
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code
-    return error
+def rule_ids(resource: Json) -> list[str]:
+    return ids(resource["properties"]["aclRules"])
 
 
 # -- create and replace ---------------------------------------------------------------------
 
 
 async def test_put_creates_with_201(client: httpx.AsyncClient) -> None:
-    response = await client.put(ACL, json=acl(rule("r1")))
+    response = await client.put(ACL, json=acl(acl_rule("r1")))
     assert response.status_code == 201
     assert rule_ids(await get(client, ACL)) == ["r1"]
 
@@ -104,11 +66,11 @@ async def test_put_without_properties_is_accepted(client: httpx.AsyncClient) -> 
 
 
 async def test_child_put_at_its_own_uri_creates_then_replaces(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1")))
-    created = await client.put(f"{ACL}/aclRules/r2", json=rule("r2", 200))
+    await put(client, ACL, acl(acl_rule("r1")))
+    created = await client.put(f"{ACL}/aclRules/r2", json=acl_rule("r2", 200))
     assert created.status_code == 201
     assert created.json()["resourceRef"] == "/accessControlLists/A/aclRules/r2"
-    replaced = await client.put(f"{ACL}/aclRules/r2", json=rule("r2", 250))
+    replaced = await client.put(f"{ACL}/aclRules/r2", json=acl_rule("r2", 250))
     assert replaced.status_code == 200
     assert replaced.json()["properties"]["priority"] == 250
     stored = await get(client, ACL)
@@ -118,15 +80,15 @@ async def test_child_put_at_its_own_uri_creates_then_replaces(client: httpx.Asyn
 
 async def test_child_put_without_resource_id_in_the_body(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl())
-    body = {"properties": rule("x")["properties"]}
+    body = {"properties": acl_rule_properties()}
     response = await client.put(f"{ACL}/aclRules/r9", json=body)
     assert response.status_code == 201
     assert response.json()["resourceId"] == "r9"
 
 
 async def test_grandchild_put_at_its_own_uri(client: httpx.AsyncClient) -> None:
-    await put(client, NETWORK, {"properties": {"subnets": [subnet("S", "10.0.0.0/24")]}})
-    body = {"properties": {"startIpAddress": "10.0.0.10", "endIpAddress": "10.0.0.20"}}
+    await put(client, NETWORK, logical_network(logical_subnet("S", "10.0.0.0/24")))
+    body = ip_pool(None, "10.0.0.10", "10.0.0.20")
     response = await client.put(f"{NETWORK}/subnets/S/ipPools/P", json=body)
     assert response.status_code == 201
     stored = await get(client, f"{NETWORK}/subnets/S")
@@ -136,24 +98,24 @@ async def test_grandchild_put_at_its_own_uri(client: httpx.AsyncClient) -> None:
 async def test_child_put_keeps_the_siblings_and_parent_properties(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(client, ACL, acl(rule("r1"), inboundDefaultAction="Deny"))
-    await put(client, f"{ACL}/aclRules/r2", rule("r2", 200))
+    await put(client, ACL, acl(acl_rule("r1"), inboundDefaultAction="Deny"))
+    await put(client, f"{ACL}/aclRules/r2", acl_rule("r2", 200))
     stored = await get(client, ACL)
     assert stored["properties"]["inboundDefaultAction"] == "Deny"
     assert rule_ids(stored) == ["r1", "r2"]
 
 
 async def test_put_under_missing_parent_is_412(client: httpx.AsyncClient) -> None:
-    response = await client.put(f"{V1}/accessControlLists/nope/aclRules/r1", json=rule("r1"))
+    response = await client.put(f"{V1}/accessControlLists/nope/aclRules/r1", json=acl_rule("r1"))
     error = assert_error(response, 412, "PreconditionFailed")
     assert error["target"] == "/accessControlLists/nope"
-    assert (await client.get(f"{V1}/accessControlLists/nope")).status_code == 404
-    assert (await get(client, f"{V1}/accessControlLists"))["value"] == []
+    await assert_absent(client, f"{V1}/accessControlLists/nope")
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_put_under_missing_intermediate_parent_is_412(client: httpx.AsyncClient) -> None:
     before = await put(client, NETWORK, {"properties": {}})
-    body = {"properties": {"startIpAddress": "10.0.0.10", "endIpAddress": "10.0.0.20"}}
+    body = ip_pool(None, "10.0.0.10", "10.0.0.20")
     response = await client.put(f"{NETWORK}/subnets/nope/ipPools/P", json=body)
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, NETWORK) == before
@@ -163,19 +125,19 @@ async def test_put_under_missing_intermediate_parent_is_412(client: httpx.AsyncC
 
 
 async def test_delete_is_200_and_removes_the_children(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
+    await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     response = await client.delete(ACL)
     assert response.status_code == 200
-    assert (await client.get(ACL)).status_code == 404
-    assert (await client.get(f"{ACL}/aclRules/r1")).status_code == 404
-    assert (await client.get(f"{ACL}/aclRules")).status_code == 404
-    assert (await get(client, f"{V1}/accessControlLists"))["value"] == []
+    await assert_absent(client, ACL)
+    await assert_absent(client, f"{ACL}/aclRules/r1")
+    await assert_absent(client, f"{ACL}/aclRules")
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_recreated_resource_starts_without_the_old_children(
     client: httpx.AsyncClient,
 ) -> None:
-    old = await put(client, ACL, acl(rule("r1")))
+    old = await put(client, ACL, acl(acl_rule("r1")))
     await client.delete(ACL)
     response = await client.put(ACL, json={"properties": {}})
     assert response.status_code == 201
@@ -184,16 +146,16 @@ async def test_recreated_resource_starts_without_the_old_children(
 
 
 async def test_delete_of_a_child_keeps_the_parent_and_siblings(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
-    assert (await client.delete(f"{ACL}/aclRules/r1")).status_code == 200
+    await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
+    await delete(client, f"{ACL}/aclRules/r1")
     assert rule_ids(await get(client, ACL)) == ["r2"]
 
 
 async def test_delete_of_a_subnet_removes_its_pools(client: httpx.AsyncClient) -> None:
-    pools = [pool("P", "10.0.0.10", "10.0.0.20")]
-    await put(client, NETWORK, {"properties": {"subnets": [subnet("S", "10.0.0.0/24", *pools)]}})
-    assert (await client.delete(f"{NETWORK}/subnets/S")).status_code == 200
-    assert (await client.get(f"{NETWORK}/subnets/S/ipPools/P")).status_code == 404
+    pools = [ip_pool("P", "10.0.0.10", "10.0.0.20")]
+    await put(client, NETWORK, logical_network(logical_subnet("S", "10.0.0.0/24", *pools)))
+    await delete(client, f"{NETWORK}/subnets/S")
+    await assert_absent(client, f"{NETWORK}/subnets/S/ipPools/P")
     assert (await get(client, NETWORK))["properties"]["subnets"] == []
 
 
@@ -205,13 +167,13 @@ async def test_delete_of_a_missing_resource_is_204(client: httpx.AsyncClient) ->
 
 async def test_repeated_delete_is_204(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl())
-    assert (await client.delete(ACL)).status_code == 200
+    await delete(client, ACL)
     assert (await client.delete(ACL)).status_code == 204
     assert (await client.delete(ACL)).status_code == 204
 
 
 async def test_delete_of_a_missing_child_is_204(client: httpx.AsyncClient) -> None:
-    before = await put(client, ACL, acl(rule("r1")))
+    before = await put(client, ACL, acl(acl_rule("r1")))
     assert (await client.delete(f"{ACL}/aclRules/nope")).status_code == 204
     assert (await client.delete(f"{V1}/accessControlLists/nope/aclRules/r1")).status_code == 204
     assert await get(client, ACL) == before
@@ -223,18 +185,18 @@ async def test_delete_of_a_missing_child_is_204(client: httpx.AsyncClient) -> No
 async def test_put_with_stale_if_match_is_412_and_changes_nothing(
     client: httpx.AsyncClient,
 ) -> None:
-    stale = (await put(client, ACL, acl(rule("r1"))))["etag"]
-    current = await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
+    stale = (await put(client, ACL, acl(acl_rule("r1"))))["etag"]
+    current = await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     response = await client.put(ACL, json=acl(), headers={"If-Match": stale})
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
 
 
 async def test_child_put_with_stale_if_match_is_412(client: httpx.AsyncClient) -> None:
-    stale = (await put(client, ACL, acl(rule("r1"))))["etag"]
-    current = await put(client, ACL, acl(rule("r1", 150)))
+    stale = (await put(client, ACL, acl(acl_rule("r1"))))["etag"]
+    current = await put(client, ACL, acl(acl_rule("r1", 150)))
     response = await client.put(
-        f"{ACL}/aclRules/r1", json=rule("r1", 300), headers={"If-Match": stale}
+        f"{ACL}/aclRules/r1", json=acl_rule("r1", 300), headers={"If-Match": stale}
     )
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
@@ -243,16 +205,16 @@ async def test_child_put_with_stale_if_match_is_412(client: httpx.AsyncClient) -
 async def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
     client: httpx.AsyncClient,
 ) -> None:
-    stale = (await put(client, ACL, acl(rule("r1"))))["etag"]
-    current = await put(client, ACL, acl(rule("r1")))
+    stale = (await put(client, ACL, acl(acl_rule("r1"))))["etag"]
+    current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.delete(ACL, headers={"If-Match": stale})
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
 
 
 async def test_child_delete_with_stale_if_match_is_412(client: httpx.AsyncClient) -> None:
-    stale = (await put(client, ACL, acl(rule("r1"))))["etag"]
-    current = await put(client, ACL, acl(rule("r1")))
+    stale = (await put(client, ACL, acl(acl_rule("r1"))))["etag"]
+    current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.delete(f"{ACL}/aclRules/r1", headers={"If-Match": stale})
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
@@ -260,7 +222,7 @@ async def test_child_delete_with_stale_if_match_is_412(client: httpx.AsyncClient
 
 async def test_put_with_current_if_match_succeeds(client: httpx.AsyncClient) -> None:
     current = (await put(client, ACL, acl()))["etag"]
-    response = await client.put(ACL, json=acl(rule("r1")), headers={"If-Match": current})
+    response = await client.put(ACL, json=acl(acl_rule("r1")), headers={"If-Match": current})
     assert response.status_code == 200
     assert response.json()["etag"] != current
 
@@ -268,13 +230,13 @@ async def test_put_with_current_if_match_succeeds(client: httpx.AsyncClient) -> 
 async def test_delete_with_current_if_match_succeeds(client: httpx.AsyncClient) -> None:
     current = (await put(client, ACL, acl()))["etag"]
     assert (await client.delete(ACL, headers={"If-Match": current})).status_code == 200
-    assert (await client.get(ACL)).status_code == 404
+    await assert_absent(client, ACL)
 
 
 async def test_child_put_with_the_parent_etag_succeeds(client: httpx.AsyncClient) -> None:
-    current = (await put(client, ACL, acl(rule("r1"))))["etag"]
+    current = (await put(client, ACL, acl(acl_rule("r1"))))["etag"]
     response = await client.put(
-        f"{ACL}/aclRules/r1", json=rule("r1", 300), headers={"If-Match": current}
+        f"{ACL}/aclRules/r1", json=acl_rule("r1", 300), headers={"If-Match": current}
     )
     assert response.status_code == 200
 
@@ -290,7 +252,7 @@ async def test_if_match_forms_are_accepted(client: httpx.AsyncClient, form: str)
         "upper": f'W/"{guid.upper()}"',
         "list": f'W/"00000000-0000-0000-0000-000000000000", {etag}',
     }[form]
-    response = await client.put(ACL, json=acl(rule("r1")), headers={"If-Match": header})
+    response = await client.put(ACL, json=acl(acl_rule("r1")), headers={"If-Match": header})
     assert response.status_code == 200, response.text
     assert rule_ids(await get(client, ACL)) == ["r1"]
 
@@ -300,13 +262,13 @@ async def test_if_match_on_a_missing_resource_is_412_and_creates_nothing(
 ) -> None:
     response = await client.put(ACL, json=acl(), headers={"If-Match": "*"})
     assert_error(response, 412, "PreconditionFailed")
-    assert (await client.get(ACL)).status_code == 404
+    await assert_absent(client, ACL)
 
 
 async def test_if_none_match_star_on_an_existing_resource_is_412(
     client: httpx.AsyncClient,
 ) -> None:
-    current = await put(client, ACL, acl(rule("r1")))
+    current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.put(ACL, json=acl(), headers={"If-None-Match": "*"})
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
@@ -318,25 +280,25 @@ async def test_if_none_match_star_creates_a_missing_resource(client: httpx.Async
 
 
 async def test_if_none_match_star_on_an_existing_child_is_412(client: httpx.AsyncClient) -> None:
-    current = await put(client, ACL, acl(rule("r1")))
+    current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.put(
-        f"{ACL}/aclRules/r1", json=rule("r1", 300), headers={"If-None-Match": "*"}
+        f"{ACL}/aclRules/r1", json=acl_rule("r1", 300), headers={"If-None-Match": "*"}
     )
     assert_error(response, 412, "PreconditionFailed")
     assert await get(client, ACL) == current
 
 
 async def test_if_none_match_star_creates_a_missing_child(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1")))
+    await put(client, ACL, acl(acl_rule("r1")))
     response = await client.put(
-        f"{ACL}/aclRules/r2", json=rule("r2", 200), headers={"If-None-Match": "*"}
+        f"{ACL}/aclRules/r2", json=acl_rule("r2", 200), headers={"If-None-Match": "*"}
     )
     assert response.status_code == 201
 
 
 async def test_body_etag_is_not_a_precondition(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl())
-    body = {**acl(rule("r1")), "etag": 'W/"00000000-0000-0000-0000-000000000000"'}
+    body = {**acl(acl_rule("r1")), "etag": 'W/"00000000-0000-0000-0000-000000000000"'}
     response = await client.put(ACL, json=body)
     assert response.status_code == 200
     assert rule_ids(response.json()) == ["r1"]
@@ -348,7 +310,7 @@ async def test_body_etag_is_not_a_precondition(client: httpx.AsyncClient) -> Non
 async def test_omitted_child_collection_keeps_the_stored_children(
     client: httpx.AsyncClient,
 ) -> None:
-    before = await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
+    before = await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     after = await put(client, ACL, {"properties": {"inboundDefaultAction": "Deny"}})
     assert after["properties"]["aclRules"] == [
         {**r, "etag": after["etag"]} for r in before["properties"]["aclRules"]
@@ -359,33 +321,33 @@ async def test_omitted_child_collection_keeps_the_stored_children(
 async def test_null_child_collection_keeps_the_stored_children(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(client, ACL, acl(rule("r1")))
+    await put(client, ACL, acl(acl_rule("r1")))
     after = await put(client, ACL, {"properties": {"aclRules": None}})
     assert rule_ids(after) == ["r1"]
 
 
 async def test_empty_child_collection_deletes_all_children(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
+    await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     after = await put(client, ACL, acl())
     assert rule_ids(after) == []
-    assert (await client.get(f"{ACL}/aclRules/r1")).status_code == 404
+    await assert_absent(client, f"{ACL}/aclRules/r1")
 
 
 async def test_sent_child_collection_replaces_the_stored_one(client: httpx.AsyncClient) -> None:
-    before = await put(client, ACL, acl(rule("r1"), rule("r2", 200)))
-    after = await put(client, ACL, acl(rule("r3", 300), rule("r1", 150)))
+    before = await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
+    after = await put(client, ACL, acl(acl_rule("r3", 300), acl_rule("r1", 150)))
     assert rule_ids(after) == ["r3", "r1"]
     kept = after["properties"]["aclRules"][1]
     assert kept["instanceId"] == before["properties"]["aclRules"][0]["instanceId"]
     assert kept["properties"]["priority"] == 150
-    assert (await client.get(f"{ACL}/aclRules/r2")).status_code == 404
+    await assert_absent(client, f"{ACL}/aclRules/r2")
 
 
 async def test_children_match_case_insensitively_and_keep_id_and_casing(
     client: httpx.AsyncClient,
 ) -> None:
-    before = await put(client, ACL, acl(rule("Rule1")))
-    after = await put(client, ACL, acl(rule("RULE1", 200)))
+    before = await put(client, ACL, acl(acl_rule("Rule1")))
+    after = await put(client, ACL, acl(acl_rule("RULE1", 200)))
     child = after["properties"]["aclRules"][0]
     assert child["resourceId"] == "Rule1"
     assert child["resourceRef"] == "/accessControlLists/A/aclRules/Rule1"
@@ -396,8 +358,8 @@ async def test_children_match_case_insensitively_and_keep_id_and_casing(
 async def test_omitted_grandchild_collection_is_kept_on_a_child_put(
     client: httpx.AsyncClient,
 ) -> None:
-    pools = [pool("P", "10.0.0.10", "10.0.0.20")]
-    await put(client, NETWORK, {"properties": {"subnets": [subnet("S", "10.0.0.0/24", *pools)]}})
+    pools = [ip_pool("P", "10.0.0.10", "10.0.0.20")]
+    await put(client, NETWORK, logical_network(logical_subnet("S", "10.0.0.0/24", *pools)))
     after = await put(
         client, f"{NETWORK}/subnets/S", {"properties": {"addressPrefix": "10.0.0.0/24"}}
     )
@@ -407,8 +369,8 @@ async def test_omitted_grandchild_collection_is_kept_on_a_child_put(
 async def test_omitted_grandchildren_are_kept_when_the_parent_resends_the_child(
     client: httpx.AsyncClient,
 ) -> None:
-    pools = [pool("P", "10.0.0.10", "10.0.0.20")]
-    await put(client, NETWORK, {"properties": {"subnets": [subnet("S", "10.0.0.0/24", *pools)]}})
+    pools = [ip_pool("P", "10.0.0.10", "10.0.0.20")]
+    await put(client, NETWORK, logical_network(logical_subnet("S", "10.0.0.0/24", *pools)))
     bare_subnet = {"resourceId": "s", "properties": {"addressPrefix": "10.0.0.0/24"}}
     after = await put(client, NETWORK, {"properties": {"subnets": [bare_subnet]}})
     pools_after = after["properties"]["subnets"][0]["properties"]["ipPools"]
@@ -416,26 +378,26 @@ async def test_omitted_grandchildren_are_kept_when_the_parent_resends_the_child(
 
 
 async def test_embedded_children_with_the_same_id_are_400(client: httpx.AsyncClient) -> None:
-    current = await put(client, ACL, acl(rule("r1")))
-    response = await client.put(ACL, json=acl(rule("r2"), rule("R2", 200)))
+    current = await put(client, ACL, acl(acl_rule("r1")))
+    response = await client.put(ACL, json=acl(acl_rule("r2"), acl_rule("R2", 200)))
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.aclRules[1]"
     assert await get(client, ACL) == current
 
 
 async def test_embedded_child_without_resource_id_is_400(client: httpx.AsyncClient) -> None:
-    child = {"properties": rule("x")["properties"]}
+    child = {"properties": acl_rule_properties()}
     response = await client.put(ACL, json={"properties": {"aclRules": [child]}})
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.aclRules[0].resourceId"
-    assert (await client.get(ACL)).status_code == 404
+    await assert_absent(client, ACL)
 
 
 async def test_child_collection_that_is_not_an_array_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.put(ACL, json={"properties": {"aclRules": rule("r1")}})
+    response = await client.put(ACL, json={"properties": {"aclRules": acl_rule("r1")}})
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.aclRules"
-    assert (await client.get(ACL)).status_code == 404
+    await assert_absent(client, ACL)
 
 
 # -- resource ids ---------------------------------------------------------------------------
@@ -445,20 +407,20 @@ async def test_body_resource_id_differing_from_the_uri_is_400(client: httpx.Asyn
     response = await client.put(ACL, json={"resourceId": "B", "properties": {}})
     error = assert_error(response, 400, "ResourceIdMismatch")
     assert error["target"] == "resourceId"
-    assert (await client.get(ACL)).status_code == 404
-    assert (await client.get(f"{V1}/accessControlLists/B")).status_code == 404
+    await assert_absent(client, ACL)
+    await assert_absent(client, f"{V1}/accessControlLists/B")
 
 
 async def test_resource_id_mismatch_on_update_changes_nothing(client: httpx.AsyncClient) -> None:
-    current = await put(client, ACL, acl(rule("r1")))
+    current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.put(ACL, json={"resourceId": "B", **acl()})
     assert_error(response, 400, "ResourceIdMismatch")
     assert await get(client, ACL) == current
 
 
 async def test_child_resource_id_mismatch_is_400(client: httpx.AsyncClient) -> None:
-    current = await put(client, ACL, acl(rule("r1")))
-    response = await client.put(f"{ACL}/aclRules/r1", json=rule("r2", 200))
+    current = await put(client, ACL, acl(acl_rule("r1")))
+    response = await client.put(f"{ACL}/aclRules/r1", json=acl_rule("r2", 200))
     assert_error(response, 400, "ResourceIdMismatch")
     assert await get(client, ACL) == current
 
@@ -482,30 +444,29 @@ async def test_created_resource_takes_the_uri_casing(client: httpx.AsyncClient) 
 async def test_stored_casing_is_kept_when_written_via_another_casing(
     client: httpx.AsyncClient,
 ) -> None:
-    created = await put(client, f"{V1}/accessControlLists/MyAcl", acl(rule("r1")))
-    response = await client.put(f"{V1}/accessControlLists/myacl", json=acl(rule("r1", 200)))
+    created = await put(client, f"{V1}/accessControlLists/MyAcl", acl(acl_rule("r1")))
+    response = await client.put(f"{V1}/accessControlLists/myacl", json=acl(acl_rule("r1", 200)))
     assert response.status_code == 200
     updated = response.json()
     assert updated["resourceId"] == "MyAcl"
     assert updated["resourceRef"] == "/accessControlLists/MyAcl"
     assert updated["instanceId"] == created["instanceId"]
-    listed = await get(client, f"{V1}/accessControlLists")
-    assert [a["resourceId"] for a in listed["value"]] == ["MyAcl"]
+    assert ids(await get_all(client, f"{V1}/accessControlLists")) == ["MyAcl"]
 
 
 async def test_child_written_via_a_differently_cased_parent_uses_the_stored_casing(
     client: httpx.AsyncClient,
 ) -> None:
     await put(client, f"{V1}/accessControlLists/MyAcl", acl())
-    written = await put(client, f"{V1}/accessControlLists/MYACL/aclRules/r1", rule("r1"))
+    written = await put(client, f"{V1}/accessControlLists/MYACL/aclRules/r1", acl_rule("r1"))
     assert written["resourceRef"] == "/accessControlLists/MyAcl/aclRules/r1"
 
 
 async def test_child_written_via_another_casing_keeps_its_stored_casing(
     client: httpx.AsyncClient,
 ) -> None:
-    created = await put(client, ACL, acl(rule("Rule1")))
-    written = await put(client, f"{ACL}/aclRules/RULE1", rule("rule1", 200))
+    created = await put(client, ACL, acl(acl_rule("Rule1")))
+    written = await put(client, f"{ACL}/aclRules/RULE1", acl_rule("rule1", 200))
     assert written["resourceId"] == "Rule1"
     assert written["instanceId"] == created["properties"]["aclRules"][0]["instanceId"]
     assert rule_ids(await get(client, ACL)) == ["Rule1"]
@@ -518,7 +479,7 @@ async def test_invalid_resource_id_in_the_uri_is_400(
     response = await client.put(f"{V1}/accessControlLists/{resource_id}", json={"properties": {}})
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "resourceId"
-    assert (await get(client, f"{V1}/accessControlLists"))["value"] == []
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_encoded_slash_in_a_resource_id_is_not_a_resource(
@@ -526,7 +487,7 @@ async def test_encoded_slash_in_a_resource_id_is_not_a_resource(
 ) -> None:
     response = await client.put(f"{V1}/accessControlLists/a%2Fb", json={"properties": {}})
     assert_error(response, 404, "NotFound")
-    assert (await get(client, f"{V1}/accessControlLists"))["value"] == []
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_resource_id_with_url_escaped_characters_round_trips(
@@ -546,23 +507,23 @@ async def test_dot_segment_as_an_embedded_child_id_is_400(
 ) -> None:
     # A client would normalise ".../aclRules/.." away, so such a child could never be
     # addressed at its own URI.
-    response = await client.put(ACL, json=acl(rule(resource_id)))
+    response = await client.put(ACL, json=acl(acl_rule(resource_id)))
     error = assert_error(response, 400, "InvalidInput")
     assert error["target"] == "properties.aclRules[0].resourceId"
-    assert (await client.get(ACL)).status_code == 404
+    await assert_absent(client, ACL)
 
 
 async def test_child_put_at_its_uri_keeps_its_position(client: httpx.AsyncClient) -> None:
-    await put(client, ACL, acl(rule("r1"), rule("r2", 200), rule("r3", 300)))
-    await put(client, f"{ACL}/aclRules/r1", rule("r1", 150))
+    await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200), acl_rule("r3", 300)))
+    await put(client, f"{ACL}/aclRules/r1", acl_rule("r1", 150))
     assert rule_ids(await get(client, ACL)) == ["r1", "r2", "r3"]
 
 
 async def test_new_grandchild_via_differently_cased_parents_uses_stored_casing(
     client: httpx.AsyncClient,
 ) -> None:
-    await put(client, NETWORK, {"properties": {"subnets": [subnet("Sub", "10.0.0.0/24")]}})
-    body = {"properties": {"startIpAddress": "10.0.0.10", "endIpAddress": "10.0.0.20"}}
+    await put(client, NETWORK, logical_network(logical_subnet("Sub", "10.0.0.0/24")))
+    body = ip_pool(None, "10.0.0.10", "10.0.0.20")
     response = await client.put(f"{V1}/LOGICALNETWORKS/l/Subnets/SUB/ipPools/NewPool", json=body)
     assert response.status_code == 201
     assert response.json()["resourceRef"] == "/logicalNetworks/L/subnets/Sub/ipPools/NewPool"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.bodies import ip_pool, logical_network, logical_subnet
 from tests.support.nbi import (
+    Json,
     assert_absent,
     assert_error,
     assert_put_rejected,
@@ -16,8 +17,10 @@ from tests.support.nbi import (
     delete,
     get,
     get_all,
+    ids,
     props,
     put,
+    without_etags,
 )
 
 LN = "/logicalNetworks/HNVPA"
@@ -30,40 +33,26 @@ def subnet(
     prefix: str = "10.10.56.0/23",
     *,
     gateways: tuple[str, ...] = ("10.10.56.1",),
-    pools: list[dict[str, Any]] | None = None,
+    pools: list[Json] | None = None,
     **extra: object,
-) -> dict[str, Any]:
+) -> Json:
     """A logical subnet the way the SDN Express wrappers build it (vlanid as a string)."""
-    properties: dict[str, Any] = {
-        "addressPrefix": prefix,
-        "vlanid": "7",
-        "defaultGateways": list(gateways),
-        "IsPublic": False,
-        **extra,
-    }
-    if pools is not None:
-        properties["ipPools"] = pools
-    return {"resourceId": resource_id, "properties": properties}
+    members: Json = {"vlanid": "7", "defaultGateways": list(gateways), "IsPublic": False, **extra}
+    return logical_subnet(resource_id, prefix, *(pools or ()), **members)
 
 
-def ip_pool(resource_id: str, start: str, end: str) -> dict[str, Any]:
-    return {"resourceId": resource_id, "properties": {"startIpAddress": start, "endIpAddress": end}}
+def hnvpa(*subnets: Json, hnv: str = "True") -> Json:
+    """The HNV provider network as the SDN Express wrappers send it."""
+    return logical_network(*subnets, resource_id="HNVPA", networkVirtualizationEnabled=hnv)
 
 
-def logical_network(*subnets: dict[str, Any], hnv: str = "True") -> dict[str, Any]:
-    return {
-        "resourceId": "HNVPA",
-        "properties": {"subnets": list(subnets), "networkVirtualizationEnabled": hnv},
-    }
-
-
-def with_subnet_property(body: dict[str, Any], member: str, value: object) -> dict[str, Any]:
+def with_subnet_property(body: Json, member: str, value: object) -> Json:
     changed = copy.deepcopy(body)
     changed["properties"]["subnets"][0]["properties"][member] = value
     return changed
 
 
-def refs_of(network: dict[str, Any]) -> list[str]:
+def refs_of(network: Json) -> list[str]:
     """Every subnet and pool resourceRef of an embedded logical network, in order."""
     found: list[str] = []
     for sub in props(network)["subnets"]:
@@ -72,17 +61,8 @@ def refs_of(network: dict[str, Any]) -> list[str]:
     return found
 
 
-def without_etags(value: object) -> object:
-    """``value`` with every ``etag`` member (the root's and the children's copies) removed."""
-    if isinstance(value, dict):
-        return {k: without_etags(v) for k, v in value.items() if k != "etag"}
-    if isinstance(value, list):
-        return [without_etags(item) for item in value]
-    return value
-
-
-async def create_pa_network(client: httpx.AsyncClient) -> dict[str, Any]:
-    body = logical_network(
+async def create_pa_network(client: httpx.AsyncClient) -> Json:
+    body = hnvpa(
         subnet(pools=[ip_pool("PAPool", "10.10.56.10", "10.10.56.200")]),
     )
     return await put(client, LN, body, status=201)
@@ -92,7 +72,7 @@ async def create_pa_network(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def test_sdn_express_hnv_provider_network_is_canonical(client: httpx.AsyncClient) -> None:
-    body = logical_network(
+    body = hnvpa(
         subnet(
             dnsServers=["10.10.0.10", "10.10.0.11"],
             pools=[ip_pool("PAPool", "10.10.56.10", "10.10.57.200")],
@@ -171,9 +151,9 @@ async def test_values_sent_as_strings_and_odd_casing_are_typed(client: httpx.Asy
 
 
 async def test_vlan_id_defaults_to_untagged_and_4094_is_the_top(client: httpx.AsyncClient) -> None:
-    body = logical_network(
-        {"resourceId": "untagged", "properties": {"addressPrefix": "10.0.0.0/24"}},
-        {"resourceId": "top", "properties": {"addressPrefix": "10.0.1.0/24", "vlanID": 4094}},
+    body = hnvpa(
+        logical_subnet("untagged", "10.0.0.0/24"),
+        logical_subnet("top", "10.0.1.0/24", vlanID=4094),
         hnv="False",
     )
     created = await put(client, LN, body)
@@ -183,7 +163,7 @@ async def test_vlan_id_defaults_to_untagged_and_4094_is_the_top(client: httpx.As
 
 
 async def test_ipv6_prefixes_and_addresses_are_normalised(client: httpx.AsyncClient) -> None:
-    body = logical_network(
+    body = hnvpa(
         subnet(
             "v6",
             "FD00:0DB8:0:0::/64",
@@ -205,7 +185,7 @@ async def test_ipv6_prefixes_and_addresses_are_normalised(client: httpx.AsyncCli
 async def test_point_to_point_subnet_pool_may_use_both_addresses(
     client: httpx.AsyncClient,
 ) -> None:
-    body = logical_network(
+    body = hnvpa(
         subnet(
             "p2p", "192.0.2.0/31", gateways=(), pools=[ip_pool("both", "192.0.2.0", "192.0.2.1")]
         )
@@ -242,8 +222,8 @@ async def test_subnet_and_pool_written_at_their_own_uris(client: httpx.AsyncClie
     assert after_pool["etag"] != after_subnet["etag"]
     assert refs_of(after_pool) == [SUBNET, POOL]
     assert await get(client, POOL) == created_pool
-    assert [s["resourceId"] for s in await get_all(client, f"{LN}/subnets")] == ["PA"]
-    assert [p["resourceId"] for p in await get_all(client, f"{SUBNET}/ipPools")] == ["PAPool"]
+    assert ids(await get_all(client, f"{LN}/subnets")) == ["PA"]
+    assert ids(await get_all(client, f"{SUBNET}/ipPools")) == ["PAPool"]
 
 
 async def test_logical_subnets_alias_uri_reaches_the_same_subnet(
@@ -257,7 +237,7 @@ async def test_logical_subnets_alias_uri_reaches_the_same_subnet(
     )
     assert props(updated)["defaultGateways"] == ["10.10.56.254"]
     # The stored pool survives: the body had no ipPools member.
-    assert [p["resourceId"] for p in props(updated)["ipPools"]] == ["PAPool"]
+    assert ids(props(updated)["ipPools"]) == ["PAPool"]
 
 
 async def test_re_put_without_subnets_keeps_them_and_with_subnets_replaces_them(
@@ -272,7 +252,7 @@ async def test_re_put_without_subnets_keeps_them_and_with_subnets_replaces_them(
         child(kept, "subnets", "PA")["instanceId"] == child(created, "subnets", "PA")["instanceId"]
     )
 
-    replaced = await put(client, LN, logical_network(subnet("Other", "10.20.0.0/24", gateways=())))
+    replaced = await put(client, LN, hnvpa(subnet("Other", "10.20.0.0/24", gateways=())))
     assert refs_of(replaced) == [f"{LN}/subnets/Other"]
     await assert_absent(client, SUBNET)
     await assert_absent(client, POOL)
@@ -320,7 +300,7 @@ async def test_child_under_a_missing_parent_is_a_precondition_failure(
         target="logicalNetworks/nope",
     )
     await assert_absent(client, "/logicalNetworks/nope")
-    await put(client, LN, logical_network())
+    await put(client, LN, hnvpa())
     await assert_put_rejected(
         client,
         f"{LN}/subnets/nope/ipPools/P",
@@ -338,7 +318,7 @@ async def test_child_under_a_missing_parent_is_a_precondition_failure(
 
 @pytest.mark.parametrize("vlan", [-1, 4095, "4095", "abc", 1.5, "", [7]], ids=repr)
 async def test_vlan_id_must_be_0_to_4094(client: httpx.AsyncClient, vlan: object) -> None:
-    body = with_subnet_property(logical_network(subnet()), "vlanid", vlan)
+    body = with_subnet_property(hnvpa(subnet()), "vlanid", vlan)
     await assert_put_rejected(client, LN, body, target="subnets[0].properties.vlanID")
     await assert_absent(client, LN)
 
@@ -351,25 +331,25 @@ async def test_vlan_id_must_be_0_to_4094(client: httpx.AsyncClient, vlan: object
 async def test_address_prefix_must_be_a_cidr_prefix_without_host_bits(
     client: httpx.AsyncClient, prefix: object
 ) -> None:
-    body = with_subnet_property(logical_network(subnet()), "addressPrefix", prefix)
+    body = with_subnet_property(hnvpa(subnet()), "addressPrefix", prefix)
     await assert_put_rejected(client, LN, body, target="subnets[0].properties.addressPrefix")
 
 
 async def test_address_prefix_is_required(client: httpx.AsyncClient) -> None:
-    body = logical_network({"resourceId": "S", "properties": {"vlanID": 7}})
+    body = hnvpa({"resourceId": "S", "properties": {"vlanID": 7}})
     await assert_put_rejected(client, LN, body, target="subnets[0].properties.addressPrefix")
 
 
 async def test_invalid_update_leaves_the_network_unchanged(client: httpx.AsyncClient) -> None:
     await create_pa_network(client)
-    body = with_subnet_property(logical_network(subnet()), "vlanID", 5000)
+    body = with_subnet_property(hnvpa(subnet()), "vlanID", 5000)
     await assert_put_rejected(
         client, LN, body, target="subnets[0].properties.vlanID", watch=(SUBNET, POOL)
     )
     await assert_put_rejected(
         client,
         LN,
-        logical_network(subnet(), hnv="maybe"),
+        hnvpa(subnet(), hnv="maybe"),
         target="properties.networkVirtualizationEnabled",
     )
 
@@ -382,7 +362,7 @@ async def test_invalid_update_leaves_the_network_unchanged(client: httpx.AsyncCl
 async def test_subnets_of_one_network_must_not_overlap(
     client: httpx.AsyncClient, other: str
 ) -> None:
-    body = logical_network(subnet(), subnet("Second", other, gateways=()))
+    body = hnvpa(subnet(), subnet("Second", other, gateways=()))
     await assert_put_rejected(client, LN, body, target="subnets/Second/properties/addressPrefix")
     await assert_absent(client, LN)
 
@@ -403,19 +383,19 @@ async def test_overlapping_subnet_written_at_its_own_uri_is_rejected(
 async def test_subnets_of_different_networks_and_families_may_coexist(
     client: httpx.AsyncClient,
 ) -> None:
-    body = logical_network(subnet(), subnet("v6", "fd00::/64", gateways=("fd00::1",)))
+    body = hnvpa(subnet(), subnet("v6", "fd00::/64", gateways=("fd00::1",)))
     await put(client, LN, body, status=201)
     other = {"properties": {"subnets": [subnet("Mgmt", "10.10.56.0/23")]}}
     await put(client, "/logicalNetworks/Management", other, status=201)
 
 
 async def test_duplicate_embedded_subnet_ids_are_rejected(client: httpx.AsyncClient) -> None:
-    body = logical_network(subnet("PA"), subnet("pa", "10.20.0.0/24", gateways=()))
+    body = hnvpa(subnet("PA"), subnet("pa", "10.20.0.0/24", gateways=()))
     await assert_put_rejected(client, LN, body, target="properties.subnets[1]")
 
 
 async def test_embedded_subnet_needs_a_resource_id(client: httpx.AsyncClient) -> None:
-    body = logical_network({"properties": {"addressPrefix": "10.0.0.0/24"}})
+    body = hnvpa(logical_subnet(None, "10.0.0.0/24"))
     await assert_put_rejected(client, LN, body, target="subnets[0].resourceId")
 
 
@@ -427,7 +407,7 @@ async def test_embedded_subnet_needs_a_resource_id(client: httpx.AsyncClient) ->
 async def test_default_gateways_must_lie_inside_the_prefix(
     client: httpx.AsyncClient, gateways: list[str]
 ) -> None:
-    body = logical_network(subnet(gateways=tuple(gateways)))
+    body = hnvpa(subnet(gateways=tuple(gateways)))
     await assert_put_rejected(client, LN, body, target="subnets/PA/properties/defaultGateways")
 
 
@@ -456,16 +436,16 @@ async def test_default_gateway_moved_outside_at_the_subnet_uri_is_rejected(
 async def test_gateways_and_dns_servers_must_be_ip_addresses(
     client: httpx.AsyncClient, member: str, value: object, target: str
 ) -> None:
-    body = with_subnet_property(logical_network(subnet()), member, value)
+    body = with_subnet_property(hnvpa(subnet()), member, value)
     await assert_put_rejected(client, LN, body, target=f"subnets[0].properties.{target}")
 
 
 async def test_subnet_route_next_hop_must_be_inside_the_subnet(client: httpx.AsyncClient) -> None:
     route = {"destinationPrefix": "0.0.0.0/0", "nextHop": "10.99.0.1", "metric": "10"}
-    body = logical_network(subnet(routes=[route]))
+    body = hnvpa(subnet(routes=[route]))
     await assert_put_rejected(client, LN, body, target="subnets/PA/properties/routes")
     route["nextHop"] = "10.10.56.1"
-    created = await put(client, LN, logical_network(subnet(routes=[route])))
+    created = await put(client, LN, hnvpa(subnet(routes=[route])))
     assert props(child(created, "subnets", "PA"))["routes"] == [
         {"destinationPrefix": "0.0.0.0/0", "nextHop": "10.10.56.1", "metric": 10}
     ]
@@ -489,7 +469,7 @@ async def test_subnet_route_next_hop_must_be_inside_the_subnet(client: httpx.Asy
 async def test_pool_must_be_a_usable_range_inside_its_subnet(
     client: httpx.AsyncClient, start: str, end: str, member: str
 ) -> None:
-    body = logical_network(subnet(pools=[ip_pool("Bad", start, end)]))
+    body = hnvpa(subnet(pools=[ip_pool("Bad", start, end)]))
     await assert_put_rejected(client, LN, body, target=f"ipPools/Bad/properties/{member}")
     await assert_absent(client, LN)
 
@@ -537,7 +517,7 @@ async def test_adjacent_pools_are_accepted(client: httpx.AsyncClient) -> None:
 async def test_pool_addresses_must_be_ip_addresses(
     client: httpx.AsyncClient, member: str, value: object
 ) -> None:
-    await put(client, LN, logical_network(subnet()))
+    await put(client, LN, hnvpa(subnet()))
     body = ip_pool("P", "10.10.56.10", "10.10.56.20")
     body["properties"][member] = value
     await assert_put_rejected(client, f"{SUBNET}/ipPools/P", body, target=f"properties.{member}")

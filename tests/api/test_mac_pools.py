@@ -5,28 +5,23 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.bodies import mac_pool
 from tests.support.nbi import (
     assert_absent,
     assert_put_rejected,
     delete,
     get,
     get_all,
+    ids,
     props,
     put,
 )
 
 
-def pool(start: str, end: str) -> dict[str, object]:
-    return {"properties": {"startMacAddress": start, "endMacAddress": end}}
-
-
 async def test_sdn_express_default_pool_comes_back_dashed_with_its_usage(
     client: httpx.AsyncClient,
 ) -> None:
-    body = {
-        "resourceId": "DefaultMacPool",
-        "properties": {"startMacAddress": "001DD8B71C00", "endMacAddress": "001DD8B71FFF"},
-    }
+    body = mac_pool("001DD8B71C00", "001DD8B71FFF", resource_id="DefaultMacPool")
     created = await put(client, "/MacPools/DefaultMacPool", body, status=201)
     assert created["resourceRef"] == "/macPools/DefaultMacPool"
     assert props(created) == {
@@ -51,14 +46,14 @@ async def test_sdn_express_default_pool_comes_back_dashed_with_its_usage(
 async def test_every_mac_notation_is_stored_dashed_upper_case(
     client: httpx.AsyncClient, start: str, end: str
 ) -> None:
-    created = await put(client, "/macPools/p", pool(start, end))
+    created = await put(client, "/macPools/p", mac_pool(start, end))
     assert props(created)["startMacAddress"] == "00-1D-D8-B7-1C-00"
     assert props(created)["endMacAddress"] == "00-1D-D8-B7-1C-FF"
     assert props(created)["usage"]["numberOfMacAddresses"] == 256
 
 
 async def test_single_address_pool(client: httpx.AsyncClient) -> None:
-    created = await put(client, "/macPools/one", pool("02-00-00-00-00-01", "02-00-00-00-00-01"))
+    created = await put(client, "/macPools/one", mac_pool("02-00-00-00-00-01", "02-00-00-00-00-01"))
     assert props(created)["usage"] == {
         "numberOfMacAddresses": 1,
         "numberofMacAddressesAllocated": 0,
@@ -91,27 +86,27 @@ async def test_echoed_read_only_members_are_ignored(client: httpx.AsyncClient) -
 async def test_re_put_of_get_output_replaces_without_overlapping_itself(
     client: httpx.AsyncClient,
 ) -> None:
-    created = await put(client, "/macPools/p", pool("001DD8B71C00", "001DD8B71FFF"))
+    created = await put(client, "/macPools/p", mac_pool("001DD8B71C00", "001DD8B71FFF"))
     rewritten = await put(client, "/macPools/p", await get(client, "/macPools/p"), status=200)
     assert props(rewritten) == props(created)
     assert rewritten["etag"] != created["etag"]
-    shrunk = await put(client, "/macPools/p", pool("001DD8B71C00", "001DD8B71C7F"), status=200)
+    shrunk = await put(client, "/macPools/p", mac_pool("001DD8B71C00", "001DD8B71C7F"), status=200)
     assert props(shrunk)["usage"]["numberOfMacAddresses"] == 128
 
 
 async def test_adjacent_pools_do_not_overlap(client: httpx.AsyncClient) -> None:
-    await put(client, "/macPools/a", pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1C-FF"))
-    await put(client, "/macPools/b", pool("00-1D-D8-B7-1D-00", "00-1D-D8-B7-1D-FF"))
-    assert [p["resourceId"] for p in await get_all(client, "/macPools")] == ["a", "b"]
+    await put(client, "/macPools/a", mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1C-FF"))
+    await put(client, "/macPools/b", mac_pool("00-1D-D8-B7-1D-00", "00-1D-D8-B7-1D-FF"))
+    assert ids(await get_all(client, "/macPools")) == ["a", "b"]
 
 
 async def test_delete_is_idempotent(client: httpx.AsyncClient) -> None:
-    await put(client, "/macPools/p", pool("001DD8B71C00", "001DD8B71FFF"))
+    await put(client, "/macPools/p", mac_pool("001DD8B71C00", "001DD8B71FFF"))
     await delete(client, "/macPools/p")
     await assert_absent(client, "/macPools/p")
     await delete(client, "/macPools/p", status=204)
     # The range is free again.
-    await put(client, "/macPools/q", pool("001DD8B71C00", "001DD8B71FFF"), status=201)
+    await put(client, "/macPools/q", mac_pool("001DD8B71C00", "001DD8B71FFF"), status=201)
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -133,7 +128,7 @@ async def test_pool_must_be_an_ascending_unicast_range(
     client: httpx.AsyncClient, start: str, end: str, target: str
 ) -> None:
     await assert_put_rejected(
-        client, "/macPools/bad", pool(start, end), target=f"properties/{target}"
+        client, "/macPools/bad", mac_pool(start, end), target=f"properties/{target}"
     )
     await assert_absent(client, "/macPools/bad")
 
@@ -152,8 +147,9 @@ async def test_pool_must_be_an_ascending_unicast_range(
 async def test_mac_addresses_must_be_valid(
     client: httpx.AsyncClient, start: str, end: object, target: str
 ) -> None:
-    body = {"properties": {"startMacAddress": start, "endMacAddress": end}}
-    await assert_put_rejected(client, "/macPools/bad", body, target=f"properties.{target}")
+    await assert_put_rejected(
+        client, "/macPools/bad", mac_pool(start, end), target=f"properties.{target}"
+    )
     await assert_absent(client, "/macPools/bad")
 
 
@@ -169,11 +165,11 @@ async def test_mac_addresses_must_be_valid(
     ids=["identical", "touches-start", "touches-end", "inside", "around"],
 )
 async def test_pools_must_not_overlap(client: httpx.AsyncClient, start: str, end: str) -> None:
-    await put(client, "/macPools/existing", pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1F-FF"))
+    await put(client, "/macPools/existing", mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1F-FF"))
     error = await assert_put_rejected(
         client,
         "/macPools/new",
-        pool(start, end),
+        mac_pool(start, end),
         target="macPools/new/properties/startMacAddress",
         watch=("/macPools/existing",),
     )
@@ -182,12 +178,12 @@ async def test_pools_must_not_overlap(client: httpx.AsyncClient, start: str, end
 
 
 async def test_growing_a_pool_into_another_is_rejected(client: httpx.AsyncClient) -> None:
-    await put(client, "/macPools/a", pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1C-FF"))
-    await put(client, "/macPools/b", pool("00-1D-D8-B7-1E-00", "00-1D-D8-B7-1E-FF"))
+    await put(client, "/macPools/a", mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1C-FF"))
+    await put(client, "/macPools/b", mac_pool("00-1D-D8-B7-1E-00", "00-1D-D8-B7-1E-FF"))
     await assert_put_rejected(
         client,
         "/macPools/a",
-        pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1E-00"),
+        mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1E-00"),
         target="macPools/a/properties/startMacAddress",
         watch=("/macPools/b",),
     )

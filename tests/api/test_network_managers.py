@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.nbi import assert_error, assert_put_rejected, get, props, put
+from tests.support.nbi import assert_error, assert_etag, assert_put_rejected, get, props, put
 
 VNM = "/virtualNetworkManager/configuration"
 VSM = "/virtualSwitchManager/configuration"
@@ -26,7 +26,7 @@ async def test_singleton_exists_with_defaults_before_any_put(
     found = await get(client, path)
     assert found["resourceId"] == "configuration"
     assert found["resourceRef"] == path
-    assert found["etag"].startswith('W/"')
+    assert_etag(found["etag"])
     assert props(found) == {"provisioningState": "Succeeded", **defaults}
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
+from tests.support.bodies import route, route_table
 from tests.support.nbi import (
+    Json,
     assert_absent,
     assert_put_rejected,
     child,
     delete,
     get,
     get_all,
+    ids,
     props,
     put,
     refs,
@@ -23,21 +24,9 @@ RT = "/routeTables/NVARoutes"
 ROUTES = f"{RT}/routes"
 
 
-def route(
-    resource_id: str,
-    prefix: str,
-    hop_type: str = "VirtualAppliance",
-    hop: str | None = "192.168.1.10",
-) -> dict[str, Any]:
-    """A route as the NVA guide's PowerShell builds it (PascalCase members)."""
-    properties: dict[str, Any] = {"AddressPrefix": prefix, "NextHopType": hop_type}
-    if hop is not None:
-        properties["NextHopIpAddress"] = hop
-    return {"resourceId": resource_id, "properties": properties}
-
-
-def table(*routes: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceId": "NVARoutes", "properties": {"routes": list(routes), "subnets": []}}
+def table(*routes: Json) -> Json:
+    """The NVARoutes table, echoing its empty reverse references."""
+    return route_table(*routes, resource_id="NVARoutes", subnets=[])
 
 
 # -- accepted input and canonical output ------------------------------------------------
@@ -83,7 +72,7 @@ async def test_next_hop_types_without_an_address(
 
 
 async def test_ipv6_route_is_normalised(client: httpx.AsyncClient) -> None:
-    created = await put(client, RT, table(route("v6", "FD00:0:0::/48", hop="FD00:0::0010")))
+    created = await put(client, RT, table(route("v6", "FD00:0:0::/48", next_hop="FD00:0::0010")))
     assert props(child(created, "routes", "v6"))["addressPrefix"] == "fd00::/48"
     assert props(child(created, "routes", "v6"))["nextHopIpAddress"] == "fd00::10"
 
@@ -102,7 +91,7 @@ async def test_routes_added_one_by_one_at_their_own_uri(client: httpx.AsyncClien
     stored = await get(client, RT)
     assert stored["etag"] == second["etag"]
     assert refs(props(stored)["routes"]) == [f"{ROUTES}/default", f"{ROUTES}/blackhole"]
-    assert [r["resourceId"] for r in await get_all(client, ROUTES)] == ["default", "blackhole"]
+    assert ids(await get_all(client, ROUTES)) == ["default", "blackhole"]
 
 
 async def test_re_put_of_what_get_returned_is_accepted(client: httpx.AsyncClient) -> None:
@@ -126,7 +115,7 @@ async def test_deleting_routes_and_the_table(client: httpx.AsyncClient) -> None:
     )
     await delete(client, f"{ROUTES}/default")
     await delete(client, f"{ROUTES}/default", status=204)
-    assert [r["resourceId"] for r in props(await get(client, RT))["routes"]] == ["local"]
+    assert ids(props(await get(client, RT))["routes"]) == ["local"]
     # The prefix is free again.
     await put(client, f"{ROUTES}/again", route("again", "0.0.0.0/0"), status=201)
     await delete(client, RT)
@@ -181,7 +170,7 @@ async def test_next_hop_must_be_of_the_route_family(
     await assert_put_rejected(
         client,
         RT,
-        table(route("r", prefix, hop=hop)),
+        table(route("r", prefix, next_hop=hop)),
         target="routes/r/properties/nextHopIpAddress",
     )
 
@@ -219,7 +208,7 @@ async def test_duplicate_prefix_in_one_table_is_rejected(
     client: httpx.AsyncClient, first: str, second: str
 ) -> None:
     hop = "fd00::1" if ":" in first else "192.168.1.10"
-    body = table(route("a", first, hop=hop), route("b", second, "None", None))
+    body = table(route("a", first, next_hop=hop), route("b", second, "None", None))
     error = await assert_put_rejected(client, RT, body, target="routes/b/properties/addressPrefix")
     assert "'a'" in error["message"]
     await assert_absent(client, RT)
@@ -241,5 +230,5 @@ async def test_duplicate_prefix_added_at_the_route_uri_is_rejected(
 
 async def test_same_prefix_in_two_tables_is_allowed(client: httpx.AsyncClient) -> None:
     await put(client, RT, table(route("default", "0.0.0.0/0")))
-    other = {"properties": {"routes": [route("default", "0.0.0.0/0", "Internet", None)]}}
+    other = route_table(route("default", "0.0.0.0/0", "Internet", None))
     await put(client, "/routeTables/Other", other, status=201)

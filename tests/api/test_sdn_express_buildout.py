@@ -8,6 +8,15 @@ from typing import Any
 
 import httpx
 
+from tests.support.bodies import (
+    cmdlet_body,
+    connection,
+    mac_pool,
+    network_interface,
+    route,
+    route_table,
+    server,
+)
 from tests.support.nbi import (
     assert_absent,
     assert_delete_rejected,
@@ -59,20 +68,6 @@ COLLECTIONS = (
 )
 
 
-def cmdlet_body(resource_id: str, **properties: object) -> dict[str, Any]:
-    """How the NetworkController PowerShell module serialises a New-NetworkController* object:
-    every envelope member present, unset ones as null."""
-    return {
-        "resourceId": resource_id,
-        "resourceRef": None,
-        "instanceId": None,
-        "etag": None,
-        "tags": None,
-        "resourceMetadata": None,
-        "properties": {"provisioningState": None, "configurationState": None, **properties},
-    }
-
-
 def resources_in(document: object) -> Iterator[dict[str, Any]]:
     """Every resource (anything with a resourceRef and properties) inside ``document``."""
     if isinstance(document, dict):
@@ -109,10 +104,7 @@ async def build_fabric(client: httpx.AsyncClient) -> None:
     await put(
         client,
         "/MacPools/DefaultMacPool",
-        {
-            "resourceId": "DefaultMacPool",
-            "properties": {"startMacAddress": "001DD8B71C00", "endMacAddress": "00:1D:D8:B7:1F:FF"},
-        },
+        mac_pool("001DD8B71C00", "00:1D:D8:B7:1F:FF", resource_id="DefaultMacPool"),
         status=201,
     )
 
@@ -153,41 +145,22 @@ async def build_fabric(client: httpx.AsyncClient) -> None:
 
     # The host: resourceId = its vSwitch id; a certificate and a password connection; one NIC
     # on the PA subnet.
-    connections = [
-        {
-            "managementAddresses": ["sdnhost1.contoso.com"],
-            "credential": {"resourceRef": "/credentials/NCHostCert"},
-            "credentialType": "X509Certificate",
-            "port": "6645",
-        },
-        {
-            "managementAddresses": ["sdnhost1.contoso.com"],
-            "credential": {"resourceRef": "/credentials/NCHostUser"},
-            "credentialType": "UsernamePassword",
-        },
-    ]
-    host_nic = {
-        "resourceId": SWITCH_ID,
-        "instanceId": SWITCH_ID,
-        "properties": {
-            "isBMC": False,
-            "logicalSubnets": [{"resourceRef": "/logicalnetworks/hnvpa/subnets/10.10.56.0_23"}],
-        },
-    }
-    await put(
-        client,
-        f"/Servers/{SWITCH_ID}",
-        {
-            "resourceId": SWITCH_ID,
-            "instanceId": SWITCH_ID,
-            "properties": {
-                "connections": connections,
-                "networkInterfaces": [host_nic],
-                "certificate": "MIIBszCCAVmgAwIBAgIQ",
-            },
-        },
-        status=201,
+    host = "sdnhost1.contoso.com"
+    host_nic = network_interface(
+        SWITCH_ID,
+        "/logicalnetworks/hnvpa/subnets/10.10.56.0_23",
+        instance_id=SWITCH_ID,
+        isBMC=False,
     )
+    body = server(
+        connection("/credentials/NCHostCert", "X509Certificate", address=host, port="6645"),
+        connection("/credentials/NCHostUser", "UsernamePassword", address=host),
+        resource_id=SWITCH_ID,
+        instance_id=SWITCH_ID,
+        networkInterfaces=[host_nic],
+        certificate="MIIBszCCAVmgAwIBAgIQ",
+    )
+    await put(client, f"/Servers/{SWITCH_ID}", body, status=201)
 
     # A tenant ACL created empty, then filled rule by rule at the child URI.
     await put(
@@ -221,15 +194,8 @@ async def build_fabric(client: httpx.AsyncClient) -> None:
         )
 
     # A route table sending everything through a virtual appliance.
-    route = {
-        "resourceId": "default",
-        "properties": {
-            "addressPrefix": "0.0.0.0/0",
-            "nextHopType": "VirtualAppliance",
-            "nextHopIpAddress": "10.0.1.4",
-        },
-    }
-    await put(client, ROUTE_TABLE, {"properties": {"routes": [route]}}, status=201)
+    default = route("default", "0.0.0.0/0", "VirtualAppliance", "10.0.1.4")
+    await put(client, ROUTE_TABLE, route_table(default), status=201)
 
 
 async def test_sdn_express_buildout_and_teardown(client: httpx.AsyncClient) -> None:

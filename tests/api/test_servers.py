@@ -5,12 +5,21 @@ from __future__ import annotations
 import base64
 import copy
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.support import bodies
+from tests.support.bodies import (
+    connection,
+    credential,
+    ip_pool,
+    logical_network,
+    logical_subnet,
+    network_interface,
+)
 from tests.support.nbi import (
+    Json,
     assert_absent,
     assert_delete_rejected,
     assert_put_rejected,
@@ -18,6 +27,7 @@ from tests.support.nbi import (
     delete,
     get,
     get_all,
+    ids,
     props,
     put,
     refs,
@@ -36,80 +46,46 @@ CERTIFICATE = base64.b64encode(b"0\x82\x01\xb3" + bytes(range(64))).decode()
 
 async def create_fabric(client: httpx.AsyncClient) -> None:
     """What the server refers to: its two credentials and the HNV provider subnet."""
-    await put(
-        client, CERT, {"properties": {"type": "X509Certificate", "value": "8E3F1A2B4C5D6E7F"}}
-    )
+    await put(client, CERT, credential("X509Certificate", value="8E3F1A2B4C5D6E7F"))
     await put(
         client,
         USER,
-        {
-            "properties": {
-                "type": "UsernamePassword",
-                "userName": "CONTOSO\\NCAdmin",
-                "value": "Pa55!",
-            }
-        },
+        credential("UsernamePassword", userName="CONTOSO\\NCAdmin", value="Pa55!"),
     )
-    subnet = {
-        "resourceId": "PA",
-        "properties": {
-            "addressPrefix": "10.10.56.0/23",
-            "vlanID": "11",
-            "defaultGateways": ["10.10.56.1"],
-            "ipPools": [
-                {
-                    "resourceId": "PAPool",
-                    "properties": {"startIpAddress": "10.10.56.10", "endIpAddress": "10.10.57.200"},
-                }
-            ],
-        },
-    }
-    body = {"properties": {"networkVirtualizationEnabled": "True", "subnets": [subnet]}}
+    subnet = logical_subnet(
+        "PA",
+        "10.10.56.0/23",
+        ip_pool("PAPool", "10.10.56.10", "10.10.57.200"),
+        vlanID="11",
+        defaultGateways=["10.10.56.1"],
+    )
+    body = logical_network(subnet, networkVirtualizationEnabled="True")
     await put(client, "/logicalNetworks/HNVPA", body)
 
 
-def nic(resource_id: str = "nic1", *subnets: str, is_bmc: object = False) -> dict[str, Any]:
+def nic(resource_id: str = "nic1", *subnets: str, is_bmc: object = False) -> Json:
     """A server NIC as New-NCServerNetworkInterface builds it (instanceId = resourceId)."""
-    return {
-        "resourceId": resource_id,
-        "instanceId": resource_id,
-        "properties": {
-            "isBMC": is_bmc,
-            "logicalSubnets": [
-                {"resourceRef": ref} for ref in (subnets or ("/logicalnetworks/HNVPA/subnets/PA",))
-            ],
-        },
-    }
+    logical_subnets = subnets or ("/logicalnetworks/HNVPA/subnets/PA",)
+    return network_interface(resource_id, *logical_subnets, instance_id=resource_id, isBMC=is_bmc)
 
 
-def server(*nics: dict[str, Any], **properties: object) -> dict[str, Any]:
+def server(*nics: Json, **properties: object) -> Json:
     """A server as SDN Express's Add-SDNExpressHost sends it: two connections."""
-    body: dict[str, Any] = {
-        "resourceId": SWITCH_ID,
-        "instanceId": SWITCH_ID,
-        "properties": {
-            "connections": [
-                {
-                    "managementAddresses": ["host1.contoso.com"],
-                    "credential": {"resourceRef": "/credentials/NCHostCert"},
-                    "credentialType": "X509Certificate",
-                    "port": "6645",
-                },
-                {
-                    "managementAddresses": ["host1.contoso.com"],
-                    "credential": {"resourceRef": "/credentials/NCHostUser"},
-                    "credentialType": "usernamePassword",
-                },
-            ],
-            "networkInterfaces": list(nics) if nics else [nic()],
-            "certificate": CERTIFICATE,
-        },
+    members: Json = {
+        "networkInterfaces": list(nics) if nics else [nic()],
+        "certificate": CERTIFICATE,
+        **properties,
     }
-    body["properties"].update(properties)
-    return body
+    return bodies.server(
+        connection("/credentials/NCHostCert", "X509Certificate", port="6645"),
+        connection("/credentials/NCHostUser", "usernamePassword"),
+        resource_id=SWITCH_ID,
+        instance_id=SWITCH_ID,
+        **members,
+    )
 
 
-def with_connection(member: str, value: object, index: int = 0) -> dict[str, Any]:
+def with_connection(member: str, value: object, index: int = 0) -> Json:
     body = server()
     body["properties"]["connections"][index][member] = value
     return body
@@ -232,7 +208,7 @@ async def test_minimal_server_without_certificate_or_nics(client: httpx.AsyncCli
     created = await put(client, "/servers/host2", body, status=201)
     assert props(created)["networkInterfaces"] == []
     assert "certificate" not in props(created)
-    assert [s["resourceId"] for s in await get_all(client, "/servers")] == ["host2"]
+    assert ids(await get_all(client, "/servers")) == ["host2"]
 
 
 async def test_logical_subnet_lists_the_server_nics_attached_to_it(
@@ -258,7 +234,7 @@ async def test_nic_written_at_its_own_uri(client: httpx.AsyncClient) -> None:
     assert added["etag"] != created["etag"]
     assert (await get(client, SERVER))["etag"] == added["etag"]
     listed = await get_all(client, f"{SERVER}/networkInterfaces")
-    assert [n["resourceId"] for n in listed] == ["nic1", "nic2"]
+    assert ids(listed) == ["nic1", "nic2"]
     assert len(props(await get(client, PA_SUBNET))["networkInterfaces"]) == 2
 
 
@@ -365,8 +341,8 @@ async def test_nic_logical_subnets_must_exist(client: httpx.AsyncClient, referen
 async def test_credential_used_by_a_server_cannot_be_deleted(client: httpx.AsyncClient) -> None:
     await create_fabric(client)
     await put(client, SERVER, server())
-    for credential in (CERT, USER):
-        error = await assert_delete_rejected(client, credential, target=credential, watch=(SERVER,))
+    for used in (CERT, USER):
+        error = await assert_delete_rejected(client, used, target=used, watch=(SERVER,))
         assert [d["target"] for d in error["details"]] == [SERVER]
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_database
+from tests.support.bodies import acl_rule_properties
 from tests.support.server import ControllerServer, running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -57,19 +58,14 @@ def unique(prefix: str) -> str:
 
 
 def rule_properties(priority: int, *, description: str = "", **overrides: object) -> Json:
-    properties: Json = {
-        "protocol": "TCP",
-        "sourcePortRange": "*",
+    """An inbound TCP/443 rule to 10.0.0.0/8; ``description`` tells the writers apart."""
+    members: Json = {
         "destinationPortRange": "443",
-        "sourceAddressPrefix": "*",
         "destinationAddressPrefix": "10.0.0.0/8",
-        "action": "Allow",
-        "priority": priority,
-        "type": "Inbound",
         "description": description,
+        **overrides,
     }
-    properties.update(overrides)
-    return properties
+    return acl_rule_properties(priority, **members)
 
 
 def rule(resource_id: str, priority: int, *, description: str = "", **overrides: object) -> Json:
