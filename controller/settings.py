@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".sdnc")
     # postgresql+psycopg://user@host/db selects PostgreSQL; empty means embedded SQLite.
     database_url: str = ""
-    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_size: int = Field(default=20, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     # Request bodies above this are refused with 413.

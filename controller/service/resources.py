@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.core.envelope import parse_resource
 from controller.core.kinds import Facts, Kind, Registry
@@ -63,16 +64,15 @@ class ResourceService:
         self.registry = registry
         self.clock = clock
 
-    def _repo(self, session: AsyncSession) -> ResourceRepository:
-        return ResourceRepository(session, is_postgres=self.database.is_postgres)
+    def _repo(self, connection: AsyncConnection) -> ResourceRepository:
+        return ResourceRepository(connection, is_postgres=self.database.is_postgres)
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, path: ResourcePath) -> ResourceView:
-        async def work(session: AsyncSession) -> ResourceView:
-            repo = self._repo(session)
-            root = await repo.get_root(path.root.key)
-            view = await self._aggregate_view(repo, root, path) if root else None
+        async def work(connection: AsyncConnection) -> ResourceView:
+            repo = self._repo(connection)
+            view = await self._view(repo, await repo.aggregate_at(path.root.key), path)
             if view is None:
                 raise NotFound(f"{path.ref} does not exist", target=path.ref)
             return view
@@ -80,13 +80,12 @@ class ResourceService:
         return await self.database.run(work, write=False)
 
     async def list_collection(self, collection: CollectionPath) -> list[ResourceView]:
-        async def work(session: AsyncSession) -> list[ResourceView]:
-            repo = self._repo(session)
+        async def work(connection: AsyncConnection) -> list[ResourceView]:
+            repo = self._repo(connection)
             if collection.parent is None:
                 return await self._top_level_views(repo, collection.kind)
             parent = collection.parent
-            root = await repo.get_root(parent.root.key)
-            view = await self._aggregate_view(repo, root, parent) if root else None
+            view = await self._view(repo, await repo.aggregate_at(parent.root.key), parent)
             if view is None:
                 raise NotFound(f"{parent.ref} does not exist", target=parent.ref)
             return view.children[collection.kind.name]
@@ -99,10 +98,10 @@ class ResourceService:
         views = build_views(self.registry, rows, referrers, await self._facts(repo, rows))
         return [views[row.instance_id] for row in rows if row.parent_id is None]
 
-    async def _aggregate_view(
-        self, repo: ResourceRepository, root: StoredResource, path: ResourcePath
+    async def _view(
+        self, repo: ResourceRepository, rows: Sequence[StoredResource], path: ResourcePath
     ) -> ResourceView | None:
-        rows = await repo.aggregate(root.instance_id)
+        """The view of ``path`` from the rows of its whole aggregate (None if not among them)."""
         wanted = next((row for row in rows if row.path_key == path.key), None)
         if wanted is None:
             return None
@@ -128,17 +127,15 @@ class ResourceService:
         first = parse_resource(self.registry, path, body)
         attempts = 0
 
-        async def work(session: AsyncSession) -> PutResult:
+        async def work(connection: AsyncConnection) -> PutResult:
             nonlocal attempts
             attempts += 1
             # A retried transaction starts from a fresh parse: the failed attempt assigned
             # instanceIds and rewrote references in the nodes it used.
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
-            repo = self._repo(session)
-            created = await self._write(repo, path, written, preconditions)
-            root = await repo.get_root(path.root.key)
-            assert root is not None
-            view = await self._aggregate_view(repo, root, path)
+            repo = self._repo(connection)
+            created, rows = await self._write(repo, path, written, preconditions)
+            view = await self._view(repo, rows, path)
             assert view is not None
             return PutResult(view, created)
 
@@ -150,7 +147,8 @@ class ResourceService:
         path: ResourcePath,
         written: Node,
         preconditions: Preconditions,
-    ) -> bool:
+    ) -> tuple[bool, list[StoredResource]]:
+        """Write ``written`` at ``path``; whether it was created, and the aggregate's rows."""
         root_row = await repo.lock_root(path.root.key)
         stored_rows = await repo.aggregate(root_row.instance_id) if root_row else []
         stored_tree = trees.load_trees(self.registry, stored_rows)[0] if stored_rows else None
@@ -174,8 +172,8 @@ class ResourceService:
             trees.replace_child(parent, merged)
         trees.assign_refs(new_tree)
         await self._validate(repo, new_tree)
-        await self._save(repo, stored_rows, stored_nodes, new_tree)
-        return stored is None
+        rows = await self._save(repo, stored_rows, stored_nodes, new_tree)
+        return stored is None, rows
 
     async def _validate(self, repo: ResourceRepository, tree: Node) -> None:
         for node in tree.walk():
@@ -193,9 +191,9 @@ class ResourceService:
         stored_rows: Sequence[StoredResource],
         stored: Sequence[Node],
         tree: Node,
-    ) -> None:
+    ) -> list[StoredResource]:
         """Write ``tree`` over the stored state of its aggregate (``stored_rows`` and the nodes
-        loaded from them before the write changed anything)."""
+        loaded from them before the write changed anything); returns the rows now stored."""
         references = await resolve_references(self.registry, repo, tree)
         assert tree.instance_id is not None
         kept = {node.instance_id for node in tree.walk()}
@@ -213,8 +211,9 @@ class ResourceService:
                 if row.instance_id in removed_ids and row.parent_id not in removed_ids
             ]
         )
-        await self._upsert(repo, stored_rows, tree, tree.instance_id)
+        rows = await self._upsert(repo, stored_rows, tree, tree.instance_id)
         await repo.add_references(references - old_references)
+        return rows
 
     async def _upsert(
         self,
@@ -222,10 +221,12 @@ class ResourceService:
         stored_rows: Sequence[StoredResource],
         tree: Node,
         root_id: uuid.UUID,
-    ) -> None:
+    ) -> list[StoredResource]:
         now = self.clock()
         stored_by_id = {row.instance_id: row for row in stored_rows}
-        inserts: list[dict[str, object]] = []
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        rows: list[StoredResource] = []
         for node, parent_id, position in trees.placed(tree):
             assert node.instance_id is not None
             values = trees.row_values(
@@ -236,9 +237,15 @@ class ResourceService:
             old = stored_by_id.get(node.instance_id)
             if old is None:
                 inserts.append({**values, "created_at": now})
+                rows.append(StoredResource(**inserts[-1]))
             elif parent_id is None or _changed(old, values):
-                await repo.update(node.instance_id, values)
+                updates.append(values)
+                rows.append(StoredResource(**values, created_at=old.created_at))
+            else:
+                rows.append(old)
+        await repo.update_many(updates)
         await repo.insert(inserts)
+        return rows
 
     async def delete(
         self, path: ResourcePath, preconditions: Preconditions = Preconditions()
@@ -247,8 +254,8 @@ class ResourceService:
         if not path.kind.deletable:
             raise MethodNotAllowed(f"{path.ref} cannot be deleted", target=path.ref)
 
-        async def work(session: AsyncSession) -> bool:
-            repo = self._repo(session)
+        async def work(connection: AsyncConnection) -> bool:
+            repo = self._repo(connection)
             root_row = await repo.lock_root(path.root.key, deleting=path.is_root)
             rows = await repo.aggregate(root_row.instance_id) if root_row else []
             tree = trees.load_trees(self.registry, rows)[0] if rows else None

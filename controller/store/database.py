@@ -19,12 +19,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from controller.errors import ServiceUnavailable
 
@@ -71,24 +66,23 @@ def _dumps(value: Any) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = async_url(url)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         if self.is_postgres:
             self.engine = self._postgres_engine(pool_size)
-            self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
-            self._reader = self._writer
+            self._write_engine = self.engine
         else:
             self.engine = self._sqlite_engine(immediate=False)
             self._write_engine = self._sqlite_engine(immediate=True)
-            self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
-            self._writer = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
     def _postgres_engine(self, pool_size: int) -> AsyncEngine:
         return create_async_engine(
             self.url,
             pool_size=pool_size,
-            max_overflow=pool_size * 2,
+            # No overflow: a connection opened for a burst and closed right after costs more
+            # (a PostgreSQL backend start) than waiting briefly for a pooled one.
+            max_overflow=0,
             pool_pre_ping=True,
             json_serializer=_dumps,
             json_deserializer=orjson.loads,
@@ -119,13 +113,15 @@ class Database:
 
         return engine
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = True) -> T:
+    async def run(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True
+    ) -> T:
         """Run ``work`` in one transaction; commit if it returns, roll back if it raises."""
-        sessions = self._writer if write else self._reader
+        engine = self._write_engine if write else self.engine
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with sessions() as session, session.begin():
-                    return await work(session)
+                async with engine.begin() as connection:
+                    return await work(connection)
             except DBAPIError as exc:
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     log.debug("transaction retry %d after %s", attempt, _sqlstate(exc))
@@ -138,7 +134,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if not self.is_postgres:
+        if self._write_engine is not self.engine:
             await self._write_engine.dispose()
 
 
@@ -148,7 +144,8 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
-    if _sqlstate(exc) in RETRYABLE_SQLSTATES:
+    # A pooled connection that died (database restart) was just discarded; a new one may work.
+    if exc.connection_invalidated or _sqlstate(exc) in RETRYABLE_SQLSTATES:
         return True
     # SQLite: a writer outlived busy_timeout.
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)

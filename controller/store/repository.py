@@ -9,15 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.tables import MacAllocation, Resource, ResourceReference
 
 RESOURCES = cast(Table, Resource.__table__)
 REFERENCES = cast(Table, ResourceReference.__table__)
 MAC_ALLOCATIONS = cast(Table, MacAllocation.__table__)
+# Built once: constructing aliases per query costs more than running the cached statement.
+_ROOTS = RESOURCES.alias("roots")
+_TARGETS = RESOURCES.alias("targets")
+_ORDER = (RESOURCES.c.position, RESOURCES.c.path_key)
 # Keep IN lists well below driver parameter limits (SQLite allows 32766).
 _CHUNK = 2000
 
@@ -87,8 +90,8 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 class ResourceRepository:
-    def __init__(self, session: AsyncSession, *, is_postgres: bool) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection, *, is_postgres: bool) -> None:
+        self.connection = connection
         self.is_postgres = is_postgres
 
     async def lock_root(self, path_key: str, *, deleting: bool = False) -> StoredResource | None:
@@ -100,37 +103,36 @@ class ResourceRepository:
             .where(RESOURCES.c.path_key == path_key)
             .with_for_update(key_share=not deleting)
         )
-        return next(iter(_stored(await self.session.execute(query))), None)
-
-    async def get_root(self, path_key: str) -> StoredResource | None:
-        query = select(RESOURCES).where(RESOURCES.c.path_key == path_key)
-        return next(iter(_stored(await self.session.execute(query))), None)
+        return next(iter(_stored(await self.connection.execute(query))), None)
 
     async def lock_kind(self, kind: str) -> None:
         """Serialise writers of one kind whose invariants span resources (PostgreSQL)."""
         if self.is_postgres:
             key = zlib.crc32(f"kind:{kind}".encode())
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            await self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
         """A top-level resource and all its descendants."""
-        query = (
-            select(RESOURCES)
-            .where(RESOURCES.c.root_id == root_id)
-            .order_by(RESOURCES.c.position, RESOURCES.c.path_key)
+        query = select(RESOURCES).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
+        return _stored(await self.connection.execute(query))
+
+    async def aggregate_at(self, root_key: str) -> list[StoredResource]:
+        """The aggregate whose top-level resource has ``root_key``, in one round trip."""
+        root_id = (
+            select(_ROOTS.c.instance_id).where(_ROOTS.c.path_key == root_key).scalar_subquery()
         )
-        return _stored(await self.session.execute(query))
+        query = select(RESOURCES).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
+        return _stored(await self.connection.execute(query))
 
     async def aggregates_of_kind(self, kind: str) -> list[StoredResource]:
         """Every resource whose top-level resource is of ``kind``."""
-        roots = aliased(Resource)
         query = (
             select(RESOURCES)
-            .join(roots, roots.instance_id == RESOURCES.c.root_id)
-            .where(roots.kind == kind)
-            .order_by(RESOURCES.c.position, RESOURCES.c.path_key)
+            .join(_ROOTS, _ROOTS.c.instance_id == RESOURCES.c.root_id)
+            .where(_ROOTS.c.kind == kind)
+            .order_by(*_ORDER)
         )
-        return _stored(await self.session.execute(query))
+        return _stored(await self.connection.execute(query))
 
     async def find(self, path_keys: Collection[str]) -> dict[str, tuple[uuid.UUID, str]]:
         """instanceId and canonical resourceRef of each existing resource among ``path_keys``."""
@@ -139,22 +141,39 @@ class ResourceRepository:
             query = select(
                 RESOURCES.c.path_key, RESOURCES.c.instance_id, RESOURCES.c.resource_ref
             ).where(RESOURCES.c.path_key.in_(chunk))
-            for key, instance_id, ref in await self.session.execute(query):
+            for key, instance_id, ref in await self.connection.execute(query):
                 found[key] = (instance_id, ref)
         return found
 
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            await self.session.execute(insert(RESOURCES), list(rows))
+            await self.connection.execute(insert(RESOURCES), list(rows))
 
     async def update(self, instance_id: uuid.UUID, values: Mapping[str, Any]) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             update(RESOURCES).where(RESOURCES.c.instance_id == instance_id).values(**values)
+        )
+
+    async def update_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rewrite whole rows (every column but the key and created_at) in one batch."""
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c not in ("instance_id", "created_at")]
+        statement = (
+            update(RESOURCES)
+            .where(RESOURCES.c.instance_id == bindparam("row_id"))
+            .values({column: bindparam(column) for column in columns})
+        )
+        await self.connection.execute(
+            statement,
+            [{"row_id": row["instance_id"], **{c: row[c] for c in columns}} for row in rows],
         )
 
     async def delete(self, instance_ids: Sequence[uuid.UUID]) -> None:
         for chunk in _chunks(instance_ids):
-            await self.session.execute(delete(RESOURCES).where(RESOURCES.c.instance_id.in_(chunk)))
+            await self.connection.execute(
+                delete(RESOURCES).where(RESOURCES.c.instance_id.in_(chunk))
+            )
 
     async def references_from(self, source_ids: Sequence[uuid.UUID]) -> set[Reference]:
         found: set[Reference] = set()
@@ -162,12 +181,12 @@ class ResourceRepository:
             query = select(
                 REFERENCES.c.source_id, REFERENCES.c.member, REFERENCES.c.target_id
             ).where(REFERENCES.c.source_id.in_(chunk))
-            found.update(Reference(*row) for row in await self.session.execute(query))
+            found.update(Reference(*row) for row in await self.connection.execute(query))
         return found
 
     async def add_references(self, references: Collection[Reference]) -> None:
         if references:
-            await self.session.execute(
+            await self.connection.execute(
                 insert(REFERENCES),
                 [
                     {"source_id": r.source_id, "member": r.member, "target_id": r.target_id}
@@ -177,7 +196,7 @@ class ResourceRepository:
 
     async def remove_references(self, references: Collection[Reference]) -> None:
         for reference in references:
-            await self.session.execute(
+            await self.connection.execute(
                 delete(REFERENCES).where(
                     REFERENCES.c.source_id == reference.source_id,
                     REFERENCES.c.member == reference.member,
@@ -190,20 +209,18 @@ class ResourceRepository:
         found: list[Referrer] = []
         for chunk in _chunks(target_ids):
             query = _referrers().where(REFERENCES.c.target_id.in_(chunk))
-            found.extend(Referrer(*row) for row in await self.session.execute(query))
+            found.extend(Referrer(*row) for row in await self.connection.execute(query))
         return found
 
     async def referrers_of_kind(self, kind: str) -> list[Referrer]:
         """Who references any resource whose top-level resource is of ``kind``."""
-        targets = aliased(Resource)
-        roots = aliased(Resource)
         query = (
             _referrers()
-            .join(targets, targets.instance_id == REFERENCES.c.target_id)
-            .join(roots, roots.instance_id == targets.root_id)
-            .where(roots.kind == kind)
+            .join(_TARGETS, _TARGETS.c.instance_id == REFERENCES.c.target_id)
+            .join(_ROOTS, _ROOTS.c.instance_id == _TARGETS.c.root_id)
+            .where(_ROOTS.c.kind == kind)
         )
-        return [Referrer(*row) for row in await self.session.execute(query)]
+        return [Referrer(*row) for row in await self.connection.execute(query)]
 
     async def mac_allocation_counts(self, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         counts: dict[uuid.UUID, int] = {}
@@ -214,6 +231,6 @@ class ResourceRepository:
                 .where(table.c.pool_id.in_(chunk))
                 .group_by(table.c.pool_id)
             )
-            for pool_id, count in (await self.session.execute(query)).all():
+            for pool_id, count in (await self.connection.execute(query)).all():
                 counts[pool_id] = int(count)
         return counts
