@@ -31,9 +31,14 @@ class ServerFailed(RuntimeError):
 
 
 class ControllerServer:
-    def __init__(self, database_url: str, *, log_level: str = LOG_LEVEL) -> None:
+    """``database_url=None`` runs the controller on its embedded default store, under ``cwd``."""
+
+    def __init__(
+        self, database_url: str | None, *, log_level: str = LOG_LEVEL, cwd: Path | None = None
+    ) -> None:
         self.database_url = database_url
         self.log_level = log_level
+        self.cwd = cwd
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         handle, name = tempfile.mkstemp(prefix="sdnc-server-", suffix=".log")
@@ -42,11 +47,10 @@ class ControllerServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        env = {
-            **os.environ,
-            "SDNC_DATABASE_URL": self.database_url,
-            "SDNC_LOG_LEVEL": self.log_level,
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SDNC_")}
+        env["SDNC_LOG_LEVEL"] = self.log_level
+        if self.database_url is not None:
+            env["SDNC_DATABASE_URL"] = self.database_url
         command = [
             sys.executable,
             "-m",
@@ -59,7 +63,12 @@ class ControllerServer:
         ]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                env=env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         self._wait_until_up()
         return self.base_url
