@@ -20,6 +20,7 @@ from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
 from controller.resources import REGISTRY
+from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
 from controller.settings import Settings
 from controller.store.database import Database
@@ -37,7 +38,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     db = database or Database(
         settings.resolved_database_url(), pool_size=settings.database_pool_size
     )
-    service = ResourceService(db, REGISTRY)
+    allocator = Allocator(AllocationSettings(settings.vsid_min, settings.vsid_max))
+    service = ResourceService(db, REGISTRY, allocator=allocator)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

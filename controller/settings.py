@@ -6,8 +6,9 @@ Domain code never reads settings; the composition root passes plain values down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -28,6 +29,15 @@ class Settings(BaseSettings):
     # JSON nested deeper than this is refused with 400 (real NC payloads are about 8 deep).
     max_json_depth: int = Field(default=64, ge=8, le=512)
     log_level: str = "info"
+    # VxLAN VNIs (VSIDs) handed to virtual subnets; 24 bits, the first 4096 left to the fabric.
+    vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
+    vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)
+
+    @model_validator(mode="after")
+    def _vsid_range(self) -> Self:
+        if self.vsid_min > self.vsid_max:
+            raise ValueError("SDNC_VSID_MIN must not be above SDNC_VSID_MAX")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

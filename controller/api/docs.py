@@ -57,8 +57,8 @@ def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
             fields[child.name] = (list[child_model] | None, None)
         for backref in kind.backrefs:
             fields[backref.member] = _ro(list[ResourceRefOut], [])
-        if kind.computed is not None:
-            fields["usage"] = _ro(dict[str, int] | None, None)
+        for member, annotation in kind.computed_members:
+            fields[member] = _ro(annotation | None, None)
         properties: Any = create_model(
             f"{kind.title}Properties", __base__=kind.properties, **fields
         )

@@ -29,9 +29,24 @@ Computed = Callable[[WireModel, "Facts"], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Facts:
-    """What the store knows about a node beyond its own document (counts of allocations)."""
+    """What the store knows about a node beyond its own document: how many values of a pool
+    are allocated, the VSID of a virtual subnet."""
 
     allocated: int = 0
+    vsid: int | None = None
+
+
+@dataclass(frozen=True)
+class UsedBy:
+    """A resource (of kind ``kind``) that references a node through its member ``member``."""
+
+    kind: str
+    member: str
+    ref: str
+
+
+# Checks a rewritten node against the resources that reference it; raises ResourceInUse.
+ReferrerCheck = Callable[["Node", Sequence[UsedBy]], None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,10 @@ class Kind:
     backrefs: tuple[BackRef, ...] = ()
     validate: Validator | None = None
     check_peers: PeerCheck | None = None
+    check_referrers: ReferrerCheck | None = None
     computed: Computed | None = None
+    # Names and types of the members ``computed`` adds, for the OpenAPI description.
+    computed_members: tuple[tuple[str, Any], ...] = ()
     secret_members: SecretPolicy | None = None
     description: str = ""
     key: str = field(init=False)

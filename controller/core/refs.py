@@ -23,6 +23,8 @@ class ResourceRef(WireModel):
     # Kind keys (``accessControlLists``, ``virtualNetworks/subnets``) this reference may target;
     # empty means any kind.
     targets: ClassVar[tuple[str, ...]] = ()
+    # Whether ``target_problem`` must see the target's properties.
+    checks_target: ClassVar[bool] = False
 
     resource_ref: str = Field(alias="resourceRef", min_length=1, max_length=2048)
 
@@ -32,6 +34,11 @@ class ResourceRef(WireModel):
         if isinstance(data, str):
             return {"resourceRef": data}
         return data
+
+    @classmethod
+    def target_problem(cls, properties: dict[str, Any]) -> str | None:
+        """Why a target with these (stored) properties cannot be referenced; None if it can."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,10 @@ def _canonical_dashed_mac(value: str) -> str:
     return format_mac_dashed(parse_mac(value))
 
 
+def _canonical_bare_mac(value: str) -> str:
+    return format_mac_bare(parse_mac(value))
+
+
 PORT_MAX = 65535
 
 
@@ -122,6 +126,7 @@ def _canonical_port_range(value: str) -> str:
 AddressPrefix = Annotated[str, AfterValidator(_canonical_prefix)]
 IPAddress = Annotated[str, AfterValidator(_canonical_address)]
 DashedMac = Annotated[str, AfterValidator(_canonical_dashed_mac)]
+BareMac = Annotated[str, AfterValidator(_canonical_bare_mac)]
 PortRange = Annotated[str, AfterValidator(_canonical_port_range)]
 Port = Annotated[int, Field(ge=1, le=PORT_MAX)]
 ShortText = Annotated[str, Field(max_length=1024)]

@@ -12,9 +12,11 @@ from controller.resources import (
     credentials,
     logical_networks,
     mac_pools,
+    network_interfaces,
     network_managers,
     route_tables,
     servers,
+    virtual_networks,
 )
 
 REGISTRY = Registry(
@@ -26,5 +28,7 @@ REGISTRY = Registry(
         *access_control_lists.KINDS,
         *route_tables.KINDS,
         *servers.KINDS,
+        *virtual_networks.KINDS,
+        *network_interfaces.KINDS,
     )
 )

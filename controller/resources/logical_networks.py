@@ -9,12 +9,12 @@ network, broadcast or gateway address, and do not overlap each other.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field
 
-from controller.core.kinds import BackRef, Facts, Kind
-from controller.core.refs import ResourceRef
+from controller.core.kinds import BackRef, Facts, Kind, UsedBy
 from controller.core.tree import Node
 from controller.core.values import (
     AddressPrefix,
@@ -24,11 +24,8 @@ from controller.core.values import (
     prefixes_overlap,
 )
 from controller.core.wire import WireModel
-from controller.errors import InvalidInput
-
-
-class AccessControlListRef(ResourceRef):
-    targets: ClassVar[tuple[str, ...]] = ("accessControlLists",)
+from controller.errors import InvalidInput, ResourceInUse
+from controller.resources.refs import AccessControlListRef
 
 
 class LogicalNetworkProperties(WireModel):
@@ -77,6 +74,17 @@ def validate_logical_network(node: Node) -> None:
                     f"'{other.resource_id}' of the same logical network",
                     target=subnet.target("addressPrefix"),
                 )
+
+
+def check_still_a_provider_network(node: Node, users: Sequence[UsedBy]) -> None:
+    """A logical network carrying virtual networks stays an HNV provider network."""
+    carried = [u.ref for u in users if u.kind == "virtualNetworks"]
+    if carried and not node.props(LogicalNetworkProperties).network_virtualization_enabled:
+        raise ResourceInUse(
+            f"logicalNetwork '{node.resource_id}' carries {', '.join(carried)}; "
+            "networkVirtualizationEnabled cannot be turned off",
+            target=node.target("networkVirtualizationEnabled"),
+        )
 
 
 def validate_logical_subnet(node: Node) -> None:
@@ -163,6 +171,7 @@ LOGICAL_NETWORKS = Kind(
     title="LogicalNetwork",
     properties=LogicalNetworkProperties,
     validate=validate_logical_network,
+    check_referrers=check_still_a_provider_network,
     backrefs=(BackRef("virtualNetworks", ("virtualNetworks",), via=("logicalNetwork",)),),
     description="A partition of the physical network (management, HNV provider, VIP networks).",
 )
@@ -187,6 +196,7 @@ IP_POOLS = Kind(
     properties=IpPoolProperties,
     parent=LOGICAL_SUBNETS,
     computed=ip_pool_usage,
+    computed_members=(("usage", dict[str, int]),),
     description="A range of addresses of a logical subnet that the controller allocates from.",
 )
 

@@ -81,6 +81,7 @@ MAC_POOLS = Kind(
     validate=validate_mac_pool,
     check_peers=check_no_overlap,
     computed=mac_pool_usage,
+    computed_members=(("usage", dict[str, int]),),
     description="A range of MAC addresses for dynamically addressed network interfaces.",
 )
 

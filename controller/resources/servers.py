@@ -10,17 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
 from controller.core.kinds import BackRef, Kind
-from controller.core.refs import ResourceRef
 from controller.core.tree import Node
 from controller.core.values import Port, parse_address
 from controller.core.wire import WireModel
 from controller.errors import InvalidInput
 from controller.resources.credentials import CredentialType
+from controller.resources.refs import CredentialRef, LogicalSubnetRef
 
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
@@ -41,14 +41,6 @@ def _canonical_management_address(value: str) -> str:
 
 
 ManagementAddress = Annotated[str, AfterValidator(_canonical_management_address)]
-
-
-class CredentialRef(ResourceRef):
-    targets: ClassVar[tuple[str, ...]] = ("credentials",)
-
-
-class LogicalSubnetRef(ResourceRef):
-    targets: ClassVar[tuple[str, ...]] = ("logicalNetworks/subnets",)
 
 
 class Connection(WireModel):

@@ -34,12 +34,35 @@ async def resolve_references(
     external_keys = {p.path.key for p in pending if p.path.root.key != tree.key}
     external = await repo.find(external_keys) if external_keys else {}
     references: set[Reference] = set()
+    conditional: list[tuple[_Pending, uuid.UUID]] = []
     for item in pending:
         target_id, canonical_ref = _target(tree, external, item)
         item.found.ref.resource_ref = canonical_ref
         assert item.node.instance_id is not None
         references.add(Reference(item.node.instance_id, item.found.member, target_id))
+        if type(item.found.ref).checks_target:
+            conditional.append((item, target_id))
+    await _check_targets(repo, tree, conditional)
     return references
+
+
+async def _check_targets(
+    repo: ResourceRepository, tree: Node, items: Sequence[tuple[_Pending, uuid.UUID]]
+) -> None:
+    """Apply the conditions some reference types put on their targets' properties."""
+    if not items:
+        return
+    local = {node.instance_id: node.model.dump() for node in tree.walk()}
+    stored = await repo.properties_of([t for _, t in items if t not in local])
+    for item, target_id in items:
+        properties = local.get(target_id) or stored.get(target_id) or {}
+        problem = type(item.found.ref).target_problem(properties)
+        if problem is not None:
+            raise InvalidReference(
+                f"{item.node.ref}: {item.found.member} cannot reference "
+                f"{item.found.ref.resource_ref}: {problem}",
+                target=item.node.target(item.found.member),
+            )
 
 
 def _parse(registry: Registry, node: Node, found: FoundRef) -> ResourcePath:

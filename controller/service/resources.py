@@ -19,15 +19,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.core.envelope import parse_resource
-from controller.core.kinds import Facts, Kind, Registry
+from controller.core.kinds import Facts, Kind, Registry, UsedBy
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.tree import Node
 from controller.errors import MethodNotAllowed, NotFound, PreconditionFailed
 from controller.service import trees
+from controller.service.allocation import AllocationSettings, Allocator
+from controller.service.pools import allocation_facts
 from controller.service.references import refuse_if_referenced, resolve_references
 from controller.service.views import ResourceView, build_views
+from controller.store.allocations import AllocationRepository
 from controller.store.database import Database
-from controller.store.repository import ResourceRepository, StoredResource
+from controller.store.repository import Reference, ResourceRepository, StoredResource
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,12 @@ class ResourceService:
         database: Database,
         registry: Registry,
         *,
+        allocator: Allocator | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.database = database
         self.registry = registry
+        self.allocator = allocator or Allocator(AllocationSettings())
         self.clock = clock
 
     def _repo(self, connection: AsyncConnection) -> ResourceRepository:
@@ -112,11 +117,10 @@ class ResourceService:
     async def _facts(
         self, repo: ResourceRepository, rows: Sequence[StoredResource]
     ) -> dict[uuid.UUID, Facts]:
-        pools = [row.instance_id for row in rows if row.kind == "macPools"]
-        if not pools:
-            return {}
-        counts = await repo.mac_allocation_counts(pools)
-        return {pool: Facts(allocated=count) for pool, count in counts.items()}
+        return await allocation_facts(self._allocations(repo), rows)
+
+    def _allocations(self, repo: ResourceRepository) -> AllocationRepository:
+        return AllocationRepository(repo.connection, is_postgres=self.database.is_postgres)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -171,8 +175,11 @@ class ResourceService:
             new_tree = stored_tree
             trees.replace_child(parent, merged)
         trees.assign_refs(new_tree)
+        # References first: validators then see canonical resourceRefs.
+        references = await resolve_references(self.registry, repo, new_tree)
         await self._validate(repo, new_tree)
-        rows = await self._save(repo, stored_rows, stored_nodes, new_tree)
+        await self._check_referrers(repo, new_tree, stored_nodes)
+        rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references)
         return stored is None, rows
 
     async def _validate(self, repo: ResourceRepository, tree: Node) -> None:
@@ -185,25 +192,53 @@ class ResourceService:
             peers = [p for p in trees.load_trees(self.registry, rows) if p.key != tree.key]
             tree.kind.check_peers(tree, peers)
 
+    async def _check_referrers(
+        self, repo: ResourceRepository, tree: Node, stored: Sequence[Node]
+    ) -> None:
+        """Let kinds refuse a change that resources referencing them cannot live with."""
+        existing = {node.instance_id for node in stored}
+        checked = [
+            n
+            for n in tree.walk()
+            if n.kind.check_referrers is not None and n.instance_id in existing
+        ]
+        if not checked:
+            return
+        users = await repo.referrers([n.instance_id for n in checked if n.instance_id])
+        for node in checked:
+            assert node.kind.check_referrers is not None
+            node.kind.check_referrers(
+                node,
+                [
+                    UsedBy(u.source_kind, u.member, u.source_ref)
+                    for u in users
+                    if u.target_id == node.instance_id and u.source_root_id != tree.instance_id
+                ],
+            )
+
     async def _save(
         self,
         repo: ResourceRepository,
         stored_rows: Sequence[StoredResource],
         stored: Sequence[Node],
         tree: Node,
+        references: set[Reference],
     ) -> list[StoredResource]:
         """Write ``tree`` over the stored state of its aggregate (``stored_rows`` and the nodes
         loaded from them before the write changed anything); returns the rows now stored."""
-        references = await resolve_references(self.registry, repo, tree)
         assert tree.instance_id is not None
         kept = {node.instance_id for node in tree.walk()}
         removed = [node for node in stored if node.instance_id not in kept]
         await refuse_if_referenced(repo, removed, rewritten_root=tree.instance_id)
+        allocations = self._allocations(repo)
+        removed_ids = {node.instance_id for node in removed if node.instance_id is not None}
+        plan = await self.allocator.plan(
+            allocations, repo, tree, removed=removed_ids, references=references
+        )
 
         old_references = await repo.references_from([row.instance_id for row in stored_rows])
         await repo.remove_references(old_references - references)
         # Deleting the top-most removed rows cascades to their descendants.
-        removed_ids = {node.instance_id for node in removed}
         await repo.delete(
             [
                 row.instance_id
@@ -212,6 +247,7 @@ class ResourceService:
             ]
         )
         rows = await self._upsert(repo, stored_rows, tree, tree.instance_id)
+        await self.allocator.apply(allocations, plan)
         await repo.add_references(references - old_references)
         return rows
 

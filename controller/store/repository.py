@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.store.tables import MacAllocation, Resource, ResourceReference
+from controller.store.tables import Resource, ResourceReference
 
 RESOURCES = cast(Table, Resource.__table__)
 REFERENCES = cast(Table, ResourceReference.__table__)
-MAC_ALLOCATIONS = cast(Table, MacAllocation.__table__)
 # Built once: constructing aliases per query costs more than running the cached statement.
 _ROOTS = RESOURCES.alias("roots")
 _TARGETS = RESOURCES.alias("targets")
@@ -134,6 +133,25 @@ class ResourceRepository:
         )
         return _stored(await self.connection.execute(query))
 
+    async def with_children(self, instance_ids: Sequence[uuid.UUID]) -> list[StoredResource]:
+        """The rows of ``instance_ids`` and of their direct children."""
+        found: list[StoredResource] = []
+        for chunk in _chunks(instance_ids):
+            query = select(RESOURCES).where(
+                or_(RESOURCES.c.instance_id.in_(chunk), RESOURCES.c.parent_id.in_(chunk))
+            )
+            found.extend(_stored(await self.connection.execute(query)))
+        return found
+
+    async def properties_of(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        found: dict[uuid.UUID, Any] = {}
+        for chunk in _chunks(instance_ids):
+            query = select(RESOURCES.c.instance_id, RESOURCES.c.properties).where(
+                RESOURCES.c.instance_id.in_(chunk)
+            )
+            found.update({row[0]: row[1] for row in await self.connection.execute(query)})
+        return found
+
     async def find(self, path_keys: Collection[str]) -> dict[str, tuple[uuid.UUID, str]]:
         """instanceId and canonical resourceRef of each existing resource among ``path_keys``."""
         found: dict[str, tuple[uuid.UUID, str]] = {}
@@ -221,16 +239,3 @@ class ResourceRepository:
             .where(_ROOTS.c.kind == kind)
         )
         return [Referrer(*row) for row in await self.connection.execute(query)]
-
-    async def mac_allocation_counts(self, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-        counts: dict[uuid.UUID, int] = {}
-        table = MAC_ALLOCATIONS
-        for chunk in _chunks(pool_ids):
-            query = (
-                select(table.c.pool_id, func.count())
-                .where(table.c.pool_id.in_(chunk))
-                .group_by(table.c.pool_id)
-            )
-            for pool_id, count in (await self.connection.execute(query)).all():
-                counts[pool_id] = int(count)
-        return counts

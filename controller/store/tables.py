@@ -89,14 +89,42 @@ class ResourceReference(Base):
 
 
 class MacAllocation(Base):
-    """A MAC handed out from a macPool to the resource ``owner_id``."""
+    """A MAC held by a network interface (``owner_id``): drawn from a macPool (Dynamic) or
+    chosen by the client (Static; ``pool_id`` set when it lies in a pool). The key makes a MAC
+    unique across the deployment."""
 
     __tablename__ = "mac_allocations"
 
     mac: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    pool_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("resources.instance_id"), index=True
+    pool_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="SET NULL"), index=True
     )
     owner_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), unique=True
+    )
+
+
+class VsidAllocation(Base):
+    """The VxLAN VNI / virtual subnet id of a virtual subnet, unique across the deployment."""
+
+    __tablename__ = "vsid_allocations"
+
+    vsid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subnet_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), unique=True
+    )
+
+
+class IpAllocation(Base):
+    """An address of a subnet (virtual or logical) held by an ipConfiguration. ``address`` is
+    the integer value as 32 hex digits, so ordering by it orders addresses."""
+
+    __tablename__ = "ip_allocations"
+
+    subnet_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), unique=True
     )

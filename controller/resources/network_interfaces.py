@@ -1,0 +1,223 @@
+"""networkInterfaces and their ipConfigurations ([MS-NCNBI] networkInterfaces; reference 5.10
+and 6).
+
+A NIC is a VM NIC or a container host's NIC; each ipConfiguration is one IP endpoint (a
+container host has one per container). The controller allocates what the client leaves
+``Dynamic``: the MAC from a macPool, the address from the subnet (virtual subnets hand out
+everything but the network, gateway and broadcast addresses; logical subnets their ipPools).
+``server`` places the NIC on a host: read-only in the spec, accepted on PUT as our extension.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from controller.core.kinds import Kind
+from controller.core.tree import Node
+from controller.core.values import BareMac, IPAddress, parse_address
+from controller.core.wire import WireEnum, WireModel
+from controller.errors import InvalidInput
+from controller.resources.refs import AccessControlListRef, ServerRef, SubnetRef
+
+
+class AllocationMethod(WireEnum):
+    STATIC = "Static"
+    DYNAMIC = "Dynamic"
+
+
+class Switch(WireEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Switch | None:
+        # PowerShell scripts send booleans for these: "true", "True", true.
+        if isinstance(value, bool):
+            return cls.ENABLED if value else cls.DISABLED
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return cls.ENABLED if value.strip().lower() == "true" else cls.DISABLED
+        found = super()._missing_(value)
+        return found if isinstance(found, Switch) else None
+
+
+class InterruptModeration(WireEnum):
+    DEFAULT = "Default"
+    ADAPTIVE = "Adaptive"
+    OFF = "Off"
+    LOW = "Low"
+    MEDIUM = "Medium"
+    HIGH = "High"
+
+
+class IPVersion(WireEnum):
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+
+
+class QosSettings(WireModel):
+    outbound_reserved_value: int | None = Field(default=None, ge=0, alias="outboundReservedValue")
+    outbound_maximum_mbps: int | None = Field(default=None, ge=0, alias="outboundMaximumMbps")
+    inbound_maximum_mbps: int | None = Field(default=None, ge=0, alias="inboundMaximumMbps")
+    enable_hardware_limits: bool | None = Field(default=None, alias="enableHardwareLimits")
+
+
+class PortSettings(WireModel):
+    mac_spoofing_enabled: Switch | None = Field(default=None, alias="macSpoofingEnabled")
+    arp_guard_enabled: Switch | None = Field(default=None, alias="arpGuardEnabled")
+    dhcp_guard_enabled: Switch | None = Field(default=None, alias="dhcpGuardEnabled")
+    storm_limit: int | None = Field(default=None, ge=0, alias="stormLimit")
+    port_flow_limit: int | None = Field(default=None, ge=0, alias="portFlowLimit")
+    vmq_weight: int | None = Field(default=None, ge=0, le=100, alias="vmqWeight")
+    iov_weight: int | None = Field(default=None, ge=0, le=100, alias="iovWeight")
+    iov_interrupt_moderation: InterruptModeration | None = Field(
+        default=None, alias="iovInterruptModeration"
+    )
+    iov_queue_pairs_requested: int | None = Field(
+        default=None, ge=1, le=4096, alias="iovQueuePairsRequested"
+    )
+    qos_settings: QosSettings | None = Field(default=None, alias="qosSettings")
+
+
+class DnsSettings(WireModel):
+    dns_servers: list[IPAddress] = Field(default_factory=list, alias="dnsServers")
+
+
+class NetworkInterfaceProperties(WireModel):
+    private_mac_address: BareMac | None = Field(default=None, alias="privateMacAddress")
+    private_mac_allocation_method: AllocationMethod | None = Field(
+        default=None, alias="privateMacAllocationMethod"
+    )
+    dns_settings: DnsSettings | None = Field(default=None, alias="dnsSettings")
+    port_settings: PortSettings | None = Field(default=None, alias="portSettings")
+    is_host_virtual_network_interface: bool = Field(
+        default=False, alias="isHostVirtualNetworkInterface"
+    )
+    is_primary: bool = Field(default=True, alias="isPrimary")
+    is_multitenant_stack: bool = Field(default=False, alias="isMultitenantStack")
+    internal_dns_name_label: str | None = Field(
+        default=None, max_length=63, alias="internalDnsNameLabel"
+    )
+    server: ServerRef | None = None
+
+    @model_validator(mode="after")
+    def _default_mac_method(self) -> Self:
+        if self.private_mac_allocation_method is None:
+            static = self.private_mac_address is not None
+            self.private_mac_allocation_method = (
+                AllocationMethod.STATIC if static else AllocationMethod.DYNAMIC
+            )
+        return self
+
+
+class IpConfigurationProperties(WireModel):
+    private_ip_address: IPAddress | None = Field(default=None, alias="privateIPAddress")
+    private_ip_allocation_method: AllocationMethod | None = Field(
+        default=None, alias="privateIPAllocationMethod"
+    )
+    private_ip_address_version: IPVersion | None = Field(
+        default=None, alias="privateIPAddressVersion"
+    )
+    subnet: SubnetRef
+    access_control_list: AccessControlListRef | None = Field(
+        default=None, alias="accessControlList"
+    )
+
+    @model_validator(mode="after")
+    def _default_ip_method(self) -> Self:
+        if self.private_ip_allocation_method is None:
+            static = self.private_ip_address is not None
+            self.private_ip_allocation_method = (
+                AllocationMethod.STATIC if static else AllocationMethod.DYNAMIC
+            )
+        return self
+
+
+def validate_network_interface(node: Node) -> None:
+    props = node.props(NetworkInterfaceProperties)
+    if props.private_mac_allocation_method is AllocationMethod.STATIC and (
+        props.private_mac_address is None
+    ):
+        raise InvalidInput(
+            f"networkInterface '{node.resource_id}': a Static MAC needs privateMacAddress",
+            target=node.target("privateMacAddress"),
+        )
+    _check_qos(node, props)
+    _check_ip_configurations(node, props)
+
+
+def _check_qos(node: Node, props: NetworkInterfaceProperties) -> None:
+    qos = props.port_settings.qos_settings if props.port_settings else None
+    if qos is None or qos.outbound_reserved_value is None:
+        return
+    # A maximum of 0 means "no limit", as on Hyper-V.
+    maximum = qos.outbound_maximum_mbps
+    if maximum and qos.outbound_reserved_value > maximum:
+        raise InvalidInput(
+            f"networkInterface '{node.resource_id}': outboundReservedValue "
+            f"{qos.outbound_reserved_value} is above outboundMaximumMbps {maximum}",
+            target=node.target("portSettings.qosSettings.outboundReservedValue"),
+        )
+
+
+def _check_ip_configurations(node: Node, props: NetworkInterfaceProperties) -> None:
+    networks: set[str] = set()
+    static: dict[tuple[str, str], str] = {}
+    for config in node.kids("ipConfigurations"):
+        ip = config.props(IpConfigurationProperties)
+        _check_ip_configuration(config, ip)
+        subnet = ip.subnet.resource_ref.lower()
+        if subnet.startswith("/virtualnetworks/"):
+            networks.add(subnet.split("/")[2])
+        if ip.private_ip_allocation_method is AllocationMethod.STATIC:
+            assert ip.private_ip_address is not None
+            slot = (subnet, ip.private_ip_address)
+            if slot in static:
+                raise InvalidInput(
+                    f"ipConfigurations '{config.resource_id}' and '{static[slot]}' both ask for "
+                    f"{ip.private_ip_address}",
+                    target=config.target("privateIPAddress"),
+                )
+            static[slot] = config.resource_id
+    if len(networks) > 1 and not props.is_multitenant_stack:
+        raise InvalidInput(
+            f"networkInterface '{node.resource_id}' has ipConfigurations in several virtual "
+            "networks; only a NIC with isMultitenantStack may",
+            target=node.target("isMultitenantStack"),
+        )
+
+
+def _check_ip_configuration(config: Node, ip: IpConfigurationProperties) -> None:
+    if ip.private_ip_allocation_method is AllocationMethod.STATIC and ip.private_ip_address is None:
+        raise InvalidInput(
+            f"ipConfiguration '{config.resource_id}': a Static address needs privateIPAddress",
+            target=config.target("privateIPAddress"),
+        )
+    if ip.private_ip_address is not None and ip.private_ip_address_version is not None:
+        version = parse_address(ip.private_ip_address).version
+        if ip.private_ip_address_version.value != f"IPv{version}":
+            raise InvalidInput(
+                f"ipConfiguration '{config.resource_id}': {ip.private_ip_address} is not "
+                f"{ip.private_ip_address_version.value}",
+                target=config.target("privateIPAddressVersion"),
+            )
+
+
+NETWORK_INTERFACES = Kind(
+    name="networkInterfaces",
+    title="NetworkInterface",
+    properties=NetworkInterfaceProperties,
+    validate=validate_network_interface,
+    description="A VM NIC or container host NIC: a MAC and one ipConfiguration per endpoint.",
+)
+
+IP_CONFIGURATIONS = Kind(
+    name="ipConfigurations",
+    title="IpConfiguration",
+    properties=IpConfigurationProperties,
+    parent=NETWORK_INTERFACES,
+    description="One IP endpoint of a NIC: its subnet, address and ACL.",
+)
+
+KINDS = (NETWORK_INTERFACES, IP_CONFIGURATIONS)

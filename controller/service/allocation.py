@@ -1,0 +1,350 @@
+"""What the controller hands out: VSIDs of virtual subnets, MACs of network interfaces and
+IP addresses of ipConfigurations.
+
+``Allocator.plan`` runs inside the write transaction of an aggregate, after its references are
+resolved and before its rows are written: it keeps what a resource already holds, takes new
+values where needed (writing them into the documents, e.g. a Dynamic ``privateIPAddress``),
+and refuses with a 400 (address outside its subnet), a 409 (address or MAC held by someone
+else) or a 409 ``...Exhausted``. ``Allocator.apply`` writes the allocation rows once the
+resource rows exist.
+
+Allocators of one numbering (the VSIDs, the MACs, the addresses of one subnet) take a
+transaction-scoped advisory lock on PostgreSQL, so they never pick the same value; the primary
+keys of the allocation tables are the backstop (a violation is retried by ``Database.run``).
+SQLite serialises writers anyway. Values are taken after the highest one in use, and only when
+that end of the pool is exhausted are gaps searched, so sequential allocation stays cheap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core import ipam
+from controller.core.tree import Node
+from controller.core.values import format_mac_bare, parse_address, parse_mac
+from controller.errors import Conflict, InvalidInput
+from controller.resources.network_interfaces import (
+    IP_CONFIGURATIONS,
+    NETWORK_INTERFACES,
+    AllocationMethod,
+    IpConfigurationProperties,
+    NetworkInterfaceProperties,
+)
+from controller.resources.virtual_networks import VIRTUAL_SUBNETS
+from controller.service.pools import MacPool, SubnetSpace, mac_pools, subnet_spaces
+from controller.store.allocations import (
+    ADDRESSES,
+    MACS,
+    SCAN_BATCH,
+    VSIDS,
+    AllocationRepository,
+    Numbering,
+)
+from controller.store.repository import Reference, ResourceRepository
+
+
+class VsidExhausted(Conflict):
+    code = "VsidExhausted"
+
+
+class MacAddressExhausted(Conflict):
+    code = "MacAddressExhausted"
+
+
+class IpAddressExhausted(Conflict):
+    code = "IpAddressExhausted"
+
+
+class MacAddressInUse(Conflict):
+    code = "MacAddressInUse"
+
+
+class IpAddressInUse(Conflict):
+    code = "IpAddressInUse"
+
+
+@dataclass(frozen=True)
+class AllocationSettings:
+    vsid_min: int = 4096
+    vsid_max: int = 16_777_214
+
+
+@dataclass
+class Plan:
+    """Allocation rows to delete (by owner) and to insert, per numbering."""
+
+    release: dict[Numbering, set[uuid.UUID]] = field(default_factory=lambda: defaultdict(set))
+    add: dict[Numbering, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    taken: dict[tuple[Numbering, uuid.UUID | None], set[int]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+
+    def take(
+        self, numbering: Numbering, scope: uuid.UUID | None, value: int, row: dict[str, Any]
+    ) -> None:
+        self.taken[(numbering, scope)].add(value)
+        self.add[numbering].append(row)
+
+
+class Allocator:
+    def __init__(self, settings: AllocationSettings) -> None:
+        self.settings = settings
+
+    async def plan(
+        self,
+        allocations: AllocationRepository,
+        resources: ResourceRepository,
+        tree: Node,
+        *,
+        removed: set[uuid.UUID],
+        references: set[Reference],
+    ) -> Plan:
+        plan = Plan()
+        nodes = list(tree.walk())
+        await self._plan_vsids(allocations, plan, [n for n in nodes if n.kind is VIRTUAL_SUBNETS])
+        nics = [n for n in nodes if n.kind is NETWORK_INTERFACES]
+        await self._plan_macs(allocations, resources, plan, nics, removed, references)
+        configs = [n for n in nodes if n.kind is IP_CONFIGURATIONS]
+        await self._plan_addresses(allocations, resources, plan, configs, removed, references)
+        return plan
+
+    async def apply(self, allocations: AllocationRepository, plan: Plan) -> None:
+        for numbering, owners in plan.release.items():
+            await allocations.release(numbering, owners)
+        for numbering, rows in plan.add.items():
+            await allocations.add(numbering, rows)
+
+    # -- VSIDs ----------------------------------------------------------------------------
+
+    async def _plan_vsids(
+        self, allocations: AllocationRepository, plan: Plan, subnets: Sequence[Node]
+    ) -> None:
+        held = await allocations.held_by(VSIDS, [_id(n) for n in subnets])
+        new = [n for n in subnets if _id(n) not in held]
+        if not new:
+            return
+        await allocations.lock("vsid")
+        pool = [(self.settings.vsid_min, self.settings.vsid_max)]
+        for subnet in new:
+            vsid = await _free_value(allocations, plan, VSIDS, pool, None)
+            if vsid is None:
+                raise VsidExhausted(
+                    f"no free VSID left in {pool[0][0]}-{pool[0][1]} for {subnet.ref}",
+                    target=subnet.ref,
+                )
+            plan.take(VSIDS, None, vsid, {"vsid": vsid, "subnet_id": _id(subnet)})
+
+    # -- MACs -----------------------------------------------------------------------------
+
+    async def _plan_macs(
+        self,
+        allocations: AllocationRepository,
+        resources: ResourceRepository,
+        plan: Plan,
+        nics: Sequence[Node],
+        removed: set[uuid.UUID],
+        references: set[Reference],
+    ) -> None:
+        if not nics:
+            return
+        held = await allocations.held_by(MACS, [_id(n) for n in nics])
+        pools: list[MacPool] | None = None
+        for nic in nics:
+            props = nic.props(NetworkInterfaceProperties)
+            current = held.get(_id(nic))
+            wanted = (
+                None if props.private_mac_address is None else parse_mac(props.private_mac_address)
+            )
+            static = props.private_mac_allocation_method is AllocationMethod.STATIC
+            if current is not None and (not static or wanted == current.value):
+                mac, pool_id = current.value, current.pool_id
+            else:
+                await allocations.lock("mac")
+                if pools is None:
+                    pools = await mac_pools(resources)
+                if static:
+                    assert wanted is not None
+                    await _refuse_if_held(allocations, plan, MACS, wanted, None, nic, removed)
+                    mac, pool_id = wanted, _pool_holding(pools, wanted)
+                else:
+                    mac, pool_id = await self._draw_mac(allocations, plan, nic, pools)
+                if current is not None:
+                    plan.release[MACS].add(_id(nic))
+                plan.take(MACS, None, mac, {"mac": mac, "pool_id": pool_id, "owner_id": _id(nic)})
+            props.private_mac_address = format_mac_bare(mac)
+            if pool_id is not None:
+                # A NIC holding a pool's MAC uses the pool: the pool cannot be deleted under it.
+                references.add(Reference(_id(nic), "privateMacAddress", pool_id))
+
+    async def _draw_mac(
+        self,
+        allocations: AllocationRepository,
+        plan: Plan,
+        nic: Node,
+        pools: list[MacPool],
+    ) -> tuple[int, uuid.UUID | None]:
+        for pool_id, _, bounds in pools:
+            mac = await _free_value(allocations, plan, MACS, [bounds], None)
+            if mac is not None:
+                return mac, pool_id
+        raise MacAddressExhausted(
+            f"{nic.ref}: no free MAC address in any macPool"
+            if pools
+            else f"{nic.ref}: a Dynamic MAC needs a macPool, and there is none",
+            target=nic.target("privateMacAddress"),
+        )
+
+    # -- IP addresses ---------------------------------------------------------------------
+
+    async def _plan_addresses(
+        self,
+        allocations: AllocationRepository,
+        resources: ResourceRepository,
+        plan: Plan,
+        configs: Sequence[Node],
+        removed: set[uuid.UUID],
+        references: set[Reference],
+    ) -> None:
+        if not configs:
+            return
+        subnet_of = {r.source_id: r.target_id for r in references if r.member == "subnet"}
+        spaces = await subnet_spaces(resources, set(subnet_of.values()))
+        held = await allocations.held_by(ADDRESSES, [_id(c) for c in configs])
+        changing = []
+        for config in configs:
+            space = spaces[subnet_of[_id(config)]]
+            props = config.props(IpConfigurationProperties)
+            current = held.get(_id(config))
+            if (
+                current is not None
+                and current.scope_id == space.subnet_id
+                and (
+                    props.private_ip_allocation_method is AllocationMethod.DYNAMIC
+                    or props.private_ip_address
+                    == ipam.address_text(current.value, space.network.version)
+                )
+            ):
+                props.private_ip_address = ipam.address_text(current.value, space.network.version)
+            else:
+                changing.append((config, space, current is not None))
+        # Lock subnets in a fixed order so two writers never wait on each other in a cycle.
+        for subnet_id in sorted({space.subnet_id for _, space, _ in changing}, key=str):
+            await allocations.lock(f"subnet:{subnet_id}")
+        for config, space, had in changing:
+            value = await self._address_for(allocations, plan, config, space, removed)
+            if had:
+                plan.release[ADDRESSES].add(_id(config))
+            row = {
+                "subnet_id": space.subnet_id,
+                "address": ADDRESSES.encode(value),
+                "owner_id": _id(config),
+            }
+            plan.take(ADDRESSES, space.subnet_id, value, row)
+            props = config.props(IpConfigurationProperties)
+            props.private_ip_address = ipam.address_text(value, space.network.version)
+
+    async def _address_for(
+        self,
+        allocations: AllocationRepository,
+        plan: Plan,
+        config: Node,
+        space: SubnetSpace,
+        removed: set[uuid.UUID],
+    ) -> int:
+        props = config.props(IpConfigurationProperties)
+        if props.private_ip_allocation_method is AllocationMethod.DYNAMIC:
+            value = await _free_value(allocations, plan, ADDRESSES, space.dynamic, space.subnet_id)
+            if value is None:
+                raise IpAddressExhausted(
+                    f"{config.ref}: no free address left in {space.ref} ({space.network})",
+                    target=config.target("subnet"),
+                )
+            return value
+        assert props.private_ip_address is not None
+        address = parse_address(props.private_ip_address)
+        value = int(address)
+        if address not in space.network:
+            raise InvalidInput(
+                f"{config.ref}: {address} is outside {space.ref} ({space.network})",
+                target=config.target("privateIPAddress"),
+            )
+        if value in space.reserved:
+            raise InvalidInput(
+                f"{config.ref}: {address} is the network, gateway or broadcast address of "
+                f"{space.ref}",
+                target=config.target("privateIPAddress"),
+            )
+        await _refuse_if_held(allocations, plan, ADDRESSES, value, space.subnet_id, config, removed)
+        return value
+
+
+async def _free_value(
+    allocations: AllocationRepository,
+    plan: Plan,
+    numbering: Numbering,
+    ranges: Sequence[ipam.Range],
+    scope: uuid.UUID | None,
+) -> int | None:
+    """A value of ``ranges`` that nobody holds and this plan has not taken."""
+    if not ranges:
+        return None
+    taken = plan.taken[(numbering, scope)]
+    top = await allocations.highest(numbering, ranges[0][0], ranges[-1][1], scope)
+    candidate = ipam.next_after(
+        ranges, max([v for v in (top, *taken) if v is not None], default=None)
+    )
+    if candidate is not None:
+        return candidate
+    for low, high in ranges:
+        start = low
+        while start <= high:
+            batch = await allocations.used_from(numbering, start, high, scope, limit=SCAN_BATCH)
+            end = batch[-1] if len(batch) == SCAN_BATCH else high
+            used = sorted({*batch, *(t for t in taken if start <= t <= end)})
+            free = ipam.first_free([(start, end)], used)
+            if free is not None:
+                return free
+            start = end + 1
+    return None
+
+
+async def _refuse_if_held(
+    allocations: AllocationRepository,
+    plan: Plan,
+    numbering: Numbering,
+    value: int,
+    scope: uuid.UUID | None,
+    owner: Node,
+    removed: set[uuid.UUID],
+) -> None:
+    """409 when someone other than ``owner`` (and not being removed) holds ``value``."""
+    holder = await allocations.holder(numbering, value, scope)
+    if value in plan.taken[(numbering, scope)]:
+        who = "another resource of this request"
+    elif holder is not None and holder[0] not in removed and holder[0] != owner.instance_id:
+        who = holder[1]
+    else:
+        return
+    if numbering is MACS:
+        raise MacAddressInUse(
+            f"{owner.ref}: MAC {format_mac_bare(value)} is already used by {who}",
+            target=owner.target("privateMacAddress"),
+        )
+    address = owner.props(IpConfigurationProperties).private_ip_address
+    raise IpAddressInUse(
+        f"{owner.ref}: {address} is already used by {who}",
+        target=owner.target("privateIPAddress"),
+    )
+
+
+def _pool_holding(pools: list[MacPool], mac: int) -> uuid.UUID | None:
+    return next((pool_id for pool_id, _, (low, high) in pools if low <= mac <= high), None)
+
+
+def _id(node: Node) -> uuid.UUID:
+    assert node.instance_id is not None
+    return node.instance_id
