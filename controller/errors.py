@@ -12,8 +12,13 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     │   └── ResourceIdMismatch          400 ResourceIdMismatch    (body resourceId differs from URI)
     ├── NotFound                        404 NotFound
     ├── MethodNotAllowed                405 MethodNotAllowed
-    ├── Conflict                        409 Conflict              (state conflict, e.g. exhaustion)
-    │   └── ResourceInUse               409 ResourceInUse         (delete of a referenced resource)
+    ├── Conflict                        409 Conflict              (state conflict)
+    │   ├── ResourceInUse               409 ResourceInUse         (delete of a referenced resource)
+    │   ├── IpAddressInUse              409 IpAddressInUse        (static address held by another)
+    │   ├── MacAddressInUse             409 MacAddressInUse       (static MAC held by another)
+    │   ├── IpAddressExhausted          409 IpAddressExhausted    (no free address in the subnet)
+    │   ├── MacAddressExhausted         409 MacAddressExhausted   (no free MAC in any macPool)
+    │   └── VsidExhausted               409 VsidExhausted         (no free VSID in the range)
     ├── PreconditionFailed              412 PreconditionFailed    (If-Match, missing parent)
     ├── PayloadTooLarge                 413 PayloadTooLarge
     ├── UnsupportedMediaType            415 UnsupportedMediaType
@@ -85,6 +90,26 @@ class Conflict(ControllerError):
 
 class ResourceInUse(Conflict):
     code = "ResourceInUse"
+
+
+class IpAddressInUse(Conflict):
+    code = "IpAddressInUse"
+
+
+class MacAddressInUse(Conflict):
+    code = "MacAddressInUse"
+
+
+class IpAddressExhausted(Conflict):
+    code = "IpAddressExhausted"
+
+
+class MacAddressExhausted(Conflict):
+    code = "MacAddressExhausted"
+
+
+class VsidExhausted(Conflict):
+    code = "VsidExhausted"
 
 
 class PreconditionFailed(ControllerError):

@@ -26,7 +26,14 @@ from typing import Any
 from controller.core import ipam
 from controller.core.tree import Node
 from controller.core.values import format_mac_bare, parse_address, parse_mac
-from controller.errors import Conflict, InvalidInput
+from controller.errors import (
+    InvalidInput,
+    IpAddressExhausted,
+    IpAddressInUse,
+    MacAddressExhausted,
+    MacAddressInUse,
+    VsidExhausted,
+)
 from controller.resources.network_interfaces import (
     IP_CONFIGURATIONS,
     NETWORK_INTERFACES,
@@ -45,26 +52,6 @@ from controller.store.allocations import (
     Numbering,
 )
 from controller.store.repository import Reference, ResourceRepository
-
-
-class VsidExhausted(Conflict):
-    code = "VsidExhausted"
-
-
-class MacAddressExhausted(Conflict):
-    code = "MacAddressExhausted"
-
-
-class IpAddressExhausted(Conflict):
-    code = "IpAddressExhausted"
-
-
-class MacAddressInUse(Conflict):
-    code = "MacAddressInUse"
-
-
-class IpAddressInUse(Conflict):
-    code = "IpAddressInUse"
 
 
 @dataclass(frozen=True)
