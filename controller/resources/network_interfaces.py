@@ -16,10 +16,13 @@ from pydantic import Field, model_validator
 
 from controller.core.kinds import Kind
 from controller.core.tree import Node
-from controller.core.values import BareMac, IPAddress, parse_address
+from controller.core.values import BareMac, IPAddress, parse_address, parse_mac
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 from controller.resources.refs import AccessControlListRef, ServerRef, SubnetRef
+
+# The I/G bit of the first octet: set for multicast and broadcast MACs.
+_GROUP_BIT = 1 << 40
 
 
 class AllocationMethod(WireEnum):
@@ -143,6 +146,14 @@ def validate_network_interface(node: Node) -> None:
             f"networkInterface '{node.resource_id}': a Static MAC needs privateMacAddress",
             target=node.target("privateMacAddress"),
         )
+    if props.private_mac_address is not None:
+        mac = parse_mac(props.private_mac_address)
+        if mac == 0 or mac & _GROUP_BIT:
+            raise InvalidInput(
+                f"networkInterface '{node.resource_id}': {props.private_mac_address} is not a "
+                "unicast MAC address",
+                target=node.target("privateMacAddress"),
+            )
     _check_qos(node, props)
     _check_ip_configurations(node, props)
 

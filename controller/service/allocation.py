@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from controller.resources.network_interfaces import (
     NetworkInterfaceProperties,
 )
 from controller.resources.virtual_networks import VIRTUAL_SUBNETS
+from controller.service.holdings import check_holdings
 from controller.service.pools import MacPool, SubnetSpace, mac_pools, subnet_spaces
 from controller.store.allocations import (
     ADDRESSES,
@@ -87,9 +88,12 @@ class Allocator:
         resources: ResourceRepository,
         tree: Node,
         *,
+        stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
     ) -> Plan:
+        """Decide the allocations of ``tree`` (``stored``: its nodes before this write)."""
+        await check_holdings(allocations, tree, stored)
         plan = Plan()
         nodes = list(tree.walk())
         await self._plan_vsids(allocations, plan, [n for n in nodes if n.kind is VIRTUAL_SUBNETS])
@@ -205,6 +209,7 @@ class Allocator:
         for config in configs:
             space = spaces[subnet_of[_id(config)]]
             props = config.props(IpConfigurationProperties)
+            _check_version(config, props, space)
             current = held.get(_id(config))
             if (
                 current is not None
@@ -221,8 +226,10 @@ class Allocator:
         # Lock subnets in a fixed order so two writers never wait on each other in a cycle.
         for subnet_id in sorted({space.subnet_id for _, space, _ in changing}, key=str):
             await allocations.lock(f"subnet:{subnet_id}")
+        # Holders that give up their address in this very write (a swap) are no obstacle.
+        releasing = removed | {_id(config) for config, _, had in changing if had}
         for config, space, had in changing:
-            value = await self._address_for(allocations, plan, config, space, removed)
+            value = await self._address_for(allocations, plan, config, space, releasing)
             if had:
                 plan.release[ADDRESSES].add(_id(config))
             row = {
@@ -267,6 +274,15 @@ class Allocator:
             )
         await _refuse_if_held(allocations, plan, ADDRESSES, value, space.subnet_id, config, removed)
         return value
+
+
+def _check_version(config: Node, props: IpConfigurationProperties, space: SubnetSpace) -> None:
+    version = props.private_ip_address_version
+    if version is not None and version.value != f"IPv{space.network.version}":
+        raise InvalidInput(
+            f"{config.ref}: {space.ref} ({space.network}) has no {version.value} addresses",
+            target=config.target("privateIPAddressVersion"),
+        )
 
 
 async def _free_value(

@@ -233,7 +233,12 @@ class ResourceService:
         allocations = self._allocations(repo)
         removed_ids = {node.instance_id for node in removed if node.instance_id is not None}
         plan = await self.allocator.plan(
-            allocations, repo, tree, removed=removed_ids, references=references
+            allocations,
+            repo,
+            tree,
+            stored={node.instance_id: node for node in stored if node.instance_id is not None},
+            removed=removed_ids,
+            references=references,
         )
 
         old_references = await repo.references_from([row.instance_id for row in stored_rows])

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Column, Table, delete, func, insert, null, select, text
+from sqlalchemy import Column, Table, delete, func, insert, null, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.tables import IpAllocation, MacAllocation, Resource, VsidAllocation
@@ -166,6 +166,20 @@ class AllocationRepository:
             await self.connection.execute(
                 delete(numbering.table).where(numbering.owner_column.in_(list(owner_ids)))
             )
+
+    async def pool_macs_outside(
+        self, pool_id: uuid.UUID, low: int, high: int, *, limit: int
+    ) -> list[tuple[int, str]]:
+        """MACs drawn from ``pool_id`` that lie outside ``low``..``high``, with their holder."""
+        table = MACS.table
+        query = (
+            select(table.c.mac, RESOURCES.c.resource_ref)
+            .join(RESOURCES, RESOURCES.c.instance_id == table.c.owner_id)
+            .where(table.c.pool_id == pool_id, or_(table.c.mac < low, table.c.mac > high))
+            .order_by(table.c.mac)
+            .limit(limit)
+        )
+        return [(int(row[0]), row[1]) for row in await self.connection.execute(query)]
 
     async def mac_counts(self, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         table = MACS.table

@@ -1,0 +1,97 @@
+"""Rewrites that would invalidate what resources hold are refused (409 ResourceInUse).
+
+A virtual or logical subnet may not move its prefix away from addresses ipConfigurations hold,
+nor make a held address its gateway (or network/broadcast address); a macPool may not shrink
+below the MACs network interfaces hold from it. Only subnets and pools whose document changed
+are checked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+from controller.core import ipam
+from controller.core.tree import Node
+from controller.core.values import format_mac_bare, parse_address
+from controller.errors import ResourceInUse
+from controller.resources.logical_networks import LOGICAL_SUBNETS, LogicalSubnetProperties
+from controller.resources.mac_pools import MAC_POOLS, MacPoolProperties
+from controller.resources.virtual_networks import VIRTUAL_SUBNETS, VirtualSubnetProperties
+from controller.store.allocations import ADDRESSES, AllocationRepository
+
+_TOP_ADDRESS = 2**128 - 1
+
+
+async def check_holdings(
+    allocations: AllocationRepository, tree: Node, stored: Mapping[uuid.UUID, Node]
+) -> None:
+    for node in tree.walk():
+        before = stored.get(node.instance_id) if node.instance_id else None
+        if before is None or before.model == node.model:
+            continue
+        if node.kind is VIRTUAL_SUBNETS or node.kind is LOGICAL_SUBNETS:
+            await _check_subnet(allocations, node)
+        elif node.kind is MAC_POOLS:
+            await _check_mac_pool(allocations, node)
+
+
+async def _check_subnet(allocations: AllocationRepository, subnet: Node) -> None:
+    if subnet.kind is VIRTUAL_SUBNETS:
+        network = subnet.props(VirtualSubnetProperties).network()
+        reserved = ipam.reserved_of_subnet(network)
+        member = "addressPrefix"
+    else:
+        props = subnet.props(LogicalSubnetProperties)
+        network = props.network()
+        reserved = {int(network.network_address), int(network.broadcast_address)}
+        reserved |= {int(parse_address(g)) for g in props.default_gateways}
+        member = "defaultGateways" if props.default_gateways else "addressPrefix"
+    assert subnet.instance_id is not None
+    first, last = int(network.network_address), int(network.broadcast_address)
+    outside: list[int] = []
+    if first > 0:
+        outside += await allocations.used_from(ADDRESSES, 0, first - 1, subnet.instance_id, limit=1)
+    outside += await allocations.used_from(
+        ADDRESSES, last + 1, _TOP_ADDRESS, subnet.instance_id, limit=1
+    )
+    version = network.version
+    if outside:
+        why = f"outside {network}"
+        await _refuse(allocations, subnet, outside[0], version, "addressPrefix", why)
+    for value in sorted(reserved):
+        if await allocations.holder(ADDRESSES, value, subnet.instance_id) is not None:
+            why = "a network, gateway or broadcast address"
+            await _refuse(allocations, subnet, value, version, member, why)
+
+
+async def _refuse(
+    allocations: AllocationRepository,
+    subnet: Node,
+    value: int,
+    version: int,
+    member: str,
+    why: str,
+) -> None:
+    holder = await allocations.holder(ADDRESSES, value, subnet.instance_id)
+    who = holder[1] if holder else "an ipConfiguration"
+    raise ResourceInUse(
+        f"{subnet.ref}: {who} holds {ipam.address_text(value, version)}, which the new "
+        f"settings would make {why}",
+        target=subnet.target(member),
+    )
+
+
+async def _check_mac_pool(allocations: AllocationRepository, pool: Node) -> None:
+    assert pool.instance_id is not None
+    low, high = pool.props(MacPoolProperties).bounds()
+    held: Sequence[tuple[int, str]] = await allocations.pool_macs_outside(
+        pool.instance_id, low, high, limit=1
+    )
+    if held:
+        mac, owner = held[0]
+        raise ResourceInUse(
+            f"{pool.ref}: {owner} holds MAC {format_mac_bare(mac)} from this pool, outside the "
+            "new range",
+            target=pool.target("startMacAddress"),
+        )
