@@ -170,3 +170,61 @@ def route(
 def route_table(*routes: Json, resource_id: str | None = None, **properties: object) -> Json:
     """A routeTable with exactly ``routes``."""
     return _resource(resource_id, {"routes": list(routes), **properties})
+
+
+# -- virtualNetworks --------------------------------------------------------------------
+
+
+def provider_network(*subnets: Json, resource_id: str | None = None) -> Json:
+    """An HNV provider logicalNetwork (``networkVirtualizationEnabled``) with exactly
+    ``subnets``: the network virtual networks run over."""
+    return logical_network(*subnets, resource_id=resource_id, networkVirtualizationEnabled=True)
+
+
+def virtual_subnet(resource_id: str | None, prefix: str, **properties: object) -> Json:
+    """A subnet of a virtualNetwork (``accessControlList=ref(...)``, ``routeTable=...``)."""
+    return _resource(resource_id, {"addressPrefix": prefix, **properties})
+
+
+def virtual_network(
+    *subnets: Json,
+    prefixes: tuple[str, ...] = ("24.30.0.0/16",),
+    logical_network_path: str = "/logicalNetworks/HNVPA",
+    resource_id: str | None = None,
+    **properties: object,
+) -> Json:
+    """A virtualNetwork with the address space ``prefixes`` over the logical network at
+    ``logical_network_path``, with exactly ``subnets``."""
+    return _resource(
+        resource_id,
+        {
+            "addressSpace": {"addressPrefixes": list(prefixes)},
+            "logicalNetwork": ref(logical_network_path),
+            "subnets": list(subnets),
+            **properties,
+        },
+    )
+
+
+# -- networkInterfaces (tenant NICs) ----------------------------------------------------
+
+
+def ip_configuration(
+    resource_id: str | None,
+    subnet_path: str,
+    address: str | None = None,
+    **properties: object,
+) -> Json:
+    """An ipConfiguration in the subnet at ``subnet_path``; ``address`` is sent as
+    ``privateIPAddress`` when given (so the method defaults to Static, else Dynamic)."""
+    members: Json = {"subnet": ref(subnet_path)}
+    if address is not None:
+        members["privateIPAddress"] = address
+    return _resource(resource_id, {**members, **properties})
+
+
+def nic(*ip_configurations: Json, resource_id: str | None = None, **properties: object) -> Json:
+    """A tenant networkInterface (a VM or container host NIC) with exactly
+    ``ip_configurations``; ``privateMacAddress=...`` etc. as ``properties``. Without a MAC the
+    controller draws one from a macPool."""
+    return _resource(resource_id, {"ipConfigurations": list(ip_configurations), **properties})
