@@ -146,11 +146,7 @@ async def test_logical_subnet_without_pools_has_no_dynamic_addresses(
     assert address(created, "ip") == "10.0.10.1"
 
 
-@pytest.mark.xfail(
-    reason="a logical subnet's gateway can be set to an address an ipConfiguration holds",
-    strict=True,
-)
-async def test_logical_subnet_gateway_cannot_take_a_held_address(
+async def test_logical_subnet_cannot_move_onto_or_away_from_a_held_address(
     fabric: httpx.AsyncClient,
 ) -> None:
     await create_vlan(fabric)
@@ -163,5 +159,16 @@ async def test_logical_subnet_gateway_cannot_take_a_held_address(
         code="ResourceInUse",
         status=409,
         target="VLAN10/properties/defaultGateways",
+        watch=(NIC,),
+    )
+    # Nor may the subnet move away from it.
+    moved = logical_subnet("VLAN10", "10.0.11.0/24", vlanID=10, ipPools=[])
+    await assert_put_rejected(
+        fabric,
+        VLAN_SUBNET,
+        moved,
+        code="ResourceInUse",
+        status=409,
+        target="VLAN10/properties/addressPrefix",
         watch=(NIC,),
     )

@@ -79,17 +79,19 @@ async def test_changing_a_static_mac_frees_the_old_one(client: httpx.AsyncClient
     await put(client, "/networkInterfaces/b", nic(privateMacAddress="00155D3A5501"), status=201)
 
 
-@pytest.mark.xfail(
-    reason="a multicast or broadcast MAC is accepted as a NIC's static MAC", strict=True
+@pytest.mark.parametrize(
+    "mac",
+    ["01005E000001", "33-33-00-00-00-01", "FF-FF-FF-FF-FF-FF", "00:00:00:00:00:00"],
+    ids=["ipv4-multicast", "ipv6-multicast", "broadcast", "zero"],
 )
-@pytest.mark.parametrize("mac", ["01005E000001", "FF-FF-FF-FF-FF-FF"])
 async def test_static_mac_must_be_unicast(client: httpx.AsyncClient, mac: str) -> None:
     await assert_put_rejected(
         client,
         NIC,
         nic(privateMacAddress=mac),
-        target="privateMacAddress",
+        target="WebVM1_Nic1/properties/privateMacAddress",
     )
+    await assert_absent(client, NIC)
 
 
 # -- dynamic MACs -------------------------------------------------------------------------
@@ -189,19 +191,28 @@ async def test_dynamic_mac_exhaustion(client: httpx.AsyncClient) -> None:
     assert props(created)["privateMacAddress"] == props(b)["privateMacAddress"]
 
 
-@pytest.mark.xfail(
-    reason="a macPool can shrink below the MACs NICs hold; usage then counts MACs outside it",
-    strict=True,
-)
 async def test_pool_cannot_shrink_below_held_macs(client: httpx.AsyncClient) -> None:
     await create_pool(client)
-    await put(client, NIC, nic(), status=201)
-    await assert_put_rejected(
-        client,
-        POOL,
-        mac_pool("00-1D-D8-B7-1C-80", "00-1D-D8-B7-1C-FF"),
-        code="ResourceInUse",
-        status=409,
-        target="DefaultMacPool/properties/startMacAddress",
-        watch=(NIC,),
-    )
+    await put(client, NIC, nic(), status=201)  # holds 001DD8B71C00
+    for start, end in (
+        ("00-1D-D8-B7-1C-80", "00-1D-D8-B7-1C-FF"),
+        ("02-00-00-00-00-00", "02-00-00-00-00-FF"),
+    ):
+        error = await assert_put_rejected(
+            client,
+            POOL,
+            mac_pool(start, end),
+            code="ResourceInUse",
+            status=409,
+            target="DefaultMacPool/properties/startMacAddress",
+            watch=(NIC,),
+        )
+        assert NIC in error["message"]
+    # Growing it, or shrinking it around the held MAC, is fine.
+    grown = await put(client, POOL, mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1F-FF"), status=200)
+    assert allocated(grown) == 1
+    await put(client, POOL, mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1C-00"), status=200)
+    # Without the NIC the pool may go anywhere.
+    await delete(client, NIC)
+    moved = await put(client, POOL, mac_pool("02-00-00-00-00-00", "02-00-00-00-00-FF"), status=200)
+    assert allocated(moved) == 0
