@@ -34,11 +34,18 @@ class ControllerServer:
     """``database_url=None`` runs the controller on its embedded default store, under ``cwd``."""
 
     def __init__(
-        self, database_url: str | None, *, log_level: str = LOG_LEVEL, cwd: Path | None = None
+        self,
+        database_url: str | None,
+        *,
+        log_level: str = LOG_LEVEL,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.database_url = database_url
         self.log_level = log_level
         self.cwd = cwd
+        # More SDNC_* settings for the controller (SDNC_VSID_MIN, ...).
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         handle, name = tempfile.mkstemp(prefix="sdnc-server-", suffix=".log")
@@ -51,6 +58,7 @@ class ControllerServer:
         env["SDNC_LOG_LEVEL"] = self.log_level
         if self.database_url is not None:
             env["SDNC_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         command = [
             sys.executable,
             "-m",
@@ -120,10 +128,11 @@ class ControllerServer:
 
 @contextmanager
 def running_controller(
-    database_url: str, *, log_level: str = LOG_LEVEL
+    database_url: str, *, log_level: str = LOG_LEVEL, extra_env: dict[str, str] | None = None
 ) -> Iterator[ControllerServer]:
-    """A started controller on ``database_url``, stopped (and its log removed) afterwards."""
-    server = ControllerServer(database_url, log_level=log_level)
+    """A started controller on ``database_url`` (with ``extra_env`` added to its environment),
+    stopped (and its log removed) afterwards."""
+    server = ControllerServer(database_url, log_level=log_level, extra_env=extra_env)
     try:
         server.start()
         yield server
