@@ -203,6 +203,10 @@ class Allocator:
         if not configs:
             return
         subnet_of = {r.source_id: r.target_id for r in references if r.member == "subnet"}
+        # Lock the subnets first, in a fixed order (no cycles between writers), and only then
+        # read them: a concurrent rewrite of a subnet holds its lock until it commits.
+        for subnet_id in sorted(set(subnet_of.values()), key=str):
+            await allocations.lock(f"subnet:{subnet_id}")
         spaces = await subnet_spaces(resources, set(subnet_of.values()))
         held = await allocations.held_by(ADDRESSES, [_id(c) for c in configs])
         changing = []
@@ -223,9 +227,6 @@ class Allocator:
                 props.private_ip_address = ipam.address_text(current.value, space.network.version)
             else:
                 changing.append((config, space, current is not None))
-        # Lock subnets in a fixed order so two writers never wait on each other in a cycle.
-        for subnet_id in sorted({space.subnet_id for _, space, _ in changing}, key=str):
-            await allocations.lock(f"subnet:{subnet_id}")
         # Holders that give up their address in this very write (a swap) are no obstacle.
         releasing = removed | {_id(config) for config, _, had in changing if had}
         for config, space, had in changing:

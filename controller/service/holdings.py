@@ -26,14 +26,32 @@ _TOP_ADDRESS = 2**128 - 1
 async def check_holdings(
     allocations: AllocationRepository, tree: Node, stored: Mapping[uuid.UUID, Node]
 ) -> None:
-    for node in tree.walk():
-        before = stored.get(node.instance_id) if node.instance_id else None
-        if before is None or before.model == node.model:
-            continue
-        if node.kind is VIRTUAL_SUBNETS or node.kind is LOGICAL_SUBNETS:
-            await _check_subnet(allocations, node)
-        elif node.kind is MAC_POOLS:
-            await _check_mac_pool(allocations, node)
+    """Each check first takes the lock the allocators of that subnet or of the MACs take, so
+    no allocation can slip in between the check and the commit."""
+    changed = [node for node in tree.walk() if _changed(node, stored)]
+    subnets = [n for n in changed if n.kind is VIRTUAL_SUBNETS or n.kind is LOGICAL_SUBNETS]
+    for subnet in sorted(subnets, key=lambda n: str(n.instance_id)):
+        await allocations.lock(f"subnet:{subnet.instance_id}")
+    for subnet in subnets:
+        await _check_subnet(allocations, subnet)
+    pools = [n for n in changed if n.kind is MAC_POOLS]
+    if pools:
+        await allocations.lock("mac")
+    for pool in pools:
+        await _check_mac_pool(allocations, pool)
+
+
+def _changed(node: Node, stored: Mapping[uuid.UUID, Node]) -> bool:
+    """Whether a stored node's document, or its children's (a logical subnet's ipPools),
+    differ from what is being written."""
+    before = stored.get(node.instance_id) if node.instance_id else None
+    if before is None:
+        return False
+    if before.model != node.model:
+        return True
+    return {
+        name: [child.model for child in children] for name, children in before.children.items()
+    } != {name: [child.model for child in children] for name, children in node.children.items()}
 
 
 async def _check_subnet(allocations: AllocationRepository, subnet: Node) -> None:

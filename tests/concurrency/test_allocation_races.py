@@ -469,12 +469,6 @@ async def test_release_and_reuse_under_churn_leaks_nothing(nc: httpx.AsyncClient
 ROUNDS = 16
 
 
-@pytest.mark.xfail(
-    reason="bug: the subnet's holdings check (a subnet re-PUT) neither takes the subnet's "
-    "allocation lock nor makes the allocator re-read the subnet after taking it; an allocator "
-    "that read the old prefix commits an address outside (or the broadcast of) the new one",
-    strict=True,
-)
 async def test_subnet_shrink_racing_dynamic_allocation_keeps_addresses_inside(
     nc: httpx.AsyncClient,
 ) -> None:
@@ -535,11 +529,6 @@ async def test_subnet_shrink_racing_dynamic_allocation_keeps_addresses_inside(
 # -- g. a macPool shrinking while its MACs are handed out --------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="bug: a macPool re-PUT checks the MACs held from it without the MAC allocation lock; "
-    "a concurrent Dynamic draw that read the old range commits a MAC outside the new one",
-    strict=True,
-)
 async def test_mac_pool_shrink_racing_dynamic_macs_keeps_macs_inside(
     nc: httpx.AsyncClient,
 ) -> None:
