@@ -27,7 +27,7 @@ from tests.support.nbi import serve
 from tests.support.postgres import ThrowawayPostgres
 
 BACKEND = os.environ.get("SDNC_TEST_BACKEND", "postgres").lower()
-TABLES = ("resource_references", "mac_allocations", "resources")
+TABLES = ("resource_references", "mac_allocations", "resources", "change_log", "controller_secrets")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,6 +96,7 @@ def database_url(migrated_url: str, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     with psycopg.connect(_libpq(migrated_url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        conn.execute("UPDATE revision_counter SET revision = 0")
     return migrated_url
 
 

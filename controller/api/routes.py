@@ -149,8 +149,8 @@ class RouteBuilder:
     def _delete(self, kind: Kind) -> Handler:
         async def delete_resource(request: Request) -> Response:
             path = resource_path(request, kind)
-            deleted = await self.service.delete(path, _preconditions(request))
-            return Response(status_code=200 if deleted else 204)
+            result = await self.service.delete(path, _preconditions(request))
+            return Response(status_code=200 if result.deleted else 204)
 
         return delete_resource
 

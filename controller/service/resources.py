@@ -25,6 +25,7 @@ from controller.core.tree import Node
 from controller.errors import MethodNotAllowed, NotFound, PreconditionFailed
 from controller.service import trees
 from controller.service.allocation import AllocationSettings, Allocator
+from controller.service.changes import record_deletion, record_write
 from controller.service.pools import allocation_facts
 from controller.service.references import refuse_if_referenced, resolve_references
 from controller.service.views import ResourceView, build_views
@@ -45,6 +46,13 @@ class Preconditions:
 class PutResult:
     view: ResourceView
     created: bool
+    revision: int
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: bool
+    revision: int | None = None
 
 
 def new_etag() -> str:
@@ -63,11 +71,14 @@ class ResourceService:
         *,
         allocator: Allocator | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        on_commit: Callable[[int], None] = lambda revision: None,
     ) -> None:
         self.database = database
         self.registry = registry
         self.allocator = allocator or Allocator(AllocationSettings())
         self.clock = clock
+        # Told each committed revision, after the commit (wakes this replica's southbound).
+        self.on_commit = on_commit
 
     def _repo(self, connection: AsyncConnection) -> ResourceRepository:
         return ResourceRepository(connection, is_postgres=self.database.is_postgres)
@@ -141,9 +152,15 @@ class ResourceService:
             created, rows = await self._write(repo, path, written, preconditions)
             view = await self._view(repo, rows, path)
             assert view is not None
-            return PutResult(view, created)
+            # Last: the change log's revision counter stays locked until the commit.
+            revision = await record_write(
+                repo, rows, now=self.clock(), is_postgres=self.database.is_postgres
+            )
+            return PutResult(view, created, revision)
 
-        return await self.database.run(work)
+        result = await self.database.run(work)
+        self.on_commit(result.revision)
+        return result
 
     async def _write(
         self,
@@ -290,12 +307,12 @@ class ResourceService:
 
     async def delete(
         self, path: ResourcePath, preconditions: Preconditions = Preconditions()
-    ) -> bool:
-        """Delete ``path`` and its children; False when there was nothing to delete."""
+    ) -> DeleteResult:
+        """Delete ``path`` and its children (``deleted`` is False when there was nothing)."""
         if not path.kind.deletable:
             raise MethodNotAllowed(f"{path.ref} cannot be deleted", target=path.ref)
 
-        async def work(connection: AsyncConnection) -> bool:
+        async def work(connection: AsyncConnection) -> DeleteResult:
             repo = self._repo(connection)
             root_row = await repo.lock_root(path.root.key, deleting=path.is_root)
             rows = await repo.aggregate(root_row.instance_id) if root_row else []
@@ -303,17 +320,23 @@ class ResourceService:
             node = tree.find(path.key) if tree else None
             _check(preconditions, node is not None, root_row.etag if root_row else None, path)
             if node is None or root_row is None:
-                return False
+                return DeleteResult(False)
             await refuse_if_referenced(repo, list(node.walk()))
             assert node.instance_id is not None
             await repo.delete([node.instance_id])
-            if not path.is_root:
-                await repo.update(
-                    root_row.instance_id, {"etag": new_etag(), "updated_at": self.clock()}
-                )
-            return True
+            now, postgres = self.clock(), self.database.is_postgres
+            if path.is_root:
+                revision = await record_deletion(repo, root_row, now=now, is_postgres=postgres)
+            else:
+                await repo.update(root_row.instance_id, {"etag": new_etag(), "updated_at": now})
+                remaining = await repo.aggregate(root_row.instance_id)
+                revision = await record_write(repo, remaining, now=now, is_postgres=postgres)
+            return DeleteResult(True, revision)
 
-        return await self.database.run(work)
+        result = await self.database.run(work)
+        if result.revision is not None:
+            self.on_commit(result.revision)
+        return result
 
     async def ensure_singletons(self) -> None:
         """Create every singleton (``.../configuration``) that does not exist yet, with its

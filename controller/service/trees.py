@@ -121,6 +121,7 @@ def row_values(
         "resource_metadata": node.metadata,
         "etag": None,
         "provisioning_state": "Succeeded",
+        "revision": 0,
         "updated_at": now,
     }
 

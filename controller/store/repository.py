@@ -40,6 +40,7 @@ class StoredResource:
     resource_metadata: dict[str, Any] | None
     etag: str | None
     provisioning_state: str
+    revision: int
     created_at: datetime
     updated_at: datetime
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -67,6 +68,8 @@ class Resource(Base):
     # Set on top-level rows; children show their root's etag.
     etag: Mapped[str | None] = mapped_column(String(64))
     provisioning_state: Mapped[str] = mapped_column(String(16), default="Succeeded")
+    # Change-log revision of the aggregate's last write (on top-level rows).
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -128,3 +131,50 @@ class IpAllocation(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), unique=True
     )
+
+
+class RevisionCounter(Base):
+    """The single row whose update, as the last statement of every write, hands out change-log
+    revisions in commit order (its row lock is held until the commit)."""
+
+    __tablename__ = "revision_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class Change(Base):
+    """One committed write of an aggregate: its documents after the write (None if deleted)."""
+
+    __tablename__ = "change_log"
+
+    revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    root_kind: Mapped[str] = mapped_column(String(128))
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgentStatus(Base):
+    """What the host agent of a server last reported, and where it is connected."""
+
+    __tablename__ = "agent_status"
+
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), primary_key=True
+    )
+    replica: Mapped[str] = mapped_column(String(64))
+    connected: Mapped[bool] = mapped_column(Boolean)
+    applied_revision: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    provider_address: Mapped[str | None] = mapped_column(String(64))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ControllerSecret(Base):
+    """Deployment-wide secrets every replica shares (the agent token key)."""
+
+    __tablename__ = "controller_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))

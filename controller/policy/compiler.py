@@ -1,0 +1,264 @@
+"""The policy compiler: committed changes in, per-host policy deltas out. Pure: no I/O, no
+clock, no settings; every fact arrives as an argument.
+
+``Compiler.load`` builds the whole state at one revision (a replica's start). ``apply`` takes
+the next committed change (an aggregate's new documents, or its deletion) and recomputes only
+the objects that change could affect -- found through the model's indexes, never by scanning --
+so its cost follows what the change touches, not the size of the deployment. For every object
+it remembers the body, the hosts that hold it, its version (the revision of its last change)
+and, per host, when it joined or left that host's scope; that is what lets an agent that
+applied revision R resume with exactly the objects it is missing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from controller.policy.model import Model
+from controller.policy.objects import Body, compute
+from controller.policy.topology import (
+    Acl,
+    Entity,
+    Fabric,
+    IpConfig,
+    Nic,
+    ProviderAddress,
+    RouteTable,
+    Server,
+    Subnet,
+    VirtualNetwork,
+    entities_of,
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed write: aggregate ``root`` of ``kind`` now has ``document`` (None:
+    deleted)."""
+
+    revision: int
+    root: str
+    kind: str
+    document: dict[str, object] | None
+
+
+@dataclass
+class HostDelta:
+    upserts: dict[str, Body] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes)
+
+
+@dataclass
+class Placed:
+    wire: str
+    body: Body
+    hosts: frozenset[str]
+    version: int
+
+
+class Compiler:
+    def __init__(self) -> None:
+        self.model = Model()
+        self.objects: dict[str, Placed] = {}
+        self.revision = 0
+        # The oldest revision an agent may resume from; older ones get a snapshot.
+        self.floor = 0
+        self._by_wire: dict[str, str] = {}
+        self._joined: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        self._left: defaultdict[str, dict[str, int]] = defaultdict(dict)
+
+    # -- building -------------------------------------------------------------------------
+
+    def load(self, changes: Iterable[Change], revision: int) -> None:
+        """The state at ``revision`` from every aggregate's current documents."""
+        for change in changes:
+            self.model.replace(change.root, entities_of(change.kind, change.document))
+        self.revision = self.floor = revision
+        for name in self._all_names():
+            computed = compute(self.model, name)
+            if computed is not None:
+                self.objects[name] = Placed(computed.wire, computed.body, computed.hosts, revision)
+                self._by_wire[computed.wire] = name
+                for host in computed.hosts:
+                    self._joined[host][computed.wire] = revision
+
+    def _all_names(self) -> Iterable[str]:
+        model = self.model
+        for config in model.configs:
+            yield f"endpoint:{config}"
+            yield f"mapping:{config}"
+        yield from (f"network:{s}" for s in model.subnets)
+        yield from (f"acl:{a}" for a in model.acls)
+        yield from (f"routeTable:{r}" for r in model.route_tables)
+        yield from (f"host:{s}" for s in model.servers)
+
+    # -- incremental ----------------------------------------------------------------------
+
+    def apply(self, change: Change) -> dict[str, HostDelta]:
+        """Take ``change`` (the next revision) and return the delta of every affected host."""
+        new = entities_of(change.kind, change.document)
+        old = self.model.contributed.get(change.root, [])
+        names, vnets = _dirty(self.model, old)
+        vnets |= _vnets_of(self.model, new)
+        hosts_before = {v: self.model.vnet_hosts(v) for v in vnets}
+        self.model.replace(change.root, new)
+        after_names, after_vnets = _dirty(self.model, new)
+        names |= after_names
+        for vnet in vnets | after_vnets:
+            if self.model.vnet_hosts(vnet) != hosts_before.get(vnet, set()):
+                names |= _vnet_objects(self.model, vnet)
+        self.revision = change.revision
+        deltas: defaultdict[str, HostDelta] = defaultdict(HostDelta)
+        for name in names:
+            self._recompute(name, deltas)
+        return {host: delta for host, delta in deltas.items() if delta}
+
+    def _recompute(self, name: str, deltas: defaultdict[str, HostDelta]) -> None:
+        before = self.objects.get(name)
+        after = compute(self.model, name)
+        revision = self.revision
+        if before is not None and (after is None or after.wire != before.wire):
+            for host in before.hosts:
+                self._leave(host, before.wire, deltas)
+            del self.objects[name]
+            del self._by_wire[before.wire]
+            before = None
+        if after is None:
+            return
+        changed = before is None or before.body != after.body
+        old_hosts = before.hosts if before is not None else frozenset()
+        for host in after.hosts:
+            if changed or host not in old_hosts:
+                deltas[host].upserts[after.wire] = after.body
+            if host not in old_hosts:
+                self._joined[host][after.wire] = revision
+                self._left[host].pop(after.wire, None)
+        for host in old_hosts - after.hosts:
+            self._leave(host, after.wire, deltas)
+        version = revision if changed else before.version if before else revision
+        self.objects[name] = Placed(after.wire, after.body, after.hosts, version)
+        self._by_wire[after.wire] = name
+
+    def _leave(self, host: str, wire: str, deltas: defaultdict[str, HostDelta]) -> None:
+        deltas[host].deletes.append(wire)
+        self._joined[host].pop(wire, None)
+        self._left[host][wire] = self.revision
+
+    # -- what a host holds ----------------------------------------------------------------
+
+    def snapshot(self, host: str) -> dict[str, Body]:
+        """Every object ``host`` needs now."""
+        return {wire: self.objects[self._by_wire[wire]].body for wire in self._joined.get(host, {})}
+
+    def resume(self, host: str, applied: int) -> HostDelta | None:
+        """What ``host``, which applied everything up to revision ``applied``, is missing; None
+        when ``applied`` is older than this compiler can tell (the agent needs a snapshot)."""
+        if applied < self.floor or applied > self.revision:
+            return None
+        delta = HostDelta()
+        for wire, joined in self._joined.get(host, {}).items():
+            placed = self.objects[self._by_wire[wire]]
+            if max(placed.version, joined) > applied:
+                delta.upserts[wire] = placed.body
+        delta.deletes = [w for w, at in self._left.get(host, {}).items() if at > applied]
+        return delta
+
+    def forget_before(self, revision: int) -> None:
+        """Drop the memory of departures older than ``revision``; resumes from before it
+        then get a snapshot."""
+        self.floor = max(self.floor, revision)
+        for left in self._left.values():
+            for wire in [w for w, at in left.items() if at < revision]:
+                del left[wire]
+
+
+def _vnet_of_subnet(subnet_key: str | None) -> str | None:
+    if subnet_key is None or "/subnets/" not in subnet_key:
+        return None
+    vnet = subnet_key.rsplit("/subnets/", 1)[0]
+    return vnet if vnet.startswith("/virtualnetworks/") else None
+
+
+def _vnets_of(model: Model, entities: Iterable[Entity]) -> set[str]:
+    vnets: set[str] = set()
+    for entity in entities:
+        if isinstance(entity, IpConfig):
+            vnet = _vnet_of_subnet(entity.subnet)
+            if vnet is not None:
+                vnets.add(vnet)
+        elif isinstance(entity, Subnet):
+            vnets.add(entity.vnet)
+        elif isinstance(entity, VirtualNetwork):
+            vnets.add(entity.key)
+        elif isinstance(entity, Nic):
+            for config in model.configs_of_nic.get(entity.key, ()):
+                vnet = _vnet_of_subnet(model.configs[config].subnet)
+                if vnet is not None:
+                    vnets.add(vnet)
+    return vnets
+
+
+def _config_objects(model: Model, config_key: str) -> set[str]:
+    names = {f"endpoint:{config_key}", f"mapping:{config_key}"}
+    config = model.configs.get(config_key)
+    if config is None:
+        return names
+    if config.acl is not None:
+        names.add(f"acl:{config.acl}")
+    subnet = model.subnets.get(config.subnet or "")
+    if subnet is not None:
+        names |= {f"acl:{subnet.acl}"} if subnet.acl else set()
+        names |= {f"routeTable:{subnet.route_table}"} if subnet.route_table else set()
+    return names
+
+
+def _vnet_objects(model: Model, vnet: str) -> set[str]:
+    names = {f"network:{s}" for s in model.subnets_of_vnet.get(vnet, ())}
+    names |= {f"mapping:{c}" for c in model.vnet_configs(vnet)}
+    return names
+
+
+def _dirty(model: Model, entities: Iterable[Entity]) -> tuple[set[str], set[str]]:
+    """Objects whose body or hosts ``entities`` may shape, and the virtual networks whose set
+    of hosts they may change -- read from ``model`` as it is when called."""
+    names: set[str] = set()
+    vnets: set[str] = set()
+    for entity in entities:
+        match entity:
+            case IpConfig():
+                names |= _config_objects(model, entity.key)
+                vnet = _vnet_of_subnet(entity.subnet)
+                vnets |= {vnet} if vnet else set()
+            case Nic():
+                for config in model.configs_of_nic.get(entity.key, ()):
+                    names |= _config_objects(model, config)
+                    vnet = _vnet_of_subnet(model.configs[config].subnet)
+                    vnets |= {vnet} if vnet else set()
+            case Subnet():
+                names.add(f"network:{entity.key}")
+                names |= {f"acl:{entity.acl}"} if entity.acl else set()
+                names |= {f"routeTable:{entity.route_table}"} if entity.route_table else set()
+                for config in model.configs_of_subnet.get(entity.key, ()):
+                    names |= _config_objects(model, config)
+                vnets.add(entity.vnet)
+            case VirtualNetwork():
+                vnets.add(entity.key)
+            case Acl():
+                names.add(f"acl:{entity.key}")
+            case RouteTable():
+                names.add(f"routeTable:{entity.key}")
+            case Server() | ProviderAddress():
+                names.add(f"host:{entity.key}")
+                for nic in model.nics_of_server.get(entity.key, ()):
+                    for config in model.configs_of_nic.get(nic, ()):
+                        names |= _config_objects(model, config)
+                        vnet = _vnet_of_subnet(model.configs[config].subnet)
+                        vnets |= {vnet} if vnet else set()
+            case Fabric():
+                names |= {f"host:{s}" for s in model.servers}
+    return names, vnets

@@ -1,0 +1,133 @@
+"""The change log: one row per committed write, in commit order, with the documents a replica
+needs to follow the model without reading the resource tables.
+
+Revisions come from the single row of ``revision_counter``, updated as the last statements of
+the writing transaction: its row lock is held until the commit, so revisions commit in order
+and a reader that has seen revision R never later finds a row below R (a sequence would not
+give that guarantee). On PostgreSQL the same transaction NOTIFYs ``sdnc_changes``, which is
+delivered at commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.store.tables import AgentStatus, Change, Resource, RevisionCounter
+
+CHANGES = cast(Table, Change.__table__)
+COUNTER = cast(Table, RevisionCounter.__table__)
+RESOURCES = cast(Table, Resource.__table__)
+AGENTS = cast(Table, AgentStatus.__table__)
+CHANNEL = "sdnc_changes"
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    revision: int
+    root_id: uuid.UUID
+    root_kind: str
+    document: dict[str, Any] | None
+
+
+class ChangeLog:
+    def __init__(self, connection: AsyncConnection, *, is_postgres: bool) -> None:
+        self.connection = connection
+        self.is_postgres = is_postgres
+
+    async def record(
+        self,
+        root_id: uuid.UUID,
+        root_kind: str,
+        document: dict[str, Any] | None,
+        now: datetime,
+    ) -> int:
+        """Append the write of one aggregate; returns its revision. Call last in the
+        transaction: the counter row stays locked until the commit."""
+        bump = (
+            update(COUNTER)
+            .where(COUNTER.c.id == 1)
+            .values(revision=COUNTER.c.revision + 1)
+            .returning(COUNTER.c.revision)
+        )
+        revision = int((await self.connection.execute(bump)).scalar_one())
+        await self.connection.execute(
+            insert(CHANGES).values(
+                revision=revision,
+                root_id=root_id,
+                root_kind=root_kind,
+                document=document,
+                created_at=now,
+            )
+        )
+        if document is not None and root_kind != "agentProviderAddress":
+            await self.connection.execute(
+                update(RESOURCES)
+                .where(RESOURCES.c.instance_id == root_id)
+                .values(revision=revision)
+            )
+        if self.is_postgres:
+            await self.connection.execute(
+                text("SELECT pg_notify(:channel, :revision)"),
+                {"channel": CHANNEL, "revision": str(revision)},
+            )
+        return revision
+
+    async def current(self) -> int:
+        query = select(COUNTER.c.revision).where(COUNTER.c.id == 1)
+        return int((await self.connection.execute(query)).scalar_one())
+
+    async def since(self, revision: int, *, limit: int) -> list[ChangeRow]:
+        query = (
+            select(CHANGES.c.revision, CHANGES.c.root_id, CHANGES.c.root_kind, CHANGES.c.document)
+            .where(CHANGES.c.revision > revision)
+            .order_by(CHANGES.c.revision)
+            .limit(limit)
+        )
+        return [ChangeRow(*row) for row in await self.connection.execute(query)]
+
+    async def oldest(self) -> int | None:
+        found = (await self.connection.execute(select(func.min(CHANGES.c.revision)))).scalar()
+        return None if found is None else int(found)
+
+    async def prune(self, below: int) -> None:
+        await self.connection.execute(delete(CHANGES).where(CHANGES.c.revision < below))
+
+    async def resource_rows(self, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of every aggregate whose top-level kind is one of ``kinds``."""
+        roots = RESOURCES.alias("roots")
+        query = (
+            select(
+                RESOURCES.c.instance_id,
+                RESOURCES.c.root_id,
+                RESOURCES.c.parent_id,
+                RESOURCES.c.kind,
+                RESOURCES.c.resource_ref,
+                RESOURCES.c.properties,
+                roots.c.kind.label("root_kind"),
+            )
+            .join(roots, roots.c.instance_id == RESOURCES.c.root_id)
+            .where(roots.c.kind.in_(list(kinds)))
+            .order_by(RESOURCES.c.position, RESOURCES.c.path_key)
+        )
+        return [dict(row._mapping) for row in await self.connection.execute(query)]
+
+    async def provider_addresses(self) -> list[tuple[uuid.UUID, str, str]]:
+        """(server instanceId, server resourceRef, address) the agents reported."""
+        query = (
+            select(AGENTS.c.server_id, RESOURCES.c.resource_ref, AGENTS.c.provider_address)
+            .join(RESOURCES, RESOURCES.c.instance_id == AGENTS.c.server_id)
+            .where(AGENTS.c.provider_address.is_not(None))
+        )
+        return [(row[0], row[1], row[2]) for row in await self.connection.execute(query)]
+
+    async def begin_consistent_read(self) -> None:
+        """Make the rest of this (read) transaction see one snapshot (PostgreSQL)."""
+        if self.is_postgres:
+            await self.connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
