@@ -94,12 +94,31 @@ def bench_api(
     ] = 50,
     keep: Annotated[bool, typer.Option(help="Keep the resources the benchmark created.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    phase: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this phase (repeatable): create, get, list, update, nic-create, "
+            "nic-child-add. Default: all."
+        ),
+    ] = None,
+    configs_per_nic: Annotated[
+        int,
+        typer.Option(min=1, help="ipConfigurations nic-child-add adds to each container-host NIC."),
+    ] = 64,
 ) -> None:
-    """Measure throughput and latency of PUT, GET and GET-all under concurrent clients."""
+    """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
+    and IP allocation, under concurrent clients."""
     from controller.bench import api as bench
 
-    options = bench.Options(clients=clients, requests=requests, list_size=list_size, keep=keep)
     try:
+        options = bench.Options(
+            clients=clients,
+            requests=requests,
+            list_size=list_size,
+            keep=keep,
+            phases=tuple(phase) if phase else bench.PHASES,
+            configs_per_nic=configs_per_nic,
+        )
         report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
     except bench.BenchError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -7,7 +7,17 @@ event loop (one httpx connection per worker):
 * ``get``: GET of one accessControlList, picked at random among those created;
 * ``list``: GET of the logicalNetworks collection, after ``list_size`` logical networks (each with
   a subnet and an ipPool) were put in place (not timed);
-* ``update``: PUT replacing existing accessControlLists (new rules).
+* ``update``: PUT replacing existing accessControlLists (new rules);
+* ``nic-create``: PUT of distinct networkInterfaces, each with a Dynamic MAC and one Dynamic
+  ipConfiguration, all in one large virtual subnet (a /16 unless more addresses are needed) and
+  one large macPool, both put in place first (not timed);
+* ``nic-child-add``: PUT of ipConfigurations (Dynamic, same subnet) one by one at the child URI
+  of container-host NICs (created first, not timed), ``configs_per_nic`` per NIC: the n-th add
+  to a NIC rewrites a NIC that already has n-1. The adds go round-robin over the NICs.
+
+``phases`` picks which phases run (in the order above); a phase that needs resources of an
+unselected one (``get`` and ``update`` need the accessControlLists of ``create``) gets them
+created first, untimed.
 
 Latency is measured per request with ``time.perf_counter`` around the whole HTTP exchange. The
 resources carry a per-run prefix and are deleted afterwards unless ``keep`` is set. Without a
@@ -27,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +50,14 @@ API = "/networking/v1"
 START_TIMEOUT = 60.0
 RULES_PER_ACL = 3
 JSON_HEADERS = {"Content-Type": "application/json"}
+PHASES = ("create", "get", "list", "update", "nic-create", "nic-child-add")
+ACL_PHASES = frozenset({"create", "get", "update"})
+NIC_PHASES = frozenset({"nic-create", "nic-child-add"})
+# The smallest subnet the NIC phases allocate from: 65533 addresses.
+MIN_SUBNET_HOST_BITS = 16
+# macPools of runs are 2^24 MACs each, locally administered (02-..), placed by the run id.
+MAC_POOL_BITS = 24
+LOCAL_MAC_PREFIX = 0x02 << 40
 
 
 class BenchError(RuntimeError):
@@ -136,6 +154,64 @@ def _logical_network_body(index: int) -> bytes:
     return orjson.dumps({"properties": {"subnets": [subnet]}})
 
 
+def _provider_network_body() -> bytes:
+    return orjson.dumps({"properties": {"networkVirtualizationEnabled": True, "subnets": []}})
+
+
+def _subnet_prefix(addresses: int) -> str:
+    """A virtual subnet of 10.0.0.0/8 with room for ``addresses`` (besides its network,
+    gateway and broadcast addresses), at least a /16."""
+    bits = max(MIN_SUBNET_HOST_BITS, (addresses + 3 - 1).bit_length())
+    if bits > 24:
+        raise BenchError(f"{addresses} addresses do not fit in 10.0.0.0/8")
+    return f"10.0.0.0/{32 - bits}"
+
+
+def _virtual_network_body(provider: str, prefix: str) -> bytes:
+    subnet = {"resourceId": "subnet-1", "properties": {"addressPrefix": prefix}}
+    return orjson.dumps(
+        {
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
+                "logicalNetwork": {"resourceRef": provider},
+                "subnets": [subnet],
+            }
+        }
+    )
+
+
+def _mac_text(value: int) -> str:
+    return "-".join(f"{value:012X}"[i : i + 2] for i in range(0, 12, 2))
+
+
+def _mac_pool_body(run: str) -> bytes:
+    start = LOCAL_MAC_PREFIX | (int(run, 16) & 0xFFFF) << MAC_POOL_BITS
+    end = start + (1 << MAC_POOL_BITS) - 1
+    return orjson.dumps(
+        {"properties": {"startMacAddress": _mac_text(start), "endMacAddress": _mac_text(end)}}
+    )
+
+
+def _ip_configuration(subnet: str) -> dict[str, Any]:
+    return {
+        "privateIPAllocationMethod": "Dynamic",
+        "subnet": {"resourceRef": subnet},
+    }
+
+
+def _nic_body(subnet: str | None) -> bytes:
+    configs = (
+        [] if subnet is None else [{"resourceId": "ip1", "properties": _ip_configuration(subnet)}]
+    )
+    return orjson.dumps(
+        {"properties": {"privateMacAllocationMethod": "Dynamic", "ipConfigurations": configs}}
+    )
+
+
+def _child_body(subnet: str) -> bytes:
+    return orjson.dumps({"properties": _ip_configuration(subnet)})
+
+
 # -- running phases --------------------------------------------------------------------------
 
 
@@ -178,13 +254,75 @@ class Options:
     list_size: int = 50
     keep: bool = False
     seed: int = 1
+    phases: tuple[str, ...] = PHASES
+    configs_per_nic: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.phases) - set(PHASES))
+        if unknown:
+            raise BenchError(f"unknown phase(s) {', '.join(unknown)}; known: {', '.join(PHASES)}")
+        if self.configs_per_nic < 1:
+            raise BenchError("configs_per_nic must be at least 1")
+
+    @property
+    def nic_hosts(self) -> int:
+        """How many container-host NICs ``nic-child-add`` spreads its requests over."""
+        return -(-self.requests // self.configs_per_nic)
+
+
+@dataclass
+class _Resources:
+    """What one run creates, by URL, in the order it can be deleted."""
+
+    run: str
+    acls: list[str]
+    networks: list[str]
+    nics: list[str]
+    hosts: list[str]
+    virtual_network: str
+    provider: str
+    mac_pool: str
+
+    @classmethod
+    def named(cls, options: Options) -> _Resources:
+        run = uuid.uuid4().hex[:8]
+        base = f"bench-{run}"
+        return cls(
+            run=run,
+            acls=[f"{API}/accessControlLists/{base}-acl-{i}" for i in range(options.requests)],
+            networks=[f"{API}/logicalNetworks/{base}-ln-{i}" for i in range(options.list_size)],
+            nics=[f"{API}/networkInterfaces/{base}-nic-{i}" for i in range(options.requests)],
+            hosts=[f"{API}/networkInterfaces/{base}-host-{i}" for i in range(options.nic_hosts)],
+            virtual_network=f"{API}/virtualNetworks/{base}-vn",
+            provider=f"{API}/logicalNetworks/{base}-pa",
+            mac_pool=f"{API}/macPools/{base}-macs",
+        )
+
+    @property
+    def subnet(self) -> str:
+        """The virtual subnet's resourceRef."""
+        return f"{self.virtual_network.removeprefix(API)}/subnets/subnet-1"
+
+    def removal_waves(self, phases: Collection[str]) -> list[list[str]]:
+        """Deletes of what ``phases`` create, in waves: NICs before the subnet and macPool
+        they use, the virtual network before the logical network it runs over."""
+        first: list[str] = []
+        if ACL_PHASES.intersection(phases):
+            first += self.acls
+        if "list" in phases:
+            first += self.networks
+        if "nic-create" in phases:
+            first += self.nics
+        if "nic-child-add" in phases:
+            first += self.hosts
+        if not NIC_PHASES.intersection(phases):
+            return [first]
+        return [first, [self.virtual_network], [self.provider, self.mac_pool]]
 
 
 async def _benchmark(base_url: str, options: Options) -> dict[str, Phase]:
-    run = uuid.uuid4().hex[:8]
-    rng = random.Random(options.seed)
-    acls = [f"{API}/accessControlLists/bench-{run}-acl-{i}" for i in range(options.requests)]
-    networks = [f"{API}/logicalNetworks/bench-{run}-ln-{i}" for i in range(options.list_size)]
+    names = _Resources.named(options)
+    wanted = set(options.phases)
     limits = httpx.Limits(
         max_connections=options.clients, max_keepalive_connections=options.clients
     )
@@ -192,32 +330,93 @@ async def _benchmark(base_url: str, options: Options) -> dict[str, Phase]:
         await _check_reachable(client)
         phases: dict[str, Phase] = {}
         try:
-            create = [Call("PUT", url, _acl_body(i)) for i, url in enumerate(acls)]
-            phases["create"] = await run_phase(client, "create", create, options.clients)
-            created = acls if phases["create"].errors == 0 else await _existing(client, acls)
-            if not created:
-                raise BenchError("no accessControlList could be created; see phase 'create'")
-
-            reads = [Call("GET", rng.choice(created)) for _ in range(options.requests)]
-            phases["get"] = await run_phase(client, "get", reads, options.clients)
-
-            setup = [Call("PUT", url, _logical_network_body(i)) for i, url in enumerate(networks)]
-            prepared = await run_phase(client, "setup", setup, options.clients)
-            if prepared.errors:
-                raise BenchError(f"setting up logicalNetworks failed: {dict(prepared.statuses)}")
-            lists = [Call("GET", f"{API}/logicalNetworks")] * options.requests
-            phases["list"] = await run_phase(client, "list", lists, options.clients)
-
-            updates = [
-                Call("PUT", created[i % len(created)], _acl_body(options.requests + i))
-                for i in range(options.requests)
-            ]
-            phases["update"] = await run_phase(client, "update", updates, options.clients)
+            if wanted & ACL_PHASES:
+                await _acl_phases(client, options, names, phases)
+            if "list" in wanted:
+                await _list_phase(client, options, names, phases)
+            if wanted & NIC_PHASES:
+                await _nic_phases(client, options, names, phases)
         finally:
             if not options.keep:
-                removals = [Call("DELETE", url) for url in [*acls, *networks]]
-                await run_phase(client, "cleanup", removals, options.clients)
-    return phases
+                for wave in names.removal_waves(wanted):
+                    removals = [Call("DELETE", url) for url in wave]
+                    await run_phase(client, "cleanup", removals, options.clients)
+    return {name: phases[name] for name in PHASES if name in phases}
+
+
+async def _acl_phases(
+    client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
+) -> None:
+    rng = random.Random(options.seed)
+    acls = names.acls
+    create = [Call("PUT", url, _acl_body(i)) for i, url in enumerate(acls)]
+    created_phase = await run_phase(client, "create", create, options.clients)
+    if "create" in options.phases:
+        phases["create"] = created_phase
+    created = acls if created_phase.errors == 0 else await _existing(client, acls)
+    if not created:
+        raise BenchError("no accessControlList could be created; see phase 'create'")
+
+    if "get" in options.phases:
+        reads = [Call("GET", rng.choice(created)) for _ in range(options.requests)]
+        phases["get"] = await run_phase(client, "get", reads, options.clients)
+
+    if "update" in options.phases:
+        updates = [
+            Call("PUT", created[i % len(created)], _acl_body(options.requests + i))
+            for i in range(options.requests)
+        ]
+        phases["update"] = await run_phase(client, "update", updates, options.clients)
+
+
+async def _list_phase(
+    client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
+) -> None:
+    setup = [Call("PUT", url, _logical_network_body(i)) for i, url in enumerate(names.networks)]
+    await _set_up(client, "logicalNetworks", setup, options.clients)
+    lists = [Call("GET", f"{API}/logicalNetworks")] * options.requests
+    phases["list"] = await run_phase(client, "list", lists, options.clients)
+
+
+async def _nic_phases(
+    client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
+) -> None:
+    subnet = names.subnet
+    prefix = _subnet_prefix(2 * options.requests)
+    await _set_up(
+        client, "the provider network", [Call("PUT", names.provider, _provider_network_body())], 1
+    )
+    network = Call(
+        "PUT",
+        names.virtual_network,
+        _virtual_network_body(names.provider.removeprefix(API), prefix),
+    )
+    pool = Call("PUT", names.mac_pool, _mac_pool_body(names.run))
+    await _set_up(client, "the virtual network and macPool", [network, pool], 2)
+
+    if "nic-create" in options.phases:
+        creates = [Call("PUT", url, _nic_body(subnet)) for url in names.nics]
+        phases["nic-create"] = await run_phase(client, "nic-create", creates, options.clients)
+
+    if "nic-child-add" in options.phases:
+        hosts = [Call("PUT", url, _nic_body(None)) for url in names.hosts]
+        await _set_up(client, "container-host NICs", hosts, options.clients)
+        body = _child_body(subnet)
+        adds = [
+            Call("PUT", f"{host}/ipConfigurations/container-{j}", body)
+            for j in range(options.configs_per_nic)
+            for host in names.hosts
+        ][: options.requests]
+        phases["nic-child-add"] = await run_phase(client, "nic-child-add", adds, options.clients)
+
+
+async def _set_up(
+    client: httpx.AsyncClient, what: str, calls: Sequence[Call], workers: int
+) -> None:
+    """Untimed preparation; every request must succeed."""
+    prepared = await run_phase(client, "setup", calls, workers)
+    if prepared.errors:
+        raise BenchError(f"setting up {what} failed: {dict(prepared.statuses)}")
 
 
 async def _check_reachable(client: httpx.AsyncClient) -> None:
@@ -316,6 +515,8 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
         "clients": options.clients,
         "requests": options.requests,
         "list_size": options.list_size,
+        "configs_per_nic": options.configs_per_nic,
+        "nic_hosts": options.nic_hosts,
         "phases": {name: phase.summary() for name, phase in phases.items()},
     }
 
@@ -326,12 +527,17 @@ def format_report(report: dict[str, Any]) -> str:
         + (" (started for this run)" if report["started_controller"] else "")
         + f"; {report['clients']} clients, {report['requests']} requests per phase, "
         + f"{report['list_size']} logicalNetworks added for the list phase",
-        f"{'phase':<8} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} "
+        f"{'phase':<13} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} "
         f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8}",
     ]
+    if "nic-child-add" in report["phases"]:
+        lines[0] += (
+            f"; nic-child-add: up to {report['configs_per_nic']} ipConfigurations on each of "
+            f"{report['nic_hosts']} NICs"
+        )
     for name, phase in report["phases"].items():
         lines.append(
-            f"{name:<8} {phase['requests']:>8} {phase['requests_per_second']:>9.1f} "
+            f"{name:<13} {phase['requests']:>8} {phase['requests_per_second']:>9.1f} "
             f"{phase['p50_ms']:>8.1f} {phase['p90_ms']:>8.1f} {phase['p99_ms']:>8.1f} "
             f"{phase['max_ms']:>8.1f} {phase['errors']:>8}"
         )
