@@ -17,7 +17,7 @@ import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -130,6 +130,11 @@ def mac_text(value: int) -> str:
 
 def bare_mac(value: int) -> str:
     return f"{value:012X}"
+
+
+def one_dynamic(subnet: str) -> Json:
+    """A NIC with one Dynamic ipConfiguration ``ip1`` in ``subnet``."""
+    return nic(ip_configuration("ip1", subnet))
 
 
 def config_address(resource: Json, config: str = "ip1") -> str:
@@ -469,6 +474,19 @@ async def test_release_and_reuse_under_churn_leaks_nothing(nc: httpx.AsyncClient
 ROUNDS = 16
 
 
+async def later(seconds: float, request: Awaitable[httpx.Response]) -> httpx.Response:
+    await asyncio.sleep(seconds)
+    return await request
+
+
+def head_starts(round_: int, count: int, spread: float) -> tuple[float, list[float]]:
+    """Delays for a shrink and ``count`` allocations: in even rounds the shrink starts up to
+    ``spread`` seconds late, in odd rounds the allocations do, so both get to go first."""
+    if round_ % 2 == 0:
+        return random.uniform(0, spread), [0.0] * count
+    return 0.0, [random.uniform(0, spread) for _ in range(count)]
+
+
 async def test_subnet_shrink_racing_dynamic_allocation_keeps_addresses_inside(
     nc: httpx.AsyncClient,
 ) -> None:
@@ -490,17 +508,14 @@ async def test_subnet_shrink_racing_dynamic_allocation_keeps_addresses_inside(
             virtual_subnet("s1", narrow), prefixes=(space,), logical_network_path=PROVIDER
         )
 
-        async def shrink_later(
-            body: Json = shrink, path: str = f"/virtualNetworks/{name}"
-        ) -> httpx.Response:
-            await asyncio.sleep(random.uniform(0, 0.03))
-            return await nc.put(path, json=body)
-
+        shrink_delay, delays = head_starts(round_, 8, 0.03)
         creations = [
-            nc.put(f"/networkInterfaces/f{round_}-{i}", json=nic(ip_configuration("ip1", subnet)))
-            for i in range(8)
+            later(delay, nc.put(f"/networkInterfaces/f{round_}-{i}", json=one_dynamic(subnet)))
+            for i, delay in enumerate(delays)
         ]
-        shrunk, *created = await asyncio.gather(shrink_later(), *creations)
+        shrunk, *created = await asyncio.gather(
+            later(shrink_delay, nc.put(f"/virtualNetworks/{name}", json=shrink)), *creations
+        )
         everything = [shrunk, *created]
         assert_no_5xx(everything)
         assert shrunk.status_code in (200, 409), describe(everything)
@@ -546,13 +561,12 @@ async def test_mac_pool_shrink_racing_dynamic_macs_keeps_macs_inside(
         for path in names:
             await put_ok(nc, path, nic())
 
-        async def shrink_later(path: str = pool, start: int = base) -> httpx.Response:
-            await asyncio.sleep(random.uniform(0, 0.02))
-            return await nc.put(path, json=mac_pool(mac_text(start), mac_text(start + 15)))
-
         draws = [f"/networkInterfaces/g{round_}-{i}" for i in range(8)]
+        shrink_delay, delays = head_starts(round_, len(draws), 0.02)
+        shrink = nc.put(pool, json=mac_pool(mac_text(base), mac_text(base + 15)))
         shrunk, *created = await asyncio.gather(
-            shrink_later(), *(nc.put(path, json=nic()) for path in draws)
+            later(shrink_delay, shrink),
+            *(later(d, nc.put(path, json=nic())) for path, d in zip(draws, delays, strict=True)),
         )
         everything = [shrunk, *created]
         assert_no_5xx(everything)
