@@ -17,12 +17,13 @@ from controller import __version__
 from controller.api import docs
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
-from controller.api.routes import ApiOptions, RouteBuilder, discovery
+from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
 from controller.settings import Settings
+from controller.southbound.runtime import Southbound, SouthboundOptions
 from controller.store.database import Database
 
 DESCRIPTION = """\
@@ -39,12 +40,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         settings.resolved_database_url(), pool_size=settings.database_pool_size
     )
     allocator = Allocator(AllocationSettings(settings.vsid_min, settings.vsid_max))
-    service = ResourceService(db, REGISTRY, allocator=allocator)
+    southbound = Southbound(db, SouthboundOptions(poll_interval=settings.change_poll_interval))
+    service = ResourceService(db, REGISTRY, allocator=allocator, on_commit=southbound.on_commit)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.ensure_singletons()
+        await southbound.start()
         yield
+        await southbound.stop()
         if owns_database:
             await db.dispose()
 
@@ -55,6 +59,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.southbound = southbound
     app.add_middleware(NbiMiddleware, registry=REGISTRY, max_body_bytes=settings.max_body_bytes)
     _add_error_handlers(app)
     app.add_api_route(
@@ -65,10 +70,22 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         tags=["discovery"],
         summary="Which REST versions this controller serves",
     )
-    builder = RouteBuilder(service, ApiOptions(max_json_depth=settings.max_json_depth))
+    options = ApiOptions(max_json_depth=settings.max_json_depth)
+    builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))
     app.include_router(builder.router(REGISTRY))
+    app.include_router(southbound.router())
     _document(app)
     return app
+
+
+def _waiter(southbound: Southbound) -> WaitApplied:
+    async def wait_applied(revision: int, within: float) -> bool:
+        outcome = await southbound.wait_applied(revision, within)
+        # Acks reach the database in batches; what the response shows must include them.
+        await southbound.status.flush()
+        return outcome.applied
+
+    return wait_applied
 
 
 async def _discovery() -> Response:

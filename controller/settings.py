@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # JSON nested deeper than this is refused with 400 (real NC payloads are about 8 deep).
     max_json_depth: int = Field(default=64, ge=8, le=512)
     log_level: str = "info"
+    # How often a replica re-reads the change log even without a notification (seconds).
+    change_poll_interval: float = Field(default=1.0, gt=0, le=60)
     # VxLAN VNIs (VSIDs) handed to virtual subnets; 24 bits, the first 4096 left to the fabric.
     vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
     vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)

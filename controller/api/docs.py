@@ -147,6 +147,25 @@ def _path_parameters(kind: Kind, *, item: bool) -> list[dict[str, Any]]:
     return parameters
 
 
+_WAIT = [
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["applied"]},
+        "description": "Answer only when every connected host the change touches has applied "
+        "it (or the timeout passed); the x-sdnc-applied response header says which.",
+    },
+    {
+        "name": "timeout",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 10},
+        "description": "Seconds to wait with wait=applied.",
+    },
+]
+
+
 def _conditional(names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [
         {"name": n, "in": "header", "required": False, "schema": {"type": "string"}} for n in names
@@ -170,7 +189,8 @@ def get_operation(kind: Kind) -> dict[str, Any]:
 def put_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=True)
-        + _conditional(("If-Match", "If-None-Match")),
+        + _conditional(("If-Match", "If-None-Match"))
+        + _WAIT,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": _schema_ref(kind.title)}},
@@ -185,7 +205,7 @@ def put_operation(kind: Kind) -> dict[str, Any]:
 
 def delete_operation(kind: Kind) -> dict[str, Any]:
     return {
-        "parameters": _path_parameters(kind, item=True) + _conditional(("If-Match",)),
+        "parameters": _path_parameters(kind, item=True) + _conditional(("If-Match",)) + _WAIT,
         "responses": {
             "200": {"description": "Deleted, with its children"},
             "204": {"description": "There was nothing to delete"},

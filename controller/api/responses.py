@@ -24,6 +24,8 @@ def json_response(
 def render(view: ResourceView) -> dict[str, Any]:
     """A resource with its children embedded, in canonical camelCase."""
     properties: dict[str, Any] = {"provisioningState": view.provisioning_state}
+    if view.configuration_state is not None:
+        properties["configurationState"] = view.configuration_state
     properties.update(view.properties)
     properties.update(view.computed)
     for name, children in view.children.items():

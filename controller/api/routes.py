@@ -29,6 +29,9 @@ SUPPORTED_VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 CURRENT_VERSION = SUPPORTED_VERSIONS[-1]
 _ID_PARAMS = ("grandParentResourceId", "parentResourceId", "resourceId")
 Handler = Callable[[Request], Awaitable[Response]]
+# Waits until the hosts a revision touched applied it; False on timeout.
+WaitApplied = Callable[[int, float], Awaitable[bool]]
+MAX_WAIT_SECONDS = 60.0
 _METHODS = {"list": "GET", "get": "GET", "put": "PUT", "delete": "DELETE"}
 
 
@@ -90,9 +93,16 @@ def collection_path(request: Request, kind: Kind) -> CollectionPath:
 
 
 class RouteBuilder:
-    def __init__(self, service: ResourceService, options: ApiOptions) -> None:
+    def __init__(
+        self,
+        service: ResourceService,
+        options: ApiOptions,
+        *,
+        wait_applied: WaitApplied | None = None,
+    ) -> None:
         self.service = service
         self.options = options
+        self.wait_applied = wait_applied
 
     def router(self, registry: Registry) -> APIRouter:
         router = APIRouter()
@@ -141,18 +151,49 @@ class RouteBuilder:
             except ValueError as exc:
                 raise InvalidInput(str(exc), target="resourceId") from None
             body = await read_json(request, max_depth=self.options.max_json_depth)
+            within = _wait_seconds(request)
             result = await self.service.put(path, body, _preconditions(request))
-            return resource_response(result.view, 201 if result.created else 200)
+            status = 201 if result.created else 200
+            if within is None or self.wait_applied is None:
+                return resource_response(result.view, status)
+            applied = await self.wait_applied(result.revision, within)
+            response = resource_response(await self.service.get(path), status)
+            response.headers[APPLIED_HEADER] = "true" if applied else "false"
+            return response
 
         return put_resource
 
     def _delete(self, kind: Kind) -> Handler:
         async def delete_resource(request: Request) -> Response:
             path = resource_path(request, kind)
+            within = _wait_seconds(request)
             result = await self.service.delete(path, _preconditions(request))
-            return Response(status_code=200 if result.deleted else 204)
+            response = Response(status_code=200 if result.deleted else 204)
+            if within is not None and self.wait_applied is not None and result.revision:
+                applied = await self.wait_applied(result.revision, within)
+                response.headers[APPLIED_HEADER] = "true" if applied else "false"
+            return response
 
         return delete_resource
+
+
+APPLIED_HEADER = "x-sdnc-applied"
+
+
+def _wait_seconds(request: Request) -> float | None:
+    """``?wait=applied[&timeout=S]``: how long to wait for the hosts; None: do not wait."""
+    wait = request.query_params.get("wait")
+    if wait is None:
+        return None
+    if wait.lower() != "applied":
+        raise InvalidInput("wait must be 'applied'", target="wait")
+    try:
+        seconds = float(request.query_params.get("timeout", "10"))
+    except ValueError:
+        raise InvalidInput("timeout must be a number of seconds", target="timeout") from None
+    if not 0 < seconds <= MAX_WAIT_SECONDS:
+        raise InvalidInput(f"timeout must be above 0 and at most {MAX_WAIT_SECONDS:g} s")
+    return seconds
 
 
 def _preconditions(request: Request) -> Preconditions:

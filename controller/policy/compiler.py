@@ -151,6 +151,10 @@ class Compiler:
 
     # -- what a host holds ----------------------------------------------------------------
 
+    def versions(self, wire: str) -> int:
+        """The revision of the last change of object ``wire`` (which must exist)."""
+        return self.objects[self._by_wire[wire]].version
+
     def snapshot(self, host: str) -> dict[str, Body]:
         """Every object ``host`` needs now."""
         return {wire: self.objects[self._by_wire[wire]].body for wire in self._joined.get(host, {})}

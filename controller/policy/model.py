@@ -40,6 +40,7 @@ class Model:
     route_tables: dict[str, RouteTable] = field(default_factory=dict)
     provider: dict[str, str] = field(default_factory=dict)  # server key -> address
     fabric: Fabric | None = None
+    server_keys: dict[str, str] = field(default_factory=dict)  # server instanceId -> key
     # Which entities each aggregate (by root instanceId) contributed.
     contributed: dict[str, list[Entity]] = field(default_factory=dict)
     # Reverse indexes, by key.
@@ -67,6 +68,7 @@ class Model:
         match entity:
             case Server():
                 self.servers[entity.key] = entity
+                self.server_keys[entity.id] = entity.key
             case VirtualNetwork():
                 self.vnets[entity.key] = entity
             case Subnet():
@@ -95,6 +97,7 @@ class Model:
         match entity:
             case Server():
                 self.servers.pop(entity.key, None)
+                self.server_keys.pop(entity.id, None)
             case VirtualNetwork():
                 self.vnets.pop(entity.key, None)
             case Subnet():

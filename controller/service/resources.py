@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,12 +26,18 @@ from controller.errors import MethodNotAllowed, NotFound, PreconditionFailed
 from controller.service import trees
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.changes import record_deletion, record_write
+from controller.service.configuration import configuration_states
 from controller.service.pools import allocation_facts
 from controller.service.references import refuse_if_referenced, resolve_references
 from controller.service.views import ResourceView, build_views
 from controller.store.allocations import AllocationRepository
 from controller.store.database import Database
-from controller.store.repository import Reference, ResourceRepository, StoredResource
+from controller.store.repository import (
+    Reference,
+    Referrer,
+    ResourceRepository,
+    StoredResource,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class PutResult:
 class DeleteResult:
     deleted: bool
     revision: int | None = None
+
+
+# A revision above any an agent can have applied: what was just written is pending.
+PENDING = 2**62
 
 
 def new_etag() -> str:
@@ -111,7 +121,7 @@ class ResourceService:
     async def _top_level_views(self, repo: ResourceRepository, kind: Kind) -> list[ResourceView]:
         rows = await repo.aggregates_of_kind(kind.key)
         referrers = await repo.referrers_of_kind(kind.key) if rows else []
-        views = build_views(self.registry, rows, referrers, await self._facts(repo, rows))
+        views = await self._views(repo, rows, referrers)
         return [views[row.instance_id] for row in rows if row.parent_id is None]
 
     async def _view(
@@ -122,8 +132,18 @@ class ResourceService:
         if wanted is None:
             return None
         referrers = await repo.referrers([row.instance_id for row in rows])
-        views = build_views(self.registry, rows, referrers, await self._facts(repo, rows))
+        views = await self._views(repo, rows, referrers)
         return views[wanted.instance_id]
+
+    async def _views(
+        self,
+        repo: ResourceRepository,
+        rows: Sequence[StoredResource],
+        referrers: Sequence[Referrer],
+    ) -> dict[uuid.UUID, ResourceView]:
+        facts = await self._facts(repo, rows)
+        states = await configuration_states(repo, rows, is_postgres=self.database.is_postgres)
+        return build_views(self.registry, rows, referrers, facts, states)
 
     async def _facts(
         self, repo: ResourceRepository, rows: Sequence[StoredResource]
@@ -150,6 +170,8 @@ class ResourceService:
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
             repo = self._repo(connection)
             created, rows = await self._write(repo, path, written, preconditions)
+            # The hosts cannot have applied a revision that is not even committed yet.
+            rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
             view = await self._view(repo, rows, path)
             assert view is not None
             # Last: the change log's revision counter stays locked until the commit.

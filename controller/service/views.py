@@ -25,6 +25,7 @@ class ResourceView:
     tags: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     computed: dict[str, Any] = field(default_factory=dict)
+    configuration_state: dict[str, Any] | None = None
     backrefs: dict[str, list[str]] = field(default_factory=dict)
     children: dict[str, list[ResourceView]] = field(default_factory=dict)
 
@@ -34,11 +35,16 @@ def build_views(
     rows: Sequence[StoredResource],
     referrers: Iterable[Referrer],
     facts: Mapping[uuid.UUID, Facts],
+    states: Mapping[uuid.UUID, dict[str, Any]] | None = None,
 ) -> dict[uuid.UUID, ResourceView]:
     """Views of ``rows`` (one or more whole aggregates), children attached to parents in
-    stored order, reverse references and computed properties filled in."""
+    stored order, reverse references, computed properties and configuration states filled
+    in."""
     etags = {row.instance_id: row.etag or "" for row in rows if row.parent_id is None}
     views = {row.instance_id: _view(registry, row, etags, facts) for row in rows}
+    for instance_id, state in (states or {}).items():
+        if instance_id in views:
+            views[instance_id].configuration_state = state
     for row in rows:
         if row.parent_id is not None and row.parent_id in views:
             views[row.parent_id].children[views[row.instance_id].kind.name].append(

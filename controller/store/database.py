@@ -114,14 +114,22 @@ class Database:
         return engine
 
     async def run(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = True
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        write: bool = True,
+        isolation: str | None = None,
     ) -> T:
-        """Run ``work`` in one transaction; commit if it returns, roll back if it raises."""
+        """Run ``work`` in one transaction; commit if it returns, roll back if it raises.
+        ``isolation`` (PostgreSQL) e.g. REPEATABLE READ for a consistent multi-query read."""
         engine = self._write_engine if write else self.engine
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with engine.begin() as connection:
-                    return await work(connection)
+                async with engine.connect() as connection:
+                    if isolation is not None and self.is_postgres:
+                        await connection.execution_options(isolation_level=isolation)
+                    async with connection.begin():
+                        return await work(connection)
             except DBAPIError as exc:
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     log.debug("transaction retry %d after %s", attempt, _sqlstate(exc))

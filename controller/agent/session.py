@@ -1,0 +1,157 @@
+"""The agent's side of the southbound channel: connect, say hello with the revision last
+applied, keep the host's desired state from the snapshot and deltas, hand each change to the
+dataplane, acknowledge what was applied, and reconnect (to the next controller, with jittered
+back-off) when the connection drops -- resuming, not starting over.
+
+The dataplane is anything with ``apply``: the reference Linux agent programs the kernel, the
+simulator keeps the state in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from controller import protocol
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: str
+    code: str
+    message: str
+
+
+class Dataplane(Protocol):
+    async def apply(
+        self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
+    ) -> list[Failure]:
+        """Make the host match ``desired`` (the whole state after the change, which was
+        ``upserts``/``deletes``); return the objects that could not be applied."""
+        ...
+
+
+@dataclass
+class AgentState:
+    """What the agent holds: the desired objects and the revision they are complete up to."""
+
+    applied_revision: int = 0
+    objects: dict[str, Body] = field(default_factory=dict)
+
+
+@dataclass
+class SessionStats:
+    connects: int = 0
+    snapshots: int = 0
+    resumes: int = 0
+    deltas: int = 0
+    bytes_received: int = 0
+
+
+class AgentSession:
+    def __init__(
+        self,
+        controllers: Sequence[str],
+        server: str,
+        token: str,
+        dataplane: Dataplane,
+        *,
+        provider_address: str | None = None,
+        state: AgentState | None = None,
+        ping_interval: float = 10.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.controllers = [url.rstrip("/") for url in controllers]
+        self.server = server
+        self.token = token
+        self.dataplane = dataplane
+        self.provider_address = provider_address
+        self.state = state or AgentState()
+        self.ping_interval = ping_interval
+        self.max_backoff = max_backoff
+        self.stats = SessionStats()
+        self.connected = asyncio.Event()
+        self._next = 0
+
+    def url(self, base: str) -> str:
+        scheme = "wss" if base.startswith("https") else "ws"
+        host = base.split("://", 1)[-1]
+        return f"{scheme}://{host}/southbound/v1/servers/{self.server}/channel"
+
+    async def run(self) -> None:
+        """Serve until cancelled, reconnecting as needed."""
+        failures = 0
+        while True:
+            base = self.controllers[self._next % len(self.controllers)]
+            try:
+                await self._serve(base)
+                failures = 0
+            except (
+                OSError,
+                WebSocketException,
+                protocol.ProtocolError,
+            ) as exc:
+                log.info("agent %s: connection to %s lost: %s", self.server, base, exc)
+                failures += 1
+            finally:
+                self.connected.clear()
+            self._next += 1
+            delay = min(self.max_backoff, 0.05 * 2 ** min(failures, 7))
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    async def _serve(self, base: str) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with connect(
+            self.url(base),
+            additional_headers=headers,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_interval,
+            max_size=None,
+            open_timeout=10,
+        ) as websocket:
+            self.stats.connects += 1
+            hello = protocol.hello(
+                self.server, self.state.applied_revision, provider_address=self.provider_address
+            )
+            await websocket.send(protocol.encode(hello))
+            self.connected.set()
+            async for frame in websocket:
+                self.stats.bytes_received += len(frame)
+                await self._handle(websocket, protocol.decode(frame))
+
+    async def _handle(self, websocket: ClientConnection, message: protocol.Message) -> None:
+        kind = message["type"]
+        if kind == protocol.ERROR:
+            raise protocol.ProtocolError(f"{message.get('code')}: {message.get('message')}")
+        revision = protocol.revision_of(message)
+        failures: list[Failure] = []
+        if kind == protocol.SNAPSHOT:
+            objects = dict(message.get("objects") or {})
+            deletes = [key for key in self.state.objects if key not in objects]
+            self.state.objects = objects
+            failures = await self.dataplane.apply(self.state.objects, objects, deletes)
+            self.stats.snapshots += 1
+        elif kind == protocol.DELTA:
+            upserts: dict[str, Body] = dict(message.get("upserts") or {})
+            deletes = list(message.get("deletes") or [])
+            for key in deletes:
+                self.state.objects.pop(key, None)
+            self.state.objects.update(upserts)
+            failures = await self.dataplane.apply(self.state.objects, upserts, deletes)
+            self.stats.resumes += 1 if message.get("resume") else 0
+            self.stats.deltas += 0 if message.get("resume") else 1
+        elif kind != protocol.BOOKMARK:
+            return
+        self.state.applied_revision = max(self.state.applied_revision, revision)
+        report = [{"key": f.key, "code": f.code, "message": f.message} for f in failures]
+        await websocket.send(protocol.encode(protocol.ack(revision, report)))

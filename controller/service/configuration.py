@@ -1,0 +1,120 @@
+"""``configurationState``: whether the hosts applied what the controller asked of them.
+
+Derived from what the agents report (their applied revision, per-object failures) and whether
+one is connected -- never from the controller's own progress, so a host that is down shows
+``HostNotConnectedToController`` while ``provisioningState`` stays ``Succeeded``:
+
+network interface  ``Uninitialized`` (not bound to a server, or the host has not applied the
+                   NIC's last change yet), ``Success``, ``Failure`` (the host reported failures
+                   for the NIC's objects, or no agent is connected for its host)
+server             ``Success`` when its agent is connected, else ``Failure``
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from controller.store.agents import AgentRepository, AgentState
+from controller.store.repository import ResourceRepository, StoredResource
+
+STALE_AFTER = timedelta(seconds=30)
+SOURCE = "VirtualSwitch"
+
+
+async def configuration_states(
+    repo: ResourceRepository, rows: Sequence[StoredResource], *, is_postgres: bool
+) -> dict[uuid.UUID, dict[str, Any]]:
+    nics = [row for row in rows if row.kind == "networkInterfaces"]
+    servers = [row for row in rows if row.kind == "servers"]
+    if not nics and not servers:
+        return {}
+    server_keys = {_server_key(nic) for nic in nics} - {None}
+    found = await repo.find(sorted(k for k in server_keys if k))
+    server_of = {key: found[key][0] for key in server_keys if key in found}
+    wanted = list({*server_of.values(), *(s.instance_id for s in servers)})
+    states = await AgentRepository(repo.connection, is_postgres=is_postgres).states(wanted)
+    children = _configs_by_nic(rows)
+    now = datetime.now(UTC)
+    result: dict[uuid.UUID, dict[str, Any]] = {}
+    for nic in nics:
+        key = _server_key(nic)
+        server = server_of.get(key) if key else None
+        result[nic.instance_id] = _nic_state(
+            nic, server, states.get(server) if server else None, children, now
+        )
+    for server_row in servers:
+        state = states.get(server_row.instance_id)
+        result[server_row.instance_id] = _server_state(server_row, state, now)
+    return result
+
+
+def _server_key(nic: StoredResource) -> str | None:
+    ref = (nic.properties.get("server") or {}).get("resourceRef")
+    return str(ref).lower() if ref else None
+
+
+def _configs_by_nic(rows: Sequence[StoredResource]) -> dict[uuid.UUID, set[str]]:
+    keys: dict[uuid.UUID, set[str]] = {}
+    for row in rows:
+        if row.kind == "networkInterfaces/ipConfigurations" and row.parent_id is not None:
+            keys.setdefault(row.parent_id, set()).add(f"endpoint/{row.instance_id}")
+    return keys
+
+
+def _live(state: AgentState | None, now: datetime) -> bool:
+    return state is not None and state.connected and now - state.last_seen <= STALE_AFTER
+
+
+def _state(
+    resource: uuid.UUID, status: str, now: datetime, details: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "id": str(resource),
+        "status": status,
+        "lastUpdatedTime": now.isoformat(),
+        "detailedInfo": details,
+    }
+
+
+def _not_connected(server: uuid.UUID | None) -> dict[str, str]:
+    return {
+        "source": SOURCE,
+        "code": "HostNotConnectedToController",
+        "message": f"no host agent of server {server} is connected to the controller",
+    }
+
+
+def _nic_state(
+    nic: StoredResource,
+    server: uuid.UUID | None,
+    state: AgentState | None,
+    configs: Mapping[uuid.UUID, set[str]],
+    now: datetime,
+) -> dict[str, Any]:
+    if server is None:
+        return _state(nic.instance_id, "Uninitialized", now, [])
+    if not _live(state, now):
+        return _state(nic.instance_id, "Failure", now, [_not_connected(server)])
+    assert state is not None
+    mine = configs.get(nic.instance_id, set()) | {f"nic/{nic.instance_id}"}
+    reported = (state.failures or {}).get("failures") or []
+    failures = [f for f in reported if f.get("key") in mine]
+    if failures:
+        details = [
+            {"source": SOURCE, "code": str(f.get("code")), "message": str(f.get("message"))}
+            for f in failures
+        ]
+        return _state(nic.instance_id, "Failure", now, details)
+    status = "Success" if state.applied_revision >= nic.revision else "Uninitialized"
+    return _state(nic.instance_id, status, now, [])
+
+
+def _server_state(
+    server: StoredResource, state: AgentState | None, now: datetime
+) -> dict[str, Any]:
+    if _live(state, now):
+        return _state(server.instance_id, "Success", now, [])
+    return _state(server.instance_id, "Failure", now, [_not_connected(server.instance_id)])

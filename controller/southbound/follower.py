@@ -1,0 +1,218 @@
+"""Follows the change log: every committed write, in revision order, through the compiler and
+out to the connected agents.
+
+At start the replica reads the current model at one revision, in one consistent read, and
+builds the compiler from it; from then on it reads the log after that revision. It wakes on
+PostgreSQL ``NOTIFY sdnc_changes`` (or, in one process, on the service's commit hook), and
+polls anyway every ``poll_interval`` because notifications are not durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.policy import Change, Compiler
+from controller.southbound.hub import Hub
+from controller.store.allocations import VSIDS, AllocationRepository
+from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
+from controller.store.database import Database
+
+log = logging.getLogger(__name__)
+# Kinds whose documents shape host policy.
+POLICY_KINDS = (
+    "servers",
+    "virtualNetworks",
+    "networkInterfaces",
+    "accessControlLists",
+    "routeTables",
+    "virtualNetworkManager",
+)
+PROVIDER_ADDRESS = "agentProviderAddress"
+BATCH = 500
+
+
+def provider_address_root(server: uuid.UUID) -> uuid.UUID:
+    """The aggregate id under which a server's reported provider address is kept."""
+    return uuid.uuid5(server, "provider-address")
+
+
+@dataclass
+class FollowerStats:
+    changes: int = 0
+    compile_seconds: float = 0.0
+    last_compile_ms: float = 0.0
+
+
+class Follower:
+    def __init__(
+        self,
+        database: Database,
+        compiler: Compiler,
+        hub: Hub,
+        *,
+        poll_interval: float = 1.0,
+        bookmark_interval: float = 5.0,
+    ) -> None:
+        self.database = database
+        self.compiler = compiler
+        self.hub = hub
+        self.poll_interval = poll_interval
+        self.bookmark_interval = bookmark_interval
+        self.stats = FollowerStats()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._load()
+        self._tasks.append(asyncio.create_task(self._follow(), name="change-follower"))
+        self._tasks.append(asyncio.create_task(self._bookmarks(), name="bookmarks"))
+        if self.database.is_postgres:
+            self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self, _revision: int = 0) -> None:
+        self._wake.set()
+
+    async def processed(self, revision: int, within: float) -> bool:
+        """Wait (up to ``within`` seconds) until this replica has compiled ``revision``."""
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._progress.wait_for(lambda: self.compiler.revision >= revision), within
+                )
+        return self.compiler.revision >= revision
+
+    # -- loading --------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        async def read(connection: AsyncConnection) -> tuple[int, list[Change]]:
+            log_ = ChangeLog(connection, is_postgres=self.database.is_postgres)
+            revision = await log_.current()
+            rows = await log_.resource_rows(POLICY_KINDS)
+            addresses = await log_.provider_addresses()
+            subnets = [r["instance_id"] for r in rows if r["kind"] == "virtualNetworks/subnets"]
+            allocations = AllocationRepository(connection, is_postgres=self.database.is_postgres)
+            vsids = await allocations.held_by(VSIDS, subnets)
+            return revision, _changes(
+                revision, rows, {s: a.value for s, a in vsids.items()}, addresses
+            )
+
+        revision, changes = await self.database.run(read, write=False, isolation="REPEATABLE READ")
+        started = time.perf_counter()
+        self.compiler.load(changes, revision)
+        log.info(
+            "policy loaded at revision %d: %d objects in %.2f s",
+            revision,
+            len(self.compiler.objects),
+            time.perf_counter() - started,
+        )
+
+    # -- following ------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("following the change log failed; retrying")
+                await asyncio.sleep(self.poll_interval)
+
+    async def catch_up(self) -> None:
+        while True:
+            rows = await self.database.run(self._read_after, write=False)
+            for row in rows:
+                self._apply(Change(row.revision, str(row.root_id), row.root_kind, row.document))
+            if rows:
+                async with self._progress:
+                    self._progress.notify_all()
+            if len(rows) < BATCH:
+                return
+
+    async def _read_after(self, connection: AsyncConnection) -> list[ChangeRow]:
+        changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
+        return await changes.since(self.compiler.revision, limit=BATCH)
+
+    def _apply(self, change: Change) -> None:
+        started = time.perf_counter()
+        deltas = self.compiler.apply(change)
+        elapsed = time.perf_counter() - started
+        self.stats.changes += 1
+        self.stats.compile_seconds += elapsed
+        self.stats.last_compile_ms = elapsed * 1000
+        self.hub.dispatch(change.revision, deltas)
+
+    async def _bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.bookmark_interval)
+            self.hub.bookmark(self.compiler.revision)
+
+    async def _listen(self) -> None:
+        """Wake on NOTIFY; reconnect after a failure (the poll covers the gap)."""
+        url = self.database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except Exception:
+                log.warning("change notifications lost; polling until reconnected")
+                await asyncio.sleep(self.poll_interval)
+
+
+def _changes(
+    revision: int,
+    rows: list[dict[str, Any]],
+    vsids: dict[uuid.UUID, int],
+    addresses: list[tuple[uuid.UUID, str, str]],
+) -> list[Change]:
+    """The current documents of every policy aggregate, as changes at ``revision``."""
+    by_root: defaultdict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    kinds: dict[uuid.UUID, str] = {}
+    for row in rows:
+        by_root[row["root_id"]].append(
+            {
+                "id": str(row["instance_id"]),
+                "kind": row["kind"],
+                "parent": str(row["parent_id"]) if row["parent_id"] else None,
+                "ref": row["resource_ref"],
+                "properties": row["properties"],
+                **({"vsid": vsids[row["instance_id"]]} if row["instance_id"] in vsids else {}),
+            }
+        )
+        kinds[row["root_id"]] = row["root_kind"]
+    changes = [
+        Change(revision, str(root), kinds[root], {"rows": documents})
+        for root, documents in by_root.items()
+    ]
+    changes += [
+        Change(
+            revision,
+            str(provider_address_root(server)),
+            PROVIDER_ADDRESS,
+            {"server": ref, "address": address},
+        )
+        for server, ref, address in addresses
+    ]
+    return changes

@@ -1,0 +1,167 @@
+"""The agents connected to this replica and what each is sent.
+
+Every message for a host goes through its session's queue, in revision order: the snapshot or
+resume computed when it attached, then the delta of every later revision that touches it, and
+bookmarks in between. Attaching and dispatching run without yielding to the event loop, so no
+revision falls between a snapshot and the deltas after it. Each object body is encoded once
+(per version) and the same bytes are spliced into every host's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from controller import protocol
+from controller.policy import Body, Compiler, HostDelta
+from controller.southbound.status import StatusBoard
+
+log = logging.getLogger(__name__)
+Sender = Callable[[bytes], Awaitable[None]]
+QUEUE_LIMIT = 10_000
+AFFECTED_MEMORY = 4096
+
+
+@dataclass(eq=False)
+class Session:
+    server: uuid.UUID
+    send: Sender
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    sent_revision: int = 0
+    applied_revision: int = 0
+    sent_bytes: int = 0
+    overflowed: bool = False
+
+    @property
+    def host(self) -> str:
+        return str(self.server)
+
+    async def pump(self) -> None:
+        """Write queued messages to the socket until told to stop (None)."""
+        while (frame := await self.queue.get()) is not None:
+            await self.send(frame)
+
+    def put(self, frame: bytes, revision: int) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # Too far behind: stop feeding it; the channel closes and the agent resumes.
+            self.overflowed = True
+            return
+        self.sent_revision = revision
+        self.sent_bytes += len(frame)
+
+
+class Hub:
+    def __init__(self, compiler: Compiler, status: StatusBoard) -> None:
+        self.compiler = compiler
+        self.status = status
+        self.sessions: dict[uuid.UUID, Session] = {}
+        # Which hosts each recent revision touched (for "wait until applied").
+        self.affected: OrderedDict[int, frozenset[str]] = OrderedDict()
+        self._fragments: dict[str, tuple[int, orjson.Fragment]] = {}
+        self._acked = asyncio.Event()
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def attach(self, session: Session, applied: int) -> str:
+        """Register ``session`` and queue what it is missing: a resume delta when the compiler
+        can tell what changed since ``applied``, else a snapshot. Returns which it was."""
+        previous = self.sessions.pop(session.server, None)
+        if previous is not None:
+            previous.queue.put_nowait(None)
+        revision = self.compiler.revision
+        resume = self.compiler.resume(session.host, applied)
+        if resume is not None:
+            frame = self._delta_frame(revision, resume, resume=True)
+            kind = "resume"
+        else:
+            objects = self.compiler.snapshot(session.host)
+            message = {"type": protocol.SNAPSHOT, "revision": revision, "objects": objects}
+            frame = orjson.dumps(self._with_fragments(message, objects, "objects"))
+            kind = "snapshot"
+        session.put(frame, revision)
+        session.applied_revision = applied
+        self.sessions[session.server] = session
+        return kind
+
+    def detach(self, session: Session) -> None:
+        if self.sessions.get(session.server) is session:
+            del self.sessions[session.server]
+            self.status.disconnected(session.server)
+        session.queue.put_nowait(None) if not session.queue.full() else None
+
+    # -- fan-out --------------------------------------------------------------------------
+
+    def dispatch(self, revision: int, deltas: dict[str, HostDelta]) -> None:
+        """Queue the delta of ``revision`` for every connected host it touches."""
+        self.affected[revision] = frozenset(deltas)
+        while len(self.affected) > AFFECTED_MEMORY:
+            self.affected.popitem(last=False)
+        for host, delta in deltas.items():
+            session = self.sessions.get(uuid.UUID(host))
+            if session is not None:
+                session.put(self._delta_frame(revision, delta), revision)
+
+    def bookmark(self, revision: int) -> None:
+        """Tell idle hosts nothing concerned them up to ``revision``."""
+        frame = orjson.dumps({"type": protocol.BOOKMARK, "revision": revision})
+        for session in self.sessions.values():
+            if session.sent_revision < revision:
+                session.put(frame, revision)
+
+    def _delta_frame(self, revision: int, delta: HostDelta, *, resume: bool = False) -> bytes:
+        message: dict[str, Any] = {
+            "type": protocol.DELTA,
+            "revision": revision,
+            "upserts": delta.upserts,
+            "deletes": delta.deletes,
+        }
+        if resume:
+            message["resume"] = True
+        return orjson.dumps(self._with_fragments(message, delta.upserts, "upserts"))
+
+    def _with_fragments(
+        self, message: dict[str, Any], objects: dict[str, Body], member: str
+    ) -> dict[str, Any]:
+        versions = self.compiler.versions
+        encoded: dict[str, orjson.Fragment] = {}
+        for key, body in objects.items():
+            version = versions(key)
+            cached = self._fragments.get(key)
+            if cached is None or cached[0] != version:
+                cached = (version, orjson.Fragment(orjson.dumps(body)))
+                self._fragments[key] = cached
+            encoded[key] = cached[1]
+        return {**message, member: encoded}
+
+    def forget(self, keys: list[str]) -> None:
+        for key in keys:
+            self._fragments.pop(key, None)
+
+    # -- acks -----------------------------------------------------------------------------
+
+    def acked(self, session: Session, revision: int, failures: list[dict[str, Any]]) -> None:
+        session.applied_revision = max(session.applied_revision, revision)
+        self.status.acked(session.server, revision, failures)
+        self._acked.set()
+
+    async def next_ack(self, within: float) -> None:
+        """Wait until some agent of this replica acks (or ``within`` seconds pass)."""
+        self._acked.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._acked.wait(), within)
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self.detach(session)

@@ -1,0 +1,167 @@
+"""The southbound side of one controller replica, wired together: the compiler, the change
+follower, the hub of connected agents, their status board and the WebSocket channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.websockets import WebSocket
+
+from controller.policy import Compiler
+from controller.southbound.channel import Channel
+from controller.southbound.follower import PROVIDER_ADDRESS, Follower, provider_address_root
+from controller.southbound.hub import Hub
+from controller.southbound.status import StatusBoard, is_live
+from controller.southbound.tokens import SECRET_NAME
+from controller.store.agents import AgentRepository, AgentState
+from controller.store.changes import ChangeLog
+from controller.store.database import Database
+
+log = logging.getLogger(__name__)
+CHANNEL_PATH = "/southbound/v1/servers/{serverId}/channel"
+
+
+@dataclass(frozen=True)
+class SouthboundOptions:
+    poll_interval: float = 1.0
+    bookmark_interval: float = 5.0
+    status_interval: float = 0.1
+    stale_after: float = 30.0
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    applied: bool
+    pending: frozenset[str]
+
+
+class Southbound:
+    def __init__(self, database: Database, options: SouthboundOptions | None = None) -> None:
+        self.database = database
+        self.options = options or SouthboundOptions()
+        self.replica = uuid.uuid4().hex[:16]
+        self.compiler = Compiler()
+        self.status = StatusBoard(database, self.replica, interval=self.options.status_interval)
+        self.hub = Hub(self.compiler, self.status)
+        self.follower = Follower(
+            database,
+            self.compiler,
+            self.hub,
+            poll_interval=self.options.poll_interval,
+            bookmark_interval=self.options.bookmark_interval,
+        )
+        self.channel = Channel(
+            self.hub,
+            find_server=self._find_server,
+            secret=self.secret,
+            register_address=self._register_address,
+            known_addresses=self._known_address,
+        )
+        self._secret: str | None = None
+
+    async def start(self) -> None:
+        await self.follower.start()
+        self.status.start()
+
+    async def stop(self) -> None:
+        await self.hub.close_all()
+        await self.follower.stop()
+        await self.status.stop()
+
+    def on_commit(self, revision: int) -> None:
+        self.follower.wake(revision)
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+
+        async def channel(websocket: WebSocket, serverId: str) -> None:
+            await self.channel.serve(websocket, serverId)
+
+        router.add_api_websocket_route(CHANNEL_PATH, channel, name="agent_channel")
+        return router
+
+    # -- helpers for the channel ----------------------------------------------------------
+
+    async def secret(self) -> str:
+        if self._secret is None:
+
+            async def work(connection: AsyncConnection) -> str:
+                agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
+                return await agents.secret(SECRET_NAME)
+
+            self._secret = await self.database.run(work)
+        return self._secret
+
+    async def _find_server(self, resource_id: str) -> tuple[uuid.UUID, str] | None:
+        async def work(connection: AsyncConnection) -> tuple[uuid.UUID, str] | None:
+            agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
+            return await agents.server_by_resource_id(resource_id)
+
+        return await self.database.run(work, write=False)
+
+    def _known_address(self, server: uuid.UUID) -> str | None:
+        model = self.compiler.model
+        key = model.server_keys.get(str(server))
+        return model.provider.get(key) if key else None
+
+    async def _register_address(self, server: uuid.UUID, ref: str, address: str) -> None:
+        """Record a provider address an agent reported, as a change every replica follows."""
+
+        async def work(connection: AsyncConnection) -> int:
+            now = datetime.now(UTC)
+            postgres = self.database.is_postgres
+            await AgentRepository(connection, is_postgres=postgres).save(
+                [AgentState(server, self.replica, True, 0, None, address, now)]
+            )
+            return await ChangeLog(connection, is_postgres=postgres).record(
+                provider_address_root(server),
+                PROVIDER_ADDRESS,
+                {"server": ref, "address": address},
+                now,
+            )
+
+        revision = await self.database.run(work)
+        self.follower.wake(revision)
+
+    # -- waiting for hosts ----------------------------------------------------------------
+
+    async def wait_applied(self, revision: int, within: float) -> ApplyOutcome:
+        """Wait until every connected host ``revision`` touched has acknowledged it."""
+        deadline = time.monotonic() + within
+        if not await self.follower.processed(revision, within):
+            return ApplyOutcome(False, frozenset())
+        hosts = self.hub.affected.get(revision, frozenset())
+        while True:
+            pending = await self._pending(hosts, revision)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                return ApplyOutcome(not pending, frozenset(pending))
+            await self.hub.next_ack(min(left, 0.05))
+
+    async def _pending(self, hosts: frozenset[str], revision: int) -> set[str]:
+        local = {h for h in hosts if uuid.UUID(h) in self.hub.sessions}
+        pending = {h for h in local if self.hub.sessions[uuid.UUID(h)].applied_revision < revision}
+        remote = [uuid.UUID(h) for h in hosts - local]
+        if not remote:
+            return pending
+
+        async def work(connection: AsyncConnection) -> dict[uuid.UUID, AgentState]:
+            agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
+            return await agents.states(remote)
+
+        states = await self.database.run(work, write=False)
+        now = datetime.now(UTC)
+        stale = timedelta(seconds=self.options.stale_after)
+        for server in remote:
+            state = states.get(server)
+            if state and is_live(state, now, stale) and state.applied_revision < revision:
+                pending.add(str(server))
+        await asyncio.sleep(0)
+        return pending
