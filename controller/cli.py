@@ -126,6 +126,50 @@ def bench_api(
     typer.echo(json.dumps(report) if json_output else bench.format_report(report))
 
 
+@app.command("agent-token")
+def agent_token(
+    server: Annotated[str, typer.Argument(help="The server's resourceId.")],
+) -> None:
+    """Print the token the host agent of SERVER authenticates with."""
+    import asyncio
+
+    from controller.southbound.admin import agent_token as token_of
+    from controller.store.database import Database
+
+    async def find() -> str | None:
+        database = Database(Settings().resolved_database_url())
+        try:
+            return await token_of(database, server)
+        finally:
+            await database.dispose()
+
+    token = asyncio.run(find())
+    if token is None:
+        typer.echo(f"no server '{server}'", err=True)
+        raise typer.Exit(1)
+    typer.echo(token)
+
+
+@app.command("simulate-agents")
+def simulate_agents(
+    controller: Annotated[
+        list[str], typer.Option(help="Controller base URL; repeat to give agents fallbacks.")
+    ],
+    count: Annotated[int, typer.Option(min=1, help="How many servers get an agent.")] = 10,
+    provider_network: Annotated[
+        str, typer.Option(help="Provider addresses are handed out from this prefix.")
+    ] = "10.250.0.0/16",
+) -> None:
+    """Run simulated host agents (in memory) for the first COUNT servers, until interrupted."""
+    import asyncio
+
+    from controller.bench.fleet import run_fleet
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    asyncio.run(run_fleet(settings.resolved_database_url(), controller, count, provider_network))
+
+
 @app.command()
 def openapi(
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
