@@ -75,6 +75,7 @@ class Channel:
         self, websocket: WebSocket, server: uuid.UUID, applied: int, address: Any
     ) -> None:
         session = Session(server, websocket.send_bytes)
+        session.on_overflow = lambda: _close_soon(websocket, TRY_AGAIN_LATER)
         kind = self.hub.attach(session, applied)
         self.hub.status.connected(server, applied, address if isinstance(address, str) else None)
         log.info("agent of %s connected (applied %d, sent a %s)", server, applied, kind)
@@ -123,6 +124,18 @@ class Channel:
                 protocol.encode({"type": protocol.ERROR, "code": code, "message": message})
             )
             await websocket.close(code=POLICY_VIOLATION)
+
+
+def _close_soon(websocket: WebSocket, code: int) -> None:
+    async def close() -> None:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=code)
+
+    _closing.add(task := asyncio.get_running_loop().create_task(close()))
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 def _check_hello(hello: protocol.Message) -> int:

@@ -39,6 +39,8 @@ class Session:
     applied_revision: int = 0
     sent_bytes: int = 0
     overflowed: bool = False
+    # Called once when the queue overflows (the channel closes the connection).
+    on_overflow: Callable[[], None] = lambda: None
 
     @property
     def host(self) -> str:
@@ -57,6 +59,7 @@ class Session:
         except asyncio.QueueFull:
             # Too far behind: stop feeding it; the channel closes and the agent resumes.
             self.overflowed = True
+            self.on_overflow()
             return
         self.sent_revision = revision
         self.sent_bytes += len(frame)
