@@ -78,6 +78,8 @@ class Compiler:
         """The state at ``revision`` from every aggregate's current documents."""
         for change in changes:
             self.model.replace(change.root, entities_of(change.kind, change.document))
+        for config in self.model.configs:
+            self.model.place(config)
         self.revision = self.floor = revision
         for name in self._all_names():
             computed = compute(self.model, name)
@@ -103,15 +105,14 @@ class Compiler:
         """Take ``change`` (the next revision) and return the delta of every affected host."""
         new = entities_of(change.kind, change.document)
         old = self.model.contributed.get(change.root, [])
-        names, vnets = _dirty(self.model, old)
-        vnets |= _vnets_of(self.model, new)
-        hosts_before = {v: self.model.vnet_hosts(v) for v in vnets}
+        names, configs = _dirty(self.model, old)
         self.model.replace(change.root, new)
-        after_names, after_vnets = _dirty(self.model, new)
+        after_names, after_configs = _dirty(self.model, new)
         names |= after_names
-        for vnet in vnets | after_vnets:
-            if self.model.vnet_hosts(vnet) != hosts_before.get(vnet, set()):
-                names |= _vnet_objects(self.model, vnet)
+        configs |= _named_by(self.model, _appeared_or_vanished(old, new))
+        for config in configs | after_configs:
+            for group in self.model.place(config):
+                names |= _group_objects(self.model, group)
         self.revision = change.revision
         deltas: defaultdict[str, HostDelta] = defaultdict(HostDelta)
         for name in names:
@@ -181,88 +182,76 @@ class Compiler:
                 del left[wire]
 
 
-def _vnet_of_subnet(subnet_key: str | None) -> str | None:
-    if subnet_key is None or "/subnets/" not in subnet_key:
-        return None
-    vnet = subnet_key.rsplit("/subnets/", 1)[0]
-    return vnet if vnet.startswith("/virtualnetworks/") else None
+def _group_objects(model: Model, group: str) -> set[str]:
+    """The objects whose hosts follow the hosts of ``group`` (``vnet:``, ``acl:``,
+    ``routeTable:``)."""
+    kind, _, key = group.partition(":")
+    if kind != "vnet":
+        return {group}
+    names = {f"network:{s}" for s in model.subnets_of_vnet.get(key, ())}
+    names |= {f"mapping:{c}" for c in model.vnet_configs(key)}
+    return names
 
 
-def _vnets_of(model: Model, entities: Iterable[Entity]) -> set[str]:
-    vnets: set[str] = set()
-    for entity in entities:
-        if isinstance(entity, IpConfig):
-            vnet = _vnet_of_subnet(entity.subnet)
-            if vnet is not None:
-                vnets.add(vnet)
-        elif isinstance(entity, Subnet):
-            vnets.add(entity.vnet)
-        elif isinstance(entity, VirtualNetwork):
-            vnets.add(entity.key)
-        elif isinstance(entity, Nic):
-            for config in model.configs_of_nic.get(entity.key, ()):
-                vnet = _vnet_of_subnet(model.configs[config].subnet)
-                if vnet is not None:
-                    vnets.add(vnet)
-    return vnets
+def _appeared_or_vanished(old: Iterable[Entity], new: Iterable[Entity]) -> set[tuple[str, str]]:
+    """ACLs and virtual networks (as ``(kind, key)``) that came or went: their instanceIds
+    appear in endpoint bodies."""
+
+    def named(entities: Iterable[Entity]) -> set[tuple[str, str, str]]:
+        return {
+            ("vnet" if isinstance(e, VirtualNetwork) else "acl", e.key, e.id)
+            for e in entities
+            if isinstance(e, Acl | VirtualNetwork)
+        }
+
+    return {(kind, key) for kind, key, _ in named(old) ^ named(new)}
+
+
+def _named_by(model: Model, changed: set[tuple[str, str]]) -> set[str]:
+    """The endpoints whose bodies name one of the ``changed`` ACLs or virtual networks."""
+    configs: set[str] = set()
+    for kind, key in changed:
+        if kind == "vnet":
+            configs |= model.vnet_configs(key)
+        else:
+            configs |= model.configs_of_acl.get(key, set())
+            for subnet in model.subnets_of_acl.get(key, ()):
+                configs |= model.configs_of_subnet.get(subnet, set())
+    return configs
 
 
 def _config_objects(model: Model, config_key: str) -> set[str]:
-    names = {f"endpoint:{config_key}", f"mapping:{config_key}"}
-    config = model.configs.get(config_key)
-    if config is None:
-        return names
-    if config.acl is not None:
-        names.add(f"acl:{config.acl}")
-    subnet = model.subnets.get(config.subnet or "")
-    if subnet is not None:
-        names |= {f"acl:{subnet.acl}"} if subnet.acl else set()
-        names |= {f"routeTable:{subnet.route_table}"} if subnet.route_table else set()
-    return names
-
-
-def _vnet_objects(model: Model, vnet: str) -> set[str]:
-    names = {f"network:{s}" for s in model.subnets_of_vnet.get(vnet, ())}
-    names |= {f"mapping:{c}" for c in model.vnet_configs(vnet)}
-    return names
+    """The objects whose body describes the endpoint ``config_key``."""
+    return {f"endpoint:{config_key}", f"mapping:{config_key}"}
 
 
 def _dirty(model: Model, entities: Iterable[Entity]) -> tuple[set[str], set[str]]:
-    """Objects whose body or hosts ``entities`` may shape, and the virtual networks whose set
-    of hosts they may change -- read from ``model`` as it is when called."""
+    """Objects whose body ``entities`` may shape, and the endpoints whose placement they may
+    change -- read from ``model`` as it is when called."""
     names: set[str] = set()
-    vnets: set[str] = set()
+    configs: set[str] = set()
     for entity in entities:
         match entity:
             case IpConfig():
-                names |= _config_objects(model, entity.key)
-                vnet = _vnet_of_subnet(entity.subnet)
-                vnets |= {vnet} if vnet else set()
+                configs.add(entity.key)
             case Nic():
-                for config in model.configs_of_nic.get(entity.key, ()):
-                    names |= _config_objects(model, config)
-                    vnet = _vnet_of_subnet(model.configs[config].subnet)
-                    vnets |= {vnet} if vnet else set()
+                configs |= model.configs_of_nic.get(entity.key, set())
             case Subnet():
                 names.add(f"network:{entity.key}")
-                names |= {f"acl:{entity.acl}"} if entity.acl else set()
-                names |= {f"routeTable:{entity.route_table}"} if entity.route_table else set()
-                for config in model.configs_of_subnet.get(entity.key, ()):
-                    names |= _config_objects(model, config)
-                vnets.add(entity.vnet)
+                configs |= model.configs_of_subnet.get(entity.key, set())
             case VirtualNetwork():
-                vnets.add(entity.key)
+                names |= _group_objects(model, f"vnet:{entity.key}")
             case Acl():
                 names.add(f"acl:{entity.key}")
             case RouteTable():
                 names.add(f"routeTable:{entity.key}")
+                names |= {f"network:{s}" for s in model.subnets_of_route_table.get(entity.key, ())}
             case Server() | ProviderAddress():
                 names.add(f"host:{entity.key}")
                 for nic in model.nics_of_server.get(entity.key, ()):
-                    for config in model.configs_of_nic.get(nic, ()):
-                        names |= _config_objects(model, config)
-                        vnet = _vnet_of_subnet(model.configs[config].subnet)
-                        vnets |= {vnet} if vnet else set()
+                    configs |= model.configs_of_nic.get(nic, set())
             case Fabric():
                 names |= {f"host:{s}" for s in model.servers}
-    return names, vnets
+    for config in configs:
+        names |= _config_objects(model, config)
+    return names, configs

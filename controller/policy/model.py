@@ -7,7 +7,7 @@ aggregate) and keeps every index in step; the compiler reads the model, it never
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +27,20 @@ from controller.policy.topology import (
 
 def _index() -> defaultdict[str, set[str]]:
     return defaultdict(set)
+
+
+def _counts() -> defaultdict[str, Counter[str]]:
+    return defaultdict(Counter)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a placed endpoint sits and which groups it makes its host part of."""
+
+    host: str
+    vnet: str
+    acls: tuple[str, ...]
+    route_table: str | None
 
 
 @dataclass
@@ -51,6 +65,12 @@ class Model:
     configs_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
     subnets_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
     subnets_of_route_table: defaultdict[str, set[str]] = field(default_factory=_index)
+    # Placed endpoints, and per group how many of them each host has: the hosts of a virtual
+    # network, an ACL or a route table are read from these counts, not recomputed by scanning.
+    placements: dict[str, Placement] = field(default_factory=dict)
+    vnet_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
+    acl_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
+    route_table_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
 
     def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
         """Make ``entities`` what aggregate ``root`` contributes; returns what it did before."""
@@ -144,23 +164,53 @@ class Model:
         }
 
     def vnet_hosts(self, vnet_key: str) -> set[str]:
-        return {h for c in self.vnet_configs(vnet_key) if (h := self.host_of(c)) is not None}
+        return set(self.vnet_hosts_count.get(vnet_key, ()))
 
-    def acl_configs(self, acl_key: str) -> set[str]:
-        direct = self.configs_of_acl.get(acl_key, set())
-        via_subnet = {
-            config
-            for subnet in self.subnets_of_acl.get(acl_key, ())
-            for config in self.configs_of_subnet.get(subnet, ())
-        }
-        return direct | via_subnet
+    def acl_hosts(self, acl_key: str) -> set[str]:
+        return set(self.acl_hosts_count.get(acl_key, ()))
 
-    def route_table_configs(self, table_key: str) -> set[str]:
-        return {
-            config
-            for subnet in self.subnets_of_route_table.get(table_key, ())
-            for config in self.configs_of_subnet.get(subnet, ())
-        }
+    def route_table_hosts(self, table_key: str) -> set[str]:
+        return set(self.route_table_hosts_count.get(table_key, ()))
+
+    def place(self, config_key: str) -> set[str]:
+        """Bring the placement of one endpoint up to date; returns the groups whose set of
+        hosts changed, as ``vnet:``, ``acl:`` and ``routeTable:`` names."""
+        before = self.placements.pop(config_key, None)
+        after = self._placement(config_key)
+        if after is not None:
+            self.placements[config_key] = after
+        if before == after:
+            return set()
+        changed: set[str] = set()
+        if before is not None:
+            for name, counts in self._groups(before):
+                counts[before.host] -= 1
+                if counts[before.host] == 0:
+                    del counts[before.host]
+                    changed.add(name)
+        if after is not None:
+            for name, counts in self._groups(after):
+                counts[after.host] += 1
+                if counts[after.host] == 1:
+                    changed.add(name)
+        return changed
+
+    def _groups(self, placement: Placement) -> list[tuple[str, Counter[str]]]:
+        groups = [(f"vnet:{placement.vnet}", self.vnet_hosts_count[placement.vnet])]
+        groups += [(f"acl:{acl}", self.acl_hosts_count[acl]) for acl in placement.acls]
+        if placement.route_table is not None:
+            table = placement.route_table
+            groups.append((f"routeTable:{table}", self.route_table_hosts_count[table]))
+        return groups
+
+    def _placement(self, config_key: str) -> Placement | None:
+        host = self.host_of(config_key)
+        if host is None:
+            return None
+        config = self.configs[config_key]
+        subnet = self.subnets[config.subnet or ""]
+        acls = tuple(dict.fromkeys(a for a in (subnet.acl, config.acl) if a is not None))
+        return Placement(host, subnet.vnet, acls, subnet.route_table)
 
 
 def _add(index: defaultdict[str, set[str]], key: str | None, value: str) -> None:

@@ -116,7 +116,7 @@ def acl(model: Model, acl_key: str) -> Computed | None:
     found = model.acls.get(acl_key)
     if found is None:
         return None
-    hosts = {h for c in model.acl_configs(acl_key) if (h := model.host_of(c)) is not None}
+    hosts = model.acl_hosts(acl_key)
     if not hosts:
         return None
     body: Body = {
@@ -131,7 +131,7 @@ def route_table(model: Model, table_key: str) -> Computed | None:
     table = model.route_tables.get(table_key)
     if table is None:
         return None
-    hosts = {h for c in model.route_table_configs(table_key) if (h := model.host_of(c)) is not None}
+    hosts = model.route_table_hosts(table_key)
     if not hosts:
         return None
     body: Body = {"routes": [dict(route) for route in table.routes]}

@@ -38,15 +38,8 @@ class Subnet:
     vsid: int | None
     acl: str | None  # key of the ACL
     route_table: str | None  # key of the route table
-
-    @property
-    def gateway(self) -> str:
-        network = ipaddress.ip_network(self.prefix)
-        return str(network.network_address + 1)
-
-    @property
-    def prefix_length(self) -> int:
-        return ipaddress.ip_network(self.prefix).prefixlen
+    gateway: str  # the subnet's first address
+    prefix_length: int
 
 
 @dataclass(frozen=True)
@@ -157,14 +150,17 @@ def _entities(rows: list[Json]) -> Iterator[Entity]:
 
 def _subnet(key: str, row: Json) -> Subnet:
     props: Json = row["properties"]
+    network = ipaddress.ip_network(str(props["addressPrefix"]))
     return Subnet(
         key,
         row["id"],
         key.rsplit("/subnets/", 1)[0],
-        str(props["addressPrefix"]),
+        str(network),
         row.get("vsid"),
         _ref(props, "accessControlList"),
         _ref(props, "routeTable"),
+        str(network.network_address + 1),
+        network.prefixlen,
     )
 
 
