@@ -70,6 +70,10 @@ class Plan:
     taken: dict[tuple[Numbering, uuid.UUID | None], set[int]] = field(
         default_factory=lambda: defaultdict(set)
     )
+    # The highest value held when this plan first looked (one query for many allocations).
+    tops: dict[tuple[Numbering, uuid.UUID | None, int, int], int | None] = field(
+        default_factory=dict
+    )
 
     def take(
         self, numbering: Numbering, scope: uuid.UUID | None, value: int, row: dict[str, Any]
@@ -297,7 +301,10 @@ async def _free_value(
     if not ranges:
         return None
     taken = plan.taken[(numbering, scope)]
-    top = await allocations.highest(numbering, ranges[0][0], ranges[-1][1], scope)
+    span = (numbering, scope, ranges[0][0], ranges[-1][1])
+    if span not in plan.tops:
+        plan.tops[span] = await allocations.highest(numbering, span[2], span[3], scope)
+    top = plan.tops[span]
     candidate = ipam.next_after(
         ranges, max([v for v in (top, *taken) if v is not None], default=None)
     )
