@@ -109,6 +109,7 @@ def bench_api(
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
     and IP allocation, under concurrent clients."""
     from controller.bench import api as bench
+    from controller.bench.common import BenchError
 
     try:
         options = bench.Options(
@@ -120,7 +121,7 @@ def bench_api(
             configs_per_nic=configs_per_nic,
         )
         report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
-    except bench.BenchError as exc:
+    except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(report) if json_output else bench.format_report(report))

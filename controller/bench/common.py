@@ -1,0 +1,129 @@
+"""What the benchmarks share: latency statistics, and a controller process of their own."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_TIMEOUT = 60.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (controller unreachable, setup refused)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    url: str
+    body: bytes | None = None
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        """Responses that were not 2xx; transport failures count as status 0."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        count = len(ordered)
+        return {
+            "requests": count,
+            "seconds": round(self.seconds, 3),
+            "requests_per_second": round(count / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": percentile(ordered, 50),
+            "p90_ms": percentile(ordered, 90),
+            "p99_ms": percentile(ordered, 99),
+            "max_ms": round(ordered[-1], 2) if ordered else 0.0,
+            "errors": self.errors,
+            "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
+        }
+
+
+def percentile(ordered: Sequence[float], percent: int) -> float:
+    """Nearest-rank percentile of sorted values."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-percent * len(ordered) // 100))
+    return round(ordered[rank - 1], 2)
+
+
+# -- a controller of its own -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def started_controller(log: Callable[[str], None]) -> Iterator[str]:
+    """``python -m controller serve`` on a free local port, with this process's environment;
+    yields its base URL and stops it afterwards."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    with tempfile.TemporaryDirectory(prefix="sdnc-bench-") as folder:
+        log_path = Path(folder) / "controller.log"
+        with log_path.open("wb") as output:
+            process = subprocess.Popen(
+                command,
+                env=dict(os.environ),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            log(f"started a controller at {base_url} (pid {process.pid})")
+            _wait_until_up(process, base_url, log_path)
+            yield base_url
+        finally:
+            _stop(process)
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise BenchError(f"the controller exited with {process.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{base_url}/networking/discovery", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    tail = log_path.read_text(errors="replace")[-4000:]
+    raise BenchError(f"the controller did not answer within {START_TIMEOUT:.0f}s:\n{tail}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
