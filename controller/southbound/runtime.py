@@ -85,7 +85,29 @@ class Southbound:
             await self.channel.serve(websocket, serverId)
 
         router.add_api_websocket_route(CHANNEL_PATH, channel, name="agent_channel")
+        router.add_api_route(
+            "/southbound/v1/status",
+            self._status,
+            methods=["GET"],
+            tags=["southbound"],
+            summary="This replica's southbound state: revision, objects, connected agents",
+            operation_id="southbound_status",
+        )
         return router
+
+    async def _status(self) -> dict[str, object]:
+        stats = self.follower.stats
+        return {
+            "replica": self.replica,
+            "revision": self.compiler.revision,
+            "resumableFrom": self.compiler.floor,
+            "objects": len(self.compiler.objects),
+            "agentsConnected": len(self.hub.sessions),
+            "changesCompiled": stats.changes,
+            "compileSecondsTotal": round(stats.compile_seconds, 6),
+            "lastCompileMs": round(stats.last_compile_ms, 3),
+            "bytesSent": sum(s.sent_bytes for s in self.hub.sessions.values()),
+        }
 
     # -- helpers for the channel ----------------------------------------------------------
 
