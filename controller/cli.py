@@ -54,6 +54,12 @@ def serve(
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
+        # Agent channel: small JSON frames to many peers; compressing each costs more CPU
+        # than it saves on a datacenter network. Pings find dead peers.
+        ws_per_message_deflate=False,
+        ws_ping_interval=10.0,
+        ws_ping_timeout=10.0,
+        ws_max_size=64 * 1024 * 1024,
     )
 
 
@@ -125,6 +131,37 @@ def bench_api(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(report) if json_output else bench.format_report(report))
+
+
+@bench_app.command("convergence")
+def bench_convergence(
+    controller: Annotated[
+        str | None,
+        typer.Option(help="A running controller on the configured database; default: start one."),
+    ] = None,
+    agents: Annotated[int, typer.Option(min=1, help="Servers, each with a simulated agent.")] = 100,
+    endpoints: Annotated[int, typer.Option(min=1, help="Endpoints spread over them.")] = 10_000,
+    changes: Annotated[int, typer.Option(min=1, help="Timed changes of each kind.")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Time a northbound change until every affected simulated agent has acknowledged it."""
+    from controller.bench import convergence
+    from controller.bench.common import BenchError
+
+    settings = Settings()
+    options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+    try:
+        report = convergence.run(
+            controller,
+            settings.resolved_database_url(),
+            options,
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    text = json.dumps(report) if json_output else json.dumps(report, indent=2)
+    typer.echo(text)
 
 
 @app.command("agent-token")

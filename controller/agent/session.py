@@ -118,6 +118,7 @@ class AgentSession:
             ping_timeout=self.ping_interval,
             max_size=None,
             open_timeout=10,
+            compression=None,
         ) as websocket:
             self.stats.connects += 1
             hello = protocol.hello(

@@ -159,11 +159,16 @@ class Hub:
         self.status.acked(session.server, revision, failures)
         self._acked.set()
 
-    async def next_ack(self, within: float) -> None:
-        """Wait until some agent of this replica acks (or ``within`` seconds pass)."""
+    def expect_ack(self) -> None:
+        """Arm ``next_ack``: acks from now on end the wait (call before checking state)."""
         self._acked.clear()
+
+    async def next_ack(self, within: float) -> None:
+        """Wait until some agent of this replica acks after ``expect_ack`` (or ``within``
+        seconds pass)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._acked.wait(), within)
+            async with asyncio.timeout(within):
+                await self._acked.wait()
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):

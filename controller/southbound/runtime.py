@@ -161,11 +161,17 @@ class Southbound:
             return ApplyOutcome(False, frozenset())
         hosts = self.hub.affected.get(revision, frozenset())
         while True:
+            # Arm the wake-up before looking, so an ack landing in between is not missed.
+            self.hub.expect_ack()
             pending = await self._pending(hosts, revision)
             left = deadline - time.monotonic()
             if not pending or left <= 0:
                 return ApplyOutcome(not pending, frozenset(pending))
-            await self.hub.next_ack(min(left, 0.05))
+            await self.hub.next_ack(min(left, 0.05 if self._any_remote(pending) else left))
+
+    def _any_remote(self, hosts: set[str]) -> bool:
+        """Whether some of ``hosts`` are served by other replicas (their acks are polled)."""
+        return any(uuid.UUID(host) not in self.hub.sessions for host in hosts)
 
     async def _pending(self, hosts: frozenset[str], revision: int) -> set[str]:
         local = {h for h in hosts if uuid.UUID(h) in self.hub.sessions}

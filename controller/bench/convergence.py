@@ -1,0 +1,310 @@
+"""``sdnc bench convergence``: how fast a northbound change reaches every host it affects.
+
+Setup (not timed): ``agents`` servers, one ACL with ten rules, one virtual network per thousand
+endpoints (a /16 subnet using the ACL), and ``endpoints`` endpoints: each server gets one
+container-host NIC whose ipConfigurations (dynamic addresses, dynamic MAC) are the server's
+share of the endpoints, in the virtual network ``server % networks`` -- so a virtual network
+spans ``agents / networks`` hosts. Then ``agents`` simulated agents (real protocol sessions,
+in-memory dataplane, in this process) connect once so their provider addresses are known.
+
+Measured:
+
+* ``cold_snapshot_s``: fresh agents (applied revision 0) for every server, from the first
+  connection attempt until all of them hold the current revision;
+* ACL change: PUT of one rule of the shared ACL (every host is affected) with
+  ``?wait=applied``: the PUT answers when every affected agent has acknowledged;
+* endpoint add: PUT of one more ipConfiguration on a NIC with ``?wait=applied`` (its host gets
+  an endpoint, the other hosts of the virtual network a mapping);
+* ``bytes_per_host_per_change``: bytes the agents received during the ACL changes, per change
+  and per affected host; ``compile_ms_per_change`` from the replica's own counters.
+
+The simulated agents share the machine with the controller; ``cpu`` reports both processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from controller.agent.simulator import AgentSpec, Fleet
+from controller.bench.common import BenchError, percentile, started_controller
+from controller.southbound.admin import server_tokens
+from controller.store.database import Database
+
+API = "/networking/v1"
+HEADERS = {"Content-Type": "application/json"}
+ENDPOINTS_PER_NETWORK = 1000
+PREFIX = "bench"
+
+
+@dataclass(frozen=True)
+class Options:
+    agents: int = 100
+    endpoints: int = 10_000
+    changes: int = 50
+    concurrency: int = 8
+    timeout: float = 30.0
+
+
+def _rule(port: int) -> dict[str, Any]:
+    return {
+        "properties": {
+            "protocol": "TCP",
+            "sourcePortRange": "*",
+            "destinationPortRange": str(port),
+            "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": "*",
+            "action": "Allow",
+            "type": "Inbound",
+            "priority": 100,
+        }
+    }
+
+
+def _acl() -> dict[str, Any]:
+    rules = [{"resourceId": f"r{i}", **_rule(8000 + i)} for i in range(10)]
+    for index, rule in enumerate(rules):
+        rule["properties"]["priority"] = 100 + index
+    return {"properties": {"aclRules": rules}}
+
+
+def _network(index: int) -> dict[str, Any]:
+    return {
+        "properties": {
+            "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+            "logicalNetwork": {"resourceRef": f"/logicalNetworks/{PREFIX}-pa"},
+            "subnets": [
+                {
+                    "resourceId": "s",
+                    "properties": {
+                        "addressPrefix": "10.0.0.0/16",
+                        "accessControlList": {"resourceRef": f"/accessControlLists/{PREFIX}"},
+                    },
+                }
+            ],
+        }
+    }
+
+
+def _nic(server: int, network: int, count: int) -> dict[str, Any]:
+    subnet = {"resourceRef": f"/virtualNetworks/{PREFIX}-{network}/subnets/s"}
+    return {
+        "properties": {
+            "server": {"resourceRef": f"/servers/{PREFIX}-{server}"},
+            "ipConfigurations": [
+                {"resourceId": f"c{i}", "properties": {"subnet": subnet}} for i in range(count)
+            ],
+        }
+    }
+
+
+async def _put(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    response = await client.put(API + path, content=orjson.dumps(body), headers=HEADERS)
+    if response.status_code not in (200, 201):
+        raise BenchError(f"PUT {path}: {response.status_code} {response.text[:500]}")
+    return response
+
+
+async def _put_all(
+    client: httpx.AsyncClient, limit: int, puts: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(path: str, body: dict[str, Any]) -> None:
+        async with gate:
+            await _put(client, path, body)
+
+    await asyncio.gather(*(one(path, body) for path, body in puts))
+
+
+async def _provision(
+    client: httpx.AsyncClient, options: Options, log: Callable[[str], None]
+) -> int:
+    """Create the topology; returns the number of virtual networks."""
+    networks = max(1, math.ceil(options.endpoints / ENDPOINTS_PER_NETWORK))
+    await _put(
+        client, f"/credentials/{PREFIX}", {"properties": {"type": "X509Certificate", "value": "00"}}
+    )
+    await _put(
+        client,
+        f"/logicalNetworks/{PREFIX}-pa",
+        {"properties": {"networkVirtualizationEnabled": True}},
+    )
+    mac_pool = {
+        "properties": {"startMacAddress": "02-00-00-00-00-00", "endMacAddress": "02-00-00-FF-FF-FF"}
+    }
+    await _put(client, f"/macPools/{PREFIX}", mac_pool)
+    await _put(client, f"/accessControlLists/{PREFIX}", _acl())
+    connection = {
+        "managementAddresses": ["host.example"],
+        "credential": {"resourceRef": f"/credentials/{PREFIX}"},
+    }
+    started = time.perf_counter()
+    server = {"properties": {"connections": [connection]}}
+    await _put_all(
+        client,
+        options.concurrency,
+        [(f"/servers/{PREFIX}-{i}", server) for i in range(options.agents)],
+    )
+    await _put_all(
+        client,
+        options.concurrency,
+        [(f"/virtualNetworks/{PREFIX}-{v}", _network(v)) for v in range(networks)],
+    )
+    share, extra = divmod(options.endpoints, options.agents)
+    await _put_all(
+        client,
+        options.concurrency,
+        [
+            (f"/networkInterfaces/{PREFIX}-{i}", _nic(i, i % networks, share + (i < extra)))
+            for i in range(options.agents)
+        ],
+    )
+    log(
+        f"provisioned {options.agents} servers, {networks} virtual networks and "
+        f"{options.endpoints} endpoints in {time.perf_counter() - started:.1f} s"
+    )
+    return networks
+
+
+async def _tokens(database_url: str, count: int) -> dict[str, str]:
+    database = Database(database_url)
+    try:
+        return dict(await server_tokens(database, count + 100))
+    finally:
+        await database.dispose()
+
+
+def _fleet(base_url: str, tokens: dict[str, str], options: Options) -> Fleet:
+    addresses = ipaddress.ip_network("10.250.0.0/16").hosts()
+    specs = [
+        AgentSpec(f"{PREFIX}-{i}", tokens[f"{PREFIX}-{i}"], str(next(addresses)))
+        for i in range(options.agents)
+    ]
+    return Fleet([base_url], specs)
+
+
+async def _status(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/southbound/v1/status")
+    response.raise_for_status()
+    status: dict[str, Any] = response.json()
+    return status
+
+
+async def _timed_puts(
+    client: httpx.AsyncClient, paths_and_bodies: Sequence[tuple[str, dict[str, Any]]], within: float
+) -> tuple[list[float], int]:
+    """PUT each with ?wait=applied, one after the other; latencies (ms) and how many timed out."""
+    latencies: list[float] = []
+    timeouts = 0
+    for path, body in paths_and_bodies:
+        started = time.perf_counter()
+        response = await _put(client, f"{path}?wait=applied&timeout={within:g}", body)
+        latencies.append((time.perf_counter() - started) * 1000)
+        timeouts += response.headers.get("x-sdnc-applied") != "true"
+    return latencies, timeouts
+
+
+def _summary(name: str, latencies: list[float], timeouts: int) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {
+        f"{name}_p50_ms": percentile(ordered, 50),
+        f"{name}_p99_ms": percentile(ordered, 99),
+        f"{name}_max_ms": round(ordered[-1], 2) if ordered else 0.0,
+        f"{name}_timeouts": timeouts,
+    }
+
+
+async def _measure(
+    base_url: str, database_url: str, options: Options, log: Callable[[str], None]
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=options.timeout + 30) as client:
+        networks = await _provision(client, options, log)
+        tokens = await _tokens(database_url, options.agents)
+        warm = _fleet(base_url, tokens, options)
+        warm.start()
+        if not await warm.connected(120):
+            raise BenchError("the simulated agents did not all connect")
+        revision = (await _status(client))["revision"]
+        await warm.applied(revision, 120)
+        await warm.stop()
+
+        revision = (await _status(client))["revision"]
+        cold = _fleet(base_url, tokens, options)
+        started = time.perf_counter()
+        cold.start()
+        if not await cold.applied(revision, 300):
+            raise BenchError("the fresh agents did not all reach the current revision")
+        cold_snapshot = time.perf_counter() - started
+        log(f"cold snapshot of {options.agents} agents: {cold_snapshot:.2f} s")
+        try:
+            return await _changes(client, cold, options, networks, cold_snapshot)
+        finally:
+            await cold.stop()
+
+
+async def _changes(
+    client: httpx.AsyncClient, fleet: Fleet, options: Options, networks: int, cold: float
+) -> dict[str, Any]:
+    before = await _status(client)
+    received = sum(s.stats.bytes_received for s in fleet.sessions)
+    acl_changes = [
+        (f"/accessControlLists/{PREFIX}/aclRules/r0", {**_rule(9000 + n)})
+        for n in range(options.changes)
+    ]
+    for _, body in acl_changes:
+        body["properties"]["priority"] = 100
+    acl_latencies, acl_timeouts = await _timed_puts(client, acl_changes, options.timeout)
+    acl_bytes = sum(s.stats.bytes_received for s in fleet.sessions) - received
+    middle = await _status(client)
+    adds = [_endpoint_add(n, options.agents, networks) for n in range(options.changes)]
+    add_latencies, add_timeouts = await _timed_puts(client, adds, options.timeout)
+    after = await _status(client)
+    acl_compile = (middle["compileSecondsTotal"] - before["compileSecondsTotal"]) * 1000
+    add_compile = (after["compileSecondsTotal"] - middle["compileSecondsTotal"]) * 1000
+    return {
+        "agents": options.agents,
+        "endpoints": options.endpoints,
+        "virtual_networks": networks,
+        "changes": options.changes,
+        **_summary("acl_change", acl_latencies, acl_timeouts),
+        **_summary("endpoint_add", add_latencies, add_timeouts),
+        "bytes_per_host_per_change": round(acl_bytes / (options.changes * options.agents), 1),
+        "acl_compile_ms_per_change": round(acl_compile / max(1, options.changes), 3),
+        "endpoint_add_compile_ms_per_change": round(add_compile / max(1, options.changes), 3),
+        "cold_snapshot_s": round(cold, 3),
+        "objects": after["objects"],
+    }
+
+
+def _endpoint_add(n: int, agents: int, networks: int) -> tuple[str, dict[str, Any]]:
+    server = n % agents
+    subnet = f"/virtualNetworks/{PREFIX}-{server % networks}/subnets/s"
+    path = f"/networkInterfaces/{PREFIX}-{server}/ipConfigurations/add{n}"
+    return path, {"properties": {"subnet": {"resourceRef": subnet}}}
+
+
+def run(
+    controller: str | None, database_url: str, options: Options, *, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run the benchmark against ``controller`` (or one started on ``database_url``)."""
+    started_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    if controller is None:
+        with started_controller(log) as base_url:
+            report = asyncio.run(_measure(base_url, database_url, options, log))
+    else:
+        report = asyncio.run(_measure(controller.rstrip("/"), database_url, options, log))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    report["bench_process_cpu_s"] = round(
+        used.ru_utime + used.ru_stime - started_cpu.ru_utime - started_cpu.ru_stime, 1
+    )
+    return report
