@@ -68,6 +68,8 @@ class Compiler:
         self.revision = 0
         # The oldest revision an agent may resume from; older ones get a snapshot.
         self.floor = 0
+        # How many objects the last ``apply`` recomputed (what its cost follows).
+        self.recomputed = 0
         self._by_wire: dict[str, str] = {}
         self._joined: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self._left: defaultdict[str, dict[str, int]] = defaultdict(dict)
@@ -105,16 +107,21 @@ class Compiler:
         """Take ``change`` (the next revision) and return the delta of every affected host."""
         new = entities_of(change.kind, change.document)
         old = self.model.contributed.get(change.root, [])
-        names, configs = _dirty(self.model, old)
+        gone, came = _difference(old, new)
+        names, configs = _dirty(self.model, gone)
         self.model.replace(change.root, new)
-        after_names, after_configs = _dirty(self.model, new)
+        after_names, after_configs = _dirty(self.model, came)
         names |= after_names
-        configs |= _named_by(self.model, _appeared_or_vanished(old, new))
+        named = _named_by(self.model, _appeared_or_vanished(old, new))
+        for config in named:
+            names |= _config_objects(self.model, config)
+        configs |= named
         for config in configs | after_configs:
             for group in self.model.place(config):
                 names |= _group_objects(self.model, group)
         self.revision = change.revision
         deltas: defaultdict[str, HostDelta] = defaultdict(HostDelta)
+        self.recomputed = len(names)
         for name in names:
             self._recompute(name, deltas)
         return {host: delta for host, delta in deltas.items() if delta}
@@ -180,6 +187,17 @@ class Compiler:
         for left in self._left.values():
             for wire in [w for w, at in left.items() if at < revision]:
                 del left[wire]
+
+
+def _difference(old: list[Entity], new: list[Entity]) -> tuple[list[Entity], list[Entity]]:
+    """The entities of ``old`` that ``new`` does not have as they were, and the reverse. A
+    write carries its whole aggregate (every subnet of a virtual network, every
+    ipConfiguration of a NIC); what it left as it was cannot change any object."""
+    before = {(type(entity), entity.key): entity for entity in old}
+    after = {(type(entity), entity.key): entity for entity in new}
+    gone = [entity for slot, entity in before.items() if after.get(slot) != entity]
+    came = [entity for slot, entity in after.items() if before.get(slot) != entity]
+    return gone, came
 
 
 def _group_objects(model: Model, group: str) -> set[str]:

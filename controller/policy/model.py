@@ -57,6 +57,8 @@ class Model:
     server_keys: dict[str, str] = field(default_factory=dict)  # server instanceId -> key
     # Which entities each aggregate (by root instanceId) contributed.
     contributed: dict[str, list[Entity]] = field(default_factory=dict)
+    # The aggregate (an agent's report) that gave each server's provider address, by key.
+    provider_roots: dict[str, str] = field(default_factory=dict)
     # Reverse indexes, by key.
     configs_of_nic: defaultdict[str, set[str]] = field(default_factory=_index)
     configs_of_subnet: defaultdict[str, set[str]] = field(default_factory=_index)
@@ -73,15 +75,30 @@ class Model:
     route_table_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
 
     def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
-        """Make ``entities`` what aggregate ``root`` contributes; returns what it did before."""
+        """Make ``entities`` what aggregate ``root`` contributes; returns what it did before.
+
+        A server that is gone takes the provider address its agent reported with it: the
+        store deletes the agent's row with the server (no change is logged for that), so a
+        replica loading afterwards has no address for it, nor for a server created again
+        under the same resourceRef."""
         old = self.contributed.pop(root, [])
         for entity in old:
             self._unlink(entity)
+            if isinstance(entity, ProviderAddress) and self.provider_roots.get(entity.key) == root:
+                del self.provider_roots[entity.key]
         new = list(entities)
         for entity in new:
             self._link(entity)
+            if isinstance(entity, ProviderAddress):
+                self.provider_roots[entity.key] = root
         if new:
             self.contributed[root] = new
+        kept = {entity.key for entity in new if isinstance(entity, Server)}
+        for entity in old:
+            if isinstance(entity, Server) and entity.key not in kept:
+                reporter = self.provider_roots.get(entity.key)
+                if reporter is not None:
+                    self.replace(reporter, [])
         return old
 
     def _link(self, entity: Entity) -> None:
@@ -183,24 +200,31 @@ class Model:
             return set()
         changed: set[str] = set()
         if before is not None:
-            for name, counts in self._groups(before):
-                counts[before.host] -= 1
-                if counts[before.host] == 0:
-                    del counts[before.host]
+            for name, counts, key in self._groups(before):
+                group = counts[key]
+                group[before.host] -= 1
+                if group[before.host] == 0:
+                    del group[before.host]
                     changed.add(name)
+                    if not group:  # keep no empty counts: the model stays what a load builds
+                        del counts[key]
         if after is not None:
-            for name, counts in self._groups(after):
-                counts[after.host] += 1
-                if counts[after.host] == 1:
+            for name, counts, key in self._groups(after):
+                group = counts[key]
+                group[after.host] += 1
+                if group[after.host] == 1:
                     changed.add(name)
         return changed
 
-    def _groups(self, placement: Placement) -> list[tuple[str, Counter[str]]]:
-        groups = [(f"vnet:{placement.vnet}", self.vnet_hosts_count[placement.vnet])]
-        groups += [(f"acl:{acl}", self.acl_hosts_count[acl]) for acl in placement.acls]
+    def _groups(
+        self, placement: Placement
+    ) -> list[tuple[str, defaultdict[str, Counter[str]], str]]:
+        """Each group ``placement`` counts in: its name, its counts and its key there."""
+        groups = [(f"vnet:{placement.vnet}", self.vnet_hosts_count, placement.vnet)]
+        groups += [(f"acl:{acl}", self.acl_hosts_count, acl) for acl in placement.acls]
         if placement.route_table is not None:
             table = placement.route_table
-            groups.append((f"routeTable:{table}", self.route_table_hosts_count[table]))
+            groups.append((f"routeTable:{table}", self.route_table_hosts_count, table))
         return groups
 
     def _placement(self, config_key: str) -> Placement | None:
