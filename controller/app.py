@@ -40,7 +40,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         settings.resolved_database_url(), pool_size=settings.database_pool_size
     )
     allocator = Allocator(AllocationSettings(settings.vsid_min, settings.vsid_max))
-    southbound = Southbound(db, SouthboundOptions(poll_interval=settings.change_poll_interval))
+    southbound = Southbound(
+        db,
+        SouthboundOptions(
+            poll_interval=settings.change_poll_interval,
+            bookmark_interval=settings.bookmark_interval,
+        ),
+    )
     service = ResourceService(db, REGISTRY, allocator=allocator, on_commit=southbound.on_commit)
 
     @asynccontextmanager

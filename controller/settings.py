@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # How often a replica re-reads the change log even without a notification (seconds).
     change_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    # How often agents with nothing to apply are told the revision they are complete up to
+    # (a bookmark they acknowledge, so their applied revision keeps up), in seconds.
+    bookmark_interval: float = Field(default=5.0, gt=0, le=300)
     # VxLAN VNIs (VSIDs) handed to virtual subnets; 24 bits, the first 4096 left to the fabric.
     vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
     vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)

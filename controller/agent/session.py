@@ -43,10 +43,18 @@ class Dataplane(Protocol):
 
 @dataclass
 class AgentState:
-    """What the agent holds: the desired objects and the revision they are complete up to."""
+    """What the agent holds: the desired objects, the revision they are complete up to, and
+    the objects among them the dataplane could not apply (yet)."""
 
     applied_revision: int = 0
     objects: dict[str, Body] = field(default_factory=dict)
+    failing: dict[str, Failure] = field(default_factory=dict)
+
+    def record(self, changed: Sequence[str], failures: Sequence[Failure]) -> None:
+        """After applying ``changed``: those applied now stop failing, ``failures`` start."""
+        for key in changed:
+            self.failing.pop(key, None)
+        self.failing.update((failure.key, failure) for failure in failures)
 
 
 @dataclass
@@ -135,12 +143,13 @@ class AgentSession:
         if kind == protocol.ERROR:
             raise protocol.ProtocolError(f"{message.get('code')}: {message.get('message')}")
         revision = protocol.revision_of(message)
-        failures: list[Failure] = []
         if kind == protocol.SNAPSHOT:
             objects = dict(message.get("objects") or {})
             deletes = [key for key in self.state.objects if key not in objects]
             self.state.objects = objects
             failures = await self.dataplane.apply(self.state.objects, objects, deletes)
+            self.state.failing.clear()
+            self.state.record([], failures)
             self.stats.snapshots += 1
         elif kind == protocol.DELTA:
             upserts: dict[str, Body] = dict(message.get("upserts") or {})
@@ -149,10 +158,16 @@ class AgentSession:
                 self.state.objects.pop(key, None)
             self.state.objects.update(upserts)
             failures = await self.dataplane.apply(self.state.objects, upserts, deletes)
+            self.state.record([*upserts, *deletes], failures)
             self.stats.resumes += 1 if message.get("resume") else 0
             self.stats.deltas += 0 if message.get("resume") else 1
         elif kind != protocol.BOOKMARK:
             return
         self.state.applied_revision = max(self.state.applied_revision, revision)
-        report = [{"key": f.key, "code": f.code, "message": f.message} for f in failures]
+        # An ack means "all up to revision is applied except these": every object still
+        # failing, not only those of this apply.
+        report = [
+            {"key": f.key, "code": f.code, "message": f.message}
+            for f in self.state.failing.values()
+        ]
         await websocket.send(protocol.encode(protocol.ack(revision, report)))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from controller.policy.model import Model
-from controller.policy.objects import Body, compute
+from controller.policy.objects import Body, acl_rule_name, compute
 from controller.policy.topology import (
     Acl,
     Entity,
@@ -97,7 +97,9 @@ class Compiler:
             yield f"endpoint:{config}"
             yield f"mapping:{config}"
         yield from (f"network:{s}" for s in model.subnets)
-        yield from (f"acl:{a}" for a in model.acls)
+        for key, acl in model.acls.items():
+            yield f"acl:{key}"
+            yield from (acl_rule_name(key, rule["id"]) for rule in acl.rules)
         yield from (f"routeTable:{r}" for r in model.route_tables)
         yield from (f"host:{s}" for s in model.servers)
 
@@ -204,6 +206,8 @@ def _group_objects(model: Model, group: str) -> set[str]:
     """The objects whose hosts follow the hosts of ``group`` (``vnet:``, ``acl:``,
     ``routeTable:``)."""
     kind, _, key = group.partition(":")
+    if kind == "acl":
+        return {group} | _rule_objects(model.acls.get(key))
     if kind != "vnet":
         return {group}
     names = {f"network:{s}" for s in model.subnets_of_vnet.get(key, ())}
@@ -238,6 +242,11 @@ def _named_by(model: Model, changed: set[tuple[str, str]]) -> set[str]:
     return configs
 
 
+def _rule_objects(acl: Acl | None) -> set[str]:
+    """The objects of the rules of ``acl``."""
+    return {acl_rule_name(acl.key, rule["id"]) for rule in acl.rules} if acl else set()
+
+
 def _config_objects(model: Model, config_key: str) -> set[str]:
     """The objects whose body describes the endpoint ``config_key``."""
     return {f"endpoint:{config_key}", f"mapping:{config_key}"}
@@ -261,6 +270,7 @@ def _dirty(model: Model, entities: Iterable[Entity]) -> tuple[set[str], set[str]
                 names |= _group_objects(model, f"vnet:{entity.key}")
             case Acl():
                 names.add(f"acl:{entity.key}")
+                names |= _rule_objects(entity)
             case RouteTable():
                 names.add(f"routeTable:{entity.key}")
                 names |= {f"network:{s}" for s in model.subnets_of_route_table.get(entity.key, ())}

@@ -9,7 +9,10 @@ that needs it, not copied into every endpoint):
                                            in: VSID, prefix, gateway, route table
 ``mapping/<ipConfiguration instanceId>``   a CA->PA mapping for an endpoint on another host of
                                            one of those virtual networks
-``acl/<accessControlList instanceId>``     rules by direction and priority, default actions
+``acl/<accessControlList instanceId>``     default actions per direction
+``aclRule/<aclRule instanceId>``           one rule of an ACL: its ACL, direction, priority,
+                                           action, protocol, prefixes, port ranges (a rule
+                                           change sends that rule, not the whole list)
 ``routeTable/<routeTable instanceId>``     routes of a local subnet
 ``host/<server instanceId>``               the host's own provider address and encapsulation
 
@@ -122,9 +125,39 @@ def acl(model: Model, acl_key: str) -> Computed | None:
     body: Body = {
         "inboundDefaultAction": found.inbound_default,
         "outboundDefaultAction": found.outbound_default,
-        "rules": [dict(rule) for rule in found.rules],
     }
     return Computed(f"acl/{found.id}", body, frozenset(hosts))
+
+
+# The members of an aclRule's properties that shape what a host enforces.
+RULE_MEMBERS = (
+    "type",
+    "priority",
+    "action",
+    "protocol",
+    "sourceAddressPrefix",
+    "sourcePortRange",
+    "destinationAddressPrefix",
+    "destinationPortRange",
+    "logging",
+)
+
+
+def acl_rule_name(acl_key: str, rule_id: str) -> str:
+    return f"aclRule:{acl_key}#{rule_id}"
+
+
+def acl_rule(model: Model, key: str) -> Computed | None:
+    acl_key, _, rule_id = key.rpartition("#")
+    found = model.acls.get(acl_key)
+    rule = next((r for r in found.rules if r["id"] == rule_id), None) if found else None
+    if found is None or rule is None:
+        return None
+    hosts = model.acl_hosts(acl_key)
+    if not hosts:
+        return None
+    body: Body = {"acl": found.id} | {m: rule.get(m) for m in RULE_MEMBERS}
+    return Computed(f"aclRule/{rule_id}", body, frozenset(hosts))
 
 
 def route_table(model: Model, table_key: str) -> Computed | None:
@@ -155,6 +188,7 @@ _BUILDERS = {
     "network": network,
     "mapping": mapping,
     "acl": acl,
+    "aclRule": acl_rule,
     "routeTable": route_table,
     "host": host,
 }

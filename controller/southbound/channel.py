@@ -29,6 +29,7 @@ ServerLookup = Callable[[str], Awaitable[tuple[uuid.UUID, str] | None]]
 SecretSource = Callable[[], Awaitable[str]]
 AddressRegistry = Callable[[uuid.UUID, str, str], Awaitable[None]]
 
+GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
@@ -79,7 +80,7 @@ class Channel:
         kind = self.hub.attach(session, applied)
         self.hub.status.connected(server, applied, address if isinstance(address, str) else None)
         log.info("agent of %s connected (applied %d, sent a %s)", server, applied, kind)
-        pump = asyncio.create_task(session.pump(), name=f"send-{server}")
+        pump = asyncio.create_task(self._send(websocket, session), name=f"send-{server}")
         try:
             while not session.overflowed:
                 message = protocol.decode(await self._receive(websocket, None))
@@ -95,6 +96,15 @@ class Channel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
 
+    @staticmethod
+    async def _send(websocket: WebSocket, session: Session) -> None:
+        await session.pump()
+        # The hub stopped feeding this session: a newer connection of the same server took
+        # its place, or the replica is shutting down. Close it, so the agent does not wait
+        # on a connection nothing comes through any more.
+        reason = "replaced by a newer connection" if session.superseded else "shutting down"
+        await websocket.close(code=GOING_AWAY, reason=reason)
+
     async def _authenticate(
         self, websocket: WebSocket, server_resource_id: str
     ) -> tuple[uuid.UUID, str] | None:
@@ -109,7 +119,8 @@ class Channel:
 
     @staticmethod
     async def _receive(websocket: WebSocket, within: float | None) -> str | bytes:
-        message = await asyncio.wait_for(websocket.receive(), within)
+        async with asyncio.timeout(within):
+            message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         frame = message.get("text") if message.get("text") is not None else message.get("bytes")

@@ -95,9 +95,8 @@ class Follower:
         """Wait (up to ``within`` seconds) until this replica has compiled ``revision``."""
         async with self._progress:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._progress.wait_for(lambda: self.compiler.revision >= revision), within
-                )
+                async with asyncio.timeout(within):
+                    await self._progress.wait_for(lambda: self.compiler.revision >= revision)
         return self.compiler.revision >= revision
 
     # -- loading --------------------------------------------------------------------------
@@ -129,8 +128,11 @@ class Follower:
 
     async def _follow(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the wake-up does, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.catch_up()

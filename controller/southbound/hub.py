@@ -41,6 +41,8 @@ class Session:
     overflowed: bool = False
     # Called once when the queue overflows (the channel closes the connection).
     on_overflow: Callable[[], None] = lambda: None
+    # A newer connection of the same server replaced this one.
+    superseded: bool = False
 
     @property
     def host(self) -> str:
@@ -82,7 +84,9 @@ class Hub:
         can tell what changed since ``applied``, else a snapshot. Returns which it was."""
         previous = self.sessions.pop(session.server, None)
         if previous is not None:
-            previous.queue.put_nowait(None)
+            previous.superseded = True
+            with contextlib.suppress(asyncio.QueueFull):  # an overflowed one is closing anyway
+                previous.queue.put_nowait(None)
         revision = self.compiler.revision
         resume = self.compiler.resume(session.host, applied)
         if resume is not None:
@@ -155,6 +159,8 @@ class Hub:
     # -- acks -----------------------------------------------------------------------------
 
     def acked(self, session: Session, revision: int, failures: list[dict[str, Any]]) -> None:
+        if session.superseded:
+            return  # the server's status is its newer connection's
         session.applied_revision = max(session.applied_revision, revision)
         self.status.acked(session.server, revision, failures)
         self._acked.set()

@@ -139,8 +139,10 @@ class Southbound:
         async def work(connection: AsyncConnection) -> int:
             now = datetime.now(UTC)
             postgres = self.database.is_postgres
-            await AgentRepository(connection, is_postgres=postgres).save(
-                [AgentState(server, self.replica, True, 0, None, address, now)]
+            # Kept with the server's status (where a replica loading the policy reads it) and
+            # logged as a change (which the running replicas follow), in one transaction.
+            await AgentRepository(connection, is_postgres=postgres).record_address(
+                server, address, now
             )
             return await ChangeLog(connection, is_postgres=postgres).record(
                 provider_address_root(server),

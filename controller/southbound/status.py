@@ -14,6 +14,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,38 +54,31 @@ class StatusBoard:
         self._last_touch = 0.0
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
+        now = self.clock()
         self.states[server] = AgentState(
-            server, self.replica, True, applied, None, provider_address, self.clock()
+            server, self.replica, True, applied, None, provider_address, now, now
         )
+        self._gone.pop(server, None)
         self._dirty.add(server)
 
     def acked(self, server: uuid.UUID, revision: int, failures: list[dict[str, Any]]) -> None:
+        """The agent applied everything up to ``revision`` except ``failures`` (all objects
+        it holds that are failing, so they replace what it reported before)."""
         state = self.states.get(server)
         if state is None:
             return
-        self.states[server] = AgentState(
-            server,
-            self.replica,
-            True,
-            max(state.applied_revision, revision),
-            {"revision": revision, "failures": failures} if failures else None,
-            state.provider_address,
-            self.clock(),
+        self.states[server] = replace(
+            state,
+            applied_revision=max(state.applied_revision, revision),
+            failures={"revision": revision, "failures": failures} if failures else None,
+            last_seen=self.clock(),
         )
         self._dirty.add(server)
 
     def disconnected(self, server: uuid.UUID) -> None:
         state = self.states.pop(server, None)
         if state is not None:
-            self._gone[server] = AgentState(
-                server,
-                self.replica,
-                False,
-                state.applied_revision,
-                state.failures,
-                state.provider_address,
-                self.clock(),
-            )
+            self._gone[server] = replace(state, connected=False, last_seen=self.clock())
             self._dirty.add(server)
 
     def start(self) -> None:

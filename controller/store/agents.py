@@ -31,6 +31,7 @@ class AgentState:
     failures: dict[str, Any] | None
     provider_address: str | None
     last_seen: datetime
+    connected_since: datetime
 
 
 class AgentRepository:
@@ -38,21 +39,34 @@ class AgentRepository:
         self.connection = connection
         self.is_postgres = is_postgres
 
-    def _upsert(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Any:
-        insert = pg_insert if self.is_postgres else sqlite_insert
-        statement = insert(AGENTS).values(list(rows))
-        return statement.on_conflict_do_update(
-            index_elements=[AGENTS.c.server_id],
-            set_={c: statement.excluded[c] for c in columns},
-        )
-
     async def save(self, states: Sequence[AgentState]) -> None:
-        """Insert or overwrite the status of these agents."""
+        """Insert or overwrite the status of these agents -- unless a row describes a newer
+        connection than the state written (the agent has moved on to another replica)."""
         if not states:
             return
         rows = [state.__dict__ for state in states]
-        columns = [c for c in rows[0] if c != "server_id"]
-        await self.connection.execute(self._upsert(rows, columns))
+        insert = pg_insert if self.is_postgres else sqlite_insert
+        statement = insert(AGENTS).values(rows)
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[AGENTS.c.server_id],
+                set_={c: statement.excluded[c] for c in rows[0] if c != "server_id"},
+                where=AGENTS.c.connected_since <= statement.excluded.connected_since,
+            )
+        )
+
+    async def record_address(self, server: uuid.UUID, address: str, now: datetime) -> None:
+        """Keep the provider address ``server``'s agent reported (the rest of its row is its
+        connection's to write)."""
+        insert = pg_insert if self.is_postgres else sqlite_insert
+        never = datetime.fromtimestamp(0, UTC)
+        row = AgentState(server, "", False, 0, None, address, now, never)
+        statement = insert(AGENTS).values(row.__dict__)
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[AGENTS.c.server_id], set_={"provider_address": address}
+            )
+        )
 
     async def states(self, server_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AgentState]:
         if not server_ids:
@@ -62,8 +76,9 @@ class AgentRepository:
         for row in await self.connection.execute(query):
             values = dict(row._mapping)
             # SQLite hands timestamps back without their zone; they were written in UTC.
-            if values["last_seen"].tzinfo is None:
-                values["last_seen"] = values["last_seen"].replace(tzinfo=UTC)
+            for moment in ("last_seen", "connected_since"):
+                if values[moment].tzinfo is None:
+                    values[moment] = values[moment].replace(tzinfo=UTC)
             states[row.server_id] = AgentState(**values)
         return states
 
@@ -75,11 +90,6 @@ class AgentRepository:
                 .where(AGENTS.c.server_id.in_(list(server_ids)), AGENTS.c.replica == replica)
                 .values(last_seen=now)
             )
-
-    async def disconnect_replica(self, replica: str) -> None:
-        await self.connection.execute(
-            update(AGENTS).where(AGENTS.c.replica == replica).values(connected=False)
-        )
 
     async def server_by_resource_id(self, resource_id: str) -> tuple[uuid.UUID, str] | None:
         """instanceId and resourceRef of the server ``resource_id``."""

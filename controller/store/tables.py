@@ -169,6 +169,10 @@ class AgentStatus(Base):
     failures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     provider_address: Mapped[str | None] = mapped_column(String(64))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the connection this row describes was accepted. A row is only overwritten by its own
+    # connection or a newer one, so a replica that wakes from a stall cannot mark disconnected
+    # an agent that has moved on to another replica.
+    connected_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ControllerSecret(Base):

@@ -57,9 +57,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("server_id", name=op.f("pk_agent_status")),
     )
     with op.batch_alter_table("resources") as batch:
-        batch.add_column(
-            sa.Column("revision", sa.BigInteger(), server_default="0", nullable=False)
-        )
+        batch.add_column(sa.Column("revision", sa.BigInteger(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:

@@ -24,6 +24,7 @@ from tests.support.bodies import (
 from tests.support.nbi import (
     Json,
     assert_absent,
+    assert_configuration_state,
     assert_delete_rejected,
     assert_put_rejected,
     child,
@@ -35,6 +36,7 @@ from tests.support.nbi import (
     put,
     refs,
     without_etags,
+    without_read_times,
 )
 
 POOL = "/macPools/DefaultMacPool"
@@ -129,8 +131,11 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
     assert created["resourceRef"] == NIC
     assert created["instanceId"] != body["instanceId"]
     config = child(created, "ipConfigurations", "WebVM1_IP1")
+    # Placed on host1, whose agent is not connected: the NIC cannot be configured there.
+    state = assert_configuration_state(created, "Failure", "HostNotConnectedToController")
     assert props(created) == {
         "provisioningState": "Succeeded",
+        "configurationState": state,
         "privateMacAddress": "00155D3A5501",
         "privateMacAllocationMethod": "Static",
         "dnsSettings": {"dnsServers": ["24.30.1.250", "24.30.1.251"]},
@@ -168,23 +173,28 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
         "subnet": {"resourceRef": WEB},
         "accessControlList": {"resourceRef": "/accessControlLists/Web"},
     }
-    assert await get(client, NIC) == created
+    assert without_read_times(await get(client, NIC)) == without_read_times(created)
     assert await get(client, config["resourceRef"]) == config
-    assert await get_all(client, "/networkInterfaces") == [created]
+    listed = await get_all(client, "/networkInterfaces")
+    assert without_read_times(listed) == [without_read_times(created)]
     assert refs(props(await get(client, HOST1))["virtualNetworkInterfaces"]) == [NIC]
     assert refs(props(await get(client, WEB))["ipConfigurations"]) == [config["resourceRef"]]
     assert refs(props(await get(client, "/accessControlLists/Web"))["ipConfigurations"]) == [
         config["resourceRef"]
     ]
-    # Read-modify-write: the GET output goes back unchanged.
-    again = await put(client, NIC, await get(client, NIC), status=200)
-    assert without_etags(again) == without_etags(created)
+    # Read-modify-write: the GET output, configurationState and all, goes back unchanged.
+    fetched = await get(client, NIC)
+    again = await put(client, NIC, fetched, status=200)
+    assert without_read_times(without_etags(again)) == without_read_times(without_etags(created))
 
 
 async def test_defaults_of_a_bare_nic(client: httpx.AsyncClient) -> None:
     created = await put(client, NIC, nic(privateMacAddress="00155D3A5501"), status=201)
+    # On no server yet: nothing to configure, nothing failed.
+    state = assert_configuration_state(created, "Uninitialized")
     assert props(created) == {
         "provisioningState": "Succeeded",
+        "configurationState": state,
         "privateMacAddress": "00155D3A5501",
         "privateMacAllocationMethod": "Static",
         "isHostVirtualNetworkInterface": False,
@@ -325,6 +335,7 @@ async def test_nic_placed_on_a_server(client: httpx.AsyncClient) -> None:
     body = nic(privateMacAddress="00155D3A5501", server=ref("/servers/HOST1"))
     created = await put(client, NIC, body, status=201)
     assert props(created)["server"] == {"resourceRef": HOST1}
+    assert_configuration_state(created, "Failure", "HostNotConnectedToController")
     assert refs(props(await get(client, HOST1))["virtualNetworkInterfaces"]) == [NIC]
 
     error = await assert_delete_rejected(client, HOST1, target=HOST1, watch=(NIC,))

@@ -21,6 +21,7 @@ from tests.support.bodies import (
 from tests.support.nbi import (
     Json,
     assert_absent,
+    assert_configuration_state,
     assert_delete_rejected,
     assert_put_rejected,
     child,
@@ -31,6 +32,8 @@ from tests.support.nbi import (
     props,
     put,
     refs,
+    without_etags,
+    without_read_times,
 )
 
 # SDN Express uses the host's vSwitch id as the server's resourceId.
@@ -100,8 +103,11 @@ async def test_sdn_express_host_is_created_and_canonical(client: httpx.AsyncClie
 
     assert created["resourceRef"] == SERVER
     assert uuid.UUID(created["instanceId"])
+    # No host agent of this server is connected (yet).
+    state = assert_configuration_state(created, "Failure", "HostNotConnectedToController")
     assert props(created) | {"networkInterfaces": None} == {
         "provisioningState": "Succeeded",
+        "configurationState": state,
         "connections": [
             {
                 "managementAddresses": ["host1.contoso.com"],
@@ -127,7 +133,8 @@ async def test_sdn_express_host_is_created_and_canonical(client: httpx.AsyncClie
         "isBMC": False,
         "logicalSubnets": [{"resourceRef": PA_SUBNET}],
     }
-    assert await get(client, SERVER.upper().replace("/SERVERS/", "/servers/")) == created
+    fetched = await get(client, SERVER.upper().replace("/SERVERS/", "/servers/"))
+    assert without_read_times(fetched) == without_read_times(created)
     assert await get(client, NIC) == embedded
 
 
@@ -242,7 +249,12 @@ async def test_re_put_of_what_get_returned_is_accepted(client: httpx.AsyncClient
     await create_fabric(client)
     await put(client, SERVER, server())
     fetched = await get(client, SERVER)
+    # configurationState is read-only: echoed back, it is ignored.
+    assert "configurationState" in props(fetched)
     rewritten = await put(client, SERVER, fetched, status=200)
+    assert without_read_times(without_etags(rewritten)) == without_read_times(
+        without_etags(fetched)
+    )
     assert rewritten["instanceId"] == fetched["instanceId"]
     assert props(rewritten)["connections"] == props(fetched)["connections"]
     assert (

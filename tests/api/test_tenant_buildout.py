@@ -24,6 +24,7 @@ from tests.support.nbi import (
     PS_HEADERS,
     Json,
     assert_absent,
+    assert_configuration_state,
     assert_delete_rejected,
     assert_error,
     assert_put_rejected,
@@ -35,6 +36,7 @@ from tests.support.nbi import (
     put,
     refs,
     url,
+    without_read_times,
 )
 
 HOST_CERT = "/credentials/NCHostCert"
@@ -231,7 +233,7 @@ async def snapshot(client: httpx.AsyncClient) -> dict[str, Any]:
         "/virtualNetworks",
         "/networkInterfaces",
     ):
-        shots[collection] = await get_all(client, collection)
+        shots[collection] = without_read_times(await get_all(client, collection))
     return shots
 
 
@@ -281,6 +283,8 @@ async def test_tenant_buildout_and_teardown(client: httpx.AsyncClient) -> None:
         assert props(item)["provisioningState"] == "Succeeded"
         assert props(item)["privateMacAllocationMethod"] == "Dynamic"
         assert props(item)["server"] == {"resourceRef": HOST}
+        # The host has no agent connected: provisioned, but not configured there.
+        assert_configuration_state(item, "Failure", "HostNotConnectedToController")
         assert props(item)["portSettings"] == {"macSpoofingEnabled": "Disabled"}
         for config in props(item)["ipConfigurations"]:
             assert props(config)["provisioningState"] == "Succeeded"

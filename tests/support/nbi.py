@@ -6,6 +6,10 @@ the ``/networking/v1`` prefix. Every resource-family negative test goes through
 ``assert_put_rejected`` / ``assert_delete_rejected``, which also prove that the failed request
 changed nothing: the resource (and its top-level ancestor) reads back exactly as before, or is
 still absent. Request bodies come from ``tests.support.bodies``.
+
+Servers and networkInterfaces carry the read-only ``configurationState`` (what the host agents
+report); ``without_configuration_state`` drops it for tests about something else, and
+``without_read_times`` drops only its ``lastUpdatedTime``, which is the time of the read.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -122,6 +127,53 @@ def without_etags(value: Any) -> Any:
     return value
 
 
+def _without(value: Any, drop: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, drop) for k, v in value.items() if not drop(k, v)}
+    if isinstance(value, list):
+        return [_without(item, drop) for item in value]
+    return value
+
+
+def without_configuration_state(value: Any) -> Any:
+    """``value`` (a resource, a list, properties) without any ``configurationState``: for
+    tests about something else than what the hosts applied."""
+    return _without(value, lambda key, _: key == "configurationState")
+
+
+def without_read_times(value: Any) -> Any:
+    """``value`` without the ``lastUpdatedTime`` of every ``configurationState`` (it says when
+    the state was read, so two reads differ in it and nothing else)."""
+    if isinstance(value, dict):
+        result = {k: without_read_times(v) for k, v in value.items()}
+        state = result.get("configurationState")
+        if isinstance(state, dict):
+            result["configurationState"] = {
+                k: v for k, v in state.items() if k != "lastUpdatedTime"
+            }
+        return result
+    if isinstance(value, list):
+        return [without_read_times(item) for item in value]
+    return value
+
+
+def assert_configuration_state(resource: Json, status: str, *codes: str) -> Json:
+    """``resource`` (a server or networkInterface) has a well-formed ``configurationState``
+    with ``status`` and exactly the ``detailedInfo`` codes ``codes`` (in order), e.g.
+    ``assert_configuration_state(nic, "Failure", "HostNotConnectedToController")``. Returns
+    the state."""
+    state: Json = resource["properties"]["configurationState"]
+    assert set(state) == {"id", "status", "lastUpdatedTime", "detailedInfo"}, state
+    assert state["id"] == resource["instanceId"]
+    assert state["status"] == status, state
+    assert datetime.fromisoformat(state["lastUpdatedTime"]).tzinfo is not None
+    assert [d["code"] for d in state["detailedInfo"]] == list(codes), state
+    for detail in state["detailedInfo"]:
+        assert detail["source"] == "VirtualSwitch"
+        assert detail["message"]
+    return state
+
+
 def child(resource: Json, collection: str, resource_id: str) -> Json:
     """The embedded child ``resource_id`` of ``properties[collection]``."""
     for item in resource["properties"][collection]:
@@ -170,7 +222,7 @@ async def _snapshot(client: httpx.AsyncClient, paths: list[str]) -> dict[str, ob
     for path in paths:
         response = await client.get(url(path))
         assert response.status_code in (200, 404), response.text
-        shots[path] = response.json() if response.status_code == 200 else 404
+        shots[path] = without_read_times(response.json()) if response.status_code == 200 else 404
     return shots
 
 

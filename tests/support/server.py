@@ -8,6 +8,7 @@ The controller listens on 127.0.0.1 on a free port and runs on the database URL 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,11 +117,22 @@ class ControllerServer:
         if process is None or process.poll() is not None:
             return
         process.terminate()
+        process.send_signal(signal.SIGCONT)  # a paused controller handles the SIGTERM too
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def pause(self) -> None:
+        """Freeze the controller (SIGSTOP): it neither answers nor notices anything until
+        ``resume``, as in a long stall or a partition."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def remove_log(self) -> None:
         self.log_path.unlink(missing_ok=True)

@@ -1,0 +1,331 @@
+"""configurationState from what the host agents report, and ``?wait=applied``.
+
+A NIC is ``Uninitialized`` while its host has not applied its last change (or it has no
+server), ``Success`` once the host acknowledged it, ``Failure`` with the agent's codes when the
+agent could not apply it, and ``Failure``/``HostNotConnectedToController`` when no agent serves
+its host; ``provisioningState`` stays ``Succeeded`` throughout, and no write waits for a host
+unless asked to with ``?wait=applied``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from controller.agent.simulator import AgentSpec, Fleet
+from controller.store.database import Database
+from tests.support.bodies import acl, acl_rule, credential, ref
+from tests.support.nbi import (
+    PS_HEADERS,
+    Json,
+    assert_configuration_state,
+    assert_error,
+    get,
+    props,
+    put,
+    url,
+)
+from tests.support.southbound import (
+    BLUE_WEB,
+    PROVIDER,
+    RED_DB,
+    WEB_ACL,
+    Agents,
+    Fabric,
+    InProcessController,
+    RecordingDataplane,
+    applied,
+    eventually,
+    placed_nic,
+    put_waiting,
+    revision_of,
+)
+
+A1 = "/networkInterfaces/a1"
+B1 = "/networkInterfaces/b1"
+C1 = "/networkInterfaces/c1"
+# What a PUT with nobody to wait for may take, at most (it answers from what it wrote).
+PROMPTLY = 3.0
+
+
+def _codes(resource: Json) -> list[str]:
+    state: Json = props(resource)["configurationState"]
+    return [state["status"], *(d["code"] for d in state["detailedInfo"])]
+
+
+async def becomes(
+    http: httpx.AsyncClient, path: str, status: str, *codes: str, within: float = 10.0
+) -> Json:
+    """Wait until ``path`` shows configurationState ``status`` with ``codes`` in its
+    detailedInfo; returns the resource."""
+    found: list[Json] = []
+
+    async def check() -> bool:
+        found[:] = [await get(http, path)]
+        return _codes(found[0]) == [status, *codes]
+
+    await eventually(check, within, f"{path} becoming {status} {codes}")
+    return found[0]
+
+
+def moved_a1(address: str) -> Json:
+    return placed_nic("hostA", BLUE_WEB, address, "00155D000A01", accessControlList=ref(WEB_ACL))
+
+
+@pytest.fixture
+async def fleet(controller: InProcessController) -> AsyncIterator[list[Fleet]]:
+    """Fleets a test starts; stopped at its end."""
+    started: list[Fleet] = []
+    try:
+        yield started
+    finally:
+        for each in started:
+            await each.stop()
+
+
+# -- the life of a NIC's configurationState ---------------------------------------------------
+
+
+async def test_nic_state_follows_what_its_host_applied(
+    controller: InProcessController,
+    agents: Agents,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    http = controller.http
+    # No agent for host A yet.
+    nic = await get(http, A1)
+    assert props(nic)["provisioningState"] == "Succeeded"
+    assert_configuration_state(nic, "Failure", "HostNotConnectedToController")
+    assert_configuration_state(
+        await get(http, "/servers/hostA"), "Failure", "HostNotConnectedToController"
+    )
+    # A NIC on no server has nothing to configure.
+    unplaced = await put(
+        http,
+        "/networkInterfaces/spare",
+        {"properties": {"ipConfigurations": [], "privateMacAddress": "00155D0000FF"}},
+    )
+    assert_configuration_state(unplaced, "Uninitialized")
+
+    # The agent connects and applies its snapshot.
+    dataplane = RecordingDataplane()
+    agent = agents.start("hostA", agent_tokens["hostA"], dataplane=dataplane)
+    await applied(agent, await revision_of(database))
+    assert_configuration_state(await becomes(http, A1, "Success"), "Success")
+    assert_configuration_state(await get(http, "/servers/hostA"), "Success")
+
+    # Its dataplane gets stuck: a change of a1 is written (no waiting for the host) and shows
+    # as not yet applied there.
+    dataplane.gate.clear()
+    started = time.monotonic()
+    changed = await put(http, A1, moved_a1("24.30.1.12"))
+    assert time.monotonic() - started < PROMPTLY
+    assert props(changed)["provisioningState"] == "Succeeded"
+    assert_configuration_state(changed, "Uninitialized")
+    assert_configuration_state(await get(http, A1), "Uninitialized")
+    # Other NICs are not concerned: b1's host has no agent, c1's neither.
+    assert_configuration_state(await get(http, B1), "Failure", "HostNotConnectedToController")
+    # The server itself is connected all along.
+    assert_configuration_state(await get(http, "/servers/hostA"), "Success")
+
+    # The dataplane recovers: the host applies and acks.
+    dataplane.gate.set()
+    nic = await becomes(http, A1, "Success")
+    assert props(nic)["provisioningState"] == "Succeeded"
+    assert_configuration_state(nic, "Success")
+
+    # The agent goes away: nothing is connected for host A any more.
+    await agents.stop(agent)
+    nic = await becomes(http, A1, "Failure", "HostNotConnectedToController")
+    assert_configuration_state(nic, "Failure", "HostNotConnectedToController")
+    assert props(nic)["provisioningState"] == "Succeeded"
+    assert_configuration_state(
+        await get(http, "/servers/hostA"), "Failure", "HostNotConnectedToController"
+    )
+    # And a write for the disconnected host still answers at once.
+    started = time.monotonic()
+    changed = await put(http, A1, moved_a1("24.30.1.13"))
+    assert time.monotonic() - started < PROMPTLY
+    assert props(changed)["provisioningState"] == "Succeeded"
+    assert_configuration_state(changed, "Failure", "HostNotConnectedToController")
+
+
+async def test_a_failure_the_agent_reports_is_the_nics_detailed_info(
+    controller: InProcessController,
+    fleet: list[Fleet],
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    failing = fabric.endpoint("a1")
+    hosts = Fleet([controller.base_url], [AgentSpec("hostA", agent_tokens["hostA"])])
+    fleet.append(hosts)
+    hosts.start(fail_keys=lambda key: key == failing)
+    assert await hosts.connected(10)
+    assert await hosts.applied(await revision_of(database), 10)
+
+    nic = await becomes(controller.http, A1, "Failure", "PolicyConfigurationFailure")
+    state = assert_configuration_state(nic, "Failure", "PolicyConfigurationFailure")
+    assert state["detailedInfo"] == [
+        {
+            "source": "VirtualSwitch",
+            "code": "PolicyConfigurationFailure",
+            "message": "simulated failure",
+        }
+    ]
+    assert props(nic)["provisioningState"] == "Succeeded"
+    # The host itself is connected and fine; only that NIC failed.
+    assert_configuration_state(await get(controller.http, "/servers/hostA"), "Success")
+
+
+async def test_a_reported_failure_stays_until_the_object_is_applied(
+    controller: InProcessController,
+    fleet: list[Fleet],
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    failing = fabric.endpoint("a1")
+    hosts = Fleet([controller.base_url], [AgentSpec("hostA", agent_tokens["hostA"])])
+    fleet.append(hosts)
+    hosts.start(fail_keys=lambda key: key == failing)
+    assert await hosts.applied(await revision_of(database), 10)
+    await becomes(controller.http, A1, "Failure", "PolicyConfigurationFailure")
+    # Something unrelated to a1 is written: host A gets a bookmark (or a delta of the ACL).
+    await put(controller.http, "/credentials/other", credential("X509Certificate", value="CD"))
+    await put(controller.http, WEB_ACL, acl(acl_rule("r1", 100), acl_rule("r2", 200)))
+    assert await hosts.applied(await revision_of(database), 10)
+    await asyncio.sleep(0.5)
+    nic = await get(controller.http, A1)
+    assert_configuration_state(nic, "Failure", "PolicyConfigurationFailure")
+
+
+# -- ?wait=applied ------------------------------------------------------------------------------
+
+
+async def test_wait_applied_answers_when_every_connected_host_acked(
+    controller: InProcessController,
+    agents: Agents,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    running = {
+        host: agents.start(host, agent_tokens[host], provider_address=PROVIDER[host])
+        for host in ("hostA", "hostB")
+    }
+    for agent in running.values():
+        await applied(agent, await revision_of(database))
+    await eventually(lambda: fabric.mapping("a1") in running["hostB"].state.objects)
+
+    # a1 is on A and mapped on B: both must have applied it when the answer comes.
+    response = await put_waiting(controller.http, A1, moved_a1("24.30.1.14"))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-sdnc-applied"] == "true"
+    assert running["hostA"].state.objects[fabric.endpoint("a1")]["ip"] == "24.30.1.14"
+    assert running["hostB"].state.objects[fabric.mapping("a1")]["ip"] == "24.30.1.14"
+    # The answer already shows it applied.
+    nic = response.json()
+    assert props(nic)["provisioningState"] == "Succeeded"
+    assert_configuration_state(nic, "Success")
+
+    # DELETE waits the same way.
+    response = await controller.http.delete(url(f"{A1}?wait=applied&timeout=10"))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-sdnc-applied"] == "true"
+    assert fabric.mapping("a1") not in running["hostB"].state.objects
+    assert fabric.endpoint("a1") not in running["hostA"].state.objects
+
+
+async def test_wait_applied_gives_up_after_the_timeout_when_a_host_does_not_ack(
+    controller: InProcessController,
+    agents: Agents,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    stuck = RecordingDataplane()
+    running = {
+        "hostA": agents.start("hostA", agent_tokens["hostA"], provider_address=PROVIDER["hostA"]),
+        "hostB": agents.start(
+            "hostB", agent_tokens["hostB"], provider_address=PROVIDER["hostB"], dataplane=stuck
+        ),
+    }
+    for agent in running.values():
+        await applied(agent, await revision_of(database))
+    await eventually(lambda: fabric.mapping("a1") in running["hostB"].state.objects)
+    stuck.gate.clear()
+
+    started = time.monotonic()
+    response = await put_waiting(controller.http, A1, moved_a1("24.30.1.16"), within=0.5)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert response.headers["x-sdnc-applied"] == "false"
+    assert 0.5 <= elapsed < 0.5 + PROMPTLY
+    # Written all the same, and applied on A (B is the one behind).
+    nic = response.json()
+    assert props(nic)["provisioningState"] == "Succeeded"
+    assert_configuration_state(nic, "Success")
+    assert running["hostA"].state.objects[fabric.endpoint("a1")]["ip"] == "24.30.1.16"
+
+    # Once B catches up, the same wait succeeds.
+    stuck.gate.set()
+    await applied(running["hostB"], await revision_of(database))
+    response = await put_waiting(controller.http, A1, moved_a1("24.30.1.17"))
+    assert response.headers["x-sdnc-applied"] == "true"
+
+
+async def test_wait_applied_does_not_wait_for_hosts_that_are_not_connected(
+    controller: InProcessController,
+    agents: Agents,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    agent = agents.start("hostA", agent_tokens["hostA"])
+    await applied(agent, await revision_of(database))
+    cases = (
+        # c1 is on host C, which has no agent.
+        (C1, placed_nic("hostC", RED_DB, "10.1.1.33", "00155D000C01")),
+        # A credential concerns no host at all.
+        ("/credentials/other", credential("X509Certificate", value="AB")),
+    )
+    for path, body in cases:
+        started = time.monotonic()
+        response = await put_waiting(controller.http, path, body, within=30)
+        assert time.monotonic() - started < PROMPTLY, path
+        assert response.status_code in (200, 201), response.text
+        assert response.headers["x-sdnc-applied"] == "true"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "wait=soon",
+        "wait=",
+        "wait=applied&timeout=abc",
+        "wait=applied&timeout=0",
+        "wait=applied&timeout=-1",
+        "wait=applied&timeout=61",
+        "wait=applied&timeout=nan",
+        "wait=applied&timeout=inf",
+    ],
+)
+async def test_bad_wait_parameters_are_refused_and_change_nothing(
+    controller: InProcessController, fabric: Fabric, query: str
+) -> None:
+    http = controller.http
+    before = await get(http, A1)
+    response = await http.put(f"{url(A1)}?{query}", json=moved_a1("24.30.1.18"), headers=PS_HEADERS)
+    assert_error(response, 400, "InvalidInput")
+    after = await get(http, A1)
+    assert after["etag"] == before["etag"]
+    response = await http.delete(f"{url(A1)}?{query}")
+    assert_error(response, 400, "InvalidInput")
+    assert (await get(http, A1))["etag"] == before["etag"]

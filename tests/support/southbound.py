@@ -1,0 +1,414 @@
+"""Test support for the southbound channel: a controller served in-process over a real socket,
+host agents (the real session client) that remember what they were sent, a raw protocol
+client, a small fabric of hosts, virtual networks and NICs, and the policy a brand-new replica
+computes, to compare agents' state with.
+
+Everything runs in the test's event loop: the in-process controller is a uvicorn server task,
+so a test can also look at its southbound runtime (``controller.southbound``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from controller import protocol
+from controller.agent.session import AgentSession, AgentState, Body, Failure
+from controller.app import create_app
+from controller.settings import Settings
+from controller.southbound.admin import agent_token
+from controller.southbound.runtime import Southbound
+from controller.store.changes import ChangeLog
+from controller.store.database import Database
+from tests.support.bodies import (
+    acl,
+    acl_rule,
+    connection,
+    credential,
+    ip_configuration,
+    nic,
+    provider_network,
+    ref,
+    server,
+    virtual_network,
+    virtual_subnet,
+)
+from tests.support.nbi import PS_HEADERS, Json, get, put, url
+from tests.support.postgres import free_port
+
+Message = dict[str, Any]
+# Short beats, so that tests about bookmarks and reconnections take fractions of seconds.
+FAST = {"change_poll_interval": 0.2, "bookmark_interval": 0.3}
+FAST_ENV = {"SDNC_CHANGE_POLL_INTERVAL": "0.2", "SDNC_BOOKMARK_INTERVAL": "0.3"}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    within: float = 10.0,
+    what: str = "the condition",
+) -> None:
+    """Poll ``check`` (sync or async) until it is true; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {within} s")
+        await asyncio.sleep(0.02)
+
+
+# -- the controller, in-process ------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the test runner keeps Ctrl-C."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+@dataclass
+class InProcessController:
+    app: FastAPI
+    base_url: str
+    http: httpx.AsyncClient  # paths as tests.support.nbi takes them
+
+    @property
+    def southbound(self) -> Southbound:
+        southbound: Southbound = self.app.state.southbound
+        return southbound
+
+
+@contextlib.asynccontextmanager
+async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessController]:
+    """The app served by uvicorn on a free port of 127.0.0.1, in this event loop."""
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name=f"controller-{port}")
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the controller stopped while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the controller did not start")
+        await asyncio.sleep(0.01)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            yield InProcessController(app, base_url, http)
+    finally:
+        server.should_exit = True
+        await task
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingDataplane:
+    """Applies to memory and remembers every apply; ``fail`` names objects it cannot apply;
+    while ``gate`` is cleared, ``apply`` waits (a host whose dataplane is stuck)."""
+
+    fail: Callable[[str], bool] = lambda key: False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    applies: list[tuple[dict[str, Body], list[str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def apply(
+        self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
+    ) -> list[Failure]:
+        await self.gate.wait()
+        self.applies.append((dict(upserts), list(deletes)))
+        return [
+            Failure(key, "PolicyConfigurationFailure", "cannot")
+            for key in upserts
+            if self.fail(key)
+        ]
+
+    def upserted(self) -> set[str]:
+        """Every key this dataplane was ever given to apply."""
+        return {key for upserts, _ in self.applies for key in upserts}
+
+
+class RecordingAgent(AgentSession):
+    """The real agent session; ``messages`` keeps each message it handled, in order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.messages: list[Message] = []
+
+    async def _handle(self, websocket: ClientConnection, message: protocol.Message) -> None:
+        self.messages.append(message)
+        await super()._handle(websocket, message)
+
+    def kinds(self) -> list[str]:
+        return [
+            "resume" if m.get("resume") else str(m["type"])
+            for m in self.messages
+            if m["type"] != protocol.BOOKMARK
+        ]
+
+    @property
+    def dataplane_log(self) -> RecordingDataplane:
+        dataplane = self.dataplane
+        assert isinstance(dataplane, RecordingDataplane)
+        return dataplane
+
+
+class Agents:
+    """Agent sessions running as tasks of this event loop; ``close`` stops them all."""
+
+    def __init__(self, controllers: Sequence[str]) -> None:
+        self.controllers = list(controllers)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def start(
+        self,
+        server_id: str,
+        token: str,
+        *,
+        provider_address: str | None = None,
+        dataplane: RecordingDataplane | None = None,
+        state: AgentState | None = None,
+        controllers: Sequence[str] | None = None,
+        ping_interval: float = 10.0,
+    ) -> RecordingAgent:
+        agent = RecordingAgent(
+            controllers or self.controllers,
+            server_id,
+            token,
+            dataplane or RecordingDataplane(),
+            provider_address=provider_address,
+            state=state,
+            ping_interval=ping_interval,
+            max_backoff=0.2,
+        )
+        self._tasks[id(agent)] = asyncio.create_task(agent.run(), name=f"agent-{server_id}")
+        return agent
+
+    async def stop(self, agent: RecordingAgent) -> None:
+        task = self._tasks.pop(id(agent))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        agent.connected.clear()
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+async def applied(agent: AgentSession, revision: int, within: float = 10.0) -> None:
+    await eventually(
+        lambda: agent.state.applied_revision >= revision,
+        within,
+        f"agent of {agent.server} applying revision {revision}",
+    )
+
+
+# -- the raw protocol --------------------------------------------------------------------------
+
+
+def channel_url(base_url: str, server_id: str) -> str:
+    return f"ws://{base_url.split('://', 1)[1]}/southbound/v1/servers/{server_id}/channel"
+
+
+@contextlib.asynccontextmanager
+async def channel(
+    base_url: str, server_id: str, token: str | None, *, scheme: str = "Bearer"
+) -> AsyncIterator[ClientConnection]:
+    """A WebSocket to the channel of ``server_id`` (no hello sent yet)."""
+    headers = {} if token is None else {"Authorization": f"{scheme} {token}"}
+    async with connect(
+        channel_url(base_url, server_id), additional_headers=headers, open_timeout=10
+    ) as websocket:
+        yield websocket
+
+
+async def say_hello(
+    websocket: ClientConnection,
+    server_id: str,
+    applied_revision: int,
+    *,
+    provider_address: str | None = None,
+) -> None:
+    hello = protocol.hello(server_id, applied_revision, provider_address=provider_address)
+    await websocket.send(protocol.encode(hello))
+
+
+async def receive(websocket: ClientConnection, within: float = 10.0) -> Message:
+    async with asyncio.timeout(within):
+        return protocol.decode(await websocket.recv())
+
+
+async def receive_policy(websocket: ClientConnection, within: float = 10.0) -> Message:
+    """The next message that is not a bookmark."""
+    async with asyncio.timeout(within):
+        while True:
+            message = protocol.decode(await websocket.recv())
+            if message["type"] != protocol.BOOKMARK:
+                return message
+
+
+async def closed_by_the_controller(websocket: ClientConnection, within: float = 10.0) -> bool:
+    """Whether the controller closes ``websocket`` within ``within`` seconds (bookmarks may
+    come before); any other message is a failure."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                message = protocol.decode(await websocket.recv())
+                assert message["type"] == protocol.BOOKMARK, message
+    except ConnectionClosed:
+        return True
+    except TimeoutError:
+        return False
+
+
+# -- the fabric ----------------------------------------------------------------------------------
+
+VNET_BLUE = "/virtualNetworks/blue"
+BLUE_WEB = f"{VNET_BLUE}/subnets/web"
+VNET_RED = "/virtualNetworks/red"
+RED_DB = f"{VNET_RED}/subnets/db"
+WEB_ACL = "/accessControlLists/web"
+HOSTS = ("hostA", "hostB", "hostC")
+PROVIDER = {"hostA": "10.10.56.11", "hostB": "10.10.56.12", "hostC": "10.10.56.13"}
+
+
+@dataclass
+class Fabric:
+    """What ``build_fabric`` created: instanceIds by resourceId."""
+
+    servers: dict[str, str]  # hostA -> instanceId
+    configs: dict[str, str]  # NIC resourceId -> instanceId of its one ipConfiguration
+    subnets: dict[str, str]  # subnet path -> instanceId
+    acls: dict[str, str]  # ACL path -> instanceId
+
+    def endpoint(self, nic_id: str) -> str:
+        return f"endpoint/{self.configs[nic_id]}"
+
+    def mapping(self, nic_id: str) -> str:
+        return f"mapping/{self.configs[nic_id]}"
+
+    def host(self, server_id: str) -> str:
+        return f"host/{self.servers[server_id]}"
+
+    def network(self, subnet: str) -> str:
+        return f"network/{self.subnets[subnet]}"
+
+    def acl(self, path: str) -> str:
+        return f"acl/{self.acls[path]}"
+
+
+def placed_nic(server_id: str, subnet: str, address: str, mac: str, **properties: object) -> Json:
+    """A tenant NIC on ``server_id`` with one ipConfiguration ``ip`` at ``address``."""
+    return nic(
+        ip_configuration("ip", subnet, address, **properties),
+        privateMacAddress=mac,
+        server=ref(f"/servers/{server_id}"),
+    )
+
+
+async def build_fabric(http: httpx.AsyncClient) -> Fabric:
+    """Hosts A, B and C; virtual network blue (subnet web) with NIC a1 on A (using ACL web)
+    and b1 on B; virtual network red (subnet db) with c1 on C."""
+    await put(http, "/credentials/cert", credential("X509Certificate", value="AB12"))
+    servers = {}
+    for host in HOSTS:
+        created = await put(
+            http, f"/servers/{host}", server(connection("/credentials/cert", address=host))
+        )
+        servers[host] = created["instanceId"]
+    await put(http, "/logicalNetworks/HNVPA", provider_network())
+    created_acl = await put(http, WEB_ACL, acl(acl_rule("r1", 100)))
+    await put(http, VNET_BLUE, virtual_network(virtual_subnet("web", "24.30.1.0/24")))
+    await put(
+        http,
+        VNET_RED,
+        virtual_network(virtual_subnet("db", "10.1.1.0/24"), prefixes=("10.1.0.0/16",)),
+    )
+    subnets = {path: (await get(http, path))["instanceId"] for path in (BLUE_WEB, RED_DB)}
+    configs = {}
+    for nic_id, body in (
+        (
+            "a1",
+            placed_nic(
+                "hostA", BLUE_WEB, "24.30.1.10", "00155D000A01", accessControlList=ref(WEB_ACL)
+            ),
+        ),
+        ("b1", placed_nic("hostB", BLUE_WEB, "24.30.1.20", "00155D000B01")),
+        ("c1", placed_nic("hostC", RED_DB, "10.1.1.30", "00155D000C01")),
+    ):
+        await put(http, f"/networkInterfaces/{nic_id}", body)
+        configs[nic_id] = (await get(http, f"/networkInterfaces/{nic_id}/ipConfigurations/ip"))[
+            "instanceId"
+        ]
+    return Fabric(servers, configs, subnets, {WEB_ACL: created_acl["instanceId"]})
+
+
+async def tokens(database: Database, servers: Sequence[str] = HOSTS) -> dict[str, str]:
+    found = {}
+    for server_id in servers:
+        token = await agent_token(database, server_id)
+        assert token is not None, server_id
+        found[server_id] = token
+    return found
+
+
+async def revision_of(database: Database) -> int:
+    """The last committed revision."""
+
+    async def read(connection: AsyncConnection) -> int:
+        return await ChangeLog(connection, is_postgres=database.is_postgres).current()
+
+    return await database.run(read, write=False)
+
+
+async def put_waiting(
+    http: httpx.AsyncClient, path: str, body: object, *, within: float = 10.0
+) -> httpx.Response:
+    """PUT with ``?wait=applied&timeout=within``; the response, unchecked."""
+    return await http.put(
+        f"{url(path)}?wait=applied&timeout={within:g}",
+        content=orjson.dumps(body),
+        headers=PS_HEADERS,
+    )
+
+
+async def reference_policy(database: Database) -> tuple[int, Callable[[str], dict[str, Body]]]:
+    """What a brand-new replica computes from the current documents: (its revision, the
+    snapshot of a host by server instanceId)."""
+    fresh = Southbound(database)
+    await fresh.start()
+    try:
+        revision = fresh.compiler.revision
+        snapshots = {
+            host: fresh.compiler.snapshot(host) for host in set(fresh.compiler.model.server_keys)
+        }
+    finally:
+        await fresh.stop()
+    return revision, lambda host: snapshots.get(host, {})
