@@ -209,6 +209,42 @@ def simulate_agents(
 
 
 @app.command()
+def agent(
+    controller: Annotated[
+        list[str], typer.Option(help="Controller base URL; repeat to give fallbacks.")
+    ],
+    server: Annotated[str, typer.Option(help="This host's servers resourceId.")],
+    token: Annotated[str, typer.Option(help="The agent token (see `sdnc agent-token`).")],
+    provider_address: Annotated[
+        str | None, typer.Option(help="This host's provider (underlay) address.")
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER."),
+    ] = None,
+    resync_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between drift repairs.")
+    ] = 10.0,
+) -> None:
+    """Run the Linux host agent in this network namespace until SIGTERM (which leaves the
+    data plane in place)."""
+    import asyncio
+
+    from controller.agent.linux.daemon import Options, run_agent
+
+    _configure_logging(Settings().log_level)
+    options = Options(
+        controllers=controller,
+        server=server,
+        token=token,
+        provider_address=provider_address,
+        state_dir=state_dir or Path("/var/lib/sdnc-agent") / server,
+        resync_interval=resync_interval,
+    )
+    asyncio.run(run_agent(options))
+
+
+@app.command()
 def openapi(
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
 ) -> None:

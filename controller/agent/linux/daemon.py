@@ -1,0 +1,87 @@
+"""``sdnc agent``: one host's agent, from its persisted state, until SIGTERM/SIGINT.
+
+Stopping leaves the data plane as it is: endpoints keep their connectivity while the agent
+restarts, and the restarted agent finds the kernel right and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.state import StateDir
+from controller.agent.session import AgentSession, AgentState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    controllers: Sequence[str]
+    server: str
+    token: str
+    provider_address: str | None
+    state_dir: Path
+    resync_interval: float = 10.0
+
+
+async def run_agent(options: Options) -> None:
+    state_dir = StateDir(options.state_dir)
+    saved = state_dir.load()
+    dataplane = LinuxDataplane(
+        options.server,
+        state_dir=state_dir,
+        provider_address=options.provider_address,
+        saved=saved,
+    )
+    log.info(
+        "agent %s: resuming from revision %d with %d objects",
+        options.server,
+        saved.applied_revision,
+        len(saved.objects),
+    )
+    # Repair the host from what was last applied even before a controller answers.
+    await dataplane.reconcile("start")
+    session = AgentSession(
+        options.controllers,
+        options.server,
+        options.token,
+        dataplane,
+        provider_address=options.provider_address,
+        state=AgentState(saved.applied_revision, dict(saved.objects)),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = [
+        asyncio.create_task(session.run(), name="session"),
+        asyncio.create_task(dataplane.resync(options.resync_interval), name="resync"),
+        asyncio.create_task(_keep_revision(session, state_dir), name="revision"),
+    ]
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in [waiter, *tasks]:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    state_dir.save_revision(session.state.applied_revision)
+    log.info("agent %s: stopped at revision %d", options.server, session.state.applied_revision)
+
+
+async def _keep_revision(session: AgentSession, state_dir: StateDir) -> None:
+    """Persist the applied revision as it moves (the objects were saved when applied)."""
+    written = session.state.applied_revision
+    while True:
+        await asyncio.sleep(0.5)
+        revision = session.state.applied_revision
+        if revision != written:
+            state_dir.save_revision(revision)
+            written = revision

@@ -1,0 +1,135 @@
+"""The Linux data plane: every apply reconciles the whole host with the desired objects.
+
+Plan (pure) -> nftables rulesets per router namespace (pure) -> the kernel changes only what
+differs -> the state directory records what was applied and which namespaces are ours. A
+periodic resync runs the same reconcile to repair drift (a device deleted by hand, a lost
+route). Applies and resyncs never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from controller.agent.linux import nft
+from controller.agent.linux.kernel import Kernel
+from controller.agent.linux.plan import HostPlan, plan
+from controller.agent.linux.runner import Runner
+from controller.agent.linux.state import Saved, StateDir
+from controller.agent.session import Body, Failure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Report:
+    changes: int
+    failures: list[Failure]
+    seconds: float
+
+
+class LinuxDataplane:
+    def __init__(
+        self,
+        server: str,
+        *,
+        runner: Runner | None = None,
+        state_dir: StateDir | None = None,
+        provider_address: str | None = None,
+        saved: Saved | None = None,
+    ) -> None:
+        self.server = server  # resourceId; the instanceId comes with the host/ object
+        self.runner = runner or Runner()
+        self.state_dir = state_dir
+        self.provider_address = provider_address
+        saved = saved or Saved()
+        self.server_id = saved.server_id
+        self.desired: dict[str, Body] = dict(saved.objects)
+        self.owned: set[str] = set(saved.namespaces)
+        self.kernel = Kernel(self.runner, dict(saved.rulesets))
+        self.last: Report | None = None
+        self._lock = asyncio.Lock()
+
+    async def apply(
+        self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
+    ) -> list[Failure]:
+        async with self._lock:
+            self.desired = dict(desired)
+            report = await self._reconcile("apply")
+        return report.failures
+
+    async def reconcile(self, reason: str = "resync") -> Report:
+        async with self._lock:
+            return await self._reconcile(reason)
+
+    async def resync(self, interval: float) -> None:
+        """Reconcile every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except OSError as exc:  # the tools are missing or the system is out of resources
+                log.error("resync failed: %s", exc)
+
+    def _plan(self) -> HostPlan:
+        host = next((k for k in sorted(self.desired) if k.startswith("host/")), None)
+        if host is not None:
+            self.server_id = host.partition("/")[2]
+        return plan(self.desired, self.server_id or self.server, self.provider_address)
+
+    async def _reconcile(self, reason: str) -> Report:
+        started = time.monotonic()
+        wanted = self._plan()
+        failures = list(wanted.failures)
+        rulesets: dict[str, str] = {}
+        acls = nft.acls_from_objects(self.desired)
+        for router in sorted(wanted.routers):
+            endpoints = [
+                nft.FilteredEndpoint(f.key, f.veth, f.address, f.mac, f.acl_ids)
+                for f in wanted.filtered.get(router, ())
+            ]
+            ruleset = nft.render(endpoints, acls)
+            rulesets[router] = ruleset.text
+            failures += [
+                Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems
+            ]
+        # Record the NIC namespaces about to be created before creating them: a crash in
+        # between must not leave namespaces the agent would no longer know are its own.
+        self.owned |= set(wanted.ports)
+        self._save()
+        result = await self.kernel.reconcile(wanted, rulesets, self.owned)
+        self.owned = result.owned
+        self._save()
+        failures += result.failures
+        report = Report(result.changes, _unique(failures), time.monotonic() - started)
+        self.last = report
+        if result.changes:
+            for line in result.described:
+                log.info("change: %s", line)
+        level = logging.INFO if result.changes or reason != "resync" else logging.DEBUG
+        log.log(
+            level,
+            "%s: %d changes, %d failing objects, %.0f ms",
+            reason,
+            report.changes,
+            len({f.key for f in report.failures}),
+            report.seconds * 1000,
+        )
+        return report
+
+    def _save(self) -> None:
+        if self.state_dir is not None:
+            self.state_dir.save_objects(
+                self.desired, self.server_id, self.owned, self.kernel.loaded
+            )
+
+
+def _unique(failures: list[Failure]) -> list[Failure]:
+    """One failure per object: the first reason found."""
+    seen: dict[str, Failure] = {}
+    for failure in failures:
+        seen.setdefault(failure.key, failure)
+    return list(seen.values())

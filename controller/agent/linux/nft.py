@@ -1,0 +1,433 @@
+"""ACLs as one nftables script per router namespace (pure: objects in, ruleset text out).
+
+API (the dataplane calls these; nothing here does I/O):
+
+``acls_from_objects(objects) -> dict[str, AclPolicy]``
+    Reads the ``acl/<id>`` and ``aclRule/<id>`` objects of the host's desired state, keyed by
+    ACL instanceId (the ids an endpoint's ``acls`` member lists). Rules whose ACL is absent are
+    ignored. A rule whose values cannot be enforced is left out and recorded in the policy's
+    ``problems``; an unknown default action is enforced as Deny (fail closed) and recorded.
+``render(endpoints, acls) -> Ruleset``
+    ``Ruleset.text`` is one script for ``nft -f`` that replaces ``table bridge sdnc`` and
+    ``table inet sdnc`` in one transaction (each is created empty, deleted, then defined).
+    ``Ruleset.problems`` lists ``(object key, message)`` for what could not be enforced as
+    sent: rules and ACLs (of the ACLs these endpoints use) and endpoints -- report them as
+    per-object failures.
+
+The bridge table marks frames for local endpoint MACs as addressed to the host (arriving over
+VXLAN they are PACKET_OTHERHOST, which IP drops). The inet forward hook filters the routed
+traffic of local endpoints with conntrack (replies of accepted flows pass): a packet from an
+endpoint port meets its sender's outbound ACLs, then one to an endpoint port its receiver's
+inbound ACLs, each found by one verdict-map lookup on (port, address); an address that is no
+endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a chain per direction,
+rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default.
+Endpoints without ACLs pass. ``logging`` is not enforced; established flows survive a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+TABLE = "sdnc"
+T = TypeVar("T")
+PORT_MAX = 65535
+EXPAND = 8  # at most this many nft rules for one ACL rule before lists become sets
+
+Problem = tuple[str, str]
+PortRanges = tuple[tuple[int, int], ...]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Protocol spellings (case-insensitive) -> canonical name; "all" matches every protocol.
+PROTOCOLS = {
+    "tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "all": "all", "*": "all", "any": "all",
+    "icmp": "icmp", "icmpv4": "icmp", "1": "icmp", "icmpv6": "icmpv6", "58": "icmpv6",
+}  # fmt: skip
+ACTIONS = {"allow": True, "permit": True, "deny": False}
+DIRECTIONS = {"inbound": "inbound", "outbound": "outbound"}
+L4PROTO = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp"}
+ANY_ADDRESS = {"*", "any", "internet"}
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_MAC = re.compile(r"[0-9a-f]{12}")
+_SUFFIX = {"inbound": "in", "outbound": "out"}
+DEFAULTS = ("inboundDefaultAction", "outboundDefaultAction")
+
+
+@dataclass(frozen=True)
+class FilteredEndpoint:
+    """One local ipConfiguration: key ``endpoint/<id>``, its router-side veth, its address,
+    its MAC (aa:bb:cc:dd:ee:ff) and its ACL instanceIds in order (subnet's first)."""
+
+    key: str
+    veth: str
+    address: str
+    mac: str
+    acl_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A normalised rule; empty address or port tuples mean "any"."""
+
+    key: str
+    priority: int
+    allow: bool
+    protocol: str
+    sources: tuple[str, ...] = ()
+    source_ports: PortRanges = ()
+    destinations: tuple[str, ...] = ()
+    destination_ports: PortRanges = ()
+
+
+@dataclass(frozen=True)
+class AclPolicy:
+    """An ACL's default actions and its rules per direction, in evaluation order."""
+
+    key: str
+    inbound_permit: bool = True
+    outbound_permit: bool = True
+    inbound: tuple[Rule, ...] = ()
+    outbound: tuple[Rule, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    text: str
+    problems: tuple[Problem, ...]
+
+
+class Unenforceable(ValueError):
+    """A value the agent cannot turn into a filter."""
+
+
+# ---------------------------------------------------------------- parsing and normalisation
+
+
+def pick(value: Any, choices: Mapping[str, T], expected: str) -> T:
+    """``value`` looked up case-insensitively among ``choices``."""
+    found = choices.get(str(value).strip().lower())
+    if found is None:
+        raise Unenforceable(f"{value!r} is not {expected}")
+    return found
+
+
+def parse_ports(value: Any) -> PortRanges:
+    """``*``/absent -> () (any); ``80``, ``80-90`` or a comma list -> merged inclusive ranges."""
+    if value is None:
+        return ()
+    text = str(value).strip().lower()
+    if text in ("", "*", "any"):
+        return ()
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(","):
+        found = re.fullmatch(r"\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?", part)
+        if found is None:
+            raise Unenforceable(f"port range {value!r} is not '*', '80', '80-90' or a list")
+        low = int(found.group(1))
+        high = int(found.group(2) or low)
+        if not low <= high <= PORT_MAX:
+            raise Unenforceable(f"port range {part.strip()!r} is not 0 <= low <= high <= 65535")
+        ranges.append((low, high))
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return () if merged == [(0, PORT_MAX)] else tuple(merged)
+
+
+def parse_prefixes(value: Any) -> tuple[str, ...]:
+    """``*``/``Internet``/absent -> () (any); CIDRs and addresses, comma separated -> the
+    collapsed prefixes (IPv4 first)."""
+    if value is None:
+        return ()
+    parts = [part.strip() for part in str(value).split(",")]
+    if any(part.lower() in ANY_ADDRESS for part in parts) or parts == [""]:
+        return ()
+    networks: list[Network] = []
+    for part in parts:
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            message = f"address prefix {part!r} is not '*', Internet, a CIDR prefix or an address"
+            raise Unenforceable(message) from None
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    collapsed = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return tuple(str(n) for n in collapsed)
+
+
+def parse_priority(value: Any) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise Unenforceable(f"priority {value!r} is not an integer")
+    return int(str(value).strip())
+
+
+def parse_rule(key: str, body: Mapping[str, Any]) -> tuple[str, Rule]:
+    """The rule's direction ("inbound"/"outbound") and the rule; Unenforceable if it is not."""
+    rule = Rule(
+        key=key,
+        priority=parse_priority(body.get("priority")),
+        allow=pick(body.get("action"), ACTIONS, "an action (Allow or Deny)"),
+        protocol=pick(
+            body.get("protocol"), PROTOCOLS, "a protocol (TCP, UDP, ICMPv4, ICMPv6, All)"
+        ),
+        sources=parse_prefixes(body.get("sourceAddressPrefix")),
+        source_ports=parse_ports(body.get("sourcePortRange")),
+        destinations=parse_prefixes(body.get("destinationAddressPrefix")),
+        destination_ports=parse_ports(body.get("destinationPortRange")),
+    )
+    direction = pick(body.get("type"), DIRECTIONS, "a type (Inbound or Outbound)")
+    if rule.protocol.startswith("icmp") and (rule.source_ports or rule.destination_ports):
+        raise Unenforceable(f"protocol {body.get('protocol')!r} has no ports to match")
+    if not match_expressions(rule):
+        raise Unenforceable("matches no packet: its prefixes and protocol share no IP family")
+    return direction, rule
+
+
+def acls_from_objects(objects: Mapping[str, Mapping[str, Any]]) -> dict[str, AclPolicy]:
+    """The ACLs among the host's objects, keyed by ACL instanceId."""
+    parsed: dict[str, list[tuple[str, Rule]]] = {}
+    problems: dict[str, list[Problem]] = {}
+    for key in sorted(k for k in objects if k.startswith("aclRule/")):
+        acl_id = str(objects[key].get("acl"))
+        try:
+            parsed.setdefault(acl_id, []).append(parse_rule(key, objects[key]))
+        except Unenforceable as exc:
+            problems.setdefault(acl_id, []).append((key, str(exc)))
+    policies: dict[str, AclPolicy] = {}
+    for key in sorted(k for k in objects if k.startswith("acl/")):
+        acl_id = key.partition("/")[2]
+        found = problems.setdefault(acl_id, [])
+        inbound, outbound = (_default(key, objects[key].get(m), found) for m in DEFAULTS)
+        # Lower priority first; the key only breaks ties the NBI should have refused.
+        rules = sorted(parsed.get(acl_id, []), key=lambda pair: (pair[1].priority, pair[1].key))
+        policies[acl_id] = AclPolicy(
+            key,
+            inbound,
+            outbound,
+            tuple(rule for side, rule in rules if side == "inbound"),
+            tuple(rule for side, rule in rules if side == "outbound"),
+            tuple(found),
+        )
+    return policies
+
+
+def _default(key: str, value: Any, problems: list[Problem]) -> bool:
+    try:  # absent means Permit, the NBI default
+        return pick(value or "Permit", ACTIONS, "a default action (Permit or Deny)")
+    except Unenforceable as exc:
+        problems.append((key, f"{exc}; enforcing Deny"))
+        return False
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def match_expressions(rule: Rule) -> list[str]:
+    """The rule's nft matches (one after the other, same verdict), per IP family it can match;
+    empty when it can match nothing."""
+    families: list[int | None] = [None]
+    if rule.sources or rule.destinations:
+        families = [
+            version
+            for version in (4, 6)
+            if all(
+                not side or any(_version(p) == version for p in side)
+                for side in (rule.sources, rule.destinations)
+            )
+        ]
+    wanted = {"icmp": 4, "icmpv6": 6}.get(rule.protocol)
+    families = [f for f in families if wanted is None or f in (None, wanted)]
+    return [match for family in families for match in _match(rule, family)]
+
+
+def _version(prefix: str) -> int:
+    return 6 if ":" in prefix else 4
+
+
+def _match(rule: Rule, family: int | None) -> list[str]:
+    keyword = "ip6" if family == 6 else "ip"
+    fields: list[tuple[str, list[str]]] = []
+    for field, prefixes in (("saddr", rule.sources), ("daddr", rule.destinations)):
+        chosen = [p for p in prefixes if _version(p) == family]
+        fields += [(f"{keyword} {field}", chosen)] if chosen else []
+    if rule.protocol in L4PROTO:
+        fields.append(("meta l4proto", [L4PROTO[rule.protocol]]))
+    elif rule.source_ports or rule.destination_ports:  # "All" with ports: those with ports
+        fields.append(("meta l4proto", ["tcp", "udp"]))
+    for field, ranges in (("sport", rule.source_ports), ("dport", rule.destination_ports)):
+        values = [f"{low}-{high}" if high > low else str(low) for low, high in ranges]
+        fields += [(f"th {field}", values)] if values else []
+    # A few rules load much faster than an anonymous set each, so short lists become rules.
+    matches = [""]
+    for head, values in fields:
+        if len(matches) * len(values) <= EXPAND:
+            matches = [f"{match} {head} {value}" for match in matches for value in values]
+        else:
+            matches = [f"{match} {head} {{ {', '.join(values)} }}" for match in matches]
+    return [match.strip() for match in matches]
+
+
+def ident(instance_id: str) -> str:
+    """A chain-name fragment: a GUID's 32 hex digits, else a digest of the id (injective in
+    practice: digests start with "h", which no hex digit is; names are case-sensitive)."""
+    if _GUID.fullmatch(instance_id):
+        return instance_id.replace("-", "")
+    return "h" + hashlib.sha256(instance_id.encode()).hexdigest()[:24]
+
+
+def acl_chain(acl_id: str, direction: str) -> str:
+    return f"acl_{ident(acl_id)}_{_SUFFIX[direction]}"
+
+
+def endpoint_chain(key: str, direction: str) -> str:
+    return f"ep_{ident(key.partition('/')[2])}_{_SUFFIX[direction]}"
+
+
+def _acl_lines(acl_id: str, policy: AclPolicy, direction: str) -> list[str]:
+    rules, permit = (
+        (policy.inbound, policy.inbound_permit)
+        if direction == "inbound"
+        else (policy.outbound, policy.outbound_permit)
+    )
+    lines = [f"chain {acl_chain(acl_id, direction)} {{"]
+    for rule in rules:
+        verdict = "return" if rule.allow else "drop"
+        lines += [f"{match} {verdict}".strip() for match in match_expressions(rule)]
+    lines += ["return" if permit else "drop", "}"]
+    return lines
+
+
+@dataclass(frozen=True)
+class _Port:  # an endpoint whose port and address are usable
+    endpoint: FilteredEndpoint
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    mac: str | None
+
+
+def _check_endpoint(endpoint: FilteredEndpoint, problems: list[Problem]) -> _Port | None:
+    if not _IFNAME.fullmatch(endpoint.veth):
+        problems.append((endpoint.key, f"interface name {endpoint.veth!r} is not valid"))
+        return None
+    try:
+        address = ipaddress.ip_interface(endpoint.address.strip()).ip
+    except ValueError:
+        problems.append((endpoint.key, f"address {endpoint.address!r} is not an IP address"))
+        return None
+    bare = re.sub(r"[:.-]", "", endpoint.mac.strip().lower())
+    mac = ":".join(bare[i : i + 2] for i in range(0, 12, 2)) if _MAC.fullmatch(bare) else None
+    if mac is None:
+        problems.append((endpoint.key, f"MAC {endpoint.mac!r} is not a MAC address"))
+    return _Port(endpoint, address, mac)
+
+
+def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
+    """The script replacing both tables, and what could not be enforced (see the module)."""
+    problems: list[Problem] = []
+    ports: dict[tuple[str, str], _Port] = {}
+    for endpoint in sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)):
+        port = _check_endpoint(endpoint, problems)
+        if port is None:
+            continue
+        slot = (endpoint.veth, str(port.address))
+        if slot in ports:
+            other = ports[slot].endpoint.key
+            message = f"{slot[1]} on {slot[0]} is also {other}; its ACLs are not enforced"
+            problems.append((endpoint.key, message))
+            continue
+        ports[slot] = port
+    used = sorted({acl for port in ports.values() for acl in port.endpoint.acl_ids})
+    for acl_id in used:
+        if acl_id in acls:
+            problems.extend(acls[acl_id].problems)
+    for port in ports.values():
+        missing = [acl for acl in port.endpoint.acl_ids if acl not in acls]
+        if missing:
+            message = f"ACL {', '.join(missing)} is unknown; dropping the endpoint's traffic"
+            problems.append((port.endpoint.key, message))
+    # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
+    veths = {e.veth for e in endpoints if _IFNAME.fullmatch(e.veth)}
+    text = _bridge_table(ports.values()) + _inet_table(list(ports.values()), veths, acls, used)
+    return Ruleset(text, tuple(dict.fromkeys(problems)))
+
+
+def _bridge_table(ports: Iterable[_Port]) -> str:
+    macs = sorted({port.mac for port in ports if port.mac is not None})
+    prerouting = [
+        "chain prerouting {",
+        "type filter hook prerouting priority 0; policy accept;",
+        "ether daddr @endpoint_macs meta pkttype set host",
+        "}",
+    ]
+    return _table("bridge", [*_named("set endpoint_macs", "ether_addr", macs), *prerouting])
+
+
+_TAIL = """\
+chain outbound {
+iifname . ip saddr vmap @outbound_v4
+iifname . ip6 saddr vmap @outbound_v6
+drop
+}
+chain inbound {
+oifname . ip daddr vmap @inbound_v4
+oifname . ip6 daddr vmap @inbound_v6
+drop
+}
+chain forward {
+type filter hook forward priority filter; policy accept;
+ct state established,related accept
+ct state invalid drop
+iifname @endpoint_ports jump outbound
+oifname @endpoint_ports jump inbound
+}"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale)
+
+
+def _inet_table(
+    ports: list[_Port], veths: set[str], acls: Mapping[str, AclPolicy], used: list[str]
+) -> str:
+    lines: list[str] = []
+    for direction, version in ((d, v) for d in ("outbound", "inbound") for v in (4, 6)):
+        elements = [f'"{p.endpoint.veth}" . {p.address} : {_dispatch(p, direction)}'
+                    for p in ports if p.address.version == version]  # fmt: skip
+        verdicts = f"ifname . ipv{version}_addr : verdict"
+        lines += _named(f"map {direction}_v{version}", verdicts, elements)
+    lines += _named("set endpoint_ports", "ifname", [f'"{veth}"' for veth in sorted(veths)])
+    for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
+        lines += _acl_lines(acl_id, acls[acl_id], direction)
+    for port, direction in ((p, d) for p in ports if p.endpoint.acl_ids for d in _SUFFIX):
+        jumps = [f"jump {acl_chain(a, direction)}" if a in acls else "drop"
+                 for a in port.endpoint.acl_ids]  # fmt: skip
+        lines += [f"chain {endpoint_chain(port.endpoint.key, direction)} {{", *jumps, "}"]
+    return _table("inet", [*lines, *_TAIL.splitlines()])
+
+
+def _dispatch(port: _Port, direction: str) -> str:
+    # goto: the end of the endpoint's chain returns to forward, which goes on to inbound.
+    if port.endpoint.acl_ids:
+        return f"goto {endpoint_chain(port.endpoint.key, direction)}"
+    return "return"
+
+
+def _named(declaration: str, type_: str, elements: list[str]) -> list[str]:
+    listed = [f"elements = {{ {', '.join(elements)} }}"] if elements else []
+    return [f"{declaration} {{", f"type {type_}", *listed, "}"]
+
+
+def _table(family: str, body: list[str]) -> str:
+    lines = [f"table {family} {TABLE} {{}}", f"delete table {family} {TABLE}"]
+    lines.append(f"table {family} {TABLE} {{")
+    depth = 1
+    for line in body:
+        depth -= line == "}"
+        lines.append("\t" * depth + line)
+        depth += line.endswith("{")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,121 @@
+"""What the kernel holds now, read with the tools' JSON output (few processes per namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.agent.linux.runner import CommandError, Runner
+
+Json = dict[str, Any]
+
+
+@dataclass
+class NamespaceView:
+    """One namespace's links (with addresses), routes, neighbours, FDB, qdiscs, sysctls."""
+
+    links: dict[str, Json] = field(default_factory=dict)
+    routes: list[Json] = field(default_factory=list)
+    neighbours: list[Json] = field(default_factory=list)
+    netconf: dict[str, Json] = field(default_factory=dict)  # IPv4 netconf by interface
+    fdb: list[Json] = field(default_factory=list)
+    qdiscs: dict[str, Json] = field(default_factory=dict)  # root qdisc by device
+    ruleset: str | None = None  # nft list ruleset (router namespaces)
+
+    def up(self, name: str) -> bool:
+        return "UP" in self.links.get(name, {}).get("flags", ())
+
+    def kind(self, name: str) -> str | None:
+        link = self.links.get(name)
+        if link is None:
+            return None
+        return str(link.get("linkinfo", {}).get("info_kind", "")) or "device"
+
+    def info(self, name: str) -> Json:
+        data: Json = self.links.get(name, {}).get("linkinfo", {}).get("info_data", {})
+        return data
+
+    def ipv4(self, name: str) -> set[str]:
+        return {
+            f"{a['local']}/{a['prefixlen']}"
+            for a in self.links.get(name, {}).get("addr_info", ())
+            if a.get("family") == "inet"
+        }
+
+    def forwarding(self) -> bool:
+        return bool(self.netconf.get("all", {}).get("forwarding"))
+
+    def proxy_arp(self, name: str) -> bool:
+        return bool(self.netconf.get(name, {}).get("proxy_neigh"))
+
+
+@dataclass
+class Observed:
+    namespaces: set[str]
+    host_links: dict[str, Json]  # the host namespace's links (VXLAN devices not moved yet)
+    views: dict[str, NamespaceView]
+
+
+async def observe(runner: Runner, routers: Iterable[str], nics: Iterable[str]) -> Observed:
+    """Read the host namespace and every listed namespace that exists."""
+    names = {str(n["name"]) for n in await runner.json("ip", None, "netns", "list")}
+    host = await runner.json("ip", None, "-d", "link", "show", "type", "vxlan")
+    wanted_routers = [r for r in dict.fromkeys(routers) if r in names]
+    wanted_nics = [n for n in dict.fromkeys(nics) if n in names]
+    views = await asyncio.gather(
+        *(_router(runner, r) for r in wanted_routers), *(_nic(runner, n) for n in wanted_nics)
+    )
+    return Observed(
+        namespaces=names,
+        host_links={str(link["ifname"]): link for link in host},
+        views=dict(zip([*wanted_routers, *wanted_nics], views, strict=True)),
+    )
+
+
+async def _ip(runner: Runner, netns: str, commands: list[str]) -> list[Any]:
+    return await runner.json_batch("ip", netns, commands, details=True)
+
+
+def _fill(view: NamespaceView, documents: list[Any], qdiscs: list[Json]) -> None:
+    addresses, routes, netconf, *rest = documents
+    view.links = {str(link["ifname"]): link for link in addresses}
+    view.routes = list(routes)
+    view.netconf = {
+        str(entry["interface"]): entry for entry in netconf if entry.get("family") == "inet"
+    }
+    view.neighbours = list(rest[0]) if rest else []
+    view.qdiscs = {str(q["dev"]): q for q in qdiscs if q.get("root") and "dev" in q}
+
+
+async def _router(runner: Runner, netns: str) -> NamespaceView:
+    view = NamespaceView()
+    documents, fdb, qdiscs, ruleset = await asyncio.gather(
+        _ip(runner, netns, ["addr show", "route show", "netconf show", "neigh show nud permanent"]),
+        runner.json("bridge", netns, "fdb", "show"),
+        runner.json("tc", netns, "qdisc", "show"),
+        _ruleset(runner, netns),
+    )
+    _fill(view, documents, qdiscs)
+    view.fdb = list(fdb)
+    view.ruleset = ruleset
+    return view
+
+
+async def _nic(runner: Runner, netns: str) -> NamespaceView:
+    view = NamespaceView()
+    documents, qdiscs = await asyncio.gather(
+        _ip(runner, netns, ["addr show", "route show", "netconf show"]),
+        runner.json("tc", netns, "qdisc", "show"),
+    )
+    _fill(view, documents, qdiscs)
+    return view
+
+
+async def _ruleset(runner: Runner, netns: str) -> str | None:
+    try:
+        _, out, _ = await runner.run(runner.inside(netns, ["nft", "list", "ruleset"]))
+    except CommandError:
+        return None
+    return out

@@ -1,0 +1,285 @@
+"""The host's desired data plane as a pure function of the agent's objects.
+
+``plan(objects, server, provider_address)`` turns the southbound objects into what the kernel
+must hold (see docs/agent.md): a router namespace per virtual network, a bridge + VXLAN device
+per VSID in it, a namespace + veth pair per local NIC, a neighbour/FDB entry set per remote
+endpoint, QoS caps, and the inputs of the nftables ruleset of each router namespace. Objects
+that cannot be planned become ``Failure``s; the rest of the host is planned regardless.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.agent.session import Failure
+
+ROUTER_PREFIX = "sdnc-rd-"
+INVALID = "PolicyConfigurationFailure"
+MAX_VSID = 2**24 - 1
+Body = Mapping[str, Any]
+
+
+class PlanError(ValueError):
+    pass
+
+
+def router_name(server: str, vnet: str) -> str:
+    return f"{ROUTER_PREFIX}{server}-{vnet}"
+
+
+def router_prefix(server: str) -> str:
+    """Every router namespace of this agent starts with this (the agent owns them)."""
+    return f"{ROUTER_PREFIX}{server}-"
+
+
+def veth_name(nic: str) -> str:
+    """Router-side veth of a NIC: ``s`` + 12 hex digits of its instanceId (<= 15 chars)."""
+    digits = "".join(c for c in nic.lower() if c in "0123456789abcdef")[:12]
+    if len(digits) < 12:
+        raise PlanError(f"NIC id {nic!r} has fewer than 12 hex digits")
+    return f"s{digits}"
+
+
+def bridge_name(vsid: int) -> str:
+    return f"br{vsid}"
+
+
+def vxlan_name(vsid: int) -> str:
+    return f"vx{vsid}"
+
+
+def format_mac(raw: object) -> str:
+    """``001DD8B71C00`` (or any separators) -> ``00:1d:d8:b7:1c:00``."""
+    digits = "".join(c for c in str(raw).lower() if c not in ":-.")
+    if len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits):
+        raise PlanError(f"bad MAC address {raw!r}")
+    if int(digits[:2], 16) & 1:
+        raise PlanError(f"MAC address {raw!r} is a multicast address")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A VSID in a router namespace: bridge with the gateway address, VXLAN port."""
+
+    router: str
+    vsid: int
+    gateway: str  # address/prefixLength on the bridge
+
+    @property
+    def bridge(self) -> str:
+        return bridge_name(self.vsid)
+
+    @property
+    def vxlan(self) -> str:
+        return vxlan_name(self.vsid)
+
+
+@dataclass(frozen=True)
+class Port:
+    """A local NIC: its namespace, veth pair, addresses and caps."""
+
+    nic: str
+    netns: str
+    router: str
+    veth: str
+    mac: str
+    addresses: tuple[str, ...]  # address/prefixLength on eth0
+    gateway: str  # the default route's next hop
+    vsids: tuple[int, ...]  # the bridges that deliver this MAC locally
+    inbound_mbps: int | None
+    outbound_mbps: int | None
+    keys: tuple[str, ...]
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        return tuple(a.split("/")[0] for a in self.addresses)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An endpoint on another host, reached over VXLAN at its provider address."""
+
+    key: str
+    router: str
+    vsid: int
+    ip: str
+    mac: str
+    underlay: str
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """Input of the ruleset renderer: one per local ipConfiguration."""
+
+    key: str
+    veth: str
+    address: str
+    mac: str
+    acl_ids: tuple[str, ...]
+
+
+@dataclass
+class HostPlan:
+    server: str
+    provider_address: str | None
+    routers: set[str] = field(default_factory=set)
+    segments: dict[tuple[str, int], Segment] = field(default_factory=dict)
+    ports: dict[str, Port] = field(default_factory=dict)  # by NIC namespace
+    remotes: dict[str, Remote] = field(default_factory=dict)  # by wire key
+    filtered: dict[str, list[Filtered]] = field(default_factory=dict)  # by router
+    failures: list[Failure] = field(default_factory=list)
+    keys_of_router: dict[str, set[str]] = field(default_factory=dict)
+
+    def fail(self, key: str, message: str) -> None:
+        self.failures.append(Failure(key, INVALID, message))
+
+    def claim(self, router: str, key: str) -> None:
+        self.routers.add(router)
+        self.keys_of_router.setdefault(router, set()).add(key)
+
+
+def plan(objects: Mapping[str, Body], server: str, provider_address: str | None = None) -> HostPlan:
+    host = next((b for k, b in sorted(objects.items()) if k.startswith("host/")), None)
+    underlay = provider_address or (host or {}).get("providerAddress") or None
+    result = HostPlan(server, str(underlay) if underlay else None)
+    vsid_owner: dict[int, str] = {}
+    for key, body in sorted(objects.items()):
+        if key.startswith("network/"):
+            _plan_network(result, vsid_owner, key, body)
+    endpoints: dict[str, list[tuple[str, Body]]] = {}
+    for key, body in sorted(objects.items()):
+        if key.startswith("endpoint/"):
+            endpoints.setdefault(str(body.get("nic")), []).append((key, body))
+    for nic, members in sorted(endpoints.items()):
+        _plan_port(result, vsid_owner, nic, members)
+    local_macs = {p.mac for p in result.ports.values()}
+    for key, body in sorted(objects.items()):
+        if key.startswith("mapping/"):
+            _plan_remote(result, key, body, local_macs)
+    return result
+
+
+def _vsid(body: Body) -> int:
+    vsid = body.get("vsid")
+    if not isinstance(vsid, int) or isinstance(vsid, bool) or not 0 < vsid <= MAX_VSID:
+        raise PlanError(f"bad VSID {vsid!r}")
+    return vsid
+
+
+def _text(body: Body, member: str) -> str:
+    value = body.get(member)
+    if not isinstance(value, str) or not value:
+        raise PlanError(f"missing {member}")
+    return value
+
+
+def _ipv4(value: object, member: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError as exc:
+        raise PlanError(f"{member} {value!r} is not an IPv4 address") from exc
+
+
+def _plan_network(result: HostPlan, owner: dict[int, str], key: str, body: Body) -> None:
+    try:
+        vsid = _vsid(body)
+        router = router_name(result.server, _text(body, "virtualNetwork"))
+        prefix = ipaddress.IPv4Network(_text(body, "prefix"), strict=False)
+        gateway = _ipv4(body.get("gateway"), "gateway")
+    except ValueError as exc:
+        result.fail(key, str(exc))
+        return
+    if owner.setdefault(vsid, router) != router:
+        result.fail(key, f"VSID {vsid} is used by another virtual network")
+        return
+    result.claim(router, key)
+    result.segments[(router, vsid)] = Segment(router, vsid, f"{gateway}/{prefix.prefixlen}")
+
+
+def _plan_port(
+    result: HostPlan, owner: dict[int, str], nic: str, members: list[tuple[str, Body]]
+) -> None:
+    _, first = members[0]
+    try:
+        router = router_name(result.server, _text(first, "virtualNetwork"))
+        veth = veth_name(_text(first, "nic"))
+        mac = format_mac(first.get("mac"))
+        clash = next((p.nic for p in result.ports.values() if p.veth == veth), None)
+        if clash is not None:
+            raise PlanError(f"NIC {nic} and NIC {clash} share the interface name {veth}")
+    except ValueError as exc:
+        for key, _ in members:
+            result.fail(key, str(exc))
+        return
+    addresses: list[str] = []
+    vsids: list[int] = []
+    keys: list[str] = []
+    gateway = ""
+    for key, body in members:
+        try:
+            vsid = _vsid(body)
+            ip = _ipv4(body.get("ip"), "ip")
+            length = body.get("prefixLength")
+            if not isinstance(length, int) or not 0 < length <= 32:
+                raise PlanError(f"bad prefixLength {length!r}")
+            hop = _ipv4(body.get("gateway"), "gateway")
+            if router_name(result.server, _text(body, "virtualNetwork")) != router:
+                raise PlanError("the NIC's ipConfigurations are in different virtual networks")
+            if owner.setdefault(vsid, router) != router:
+                raise PlanError(f"VSID {vsid} is used by another virtual network")
+        except ValueError as exc:
+            result.fail(key, str(exc))
+            continue
+        network = ipaddress.IPv4Network(f"{ip}/{length}", strict=False)
+        result.segments.setdefault((router, vsid), Segment(router, vsid, f"{hop}/{length}"))
+        gateway = gateway or hop
+        addresses.append(f"{ip}/{network.prefixlen}")
+        vsids.append(vsid)
+        keys.append(key)
+        result.claim(router, key)
+        acls = tuple(str(a) for a in body.get("acls") or ())
+        result.filtered.setdefault(router, []).append(Filtered(key, veth, ip, mac, acls))
+    if not keys:
+        return
+    qos = first.get("qos") or {}
+    result.ports[nic] = Port(
+        nic=nic,
+        netns=nic,
+        router=router,
+        veth=veth,
+        mac=mac,
+        addresses=tuple(addresses),
+        gateway=gateway,
+        vsids=tuple(dict.fromkeys(vsids)),
+        inbound_mbps=_cap(qos.get("inboundMaximumMbps")),
+        outbound_mbps=_cap(qos.get("outboundMaximumMbps")),
+        keys=tuple(keys),
+    )
+
+
+def _cap(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _plan_remote(result: HostPlan, key: str, body: Body, local_macs: set[str]) -> None:
+    try:
+        vsid = _vsid(body)
+        router = router_name(result.server, _text(body, "virtualNetwork"))
+        ip = _ipv4(body.get("ip"), "ip")
+        mac = format_mac(body.get("mac"))
+        underlay = _ipv4(body.get("providerAddress"), "providerAddress")
+    except ValueError as exc:
+        result.fail(key, str(exc))
+        return
+    if (router, vsid) not in result.segments:
+        result.fail(key, f"no network object for VSID {vsid} of its virtual network")
+        return
+    if mac in local_macs:
+        result.fail(key, f"MAC {mac} belongs to a local endpoint")
+        return
+    result.claim(router, key)
+    result.remotes[key] = Remote(key, router, vsid, ip, mac, underlay)

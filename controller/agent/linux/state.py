@@ -1,0 +1,85 @@
+"""The agent's state directory: what it applied and what it owns, so a restart resumes.
+
+* ``objects.json``: the desired objects last applied, the server's instanceId, the NIC
+  namespaces the agent created (it deletes only those and its own router namespaces) and the
+  digests of the rulesets it loaded (so an unchanged ruleset is not reloaded after a restart).
+* ``revision.json``: the revision the objects are complete up to. It is written after the
+  objects, so it never claims more than they hold; a revision behind makes the controller
+  resend changes the agent already has, which is harmless (changes are idempotent).
+
+Every file is replaced atomically (written aside, flushed, renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Body = dict[str, Any]
+
+
+@dataclass
+class Saved:
+    applied_revision: int = 0
+    objects: dict[str, Body] = field(default_factory=dict)
+    server_id: str | None = None
+    namespaces: set[str] = field(default_factory=set)
+    rulesets: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class StateDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> Saved:
+        saved = Saved()
+        data = _read(self.path / "objects.json")
+        if isinstance(data, dict):
+            saved.objects = dict(data.get("objects") or {})
+            saved.server_id = data.get("serverId") or None
+            saved.namespaces = set(data.get("namespaces") or ())
+            saved.rulesets = {
+                str(k): (str(v[0]), str(v[1])) for k, v in (data.get("rulesets") or {}).items()
+            }
+        revision = _read(self.path / "revision.json")
+        if isinstance(revision, dict) and isinstance(revision.get("appliedRevision"), int):
+            saved.applied_revision = revision["appliedRevision"]
+        return saved
+
+    def save_objects(
+        self,
+        objects: dict[str, Body],
+        server_id: str | None,
+        namespaces: set[str],
+        rulesets: dict[str, tuple[str, str]],
+    ) -> None:
+        document = {
+            "objects": objects,
+            "serverId": server_id,
+            "namespaces": sorted(namespaces),
+            "rulesets": {k: list(v) for k, v in sorted(rulesets.items())},
+        }
+        self._write("objects.json", document)
+
+    def save_revision(self, revision: int) -> None:
+        self._write("revision.json", {"appliedRevision": revision})
+
+    def _write(self, name: str, document: object) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.path / name
+        aside = target.with_suffix(".tmp")
+        with aside.open("w") as handle:
+            json.dump(document, handle, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        aside.replace(target)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

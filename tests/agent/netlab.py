@@ -1,0 +1,127 @@
+"""Throwaway hosts for kernel tests: an underlay bridge and host namespaces, each with a
+provider address, and the southbound objects an agent of such a host would receive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+Body = dict[str, Any]
+
+
+def _kernel_lab_missing() -> str | None:
+    if os.geteuid() != 0:
+        return "kernel tests need root (network namespaces, veth, bridge, VXLAN)"
+    if shutil.which("ip") is None or shutil.which("bridge") is None:
+        return "kernel tests need iproute2 (ip, bridge)"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return "kernel tests need `ip netns`"
+    if shutil.which("nft") is None:
+        return "kernel tests need nftables (nft)"
+    return None
+
+
+MISSING = _kernel_lab_missing()
+needs_kernel = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Lab:
+    """Namespaces made for one test; every one, and any namespace named with one of
+    ``owners`` (router/NIC namespaces of the test's agents), is deleted afterwards."""
+
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    made: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+
+    def namespace(self, role: str) -> str:
+        name = f"sdnct-{role}-{self.tag}"
+        sh("ip", "netns", "add", name)
+        self.made.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def underlay(self) -> str:
+        name = self.namespace("u")
+        sh("ip", "-n", name, "link", "add", "ubr", "type", "bridge")
+        sh("ip", "-n", name, "link", "set", "ubr", "up")
+        return name
+
+    def host(self, underlay: str, index: int) -> tuple[str, str]:
+        """A host namespace plugged into the underlay; returns (namespace, provider address)."""
+        name = self.namespace(f"h{index}")
+        address = f"192.168.240.{index}"
+        port = f"up{index}{self.tag}"[:15]
+        sh("ip", "link", "add", port, "netns", underlay, "type", "veth", "peer", "name", "pa0",
+           "netns", name)  # fmt: skip
+        sh("ip", "-n", underlay, "link", "set", port, "master", "ubr", "up")
+        sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "pa0")
+        sh("ip", "-n", name, "link", "set", "pa0", "up")
+        return name, address
+
+    def cleanup(self) -> None:
+        names = {line.split()[0] for line in sh("ip", "netns", "list").splitlines() if line}
+        doomed = [n for n in names if n in self.made or any(o in n for o in self.owners)]
+        for name in doomed:
+            sh("ip", "netns", "del", name, check=False)
+
+
+@dataclass
+class Objects:
+    """Builds one host's southbound objects."""
+
+    server: str = field(default_factory=new_id)
+    objects: dict[str, Body] = field(default_factory=dict)
+
+    def host(self, address: str) -> Objects:
+        self.objects[f"host/{self.server}"] = {"providerAddress": address}
+        return self
+
+    def network(self, subnet: str, vnet: str, vsid: int, prefix: str = "10.1.0.0/24") -> Objects:
+        gateway = prefix.split("/")[0].rsplit(".", 1)[0] + ".1"
+        body = {"vsid": vsid, "virtualNetwork": vnet, "prefix": prefix, "gateway": gateway}
+        self.objects[f"network/{subnet}"] = body
+        return self
+
+    def endpoint(
+        self, key: str, nic: str, mac: str, ip: str, vnet: str, vsid: int, **extra: Any
+    ) -> Objects:
+        gateway = ip.rsplit(".", 1)[0] + ".1"
+        body = {
+            "nic": nic,
+            "mac": mac,
+            "ip": ip,
+            "prefixLength": 24,
+            "gateway": gateway,
+            "vsid": vsid,
+            "subnet": "s",
+            "virtualNetwork": vnet,
+            "acls": [],
+            "qos": {"inboundMaximumMbps": None, "outboundMaximumMbps": None},
+        } | extra
+        self.objects[f"endpoint/{key}"] = body
+        return self
+
+    def mapping(self, key: str, mac: str, ip: str, vnet: str, vsid: int, underlay: str) -> Objects:
+        body = {"vsid": vsid, "virtualNetwork": vnet, "ip": ip, "mac": mac,
+                "providerAddress": underlay}  # fmt: skip
+        self.objects[f"mapping/{key}"] = body
+        return self

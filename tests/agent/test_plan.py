@@ -1,0 +1,146 @@
+"""The host plan is a pure function of the objects: properties over generated hosts."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.agent.linux.plan import (
+    format_mac,
+    plan,
+    router_name,
+    router_prefix,
+    veth_name,
+)
+
+Body = dict[str, Any]
+SERVER = "5e4e4e4e-0000-4000-8000-000000000001"
+VNETS = ["0a0a0a0a-0000-4000-8000-00000000000a", "0b0b0b0b-0000-4000-8000-00000000000b"]
+
+
+def network(vsid: int, vnet: str, third: int) -> Body:
+    prefix, gateway = f"10.0.{third}.0/24", f"10.0.{third}.1"
+    return {"vsid": vsid, "virtualNetwork": vnet, "prefix": prefix, "gateway": gateway}
+
+
+@st.composite
+def hosts(draw: st.DrawFn) -> dict[str, Body]:
+    """Objects of a host: subnets of up to two virtual networks (the same prefixes in both),
+    NICs with one or more ipConfigurations, mappings to other hosts, and a few broken ones."""
+    objects: dict[str, Body] = {f"host/{SERVER}": {"providerAddress": "192.0.2.1"}}
+    subnets = draw(st.lists(st.tuples(st.sampled_from(VNETS), st.integers(0, 3)), max_size=4))
+    vsids = {}
+    for number, (vnet, third) in enumerate(dict.fromkeys(subnets)):
+        vsid = 6000 + number
+        vsids[vsid] = (vnet, third)
+        objects[f"network/n{vsid}"] = network(vsid, vnet, third)
+    if not vsids:
+        return objects
+    nics = draw(st.integers(0, 6))
+    address = 10
+    for n in range(nics):
+        nic = str(uuid.UUID(int=draw(st.integers(1, 2**63)) << 64 | n))
+        vsid = draw(st.sampled_from(sorted(vsids)))
+        vnet, third = vsids[vsid]
+        mac = (
+            draw(st.sampled_from([f"02AA0000{n:04X}", "not-a-mac"]))
+            if n == 0
+            else f"02AA0000{n:04X}"
+        )
+        for config in range(draw(st.integers(1, 3))):
+            address += 1
+            objects[f"endpoint/e{n}-{config}"] = {
+                "nic": nic, "mac": mac, "ip": f"10.0.{third}.{address}", "prefixLength": 24,
+                "gateway": f"10.0.{third}.1", "vsid": vsid, "virtualNetwork": vnet, "acls": ["a1"],
+                "qos": {"inboundMaximumMbps": draw(st.sampled_from([None, 0, 100])),
+                        "outboundMaximumMbps": None},
+            }  # fmt: skip
+    for m in range(draw(st.integers(0, 4))):
+        vsid = draw(st.sampled_from([*sorted(vsids), 9999]))  # 9999: no network object
+        vnet, third = vsids.get(vsid, (VNETS[0], 0))
+        ip, mac = f"10.0.{third}.{200 + m}", f"02BB0000{m:04X}"
+        objects[f"mapping/m{m}"] = {"vsid": vsid, "virtualNetwork": vnet, "ip": ip, "mac": mac,
+                                    "providerAddress": "192.0.2.9"}  # fmt: skip
+    return objects
+
+
+@settings(max_examples=150, deadline=None)
+@given(hosts(), st.randoms())
+def test_every_object_is_planned_or_failed_and_order_does_not_matter(
+    objects: dict[str, Body], shuffle: random.Random
+) -> None:
+    planned = plan(objects, SERVER)
+    items = list(objects.items())
+    shuffle.shuffle(items)
+    assert plan(dict(items), SERVER) == planned
+    failed = {f.key for f in planned.failures}
+    placed = {k for port in planned.ports.values() for k in port.keys} | set(planned.remotes)
+    for key in objects:
+        if key.startswith(("endpoint/", "mapping/")):
+            assert (key in failed) != (key in placed), key
+    assert planned.provider_address == "192.0.2.1"
+
+
+@settings(max_examples=150, deadline=None)
+@given(hosts())
+def test_names_are_valid_and_owned(objects: dict[str, Body]) -> None:
+    planned = plan(objects, SERVER)
+    for router in planned.routers:
+        assert router.startswith(router_prefix(SERVER))
+    for nic, port in planned.ports.items():
+        assert port.netns == nic
+        assert port.router in planned.routers
+        assert len(port.veth) <= 15
+        assert port.veth == veth_name(nic)
+        for vsid in port.vsids:
+            segment = planned.segments[(port.router, vsid)]
+            assert len(segment.bridge) <= 15
+            assert len(segment.vxlan) <= 15
+        assert port.gateway in {s.gateway.split("/")[0] for s in planned.segments.values()}
+        assert port.inbound_mbps in (None, 100)  # 0 means no cap
+    veths = [p.veth for p in planned.ports.values()]
+    assert len(veths) == len(set(veths))
+    for remote in planned.remotes.values():
+        assert (remote.router, remote.vsid) in planned.segments
+
+
+@settings(max_examples=100, deadline=None)
+@given(hosts())
+def test_the_ruleset_inputs_are_one_per_planned_ipconfiguration(objects: dict[str, Body]) -> None:
+    planned = plan(objects, SERVER)
+    filtered = [f for group in planned.filtered.values() for f in group]
+    assert sorted(f.key for f in filtered) == sorted(
+        k for port in planned.ports.values() for k in port.keys
+    )
+    for router, group in planned.filtered.items():
+        ports = {p.veth: p for p in planned.ports.values() if p.router == router}
+        for entry in group:
+            assert entry.mac == ports[entry.veth].mac
+            assert entry.acl_ids == ("a1",)
+
+
+def test_same_prefix_in_two_virtual_networks_gives_two_router_namespaces() -> None:
+    objects = {
+        f"network/{n}": network(vsid, vnet, 0)
+        for n, vsid, vnet in (("a", 7001, VNETS[0]), ("b", 7002, VNETS[1]))
+    }
+    planned = plan(objects, SERVER)
+    assert planned.routers == {router_name(SERVER, v) for v in VNETS}
+    assert planned.failures == []
+
+
+def test_a_vsid_in_two_virtual_networks_is_refused() -> None:
+    objects = {
+        f"network/{n}": network(7001, vnet, 0) for n, vnet in (("a", VNETS[0]), ("b", VNETS[1]))
+    }
+    assert [f.key for f in plan(objects, SERVER).failures] == ["network/b"]
+
+
+def test_macs_and_names() -> None:
+    assert format_mac("001DD8B71C00") == "00:1d:d8:b7:1c:00"
+    assert format_mac("00-1D-D8-B7-1C-00") == "00:1d:d8:b7:1c:00"
+    assert veth_name("0A1B2C3D-4E5F-6789-abcd-ef0123456789") == "s0a1b2c3d4e5f"
