@@ -4,7 +4,7 @@
 #
 # PostgreSQL: SDNC_TEST_DATABASE_URL (a server URL; a throwaway database is created on it) when
 # set, otherwise the tests start a throwaway cluster from the installed server binaries, which
-# are installed with apt when missing.
+# are installed with apt when missing, as are the networking tools of the end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +14,26 @@ have_postgres_binaries() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
 }
 
+# The end-to-end test drives real network namespaces, nftables and traffic: each command it
+# runs, with the Debian package that has it.
+missing_e2e_packages() {
+    local pair
+    for pair in ip:iproute2 bridge:iproute2 tc:iproute2 ss:iproute2 nft:nftables \
+        iperf3:iperf3 ping:iputils-ping nc:netcat-openbsd nsenter:util-linux; do
+        command -v "${pair%%:*}" >/dev/null || echo "${pair#*:}"
+    done | sort -u
+}
+
+packages=()
 if [ -z "${SDNC_TEST_DATABASE_URL:-}" ] && ! have_postgres_binaries; then
-    echo "--- installing PostgreSQL server binaries"
+    packages+=(postgresql)
+fi
+mapfile -t e2e_packages < <(missing_e2e_packages)
+packages+=("${e2e_packages[@]}")
+if [ "${#packages[@]}" -gt 0 ]; then
+    echo "--- installing ${packages[*]}"
     as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
 fi
 
 echo "--- installing the controller and its test tools"

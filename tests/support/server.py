@@ -1,8 +1,9 @@
 """A real controller in a subprocess (``python -m controller serve``) for tests over sockets.
 
-The controller listens on 127.0.0.1 on a free port and runs on the database URL it is given
-(migrations are applied on start, as ``sdnc serve`` does). Its stderr goes to a temporary file:
-``log_since`` returns what it wrote during a test, so a failing test can show the server's side.
+The controller listens on 127.0.0.1 (or the address it is given) on a free port and runs on the
+database URL it is given (migrations are applied on start, as ``sdnc serve`` does). Its stderr
+goes to a temporary file: ``log_since`` returns what it wrote during a test, so a failing test
+can show the server's side.
 """
 
 from __future__ import annotations
@@ -41,14 +42,18 @@ class ControllerServer:
         log_level: str = LOG_LEVEL,
         cwd: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.database_url = database_url
         self.log_level = log_level
         self.cwd = cwd
         # More SDNC_* settings for the controller (SDNC_VSID_MIN, ...).
         self.extra_env = dict(extra_env or {})
+        # The address it listens on (another one than loopback when clients in other network
+        # namespaces must reach it).
+        self.host = host
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         handle, name = tempfile.mkstemp(prefix="sdnc-server-", suffix=".log")
         os.close(handle)
         self.log_path = Path(name)
@@ -66,7 +71,7 @@ class ControllerServer:
             "controller",
             "serve",
             "--host",
-            "127.0.0.1",
+            self.host,
             "--port",
             str(self.port),
         ]

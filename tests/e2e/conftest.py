@@ -1,0 +1,145 @@
+"""The end-to-end deployment: an underlay with three host namespaces, one real controller on
+PostgreSQL listening on the underlay, the fabric built through the REST API, and one real
+``sdnc agent`` per host, started inside its host namespace.
+
+The deployment is built once per module (tests run in file order and build on each other's
+effects, as an operator's session would). Everything is torn down afterwards: agents stopped,
+then every namespace of this run removed (hosts, endpoints named by NIC instanceId, router
+namespaces named by the server instanceId), then the bridge. A failing test shows the agents'
+and the controller's logs written during it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import create_database
+from tests.e2e.agents import SDNC, AgentProcess, agent_token
+from tests.e2e.fabric import Api, Tenants, create_servers, create_tenants
+from tests.e2e.netns import Underlay, namespaces, namespaces_available, remove_namespaces, underlay
+from tests.e2e.probes import TIMINGS
+from tests.support.server import ControllerServer
+from tests.support.southbound import FAST_ENV
+
+HOSTS = 3
+# Seconds between the agents' drift repairs (shorter than the default, for the drift test).
+RESYNC_INTERVAL = 2.0
+FAILED = pytest.StashKey[bool]()
+
+
+@dataclass
+class Deployment:
+    net: Underlay
+    controller: ControllerServer
+    api: Api
+    servers: dict[str, str]  # instanceId by resourceId (host1, ...)
+    agents: dict[int, AgentProcess]  # by host index
+    tenants: Tenants
+
+    def endpoint_ns(self, nic: str) -> str:
+        """The namespace of a NIC's endpoint: named by the NIC's instanceId."""
+        return self.tenants.nics[nic]
+
+    def router_ns(self, host: int, vnet: str) -> str:
+        return f"sdnc-rd-{self.servers[f'host{host}']}-{self.tenants.vnets[vnet]}"
+
+    def vsid(self, vnet: str, subnet: str) -> int:
+        return self.tenants.vsids[(vnet, subnet)]
+
+    def owned_namespaces(self) -> list[str]:
+        """Every namespace this run's agents may have created."""
+        ours = [*self.tenants.nics.values()]
+        routers = tuple(f"sdnc-rd-{server}-" for server in self.servers.values())
+        return ours + [name for name in namespaces() if name.startswith(routers)]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TIMINGS:
+        return
+    terminalreporter.section("end-to-end timings")
+    for what, values in TIMINGS.items():
+        terminalreporter.write_line(f"{what}: {', '.join(values)}")
+
+
+def _agent_available() -> None:
+    result = subprocess.run([SDNC, "agent", "--help"], capture_output=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"`sdnc agent` is not available:\n{result.stdout.decode()}")
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    postgres_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    reason = namespaces_available()
+    if reason is not None:
+        pytest.skip(reason)
+    _agent_available()
+    before = namespaces()
+    workdir = tmp_path_factory.mktemp("e2e")
+    with create_database(postgres_server) as url, underlay(HOSTS) as net:
+        controller = ControllerServer(url, host=net.gateway, extra_env=FAST_ENV)
+        api = Api(controller.base_url)
+        deployed = Deployment(net, controller, api, {}, {}, Tenants({}, {}, {}))
+        try:
+            controller.start()
+            deployed.servers.update(create_servers(api, net))
+            for index, host in enumerate(net.hosts, start=1):
+                name = f"host{index}"
+                agent = AgentProcess(
+                    host, name, agent_token(url, name), controller.base_url,
+                    workdir / f"state-{name}", workdir / f"agent-{name}.log", RESYNC_INTERVAL,
+                )  # fmt: skip
+                deployed.agents[index] = agent
+                agent.start()
+            api.wait_status([f"/servers/{name}" for name in deployed.servers], within=30)
+            create_tenants(api, deployed.tenants)
+            nics = [f"/networkInterfaces/{nic}" for nic in deployed.tenants.nics]
+            api.wait_status(nics, within=30)
+            yield deployed
+        except BaseException:
+            _print_logs(deployed)
+            raise
+        finally:
+            for agent in deployed.agents.values():
+                agent.stop()
+            api.close()
+            controller.stop()
+            controller.remove_log()
+            ours = set(deployed.owned_namespaces())
+            remove_namespaces(sorted(ours))
+    left = (namespaces() - before) & (ours | {host.name for host in net.hosts})
+    assert not left, f"namespaces left behind: {sorted(left)}"
+
+
+def _print_logs(deployed: Deployment, offsets: dict[str, int] | None = None) -> None:
+    offsets = offsets or {}
+    for index, agent in deployed.agents.items():
+        text = agent.log_since(offsets.get(f"host{index}", 0)) if agent.log_path.exists() else ""
+        print(f"--- log of the agent of host{index} ---\n{text}")
+    controller = deployed.controller.log_since(offsets.get("controller", 0))
+    print(f"--- log of the controller ---\n{controller}")
+
+
+@pytest.fixture(autouse=True)
+def logs_on_failure(request: pytest.FixtureRequest, deployment: Deployment) -> Iterator[None]:
+    """Show what the agents and the controller logged during a failing test."""
+    offsets = {f"host{i}": agent.log_size() for i, agent in deployment.agents.items()}
+    offsets["controller"] = deployment.controller.log_size()
+    yield
+    if request.node.stash.get(FAILED, False):
+        _print_logs(deployment, offsets)
