@@ -24,6 +24,7 @@ The simulated agents share the machine with the controller; ``cpu`` reports both
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import math
 import resource
@@ -34,6 +35,8 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.agent.simulator import AgentSpec, Fleet
 from controller.bench.common import BenchError, percentile, started_controller
@@ -177,8 +180,17 @@ async def _provision(
 
 
 async def _tokens(database_url: str, count: int) -> dict[str, str]:
+    """The agents' tokens; on PostgreSQL, first refresh the planner's statistics, as
+    autovacuum would after a bulk load (where it is off, plans made for empty tables turn
+    millisecond queries into hundreds of milliseconds)."""
     database = Database(database_url)
     try:
+        if database.is_postgres:
+
+            async def analyze(connection: AsyncConnection) -> None:
+                await connection.execute(text("ANALYZE"))
+
+            await database.run(analyze)
         return dict(await server_tokens(database, count + 100))
     finally:
         await database.dispose()
@@ -245,6 +257,10 @@ async def _measure(
         if not await cold.applied(revision, 300):
             raise BenchError("the fresh agents did not all reach the current revision")
         cold_snapshot = time.perf_counter() - started
+        # A thousand agents' states are long-lived: keep the collector from walking them in
+        # the middle of a timed change (the controller does the same with its model).
+        gc.collect()
+        gc.freeze()
         log(f"cold snapshot of {options.agents} agents: {cold_snapshot:.2f} s")
         try:
             return await _changes(client, cold, options, networks, cold_snapshot)

@@ -142,6 +142,8 @@ class Compiler:
             return
         changed = before is None or before.body != after.body
         old_hosts = before.hosts if before is not None else frozenset()
+        if not changed and after.hosts == old_hosts:
+            return  # the common case for the siblings of what changed: nothing to send
         for host in after.hosts:
             if changed or host not in old_hosts:
                 deltas[host].upserts[after.wire] = after.body

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -67,15 +68,37 @@ class Session:
         self.sent_bytes += len(frame)
 
 
+@functools.lru_cache(maxsize=65536)
+def _server_id(host: str) -> uuid.UUID:
+    """The server instanceId of a host name the compiler uses (parsed once per host: a
+    change fans out to thousands)."""
+    return uuid.UUID(host)
+
+
+@dataclass(eq=False)
+class ApplyWatch:
+    """The local hosts that still have to acknowledge ``revision``; ``done`` is set when none
+    are left. Kept up to date by the hub as acks come, so a waiter never rescans hosts."""
+
+    revision: int
+    pending: set[uuid.UUID]
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def settle(self, server: uuid.UUID) -> None:
+        self.pending.discard(server)
+        if not self.pending:
+            self.done.set()
+
+
 class Hub:
     def __init__(self, compiler: Compiler, status: StatusBoard) -> None:
         self.compiler = compiler
         self.status = status
         self.sessions: dict[uuid.UUID, Session] = {}
         # Which hosts each recent revision touched (for "wait until applied").
-        self.affected: OrderedDict[int, frozenset[str]] = OrderedDict()
+        self.affected: OrderedDict[int, frozenset[uuid.UUID]] = OrderedDict()
         self._fragments: dict[str, tuple[int, orjson.Fragment]] = {}
-        self._acked = asyncio.Event()
+        self._watches: list[ApplyWatch] = []
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -106,17 +129,20 @@ class Hub:
         if self.sessions.get(session.server) is session:
             del self.sessions[session.server]
             self.status.disconnected(session.server)
+            for watch in self._watches:  # a host that left is no longer waited for here
+                watch.settle(session.server)
         session.queue.put_nowait(None) if not session.queue.full() else None
 
     # -- fan-out --------------------------------------------------------------------------
 
     def dispatch(self, revision: int, deltas: dict[str, HostDelta]) -> None:
         """Queue the delta of ``revision`` for every connected host it touches."""
-        self.affected[revision] = frozenset(deltas)
+        servers = {_server_id(host): delta for host, delta in deltas.items()}
+        self.affected[revision] = frozenset(servers)
         while len(self.affected) > AFFECTED_MEMORY:
             self.affected.popitem(last=False)
-        for host, delta in deltas.items():
-            session = self.sessions.get(uuid.UUID(host))
+        for server, delta in servers.items():
+            session = self.sessions.get(server)
             if session is not None:
                 session.put(self._delta_frame(revision, delta), revision)
 
@@ -163,18 +189,28 @@ class Hub:
             return  # the server's status is its newer connection's
         session.applied_revision = max(session.applied_revision, revision)
         self.status.acked(session.server, revision, failures)
-        self._acked.set()
+        for watch in self._watches:
+            if revision >= watch.revision:
+                watch.settle(session.server)
 
-    def expect_ack(self) -> None:
-        """Arm ``next_ack``: acks from now on end the wait (call before checking state)."""
-        self._acked.clear()
+    def watch(self, revision: int, hosts: set[uuid.UUID]) -> ApplyWatch:
+        """Start following which of ``hosts`` connected here have yet to apply ``revision``
+        (call ``unwatch`` when done)."""
+        pending = {
+            host
+            for host in hosts
+            if (session := self.sessions.get(host)) is not None
+            and session.applied_revision < revision
+        }
+        watch = ApplyWatch(revision, pending)
+        if not pending:
+            watch.done.set()
+        self._watches.append(watch)
+        return watch
 
-    async def next_ack(self, within: float) -> None:
-        """Wait until some agent of this replica acks after ``expect_ack`` (or ``within``
-        seconds pass)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._acked.wait()
+    def unwatch(self, watch: ApplyWatch) -> None:
+        with contextlib.suppress(ValueError):
+            self._watches.remove(watch)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):

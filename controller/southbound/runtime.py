@@ -4,6 +4,7 @@ follower, the hub of connected agents, their status board and the WebSocket chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -34,6 +35,10 @@ class SouthboundOptions:
     bookmark_interval: float = 5.0
     status_interval: float = 0.1
     stale_after: float = 30.0
+
+
+# How often hosts served by other replicas are looked up while waiting for them (seconds).
+REMOTE_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -157,41 +162,46 @@ class Southbound:
     # -- waiting for hosts ----------------------------------------------------------------
 
     async def wait_applied(self, revision: int, within: float) -> ApplyOutcome:
-        """Wait until every connected host ``revision`` touched has acknowledged it."""
+        """Wait until every connected host ``revision`` touched has acknowledged it: hosts
+        connected here are followed as their acks arrive, those of other replicas are polled
+        from the database."""
         deadline = time.monotonic() + within
         if not await self.follower.processed(revision, within):
             return ApplyOutcome(False, frozenset())
         hosts = self.hub.affected.get(revision, frozenset())
-        while True:
-            # Arm the wake-up before looking, so an ack landing in between is not missed.
-            self.hub.expect_ack()
-            pending = await self._pending(hosts, revision)
-            left = deadline - time.monotonic()
-            if not pending or left <= 0:
-                return ApplyOutcome(not pending, frozenset(pending))
-            await self.hub.next_ack(min(left, 0.05 if self._any_remote(pending) else left))
+        watch = self.hub.watch(revision, set(hosts))
+        remote = {host for host in hosts if host not in self.hub.sessions}
+        try:
+            while True:
+                remote = await self._remote_pending(remote, revision)
+                left = deadline - time.monotonic()
+                if (not watch.pending and not remote) or left <= 0:
+                    pending = frozenset(str(host) for host in watch.pending | remote)
+                    return ApplyOutcome(not pending, pending)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(left, REMOTE_POLL) if remote else left):
+                        # Local acks end the wait as they come; remote ones are polled.
+                        await (watch.done.wait() if watch.pending else asyncio.sleep(left))
+        finally:
+            self.hub.unwatch(watch)
 
-    def _any_remote(self, hosts: set[str]) -> bool:
-        """Whether some of ``hosts`` are served by other replicas (their acks are polled)."""
-        return any(uuid.UUID(host) not in self.hub.sessions for host in hosts)
-
-    async def _pending(self, hosts: frozenset[str], revision: int) -> set[str]:
-        local = {h for h in hosts if uuid.UUID(h) in self.hub.sessions}
-        pending = {h for h in local if self.hub.sessions[uuid.UUID(h)].applied_revision < revision}
-        remote = [uuid.UUID(h) for h in hosts - local]
+    async def _remote_pending(self, remote: set[uuid.UUID], revision: int) -> set[uuid.UUID]:
+        """Those of ``remote`` (hosts served by other replicas) that are live and have not
+        applied ``revision`` yet."""
         if not remote:
-            return pending
+            return remote
 
         async def work(connection: AsyncConnection) -> dict[uuid.UUID, AgentState]:
             agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
-            return await agents.states(remote)
+            return await agents.states(list(remote))
 
         states = await self.database.run(work, write=False)
         now = datetime.now(UTC)
         stale = timedelta(seconds=self.options.stale_after)
-        for server in remote:
-            state = states.get(server)
-            if state and is_live(state, now, stale) and state.applied_revision < revision:
-                pending.add(str(server))
-        await asyncio.sleep(0)
-        return pending
+        return {
+            server
+            for server in remote
+            if (state := states.get(server)) is not None
+            and is_live(state, now, stale)
+            and state.applied_revision < revision
+        }
