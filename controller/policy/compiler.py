@@ -44,7 +44,7 @@ class Change:
     document: dict[str, object] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class HostDelta:
     upserts: dict[str, Body] = field(default_factory=dict)
     deletes: list[str] = field(default_factory=list)
@@ -142,7 +142,7 @@ class Compiler:
             return
         changed = before is None or before.body != after.body
         old_hosts = before.hosts if before is not None else frozenset()
-        if not changed and after.hosts == old_hosts:
+        if not changed and (after.hosts is old_hosts or after.hosts == old_hosts):
             return  # the common case for the siblings of what changed: nothing to send
         for host in after.hosts:
             if changed or host not in old_hosts:

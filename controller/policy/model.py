@@ -73,6 +73,8 @@ class Model:
     vnet_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     acl_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     route_table_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
+    # The host sets read from those counts, by group name, dropped when they change.
+    hosts_of_group: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
         """Make ``entities`` what aggregate ``root`` contributes; returns what it did before.
@@ -180,14 +182,24 @@ class Model:
             for config in self.configs_of_subnet.get(subnet, ())
         }
 
-    def vnet_hosts(self, vnet_key: str) -> set[str]:
-        return set(self.vnet_hosts_count.get(vnet_key, ()))
+    def vnet_hosts(self, vnet_key: str) -> frozenset[str]:
+        return self._hosts(f"vnet:{vnet_key}", self.vnet_hosts_count, vnet_key)
 
-    def acl_hosts(self, acl_key: str) -> set[str]:
-        return set(self.acl_hosts_count.get(acl_key, ()))
+    def acl_hosts(self, acl_key: str) -> frozenset[str]:
+        return self._hosts(f"acl:{acl_key}", self.acl_hosts_count, acl_key)
 
-    def route_table_hosts(self, table_key: str) -> set[str]:
-        return set(self.route_table_hosts_count.get(table_key, ()))
+    def route_table_hosts(self, table_key: str) -> frozenset[str]:
+        return self._hosts(f"routeTable:{table_key}", self.route_table_hosts_count, table_key)
+
+    def _hosts(
+        self, group: str, counts: defaultdict[str, Counter[str]], key: str
+    ) -> frozenset[str]:
+        """The hosts of ``group``, one frozenset shared by every object that follows the
+        group (an ACL's rules, a network's mappings) until ``place`` changes it."""
+        hosts = self.hosts_of_group.get(group)
+        if hosts is None:
+            hosts = self.hosts_of_group[group] = frozenset(counts.get(key, ()))
+        return hosts
 
     def place(self, config_key: str) -> set[str]:
         """Bring the placement of one endpoint up to date; returns the groups whose set of
@@ -198,6 +210,12 @@ class Model:
             self.placements[config_key] = after
         if before == after:
             return set()
+        changed = self._recount(before, after)
+        for group in changed:
+            self.hosts_of_group.pop(group, None)
+        return changed
+
+    def _recount(self, before: Placement | None, after: Placement | None) -> set[str]:
         changed: set[str] = set()
         if before is not None:
             for name, counts, key in self._groups(before):
