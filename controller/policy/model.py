@@ -73,8 +73,9 @@ class Model:
     vnet_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     acl_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     route_table_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
-    # The host sets read from those counts, by group name, dropped when they change.
-    hosts_of_group: dict[str, frozenset[str]] = field(default_factory=dict)
+    # A memo of the host sets read from those counts, by group name, dropped when they
+    # change (which groups it holds depends on what was asked, not only on the model).
+    hosts_of_group: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
 
     def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
         """Make ``entities`` what aggregate ``root`` contributes; returns what it did before.
@@ -198,7 +199,9 @@ class Model:
         group (an ACL's rules, a network's mappings) until ``place`` changes it."""
         hosts = self.hosts_of_group.get(group)
         if hosts is None:
-            hosts = self.hosts_of_group[group] = frozenset(counts.get(key, ()))
+            hosts = frozenset(counts.get(key, ()))
+            if hosts:  # a group with no hosts (one that is gone, say) is not remembered
+                self.hosts_of_group[group] = hosts
         return hosts
 
     def place(self, config_key: str) -> set[str]:

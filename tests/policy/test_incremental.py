@@ -108,7 +108,16 @@ def expected(
 def model_fields(compiler: Compiler) -> dict[str, object]:
     """The model's entities and indexes, field by field (so a failure names the field)."""
     model = compiler.model
-    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+    # The memo of group hosts is not part of the state, but what it remembers must be true.
+    counts = {
+        "vnet": model.vnet_hosts_count,
+        "acl": model.acl_hosts_count,
+        "routeTable": model.route_table_hosts_count,
+    }
+    for group, hosts in model.hosts_of_group.items():
+        kind, _, key = group.partition(":")
+        assert hosts == frozenset(counts[kind].get(key, ())), group
+    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.compare}
 
 
 def placed(compiler: Compiler) -> dict[str, tuple[str, Body, frozenset[str]]]:
