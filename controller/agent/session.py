@@ -10,6 +10,7 @@ simulator keeps the state in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -33,6 +34,10 @@ class Failure:
 
 
 class Dataplane(Protocol):
+    # True when ``apply`` returns every object of the host that is failing (it reconciles
+    # the whole host), False when it returns those of the change it was given.
+    reports_all_failures: bool
+
     async def apply(
         self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
     ) -> list[Failure]:
@@ -90,6 +95,8 @@ class AgentSession:
         self.stats = SessionStats()
         self.connected = asyncio.Event()
         self._next = 0
+        self._websocket: ClientConnection | None = None
+        self._sending = asyncio.Lock()  # acks come from applies and from resyncs
 
     def url(self, base: str) -> str:
         scheme = "wss" if base.startswith("https") else "ws"
@@ -134,9 +141,13 @@ class AgentSession:
             )
             await websocket.send(protocol.encode(hello))
             self.connected.set()
-            async for frame in websocket:
-                self.stats.bytes_received += len(frame)
-                await self._handle(websocket, protocol.decode(frame))
+            self._websocket = websocket
+            try:
+                async for frame in websocket:
+                    self.stats.bytes_received += len(frame)
+                    await self._handle(websocket, protocol.decode(frame))
+            finally:
+                self._websocket = None
 
     async def _handle(self, websocket: ClientConnection, message: protocol.Message) -> None:
         kind = message["type"]
@@ -148,8 +159,7 @@ class AgentSession:
             deletes = [key for key in self.state.objects if key not in objects]
             self.state.objects = objects
             failures = await self.dataplane.apply(self.state.objects, objects, deletes)
-            self.state.failing.clear()
-            self.state.record([], failures)
+            self.state.failing = {failure.key: failure for failure in failures}
             self.stats.snapshots += 1
         elif kind == protocol.DELTA:
             upserts: dict[str, Body] = dict(message.get("upserts") or {})
@@ -158,16 +168,36 @@ class AgentSession:
                 self.state.objects.pop(key, None)
             self.state.objects.update(upserts)
             failures = await self.dataplane.apply(self.state.objects, upserts, deletes)
-            self.state.record([*upserts, *deletes], failures)
+            if self.dataplane.reports_all_failures:
+                self.state.failing = {failure.key: failure for failure in failures}
+            else:
+                self.state.record([*upserts, *deletes], failures)
             self.stats.resumes += 1 if message.get("resume") else 0
             self.stats.deltas += 0 if message.get("resume") else 1
         elif kind != protocol.BOOKMARK:
             return
         self.state.applied_revision = max(self.state.applied_revision, revision)
+        await self._ack(websocket, revision)
+
+    async def _ack(self, websocket: ClientConnection, revision: int) -> None:
         # An ack means "all up to revision is applied except these": every object still
         # failing, not only those of this apply.
         report = [
             {"key": f.key, "code": f.code, "message": f.message}
             for f in self.state.failing.values()
         ]
-        await websocket.send(protocol.encode(protocol.ack(revision, report)))
+        async with self._sending:
+            await websocket.send(protocol.encode(protocol.ack(revision, report)))
+
+    async def report(self, failures: Sequence[Failure]) -> None:
+        """The host's failing objects changed outside an apply (a resync found drift it could
+        not repair, or repaired an object that was failing): tell the controller at once, as
+        an ack of the revision already applied."""
+        failing = {failure.key: failure for failure in failures}
+        if failing == self.state.failing:
+            return
+        self.state.failing = failing
+        websocket = self._websocket
+        if websocket is not None:
+            with contextlib.suppress(WebSocketException):
+                await self._ack(websocket, self.state.applied_revision)

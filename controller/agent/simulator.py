@@ -19,6 +19,7 @@ from controller.agent.session import AgentSession, Body, Failure
 @dataclass
 class MemoryDataplane:
     fail_keys: Callable[[str], bool] = lambda key: False
+    reports_all_failures: bool = False
     applies: int = 0
     last_apply: float = 0.0
 

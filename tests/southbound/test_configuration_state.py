@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from controller.agent.session import Failure
 from controller.agent.simulator import AgentSpec, Fleet
 from controller.store.database import Database
 from tests.support.bodies import acl, acl_rule, credential, ref
@@ -204,6 +205,27 @@ async def test_a_reported_failure_stays_until_the_object_is_applied(
     await asyncio.sleep(0.5)
     nic = await get(controller.http, A1)
     assert_configuration_state(nic, "Failure", "PolicyConfigurationFailure")
+
+
+async def test_a_failure_found_between_changes_is_reported_at_once_and_so_is_its_repair(
+    controller: InProcessController,
+    agents: Agents,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+) -> None:
+    """A resync finds an endpoint it cannot (re)build -- say its veth was deleted and cannot
+    be made again -- with nothing new from the controller: the agent says so as an ack of the
+    revision it holds, and says so again once the endpoint is repaired."""
+    agent = agents.start("hostA", agent_tokens["hostA"])
+    await applied(agent, await revision_of(database))
+    await becomes(controller.http, A1, "Success")
+    broken = Failure(fabric.endpoint("a1"), "PolicyConfigurationFailure", "veth is gone")
+    await agent.report([broken])
+    nic = await becomes(controller.http, A1, "Failure", "PolicyConfigurationFailure")
+    assert nic["properties"]["configurationState"]["detailedInfo"][0]["message"] == ("veth is gone")
+    await agent.report([])
+    await becomes(controller.http, A1, "Success")
 
 
 # -- ?wait=applied ------------------------------------------------------------------------------

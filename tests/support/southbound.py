@@ -130,6 +130,7 @@ class RecordingDataplane:
     fail: Callable[[str], bool] = lambda key: False
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     applies: list[tuple[dict[str, Body], list[str]]] = field(default_factory=list)
+    reports_all_failures: bool = False
 
     def __post_init__(self) -> None:
         self.gate.set()

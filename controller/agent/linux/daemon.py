@@ -62,7 +62,9 @@ async def run_agent(options: Options) -> None:
         loop.add_signal_handler(signum, stop.set)
     tasks = [
         asyncio.create_task(session.run(), name="session"),
-        asyncio.create_task(dataplane.resync(options.resync_interval), name="resync"),
+        asyncio.create_task(
+            dataplane.resync(options.resync_interval, session.report), name="resync"
+        ),
         asyncio.create_task(_keep_revision(session, state_dir), name="revision"),
     ]
     waiter = asyncio.create_task(stop.wait())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from controller.agent.linux import nft
@@ -22,6 +22,7 @@ from controller.agent.linux.state import Saved, StateDir
 from controller.agent.session import Body, Failure
 
 log = logging.getLogger(__name__)
+Reporter = Callable[[list[Failure]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Report:
 
 
 class LinuxDataplane:
+    # Every apply reconciles the whole host, so it returns every failing object.
+    reports_all_failures = True
+
     def __init__(
         self,
         server: str,
@@ -65,14 +69,18 @@ class LinuxDataplane:
         async with self._lock:
             return await self._reconcile(reason)
 
-    async def resync(self, interval: float) -> None:
-        """Reconcile every ``interval`` seconds until cancelled."""
+    async def resync(self, interval: float, report: Reporter | None = None) -> None:
+        """Reconcile every ``interval`` seconds until cancelled, handing each outcome's
+        failures to ``report`` (which tells the controller when they changed)."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.reconcile()
+                outcome = await self.reconcile()
             except OSError as exc:  # the tools are missing or the system is out of resources
                 log.error("resync failed: %s", exc)
+                continue
+            if report is not None:
+                await report(outcome.failures)
 
     def _plan(self) -> HostPlan:
         host = next((k for k in sorted(self.desired) if k.startswith("host/")), None)
