@@ -22,7 +22,6 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.policy import Change, Compiler
-from controller.southbound import heap
 from controller.southbound.hub import Hub
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
@@ -78,7 +77,6 @@ class Follower:
         await self._load()
         self._tasks.append(asyncio.create_task(self._follow(), name="change-follower"))
         self._tasks.append(asyncio.create_task(self._bookmarks(), name="bookmarks"))
-        self._tasks.append(asyncio.create_task(heap.keep_frozen(), name="heap"))
         if self.database.is_postgres:
             self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
 
@@ -119,8 +117,6 @@ class Follower:
         revision, changes = await self.database.run(read, write=False, isolation="REPEATABLE READ")
         started = time.perf_counter()
         self.compiler.load(changes, revision)
-        del changes
-        heap.freeze()
         log.info(
             "policy loaded at revision %d: %d objects in %.2f s",
             revision,

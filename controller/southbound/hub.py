@@ -131,7 +131,8 @@ class Hub:
             self.status.disconnected(session.server)
             for watch in self._watches:  # a host that left is no longer waited for here
                 watch.settle(session.server)
-        session.queue.put_nowait(None) if not session.queue.full() else None
+        with contextlib.suppress(asyncio.QueueFull):  # an overflowed one is closing anyway
+            session.queue.put_nowait(None)
 
     # -- fan-out --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.websockets import WebSocket
 
 from controller.policy import Compiler
+from controller.southbound import heap
 from controller.southbound.channel import Channel
 from controller.southbound.follower import PROVIDER_ADDRESS, Follower, provider_address_root
 from controller.southbound.hub import Hub
@@ -52,6 +53,7 @@ class Southbound:
         self.database = database
         self.options = options or SouthboundOptions()
         self.replica = uuid.uuid4().hex[:16]
+        self._heap: asyncio.Task[None] | None = None
         self.compiler = Compiler()
         self.status = StatusBoard(database, self.replica, interval=self.options.status_interval)
         self.hub = Hub(self.compiler, self.status)
@@ -73,12 +75,19 @@ class Southbound:
 
     async def start(self) -> None:
         await self.follower.start()
+        # The policy just loaded is the bulk of the heap and lives as long as the replica.
+        heap.freeze()
+        self._heap = asyncio.create_task(heap.keep_frozen(), name="heap")
         self.status.start()
 
     async def stop(self) -> None:
         await self.hub.close_all()
         await self.follower.stop()
         await self.status.stop()
+        if self._heap is not None:
+            self._heap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heap
 
     def on_commit(self, revision: int) -> None:
         self.follower.wake(revision)
