@@ -23,6 +23,7 @@ from controller.app import create_app
 from controller.settings import Settings
 from controller.store import migrate
 from controller.store.database import Database
+from tests.support.figures import RECORDED, Figures, summary_lines
 from tests.support.nbi import serve
 from tests.support.postgres import ThrowawayPostgres
 
@@ -36,6 +37,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if "postgres_only" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    """Record what this test measured; printed in the run's summary (see tests.support.figures)."""
+    return Figures(request.node.nodeid, RECORDED)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RECORDED:
+        terminalreporter.section("measured figures")
+        for line in summary_lines():
+            terminalreporter.write_line(line)
 
 
 def _libpq(url: str) -> str:
