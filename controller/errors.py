@@ -9,7 +9,8 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     ├── InvalidInput                    400 InvalidInput          (validation of a body or value)
     │   ├── InvalidJson                 400 InvalidJson           (body is not a JSON object)
     │   ├── InvalidReference            400 InvalidReference      (reference to a missing resource)
-    │   └── ResourceIdMismatch          400 ResourceIdMismatch    (body resourceId differs from URI)
+    │   ├── ResourceIdMismatch          400 ResourceIdMismatch    (body resourceId differs from URI)
+    │   └── MalformedRequest            400 MalformedRequest      (not valid HTTP/1.1)
     ├── NotFound                        404 NotFound
     ├── MethodNotAllowed                405 MethodNotAllowed
     ├── Conflict                        409 Conflict              (state conflict)
@@ -19,10 +20,19 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     │   ├── IpAddressExhausted          409 IpAddressExhausted    (no free address in the subnet)
     │   ├── MacAddressExhausted         409 MacAddressExhausted   (no free MAC in any macPool)
     │   └── VsidExhausted               409 VsidExhausted         (no free VSID in the range)
+    ├── RequestTimeout                  408 RequestTimeout        (request not received in time)
     ├── PreconditionFailed              412 PreconditionFailed    (If-Match, missing parent)
     ├── PayloadTooLarge                 413 PayloadTooLarge
+    ├── UriTooLong                      414 UriTooLong
     ├── UnsupportedMediaType            415 UnsupportedMediaType
-    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable)
+    ├── TooManyConnections              429 TooManyConnections    (per client address)
+    ├── RequestHeaderFieldsTooLarge     431 RequestHeaderFieldsTooLarge
+    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable, or the
+                                                                   connection limit is reached)
+
+The HTTP server itself (``controller/api/connection.py``) answers the protocol-level ones
+(MalformedRequest, RequestTimeout, UriTooLong, TooManyConnections, RequestHeaderFieldsTooLarge,
+and ServiceUnavailable at the connection limit) before the application sees the request.
 """
 
 from __future__ import annotations
@@ -73,6 +83,10 @@ class ResourceIdMismatch(InvalidInput):
     code = "ResourceIdMismatch"
 
 
+class MalformedRequest(InvalidInput):
+    code = "MalformedRequest"
+
+
 class NotFound(ControllerError):
     status = 404
     code = "NotFound"
@@ -112,6 +126,11 @@ class VsidExhausted(Conflict):
     code = "VsidExhausted"
 
 
+class RequestTimeout(ControllerError):
+    status = 408
+    code = "RequestTimeout"
+
+
 class PreconditionFailed(ControllerError):
     status = 412
     code = "PreconditionFailed"
@@ -122,9 +141,24 @@ class PayloadTooLarge(ControllerError):
     code = "PayloadTooLarge"
 
 
+class UriTooLong(ControllerError):
+    status = 414
+    code = "UriTooLong"
+
+
 class UnsupportedMediaType(ControllerError):
     status = 415
     code = "UnsupportedMediaType"
+
+
+class TooManyConnections(ControllerError):
+    status = 429
+    code = "TooManyConnections"
+
+
+class RequestHeaderFieldsTooLarge(ControllerError):
+    status = 431
+    code = "RequestHeaderFieldsTooLarge"
 
 
 class ServiceUnavailable(ControllerError):

@@ -29,6 +29,23 @@ class Settings(BaseSettings):
     # JSON nested deeper than this is refused with 400 (real NC payloads are about 8 deep).
     max_json_depth: int = Field(default=64, ge=8, le=512)
     log_level: str = "info"
+    # The HTTP server's own defences (controller/api/connection.py). A request's line and
+    # headers must arrive within http_header_timeout seconds of the connection (or of the
+    # request's first byte on a kept-alive connection), its body within http_body_timeout of
+    # the headers: total deadlines, not idle timers, so trickling bytes does not extend them.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout: float = Field(default=30.0, gt=0, le=600)
+    # Refused with 414 / 431: a request target over http_max_url_bytes, one header field
+    # (name and value) over http_max_header_bytes, more than http_max_headers fields, or a
+    # request line and headers together over http_max_head_bytes.
+    http_max_url_bytes: int = Field(default=8 * 1024, ge=1024, le=1024 * 1024)
+    http_max_header_bytes: int = Field(default=8 * 1024, ge=1024, le=1024 * 1024)
+    http_max_headers: int = Field(default=100, ge=16, le=10_000)
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=4096, le=4 * MIB)
+    # Open connections (HTTP and agent WebSockets) in all, and from one client address (0: no
+    # per-address cap). The total is also kept below the open-files limit.
+    http_max_connections: int = Field(default=10_000, ge=16)
+    http_max_connections_per_address: int = Field(default=256, ge=0)
     # How often a replica re-reads the change log even without a notification (seconds).
     change_poll_interval: float = Field(default=1.0, gt=0, le=60)
     # How often agents with nothing to apply are told the revision they are complete up to
@@ -42,6 +59,15 @@ class Settings(BaseSettings):
     def _vsid_range(self) -> Self:
         if self.vsid_min > self.vsid_max:
             raise ValueError("SDNC_VSID_MIN must not be above SDNC_VSID_MAX")
+        return self
+
+    @model_validator(mode="after")
+    def _head_holds_its_parts(self) -> Self:
+        if self.http_max_head_bytes < max(self.http_max_url_bytes, self.http_max_header_bytes):
+            raise ValueError(
+                "SDNC_HTTP_MAX_HEAD_BYTES must be at least SDNC_HTTP_MAX_URL_BYTES and "
+                "SDNC_HTTP_MAX_HEADER_BYTES"
+            )
         return self
 
     def resolved_database_url(self) -> str:
