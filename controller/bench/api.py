@@ -388,7 +388,7 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
     """Run every phase against ``controller`` (or a controller started for the run); returns
     the report that ``--json`` prints."""
     if controller is None:
-        with started_controller(log) as base_url:
+        with started_controller(log, connections=options.clients) as base_url:
             phases = asyncio.run(_benchmark(base_url, options))
         url, started = base_url, True
     else:

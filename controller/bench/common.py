@@ -17,7 +17,10 @@ from typing import Any
 
 import httpx
 
+from controller.settings import Settings
+
 START_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS: int = Settings.model_fields["http_max_connections"].default
 
 
 class BenchError(RuntimeError):
@@ -76,20 +79,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Connections the benchmark may open beyond what it says it holds at once (setup, agents
+# reconnecting while the controller has not yet seen their old connection close).
+CONNECTION_HEADROOM = 256
+
+
 @contextmanager
-def started_controller(log: Callable[[str], None]) -> Iterator[str]:
+def started_controller(log: Callable[[str], None], *, connections: int) -> Iterator[str]:
     """``python -m controller serve`` on a free local port, with this process's environment;
-    yields its base URL and stops it afterwards."""
+    yields its base URL and stops it afterwards. The benchmark holds up to ``connections``
+    connections at once, all from this one address: the controller's connection caps are
+    raised to fit, unless the environment sets them."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port)]
+    env = dict(os.environ)
+    needed = connections + CONNECTION_HEADROOM
+    env.setdefault("SDNC_HTTP_MAX_CONNECTIONS_PER_ADDRESS", str(needed))
+    env.setdefault("SDNC_HTTP_MAX_CONNECTIONS", str(max(needed, DEFAULT_MAX_CONNECTIONS)))
     with tempfile.TemporaryDirectory(prefix="sdnc-bench-") as folder:
         log_path = Path(folder) / "controller.log"
         with log_path.open("wb") as output:
             process = subprocess.Popen(
                 command,
-                env=dict(os.environ),
+                env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

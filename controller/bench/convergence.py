@@ -315,7 +315,8 @@ def run(
     """Run the benchmark against ``controller`` (or one started on ``database_url``)."""
     started_cpu = resource.getrusage(resource.RUSAGE_SELF)
     if controller is None:
-        with started_controller(log) as base_url:
+        # The agents' channels, and the HTTP client's pool (httpx's default of 100).
+        with started_controller(log, connections=options.agents + 100) as base_url:
             report = asyncio.run(_measure(base_url, database_url, options, log))
     else:
         report = asyncio.run(_measure(controller.rstrip("/"), database_url, options, log))
