@@ -40,6 +40,7 @@ def serve(
     import uvicorn
 
     from controller.app import create_app
+    from controller.server import build_config, raise_open_files_limit
     from controller.store import migrate
 
     settings = Settings()
@@ -47,20 +48,17 @@ def serve(
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
     migrate.upgrade(url)
-    uvicorn.run(
+    raise_open_files_limit()
+    config = build_config(
         create_app(settings),
+        settings,
         host=host or settings.host,
         port=settings.port if port is None else port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-        # Agent channel: small JSON frames to many peers; compressing each costs more CPU
-        # than it saves on a datacenter network. Pings find dead peers.
-        ws_per_message_deflate=False,
-        ws_ping_interval=10.0,
-        ws_ping_timeout=10.0,
-        ws_max_size=64 * 1024 * 1024,
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)
 
 
 @db_app.command("upgrade")

@@ -5,7 +5,9 @@
   trailing slashes);
 * request ids: every response carries ``x-ms-request-id``; ``x-ms-client-request-id`` is echoed;
 * body limit: bodies over the limit are refused with 413 before or while they are read;
-* last resort: an unexpected exception becomes a 500 error envelope, never a bare text page.
+* last resort: an unexpected exception becomes a 500 error envelope, never a bare text page;
+  a client that left (or that the server dropped for being too slow) before its body was read
+  gets no answer and no error in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import quote
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.responses import error_response
@@ -80,6 +83,8 @@ class NbiMiddleware:
             return
         try:
             await self.app(scope, self._limited(receive), send_with_ids)
+        except ClientDisconnect:
+            log.debug("the client of %s %s left", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:

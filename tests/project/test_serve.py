@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controller.server import connection_cap
 from controller.store import migrate
 from tests.conftest import create_database
 from tests.support.bodies import acl
+from tests.support.raw_http import HOSTILE, assert_envelope, exchange
 from tests.support.server import ControllerServer
 
 pytestmark = pytest.mark.slow
@@ -71,3 +75,31 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert "database at revision" in sdnc("db", "upgrade")
     head = migrate.head_revision()
     assert f"current: {head}; head: {head}" in sdnc("db", "current")
+
+
+def test_serve_raises_its_open_files_limit_and_guards_http(tmp_path: Path) -> None:
+    """Started with the usual soft limit of 1,024 open files, ``sdnc serve`` raises it to the
+    hard limit; it answers a hostile request with the NC envelope, not uvicorn's text page."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    server = ControllerServer(None, cwd=tmp_path)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        server.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = Path(f"/proc/{server.pid}/limits").read_text().splitlines()
+        open_files = next(line for line in limits if line.startswith("Max open files"))
+        assert open_files.split()[3:5] == [str(hard), str(hard)], open_files
+        _, raw, status, code = HOSTILE[0]
+        outcome = asyncio.run(exchange("127.0.0.1", server.port, raw))
+        assert_envelope(outcome.response, status, code)
+    finally:
+        server.stop()
+        server.remove_log()
+
+
+def test_the_connection_cap_stays_below_the_open_files_limit() -> None:
+    assert connection_cap(10_000, open_files=1_048_576) == 10_000
+    assert connection_cap(10_000, open_files=4096) == 4096 - 1024
+    assert connection_cap(10_000, open_files=1024) == 512

@@ -106,6 +106,15 @@ class ControllerServer:
         self.stop()
         raise ServerFailed(f"the controller did not answer within {START_TIMEOUT}s:\n{self.log()}")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the controller is not running"
+        return self._process.pid
+
+    def open_files(self) -> int:
+        """How many file descriptors the controller process holds now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

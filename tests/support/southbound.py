@@ -26,7 +26,10 @@ from websockets.exceptions import ConnectionClosed
 
 from controller import protocol
 from controller.agent.session import AgentSession, AgentState, Body, Failure
+from controller.api.connection import GuardedHttpProtocol
+from controller.api.limits import Admission
 from controller.app import create_app
+from controller.server import build_config
 from controller.settings import Settings
 from controller.southbound.admin import agent_token
 from controller.southbound.runtime import Southbound
@@ -87,6 +90,18 @@ class InProcessController:
     app: FastAPI
     base_url: str
     http: httpx.AsyncClient  # paths as tests.support.nbi takes them
+    server: uvicorn.Server
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def admission(self) -> Admission:
+        """The server's count of open connections (controller/api/limits.py)."""
+        protocol = self.server.config.http_protocol_class
+        assert issubclass(protocol, GuardedHttpProtocol)
+        return protocol.admission
 
     @property
     def southbound(self) -> Southbound:
@@ -96,10 +111,11 @@ class InProcessController:
 
 @contextlib.asynccontextmanager
 async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessController]:
-    """The app served by uvicorn on a free port of 127.0.0.1, in this event loop."""
+    """The app served by uvicorn on a free port of 127.0.0.1, in this event loop, configured as
+    ``sdnc serve`` configures it."""
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    config = build_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name=f"controller-{port}")
     deadline = time.monotonic() + 30
@@ -113,7 +129,7 @@ async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessCo
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            yield InProcessController(app, base_url, http)
+            yield InProcessController(app, base_url, http, server)
     finally:
         server.should_exit = True
         await task
@@ -240,12 +256,19 @@ def channel_url(base_url: str, server_id: str) -> str:
 
 @contextlib.asynccontextmanager
 async def channel(
-    base_url: str, server_id: str, token: str | None, *, scheme: str = "Bearer"
+    base_url: str,
+    server_id: str,
+    token: str | None,
+    *,
+    scheme: str = "Bearer",
+    local_address: str | None = None,
 ) -> AsyncIterator[ClientConnection]:
-    """A WebSocket to the channel of ``server_id`` (no hello sent yet)."""
+    """A WebSocket to the channel of ``server_id`` (no hello sent yet), from ``local_address``
+    (a loopback address) if given."""
     headers = {} if token is None else {"Authorization": f"{scheme} {token}"}
+    local = {"local_addr": (local_address, 0)} if local_address else {}
     async with connect(
-        channel_url(base_url, server_id), additional_headers=headers, open_timeout=10
+        channel_url(base_url, server_id), additional_headers=headers, open_timeout=10, **local
     ) as websocket:
         yield websocket
 

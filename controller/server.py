@@ -1,0 +1,92 @@
+"""The HTTP server, built in one place from the settings: ``sdnc serve`` and the tests' in-process
+controller run the same uvicorn configuration, with the protocol classes of
+``controller/api/connection.py`` and the agent channel's WebSocket options.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from controller.api.connection import GuardedWebSocketProtocol, guarded_protocol
+from controller.api.limits import HttpLimits
+from controller.settings import MIB, Settings
+
+log = logging.getLogger(__name__)
+
+# File descriptors kept out of the connection cap: the database pool, log files, the event
+# loop's own, and the connections accepted in one burst before they can be refused.
+FD_RESERVE = 1024
+# When the hard limit is "unlimited", the soft limit is raised this far (some systems refuse
+# an unlimited number of open files).
+UNLIMITED_OPEN_FILES = 1 << 20
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns the soft limit now
+    in force. A process serving thousands of agents and clients needs more than the usual
+    default of 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = UNLIMITED_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if wanted <= soft:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, wanted, exc)
+        return soft
+    return wanted
+
+
+def connection_cap(configured: int, open_files: int) -> int:
+    """The total connection cap: as configured, but below the open-files limit."""
+    budget = open_files - min(FD_RESERVE, open_files // 2)
+    if configured > budget:
+        log.warning(
+            "SDNC_HTTP_MAX_CONNECTIONS is %d, but %d files may be open: serving at most %d "
+            "connections",
+            configured,
+            open_files,
+            budget,
+        )
+        return budget
+    return configured
+
+
+def http_limits(settings: Settings, open_files: int) -> HttpLimits:
+    return HttpLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        max_url_bytes=settings.http_max_url_bytes,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        max_head_bytes=settings.http_max_head_bytes,
+        max_connections=connection_cap(settings.http_max_connections, open_files),
+        max_connections_per_address=settings.http_max_connections_per_address,
+    )
+
+
+def build_config(
+    app: ASGIApp, settings: Settings, *, host: str, port: int, log_level: str | None = None
+) -> uvicorn.Config:
+    """The uvicorn configuration serving ``app`` on ``host:port``."""
+    open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(http_limits(settings, open_files)),
+        ws=GuardedWebSocketProtocol,
+        log_level=(log_level or settings.log_level).lower(),
+        proxy_headers=False,
+        server_header=False,
+        # Agent channel: small JSON frames to many peers; compressing each costs more CPU
+        # than it saves on a datacenter network. Pings find dead peers.
+        ws_per_message_deflate=False,
+        ws_ping_interval=10.0,
+        ws_ping_timeout=10.0,
+        ws_max_size=64 * MIB,
+    )
