@@ -31,6 +31,24 @@ ERROR = "error"
 
 Message = dict[str, Any]
 
+# Object kinds: an object's key is "<kind>/<instanceId>" (docs/southbound.md, "Objects").
+HOST = "host"
+ENDPOINT = "endpoint"
+NETWORK = "network"
+MAPPING = "mapping"
+ACL = "acl"
+ACL_RULE = "aclRule"
+ROUTE_TABLE = "routeTable"
+
+
+def object_key(kind: str, instance_id: str) -> str:
+    return f"{kind}/{instance_id}"
+
+
+def kind_of(key: str) -> str:
+    """The object kind of an object key ("aclRule" of "aclRule/<id>")."""
+    return key.partition("/")[0]
+
 
 class ProtocolError(ValueError):
     """A message that does not follow the protocol."""

@@ -17,20 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from controller.policy.model import Model
-from controller.policy.objects import Body, acl_rule_name, compute
-from controller.policy.topology import (
-    Acl,
-    Entity,
-    Fabric,
-    IpConfig,
-    Nic,
-    ProviderAddress,
-    RouteTable,
-    Server,
-    Subnet,
-    VirtualNetwork,
-    entities_of,
-)
+from controller.policy.objects import KINDS, Body, compute
+from controller.policy.topology import Entity, entities_of
+
+# The kinds of objects that describe one endpoint, and the entity types some kind names by
+# instanceId (their appearance or departure is what such a kind watches).
+_PER_ENDPOINT = tuple(kind for kind in KINDS if kind.per_endpoint)
+_NAMED_TYPES = tuple(dict.fromkeys(t for kind in KINDS for t in kind.names))
 
 
 @dataclass(frozen=True)
@@ -92,16 +85,8 @@ class Compiler:
                     self._joined[host][computed.wire] = revision
 
     def _all_names(self) -> Iterable[str]:
-        model = self.model
-        for config in model.configs:
-            yield f"endpoint:{config}"
-            yield f"mapping:{config}"
-        yield from (f"network:{s}" for s in model.subnets)
-        for key, acl in model.acls.items():
-            yield f"acl:{key}"
-            yield from (acl_rule_name(key, rule["id"]) for rule in acl.rules)
-        yield from (f"routeTable:{r}" for r in model.route_tables)
-        yield from (f"host:{s}" for s in model.servers)
+        for kind in KINDS:
+            yield from (kind.name(key) for key in kind.keys(self.model))
 
     # -- incremental ----------------------------------------------------------------------
 
@@ -114,10 +99,7 @@ class Compiler:
         self.model.replace(change.root, new)
         after_names, after_configs = _dirty(self.model, came)
         names |= after_names
-        named = _named_by(self.model, _appeared_or_vanished(old, new))
-        for config in named:
-            names |= _config_objects(self.model, config)
-        configs |= named
+        names |= _naming(self.model, _appeared_or_vanished(old, new))
         for config in configs | after_configs:
             for group in self.model.place(config):
                 names |= _group_objects(self.model, group)
@@ -205,53 +187,37 @@ def _difference(old: list[Entity], new: list[Entity]) -> tuple[list[Entity], lis
 
 
 def _group_objects(model: Model, group: str) -> set[str]:
-    """The objects whose hosts follow the hosts of ``group`` (``vnet:``, ``acl:``,
-    ``routeTable:``)."""
-    kind, _, key = group.partition(":")
-    if kind == "acl":
-        return {group} | _rule_objects(model.acls.get(key))
-    if kind != "vnet":
-        return {group}
-    names = {f"network:{s}" for s in model.subnets_of_vnet.get(key, ())}
-    names |= {f"mapping:{c}" for c in model.vnet_configs(key)}
+    """The objects whose hosts follow the hosts of ``group`` (a ``group_name``)."""
+    group_kind, _, key = group.partition(":")
+    names: set[str] = set()
+    for kind in KINDS:
+        rule = kind.follows.get(group_kind)
+        if rule is not None:
+            names |= kind.names_of(rule(model, key))
     return names
 
 
-def _appeared_or_vanished(old: Iterable[Entity], new: Iterable[Entity]) -> set[tuple[str, str]]:
-    """ACLs and virtual networks (as ``(kind, key)``) that came or went: their instanceIds
-    appear in endpoint bodies."""
+def _appeared_or_vanished(old: Iterable[Entity], new: Iterable[Entity]) -> set[tuple[type, str]]:
+    """Entities some kind names by instanceId (as ``(type, key)``) that came, went or came
+    again under another instanceId."""
 
-    def named(entities: Iterable[Entity]) -> set[tuple[str, str, str]]:
+    def named(entities: Iterable[Entity]) -> set[tuple[type, str, str]]:
         return {
-            ("vnet" if isinstance(e, VirtualNetwork) else "acl", e.key, e.id)
-            for e in entities
-            if isinstance(e, Acl | VirtualNetwork)
+            (type(e), e.key, getattr(e, "id", "")) for e in entities if isinstance(e, _NAMED_TYPES)
         }
 
     return {(kind, key) for kind, key, _ in named(old) ^ named(new)}
 
 
-def _named_by(model: Model, changed: set[tuple[str, str]]) -> set[str]:
-    """The endpoints whose bodies name one of the ``changed`` ACLs or virtual networks."""
-    configs: set[str] = set()
-    for kind, key in changed:
-        if kind == "vnet":
-            configs |= model.vnet_configs(key)
-        else:
-            configs |= model.configs_of_acl.get(key, set())
-            for subnet in model.subnets_of_acl.get(key, ()):
-                configs |= model.configs_of_subnet.get(subnet, set())
-    return configs
-
-
-def _rule_objects(acl: Acl | None) -> set[str]:
-    """The objects of the rules of ``acl``."""
-    return {acl_rule_name(acl.key, rule["id"]) for rule in acl.rules} if acl else set()
-
-
-def _config_objects(model: Model, config_key: str) -> set[str]:
-    """The objects whose body describes the endpoint ``config_key``."""
-    return {f"endpoint:{config_key}", f"mapping:{config_key}"}
+def _naming(model: Model, changed: set[tuple[type, str]]) -> set[str]:
+    """The objects whose bodies name one of the ``changed`` entities."""
+    names: set[str] = set()
+    for entity_type, key in changed:
+        for kind in KINDS:
+            rule = kind.names.get(entity_type)
+            if rule is not None:
+                names |= kind.names_of(rule(model, key))
+    return names
 
 
 def _dirty(model: Model, entities: Iterable[Entity]) -> tuple[set[str], set[str]]:
@@ -260,28 +226,11 @@ def _dirty(model: Model, entities: Iterable[Entity]) -> tuple[set[str], set[str]
     names: set[str] = set()
     configs: set[str] = set()
     for entity in entities:
-        match entity:
-            case IpConfig():
-                configs.add(entity.key)
-            case Nic():
-                configs |= model.configs_of_nic.get(entity.key, set())
-            case Subnet():
-                names.add(f"network:{entity.key}")
-                configs |= model.configs_of_subnet.get(entity.key, set())
-            case VirtualNetwork():
-                names |= _group_objects(model, f"vnet:{entity.key}")
-            case Acl():
-                names.add(f"acl:{entity.key}")
-                names |= _rule_objects(entity)
-            case RouteTable():
-                names.add(f"routeTable:{entity.key}")
-                names |= {f"network:{s}" for s in model.subnets_of_route_table.get(entity.key, ())}
-            case Server() | ProviderAddress():
-                names.add(f"host:{entity.key}")
-                for nic in model.nics_of_server.get(entity.key, ()):
-                    configs |= model.configs_of_nic.get(nic, set())
-            case Fabric():
-                names |= {f"host:{s}" for s in model.servers}
-    for config in configs:
-        names |= _config_objects(model, config)
+        configs |= model.configs_affected_by(entity)
+        for kind in KINDS:
+            rule = kind.shaped_by.get(type(entity))
+            if rule is not None:
+                names |= kind.names_of(rule(model, entity))
+    for kind in _PER_ENDPOINT:
+        names |= kind.names_of(configs)
     return names, configs

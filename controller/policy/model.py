@@ -24,6 +24,16 @@ from controller.policy.topology import (
     VirtualNetwork,
 )
 
+# The groups of hosts the model counts (a group is named "<group>:<key>"): the hosts of a
+# virtual network, of an ACL, of a route table -- those with a placed endpoint in it.
+VNET = "vnet"
+ACL = "acl"
+ROUTE_TABLE = "routeTable"
+
+
+def group_name(group: str, key: str) -> str:
+    return f"{group}:{key}"
+
 
 def _index() -> defaultdict[str, set[str]]:
     return defaultdict(set)
@@ -184,13 +194,15 @@ class Model:
         }
 
     def vnet_hosts(self, vnet_key: str) -> frozenset[str]:
-        return self._hosts(f"vnet:{vnet_key}", self.vnet_hosts_count, vnet_key)
+        return self._hosts(group_name(VNET, vnet_key), self.vnet_hosts_count, vnet_key)
 
     def acl_hosts(self, acl_key: str) -> frozenset[str]:
-        return self._hosts(f"acl:{acl_key}", self.acl_hosts_count, acl_key)
+        return self._hosts(group_name(ACL, acl_key), self.acl_hosts_count, acl_key)
 
     def route_table_hosts(self, table_key: str) -> frozenset[str]:
-        return self._hosts(f"routeTable:{table_key}", self.route_table_hosts_count, table_key)
+        return self._hosts(
+            group_name(ROUTE_TABLE, table_key), self.route_table_hosts_count, table_key
+        )
 
     def _hosts(
         self, group: str, counts: defaultdict[str, Counter[str]], key: str
@@ -206,7 +218,7 @@ class Model:
 
     def place(self, config_key: str) -> set[str]:
         """Bring the placement of one endpoint up to date; returns the groups whose set of
-        hosts changed, as ``vnet:``, ``acl:`` and ``routeTable:`` names."""
+        hosts changed, by ``group_name``."""
         before = self.placements.pop(config_key, None)
         after = self._placement(config_key)
         if after is not None:
@@ -241,12 +253,30 @@ class Model:
         self, placement: Placement
     ) -> list[tuple[str, defaultdict[str, Counter[str]], str]]:
         """Each group ``placement`` counts in: its name, its counts and its key there."""
-        groups = [(f"vnet:{placement.vnet}", self.vnet_hosts_count, placement.vnet)]
-        groups += [(f"acl:{acl}", self.acl_hosts_count, acl) for acl in placement.acls]
+        groups = [(group_name(VNET, placement.vnet), self.vnet_hosts_count, placement.vnet)]
+        groups += [(group_name(ACL, acl), self.acl_hosts_count, acl) for acl in placement.acls]
         if placement.route_table is not None:
             table = placement.route_table
-            groups.append((f"routeTable:{table}", self.route_table_hosts_count, table))
+            groups.append((group_name(ROUTE_TABLE, table), self.route_table_hosts_count, table))
         return groups
+
+    def configs_affected_by(self, entity: Entity) -> set[str]:
+        """The endpoints whose placement (or whose host's facts) a change of ``entity`` may
+        change -- read from the model as it is when called."""
+        match entity:
+            case IpConfig():
+                return {entity.key}
+            case Nic():
+                return set(self.configs_of_nic.get(entity.key, ()))
+            case Subnet():
+                return set(self.configs_of_subnet.get(entity.key, ()))
+            case Server() | ProviderAddress():
+                return {
+                    config
+                    for nic in self.nics_of_server.get(entity.key, ())
+                    for config in self.configs_of_nic.get(nic, ())
+                }
+        return set()
 
     def _placement(self, config_key: str) -> Placement | None:
         host = self.host_of(config_key)

@@ -10,7 +10,7 @@ documents do; southbound objects are named by instanceId.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,52 +106,67 @@ def _ref(properties: Mapping[str, Any], member: str) -> str | None:
     return None
 
 
+# The kind of the documents an agent's reported provider address arrives in (not an NBI kind).
+PROVIDER_ADDRESS_KIND = "agentProviderAddress"
+
+# How rows of the aggregate (the row, and all rows of its aggregate) become entities.
+Source = Callable[[str, Json, list[Json]], Iterator[Entity]]
+
+
 def entities_of(kind: str, document: Json | None) -> list[Entity]:
     """The entities of one aggregate document of ``kind`` (none for a deletion or a kind the
     compiler does not use)."""
     if document is None:
         return []
-    if kind == "agentProviderAddress":
+    if kind == PROVIDER_ADDRESS_KIND:
         return [ProviderAddress(str(document["server"]).lower(), str(document["address"]))]
-    return list(_entities(document.get("rows", [])))
+    rows: list[Json] = document.get("rows", [])
+    return [
+        entity
+        for row in rows
+        if (source := SOURCES.get(row["kind"])) is not None
+        for entity in source(str(row["ref"]).lower(), row, rows)
+    ]
 
 
-def _entities(rows: list[Json]) -> Iterator[Entity]:
-    for row in rows:
-        key = str(row["ref"]).lower()
-        props: Json = row["properties"]
-        row_kind = row["kind"]
-        if row_kind == "servers":
-            yield Server(key, row["id"])
-        elif row_kind == "virtualNetworks":
-            yield VirtualNetwork(key, row["id"])
-        elif row_kind == "virtualNetworks/subnets":
-            yield _subnet(key, row)
-        elif row_kind == "networkInterfaces":
-            yield _nic(key, row["id"], props)
-        elif row_kind == "networkInterfaces/ipConfigurations":
-            nic_key = key.rsplit("/ipconfigurations/", 1)[0]
-            yield IpConfig(
-                key,
-                row["id"],
-                nic_key,
-                props.get("privateIPAddress"),
-                _ref(props, "subnet"),
-                _ref(props, "accessControlList"),
-            )
-        elif row_kind == "accessControlLists":
-            yield _acl(key, row, [r for r in rows if r["kind"] == "accessControlLists/aclRules"])
-        elif row_kind == "routeTables":
-            routes = tuple(r["properties"] for r in rows if r["kind"] == "routeTables/routes")
-            yield RouteTable(key, row["id"], routes)
-        elif row_kind == "virtualNetworkManager":
-            yield Fabric(key, str(props.get("networkVirtualizationProtocol", "Vxlan")))
+def _server(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    yield Server(key, row["id"])
 
 
-def _subnet(key: str, row: Json) -> Subnet:
+def _virtual_network(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    yield VirtualNetwork(key, row["id"])
+
+
+def _ip_configuration(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
+    yield IpConfig(
+        key,
+        row["id"],
+        key.rsplit("/ipconfigurations/", 1)[0],
+        props.get("privateIPAddress"),
+        _ref(props, "subnet"),
+        _ref(props, "accessControlList"),
+    )
+
+
+def _access_control_list(key: str, row: Json, rows: list[Json]) -> Iterator[Entity]:
+    yield _acl(key, row, [r for r in rows if r["kind"] == "accessControlLists/aclRules"])
+
+
+def _route_table(key: str, row: Json, rows: list[Json]) -> Iterator[Entity]:
+    routes = tuple(r["properties"] for r in rows if r["kind"] == "routeTables/routes")
+    yield RouteTable(key, row["id"], routes)
+
+
+def _fabric(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
+    yield Fabric(key, str(props.get("networkVirtualizationProtocol", "Vxlan")))
+
+
+def _subnet(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
     props: Json = row["properties"]
     network = ipaddress.ip_network(str(props["addressPrefix"]))
-    return Subnet(
+    yield Subnet(
         key,
         row["id"],
         key.rsplit("/subnets/", 1)[0],
@@ -164,11 +179,12 @@ def _subnet(key: str, row: Json) -> Subnet:
     )
 
 
-def _nic(key: str, instance_id: str, props: Json) -> Nic:
+def _nic(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
     qos = (props.get("portSettings") or {}).get("qosSettings") or {}
-    return Nic(
+    yield Nic(
         key,
-        instance_id,
+        row["id"],
         _ref(props, "server"),
         props.get("privateMacAddress"),
         qos.get("inboundMaximumMbps") or None,
@@ -189,3 +205,19 @@ def _acl(key: str, row: Json, rule_rows: list[Json]) -> Acl:
         str(props.get("outboundDefaultAction", "Permit")),
         tuple(rules),
     )
+
+
+# Every NBI kind (of an aggregate's rows) the compiler reads, and how. The change follower
+# loads the aggregates of exactly these kinds' top-level kinds (``SOURCE_ROOTS``), so a kind
+# read here cannot be missing from what a starting replica loads.
+SOURCES: dict[str, Source] = {
+    "servers": _server,
+    "virtualNetworks": _virtual_network,
+    "virtualNetworks/subnets": _subnet,
+    "networkInterfaces": _nic,
+    "networkInterfaces/ipConfigurations": _ip_configuration,
+    "accessControlLists": _access_control_list,
+    "routeTables": _route_table,
+    "virtualNetworkManager": _fabric,
+}
+SOURCE_ROOTS: tuple[str, ...] = tuple(dict.fromkeys(kind.split("/")[0] for kind in SOURCES))

@@ -22,28 +22,21 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.policy import Change, Compiler
+from controller.policy.documents import (
+    PROVIDER_ADDRESS_KIND,
+    SOURCE_ROOTS,
+    DocumentRow,
+    aggregate_document,
+    provider_address_document,
+    provider_address_root,
+)
 from controller.southbound.hub import Hub
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
 from controller.store.database import Database
 
 log = logging.getLogger(__name__)
-# Kinds whose documents shape host policy.
-POLICY_KINDS = (
-    "servers",
-    "virtualNetworks",
-    "networkInterfaces",
-    "accessControlLists",
-    "routeTables",
-    "virtualNetworkManager",
-)
-PROVIDER_ADDRESS = "agentProviderAddress"
 BATCH = 500
-
-
-def provider_address_root(server: uuid.UUID) -> uuid.UUID:
-    """The aggregate id under which a server's reported provider address is kept."""
-    return uuid.uuid5(server, "provider-address")
 
 
 @dataclass
@@ -105,7 +98,7 @@ class Follower:
         async def read(connection: AsyncConnection) -> tuple[int, list[Change]]:
             log_ = ChangeLog(connection, is_postgres=self.database.is_postgres)
             revision = await log_.current()
-            rows = await log_.resource_rows(POLICY_KINDS)
+            rows = await log_.resource_rows(SOURCE_ROOTS)
             addresses = await log_.provider_addresses()
             subnets = [r["instance_id"] for r in rows if r["kind"] == "virtualNetworks/subnets"]
             allocations = AllocationRepository(connection, is_postgres=self.database.is_postgres)
@@ -190,30 +183,26 @@ def _changes(
     addresses: list[tuple[uuid.UUID, str, str]],
 ) -> list[Change]:
     """The current documents of every policy aggregate, as changes at ``revision``."""
-    by_root: defaultdict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    by_root: defaultdict[uuid.UUID, list[DocumentRow]] = defaultdict(list)
     kinds: dict[uuid.UUID, str] = {}
     for row in rows:
+        instance = row["instance_id"]
         by_root[row["root_id"]].append(
-            {
-                "id": str(row["instance_id"]),
-                "kind": row["kind"],
-                "parent": str(row["parent_id"]) if row["parent_id"] else None,
-                "ref": row["resource_ref"],
-                "properties": row["properties"],
-                **({"vsid": vsids[row["instance_id"]]} if row["instance_id"] in vsids else {}),
-            }
+            DocumentRow(
+                instance, row["kind"], row["resource_ref"], row["properties"], vsids.get(instance)
+            )
         )
         kinds[row["root_id"]] = row["root_kind"]
     changes = [
-        Change(revision, str(root), kinds[root], {"rows": documents})
+        Change(revision, str(root), kinds[root], aggregate_document(documents))
         for root, documents in by_root.items()
     ]
     changes += [
         Change(
             revision,
             str(provider_address_root(server)),
-            PROVIDER_ADDRESS,
-            {"server": ref, "address": address},
+            PROVIDER_ADDRESS_KIND,
+            provider_address_document(ref, address),
         )
         for server, ref, address in addresses
     ]

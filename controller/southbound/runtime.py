@@ -16,9 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.websockets import WebSocket
 
 from controller.policy import Compiler
+from controller.policy.documents import (
+    PROVIDER_ADDRESS_KIND,
+    provider_address_document,
+    provider_address_root,
+)
 from controller.southbound import heap
 from controller.southbound.channel import Channel
-from controller.southbound.follower import PROVIDER_ADDRESS, Follower, provider_address_root
+from controller.southbound.follower import Follower
 from controller.southbound.hub import Hub
 from controller.southbound.status import StatusBoard, is_live
 from controller.southbound.tokens import SECRET_NAME
@@ -160,9 +165,10 @@ class Southbound:
             )
             return await ChangeLog(connection, is_postgres=postgres).record(
                 provider_address_root(server),
-                PROVIDER_ADDRESS,
-                {"server": ref, "address": address},
+                PROVIDER_ADDRESS_KIND,
+                provider_address_document(ref, address),
                 now,
+                resource=False,
             )
 
         revision = await self.database.run(work)

@@ -47,9 +47,13 @@ class ChangeLog:
         root_kind: str,
         document: dict[str, Any] | None,
         now: datetime,
+        *,
+        resource: bool = True,
     ) -> int:
         """Append the write of one aggregate; returns its revision. Call last in the
-        transaction: the counter row stays locked until the commit."""
+        transaction: the counter row stays locked until the commit. ``resource``: the root
+        is a resource row, whose revision column follows its writes (an agent's report is
+        not)."""
         bump = (
             update(COUNTER)
             .where(COUNTER.c.id == 1)
@@ -66,7 +70,7 @@ class ChangeLog:
                 created_at=now,
             )
         )
-        if document is not None and root_kind != "agentProviderAddress":
+        if document is not None and resource:
             await self.connection.execute(
                 update(RESOURCES)
                 .where(RESOURCES.c.instance_id == root_id)

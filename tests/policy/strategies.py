@@ -35,6 +35,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from controller.policy import Change
+from controller.policy.documents import DocumentRow, aggregate_document
 
 Json = dict[str, Any]
 Draw = st.DrawFn
@@ -303,11 +304,10 @@ class World:
         """Re-PUT the VLAN logical network (a kind the compiler does not read)."""
         self.vlan_dns = dns
         rows = [
-            self._row(VLAN, "logicalNetworks", None, {"networkVirtualizationEnabled": False}),
+            self._row(VLAN, "logicalNetworks", {"networkVirtualizationEnabled": False}),
             self._row(
                 VLAN_SUBNET,
                 "logicalNetworks/subnets",
-                VLAN,
                 {
                     "addressPrefix": "172.16.200.0/24",
                     "vlanID": 200,
@@ -320,7 +320,6 @@ class World:
             self._row(
                 f"{VLAN_SUBNET}/ipPools/Pool1",
                 "logicalNetworks/subnets/ipPools",
-                VLAN_SUBNET,
                 {"startIpAddress": "172.16.200.10", "endIpAddress": "172.16.200.60"},
             ),
         ]
@@ -331,7 +330,6 @@ class World:
         row = self._row(
             SWITCH,
             "virtualSwitchManager",
-            None,
             {"qosSettings": {"enableHardwareLimits": True} if limits else {}},
         )
         return self._change(self._ids[SWITCH], "virtualSwitchManager", {"rows": [row]})
@@ -366,17 +364,11 @@ class World:
 
     # -- documents ------------------------------------------------------------------------
 
-    def _row(self, path: str, kind: str, parent: str | None, properties: Json) -> Json:
-        row: Json = {
-            "id": self._ids[path],
-            "kind": kind,
-            "parent": self._ids[parent] if parent else None,
-            "ref": path,
-            "properties": properties,
-        }
-        if path in self._vsids:
-            row["vsid"] = self._vsids[path]
-        return row
+    def _row(self, path: str, kind: str, properties: Json) -> Json:
+        """One row of an aggregate's document, built as the controller builds it."""
+        row = DocumentRow(uuid.UUID(self._ids[path]), kind, path, properties, self._vsids.get(path))
+        rows: list[Json] = aggregate_document([row])["rows"]
+        return rows[0]
 
     def _server_document(self, write: ServerWrite) -> Json:
         path = ref("servers", write.rid)
@@ -385,28 +377,28 @@ class World:
             "credential": {"resourceRef": HOST_CREDENTIAL},
             "credentialType": "X509Certificate",
         }
-        rows = [self._row(path, "servers", None, {"connections": [connection]})]
+        rows = [self._row(path, "servers", {"connections": [connection]})]
         if write.bmc:
             bmc = f"{path}/networkInterfaces/BMC"
             properties = {"isBMC": True, "logicalSubnets": [{"resourceRef": HNVPA_SUBNET}]}
-            rows.append(self._row(bmc, "servers/networkInterfaces", path, properties))
+            rows.append(self._row(bmc, "servers/networkInterfaces", properties))
         return {"rows": rows}
 
     def _acl_document(self, write: AclWrite) -> Json:
         path = ref("accessControlLists", write.rid)
         defaults = {"inboundDefaultAction": write.inbound, "outboundDefaultAction": write.outbound}
-        rows = [self._row(path, "accessControlLists", None, defaults)]
+        rows = [self._row(path, "accessControlLists", defaults)]
         for rule, properties in write.rules:
             rule_path = f"{path}/aclRules/{rule}"
-            rows.append(self._row(rule_path, "accessControlLists/aclRules", path, dict(properties)))
+            rows.append(self._row(rule_path, "accessControlLists/aclRules", dict(properties)))
         return {"rows": rows}
 
     def _table_document(self, write: TableWrite) -> Json:
         path = ref("routeTables", write.rid)
-        rows = [self._row(path, "routeTables", None, {})]
+        rows = [self._row(path, "routeTables", {})]
         for route, properties in write.routes:
             route_path = f"{path}/routes/{route}"
-            rows.append(self._row(route_path, "routeTables/routes", path, dict(properties)))
+            rows.append(self._row(route_path, "routeTables/routes", dict(properties)))
         return {"rows": rows}
 
     def _vnet_document(self, write: VnetWrite) -> Json:
@@ -415,7 +407,7 @@ class World:
             "addressSpace": {"addressPrefixes": [ADDRESS_SPACE]},
             "logicalNetwork": {"resourceRef": HNVPA},
         }
-        rows = [self._row(path, "virtualNetworks", None, properties)]
+        rows = [self._row(path, "virtualNetworks", properties)]
         for subnet in write.subnets:
             members: Json = {"addressPrefix": subnet.prefix}
             if subnet.acl is not None:
@@ -425,7 +417,7 @@ class World:
             if subnet.table is not None:
                 members["routeTable"] = {"resourceRef": ref("routeTables", subnet.table)}
             subnet_path = subnet_ref(write.rid, subnet.rid)
-            rows.append(self._row(subnet_path, "virtualNetworks/subnets", path, members))
+            rows.append(self._row(subnet_path, "virtualNetworks/subnets", members))
         return {"rows": rows}
 
     def _nic_document(self, write: NicWrite) -> Json:
@@ -443,7 +435,7 @@ class World:
         }
         if write.server is not None:
             properties["server"] = {"resourceRef": ref("servers", write.server)}
-        rows = [self._row(path, "networkInterfaces", None, properties)]
+        rows = [self._row(path, "networkInterfaces", properties)]
         for config in write.configs:
             members: Json = {
                 "privateIPAddress": config.ip,
@@ -455,12 +447,12 @@ class World:
                     "resourceRef": ref("accessControlLists", config.acl)
                 }
             config_path = f"{path}/ipConfigurations/{config.rid}"
-            rows.append(self._row(config_path, "networkInterfaces/ipConfigurations", path, members))
+            rows.append(self._row(config_path, "networkInterfaces/ipConfigurations", members))
         return {"rows": rows}
 
     def _fabric_document(self) -> Json:
         properties = {"networkVirtualizationProtocol": self.encapsulation}
-        return {"rows": [self._row(FABRIC, "virtualNetworkManager", None, properties)]}
+        return {"rows": [self._row(FABRIC, "virtualNetworkManager", properties)]}
 
     def documents(self) -> list[Change]:
         """Every policy aggregate's current documents and every provider address, as changes

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from controller import protocol
 from controller.agent.linux import nft
 from controller.agent.linux.kernel import Kernel
 from controller.agent.linux.plan import HostPlan, plan
@@ -83,7 +84,7 @@ class LinuxDataplane:
                 await report(outcome.failures)
 
     def _plan(self) -> HostPlan:
-        host = next((k for k in sorted(self.desired) if k.startswith("host/")), None)
+        host = next((k for k in sorted(self.desired) if protocol.kind_of(k) == protocol.HOST), None)
         if host is not None:
             self.server_id = host.partition("/")[2]
         return plan(self.desired, self.server_id or self.server, self.provider_address)

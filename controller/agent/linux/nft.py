@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from controller import protocol
+
 TABLE = "sdnc"
 T = TypeVar("T")
 PORT_MAX = 65535
@@ -196,14 +198,14 @@ def acls_from_objects(objects: Mapping[str, Mapping[str, Any]]) -> dict[str, Acl
     """The ACLs among the host's objects, keyed by ACL instanceId."""
     parsed: dict[str, list[tuple[str, Rule]]] = {}
     problems: dict[str, list[Problem]] = {}
-    for key in sorted(k for k in objects if k.startswith("aclRule/")):
+    for key in sorted(k for k in objects if protocol.kind_of(k) == protocol.ACL_RULE):
         acl_id = str(objects[key].get("acl"))
         try:
             parsed.setdefault(acl_id, []).append(parse_rule(key, objects[key]))
         except Unenforceable as exc:
             problems.setdefault(acl_id, []).append((key, str(exc)))
     policies: dict[str, AclPolicy] = {}
-    for key in sorted(k for k in objects if k.startswith("acl/")):
+    for key in sorted(k for k in objects if protocol.kind_of(k) == protocol.ACL):
         acl_id = key.partition("/")[2]
         found = problems.setdefault(acl_id, [])
         inbound, outbound = (_default(key, objects[key].get(m), found) for m in DEFAULTS)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import protocol
 from controller.agent.session import Failure
 
 ROUTER_PREFIX = "sdnc-rd-"
@@ -143,22 +144,24 @@ class HostPlan:
 
 
 def plan(objects: Mapping[str, Body], server: str, provider_address: str | None = None) -> HostPlan:
-    host = next((b for k, b in sorted(objects.items()) if k.startswith("host/")), None)
+    host = next(
+        (b for k, b in sorted(objects.items()) if protocol.kind_of(k) == protocol.HOST), None
+    )
     underlay = provider_address or (host or {}).get("providerAddress") or None
     result = HostPlan(server, str(underlay) if underlay else None)
     vsid_owner: dict[int, str] = {}
     for key, body in sorted(objects.items()):
-        if key.startswith("network/"):
+        if protocol.kind_of(key) == protocol.NETWORK:
             _plan_network(result, vsid_owner, key, body)
     endpoints: dict[str, list[tuple[str, Body]]] = {}
     for key, body in sorted(objects.items()):
-        if key.startswith("endpoint/"):
+        if protocol.kind_of(key) == protocol.ENDPOINT:
             endpoints.setdefault(str(body.get("nic")), []).append((key, body))
     for nic, members in sorted(endpoints.items()):
         _plan_port(result, vsid_owner, nic, members)
     local_macs = {p.mac for p in result.ports.values()}
     for key, body in sorted(objects.items()):
-        if key.startswith("mapping/"):
+        if protocol.kind_of(key) == protocol.MAPPING:
             _plan_remote(result, key, body, local_macs)
     return result
 
