@@ -40,6 +40,7 @@ def serve(
     import uvicorn
 
     from controller.app import create_app
+    from controller.southbound.runtime import WEBSOCKET_OPTIONS
     from controller.store import migrate
 
     settings = Settings()
@@ -54,12 +55,7 @@ def serve(
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
-        # Agent channel: small JSON frames to many peers; compressing each costs more CPU
-        # than it saves on a datacenter network. Pings find dead peers.
-        ws_per_message_deflate=False,
-        ws_ping_interval=10.0,
-        ws_ping_timeout=10.0,
-        ws_max_size=64 * 1024 * 1024,
+        **WEBSOCKET_OPTIONS,
     )
 
 

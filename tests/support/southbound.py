@@ -29,7 +29,7 @@ from controller.agent.session import AgentSession, AgentState, Body, Failure
 from controller.app import create_app
 from controller.settings import Settings
 from controller.southbound.admin import agent_token
-from controller.southbound.runtime import Southbound
+from controller.southbound.runtime import WEBSOCKET_OPTIONS, Southbound
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
 from tests.support.bodies import (
@@ -99,7 +99,16 @@ async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessCo
     """The app served by uvicorn on a free port of 127.0.0.1, in this event loop."""
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    # As ``sdnc serve`` runs it; uvicorn's logs go to the root logger (no config of its own),
+    # where a test's ``caplog`` sees them.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        log_config=None,
+        **WEBSOCKET_OPTIONS,
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name=f"controller-{port}")
     deadline = time.monotonic() + 30
