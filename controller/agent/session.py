@@ -162,6 +162,11 @@ class AgentSession:
             log.warning(
                 "agent %s: the controller refused the session: %s: %s", self.server, code, text
             )
+            if code == protocol.BAD_HELLO and self.state.applied_revision:
+                # Perhaps a revision the controller's change log does not have (its database
+                # was restored from a backup, say): ask for a snapshot next time. It replaces
+                # the state without wiping the dataplane, so this costs a resume at worst.
+                self.state.applied_revision = 0
             raise protocol.ProtocolError(f"refused by the controller: {code}: {text}", code)
         revision = protocol.revision_of(message)
         if kind == protocol.SNAPSHOT:

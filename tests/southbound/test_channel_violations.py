@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from controller import protocol
+from controller.agent.session import AgentState
 from controller.store.database import Database
 from tests.support.bodies import acl, acl_rule
 from tests.support.nbi import put
@@ -30,8 +31,10 @@ from tests.support.refusals import (
 )
 from tests.support.southbound import (
     WEB_ACL,
+    Agents,
     Fabric,
     InProcessController,
+    applied,
     channel,
     eventually,
     receive,
@@ -229,6 +232,30 @@ async def test_a_hello_ahead_of_a_lagging_replica_waits_for_it(
         await say_hello(websocket, "hostA", stuck)
         error = await refused_with(websocket, protocol.BAD_HELLO)
     assert str(stuck) in error["message"]
+
+
+async def test_an_agent_holding_a_revision_the_controller_never_had_starts_over(
+    controller: InProcessController,
+    database: Database,
+    fabric: Fabric,
+    agent_tokens: dict[str, str],
+    agents: Agents,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As after the controller's database was restored from an older backup.
+    stale = AgentState(applied_revision=10**9, objects={"host/gone": {}})
+    agent = agents.start("hostA", agent_tokens["hostA"], state=stale)
+    await eventually(lambda: agent.stats.snapshots == 1, 10, "a snapshot")
+    await applied(agent, await revision_of(database))
+    assert agent.state.applied_revision < 10**9
+    assert agent.stats.refusals == 1
+    assert agent.last_refusal is not None
+    assert agent.last_refusal[0] == protocol.BAD_HELLO
+    assert agent.stats.snapshots == 1
+    assert agent.state.objects == controller.southbound.compiler.snapshot(fabric.servers["hostA"])
+    said = [r.getMessage() for r in caplog.records if r.name == "controller.agent.session"]
+    assert any(protocol.BAD_HELLO in line and "10" in line for line in said), said
+    assert tracebacks(caplog.records) == []
 
 
 # -- who may connect ---------------------------------------------------------------------------
