@@ -10,10 +10,12 @@ import resource
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import LOGGING_CONFIG
 
 from controller.api.connection import GuardedWebSocketProtocol, guarded_protocol
 from controller.api.limits import HttpLimits
-from controller.settings import MIB, Settings
+from controller.settings import Settings
+from controller.southbound.runtime import WEBSOCKET_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,16 @@ def http_limits(settings: Settings, open_files: int) -> HttpLimits:
 
 
 def build_config(
-    app: ASGIApp, settings: Settings, *, host: str, port: int, log_level: str | None = None
+    app: ASGIApp,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    log_level: str | None = None,
+    own_logging: bool = True,
 ) -> uvicorn.Config:
-    """The uvicorn configuration serving ``app`` on ``host:port``."""
+    """The uvicorn configuration serving ``app`` on ``host:port``; without ``own_logging``
+    uvicorn's loggers propagate to the root logger instead of having handlers of their own."""
     open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return uvicorn.Config(
         app,
@@ -81,12 +90,8 @@ def build_config(
         http=guarded_protocol(http_limits(settings, open_files)),
         ws=GuardedWebSocketProtocol,
         log_level=(log_level or settings.log_level).lower(),
+        log_config=LOGGING_CONFIG if own_logging else None,
         proxy_headers=False,
         server_header=False,
-        # Agent channel: small JSON frames to many peers; compressing each costs more CPU
-        # than it saves on a datacenter network. Pings find dead peers.
-        ws_per_message_deflate=False,
-        ws_ping_interval=10.0,
-        ws_ping_timeout=10.0,
-        ws_max_size=64 * MIB,
+        **WEBSOCKET_OPTIONS,
     )

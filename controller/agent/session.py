@@ -69,6 +69,7 @@ class SessionStats:
     resumes: int = 0
     deltas: int = 0
     bytes_received: int = 0
+    refusals: int = 0  # ``error`` messages the controller sent
 
 
 class AgentSession:
@@ -93,6 +94,7 @@ class AgentSession:
         self.ping_interval = ping_interval
         self.max_backoff = max_backoff
         self.stats = SessionStats()
+        self.last_refusal: tuple[str, str] | None = None  # (code, message) of the last error
         self.connected = asyncio.Event()
         self._next = 0
         self._websocket: ClientConnection | None = None
@@ -152,7 +154,20 @@ class AgentSession:
     async def _handle(self, websocket: ClientConnection, message: protocol.Message) -> None:
         kind = message["type"]
         if kind == protocol.ERROR:
-            raise protocol.ProtocolError(f"{message.get('code')}: {message.get('message')}")
+            # The controller names what it refused, then closes: say it once, plainly (the
+            # reconnection that follows is logged as any other).
+            code, text = protocol.error_of(message)
+            self.stats.refusals += 1
+            self.last_refusal = (code, text)
+            log.warning(
+                "agent %s: the controller refused the session: %s: %s", self.server, code, text
+            )
+            if code == protocol.BAD_HELLO and self.state.applied_revision:
+                # Perhaps a revision the controller's change log does not have (its database
+                # was restored from a backup, say): ask for a snapshot next time. It replaces
+                # the state without wiping the dataplane, so this costs a resume at worst.
+                self.state.applied_revision = 0
+            raise protocol.ProtocolError(f"refused by the controller: {code}: {text}", code)
         revision = protocol.revision_of(message)
         if kind == protocol.SNAPSHOT:
             objects = dict(message.get("objects") or {})

@@ -1,25 +1,26 @@
 """The WebSocket endpoint agents connect to: ``/southbound/v1/servers/{serverId}/channel``.
 
-The agent authenticates with its server's token (``Authorization: Bearer ...``); a missing or
-wrong token, or a token of another server, is refused before the WebSocket is accepted (HTTP
-403). Then: ``hello`` within ``hello_timeout``, the snapshot or resume, and from there deltas
-and bookmarks down, acks up. Dead peers are found by WebSocket pings (the server's
-``ws_ping_interval``).
+The agent authenticates with its server's token (``Authorization: Bearer ...``); a missing,
+malformed or wrong token, a token of another server, or a server id that cannot name a server
+is refused before the WebSocket is accepted (HTTP 403). Then: ``hello`` within
+``hello_timeout``, the snapshot or resume, and from there deltas and bookmarks down, acks up.
+Every agent message is checked by ``controller.protocol``; a violation is answered with an
+``error`` message and a close (1008), and logged as one warning. Dead peers are found by
+WebSocket pings (the server's ``ws_ping_interval``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controller import protocol
+from controller.core.values import check_resource_id
 from controller.southbound import tokens
 from controller.southbound.hub import Hub, Session
 
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 ServerLookup = Callable[[str], Awaitable[tuple[uuid.UUID, str] | None]]
 SecretSource = Callable[[], Awaitable[str]]
 AddressRegistry = Callable[[uuid.UUID, str, str], Awaitable[None]]
+# Whether this replica has (or, within a bounded wait, gets to) a revision an agent names.
+RevisionCheck = Callable[[int], Awaitable[bool]]
 
-GOING_AWAY = 1001
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
+# A token is 43 characters (base64 of an HMAC-SHA256); anything much longer is not one.
+MAX_TOKEN_LENGTH = 256
 
 
 class Channel:
@@ -43,6 +45,7 @@ class Channel:
         secret: SecretSource,
         register_address: AddressRegistry,
         known_addresses: Callable[[uuid.UUID], str | None],
+        has_revision: RevisionCheck,
         hello_timeout: float = 10.0,
     ) -> None:
         self.hub = hub
@@ -50,91 +53,137 @@ class Channel:
         self.secret = secret
         self.register_address = register_address
         self.known_addresses = known_addresses
+        self.has_revision = has_revision
         self.hello_timeout = hello_timeout
 
     async def serve(self, websocket: WebSocket, server_resource_id: str) -> None:
         server = await self._authenticate(websocket, server_resource_id)
         if server is None:
-            await websocket.close(code=POLICY_VIOLATION)
+            await websocket.close(code=protocol.POLICY_VIOLATION)
             return
         await websocket.accept()
         server_id, server_ref = server
         try:
-            hello = protocol.decode(await self._receive(websocket, self.hello_timeout))
-            applied = _check_hello(hello)
-            address = hello.get("providerAddress")
-            if isinstance(address, str) and address != self.known_addresses(server_id):
-                await self.register_address(server_id, server_ref, address)
-        except (protocol.ProtocolError, TimeoutError) as exc:
-            await self._refuse(websocket, "BadHello", str(exc) or "no hello in time")
+            hello = await self._hello(websocket, server_id, server_ref)
+        except protocol.ProtocolError as exc:
+            await _refuse(websocket, server_id, exc)
             return
         except WebSocketDisconnect:
             return
-        await self._run(websocket, server_id, applied, address)
+        await self._run(websocket, server_id, hello)
 
-    async def _run(
-        self, websocket: WebSocket, server: uuid.UUID, applied: int, address: Any
-    ) -> None:
+    async def _hello(
+        self, websocket: WebSocket, server_id: uuid.UUID, server_ref: str
+    ) -> protocol.Hello:
+        try:
+            frame = await _receive(websocket, self.hello_timeout)
+        except TimeoutError:
+            raise protocol.ProtocolError(
+                f"no hello within {self.hello_timeout:g} s", protocol.BAD_HELLO
+            ) from None
+        hello = protocol.read_hello(frame)
+        # An agent may come from a replica ahead of this one; a revision the change log does
+        # not have is made up, and resuming from it would skip what the host never had.
+        if not await self.has_revision(hello.applied_revision):
+            raise protocol.ProtocolError(
+                f"appliedRevision {hello.applied_revision} is not in the change log",
+                protocol.BAD_HELLO,
+            )
+        address = hello.provider_address
+        if address is not None and address != self.known_addresses(server_id):
+            await self.register_address(server_id, server_ref, address)
+        return hello
+
+    async def _run(self, websocket: WebSocket, server: uuid.UUID, hello: protocol.Hello) -> None:
         session = Session(server, websocket.send_bytes)
-        session.on_overflow = lambda: _close_soon(websocket, TRY_AGAIN_LATER)
+        session.on_overflow = lambda: _close_soon(websocket, protocol.TRY_AGAIN_LATER)
+        applied = hello.applied_revision
         kind = self.hub.attach(session, applied)
-        self.hub.status.connected(server, applied, address if isinstance(address, str) else None)
+        self.hub.status.connected(server, applied, hello.provider_address)
         log.info("agent of %s connected (applied %d, sent a %s)", server, applied, kind)
         pump = asyncio.create_task(self._send(websocket, session), name=f"send-{server}")
+        violation: protocol.ProtocolError | None = None
         try:
-            while not session.overflowed:
-                message = protocol.decode(await self._receive(websocket, None))
-                if message["type"] == protocol.ACK:
-                    failures = message.get("failures") or []
-                    self.hub.acked(session, protocol.revision_of(message), list(failures))
-            await websocket.close(code=TRY_AGAIN_LATER)
-        except (WebSocketDisconnect, protocol.ProtocolError, RuntimeError) as exc:
+            await self._receive_acks(websocket, session)
+            await websocket.close(code=protocol.TRY_AGAIN_LATER)  # it overflowed
+        except protocol.ProtocolError as exc:
+            violation = exc
+        except (WebSocketDisconnect, RuntimeError) as exc:
             log.info("agent of %s disconnected: %s", server, exc or type(exc).__name__)
         finally:
             self.hub.detach(session)
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
+        if violation is not None:
+            await _refuse(websocket, server, violation)
+
+    async def _receive_acks(self, websocket: WebSocket, session: Session) -> None:
+        while not session.overflowed:
+            ack = protocol.read_ack(await _receive(websocket, None))
+            # Everything the agent holds came from this session (after its hello): a higher
+            # revision is one it cannot have applied.
+            if ack.revision > max(session.sent_revision, session.applied_revision):
+                raise protocol.ProtocolError(
+                    f"ack of revision {ack.revision}, but this connection was sent only up "
+                    f"to {session.sent_revision}"
+                )
+            self.hub.acked(session, ack.revision, ack.reported())
 
     @staticmethod
     async def _send(websocket: WebSocket, session: Session) -> None:
         await session.pump()
         # The hub stopped feeding this session: a newer connection of the same server took
-        # its place, or the replica is shutting down. Close it, so the agent does not wait
-        # on a connection nothing comes through any more.
-        reason = "replaced by a newer connection" if session.superseded else "shutting down"
-        await websocket.close(code=GOING_AWAY, reason=reason)
+        # its place, the replica is shutting down, or what it reports cannot be recorded.
+        # Close it, so the agent does not wait on a connection nothing comes through any more.
+        farewell = session.farewell
+        if farewell is None:
+            return
+        if farewell.error is not None:
+            await websocket.send_bytes(
+                protocol.encode(protocol.error(farewell.error, farewell.reason))
+            )
+        await websocket.close(code=farewell.code, reason=farewell.reason)
 
     async def _authenticate(
         self, websocket: WebSocket, server_resource_id: str
     ) -> tuple[uuid.UUID, str] | None:
         header = websocket.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = token.strip()
+        if scheme.lower() != "bearer" or not _plausible_token(token):
             return None
+        try:
+            check_resource_id(server_resource_id)
+        except ValueError:
+            return None  # no server could have this id: refused like an unknown one
         server = await self.find_server(server_resource_id)
-        if server is None or not tokens.verify(await self.secret(), str(server[0]), token.strip()):
+        if server is None or not tokens.verify(await self.secret(), str(server[0]), token):
             return None
         return server
 
-    @staticmethod
-    async def _receive(websocket: WebSocket, within: float | None) -> str | bytes:
-        async with asyncio.timeout(within):
-            message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        frame = message.get("text") if message.get("text") is not None else message.get("bytes")
-        if frame is None:
-            raise protocol.ProtocolError("empty frame")
-        return frame  # type: ignore[no-any-return]
 
-    @staticmethod
-    async def _refuse(websocket: WebSocket, code: str, message: str) -> None:
-        with contextlib.suppress(Exception):
-            await websocket.send_bytes(
-                protocol.encode({"type": protocol.ERROR, "code": code, "message": message})
-            )
-            await websocket.close(code=POLICY_VIOLATION)
+def _plausible_token(token: str) -> bool:
+    return 0 < len(token) <= MAX_TOKEN_LENGTH and token.isascii() and token.isprintable()
+
+
+async def _receive(websocket: WebSocket, within: float | None) -> str | bytes:
+    async with asyncio.timeout(within):
+        message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    frame = message.get("text") if message.get("text") is not None else message.get("bytes")
+    if frame is None:
+        raise protocol.ProtocolError("empty frame")
+    return frame  # type: ignore[no-any-return]
+
+
+async def _refuse(websocket: WebSocket, server: uuid.UUID, error: protocol.ProtocolError) -> None:
+    """Tell the agent what it did wrong, then close (1008)."""
+    log.warning("agent of %s broke the protocol (%s): %s", server, error.code, error)
+    with contextlib.suppress(Exception):
+        await websocket.send_bytes(protocol.encode(protocol.error(error.code, str(error))))
+        await websocket.close(code=protocol.POLICY_VIOLATION)
 
 
 def _close_soon(websocket: WebSocket, code: int) -> None:
@@ -147,23 +196,3 @@ def _close_soon(websocket: WebSocket, code: int) -> None:
 
 
 _closing: set[asyncio.Task[None]] = set()
-
-
-def _check_hello(hello: protocol.Message) -> int:
-    if hello["type"] != protocol.HELLO:
-        raise protocol.ProtocolError("the first message must be 'hello'")
-    if hello.get("protocol") != protocol.PROTOCOL_VERSION:
-        raise protocol.ProtocolError(
-            f"protocol {hello.get('protocol')} is not served; this controller speaks "
-            f"{protocol.PROTOCOL_VERSION}"
-        )
-    applied = hello.get("appliedRevision", 0)
-    if not isinstance(applied, int) or isinstance(applied, bool) or applied < 0:
-        raise protocol.ProtocolError("'appliedRevision' must be a non-negative integer")
-    address = hello.get("providerAddress")
-    if address is not None:
-        try:
-            ipaddress.ip_address(address)
-        except (TypeError, ValueError):
-            raise protocol.ProtocolError(f"'{address}' is not a provider IP address") from None
-    return applied

@@ -31,6 +31,20 @@ QUEUE_LIMIT = 10_000
 AFFECTED_MEMORY = 4096
 
 
+@dataclass(frozen=True)
+class Farewell:
+    """Why the hub stopped feeding a session: the close code, and the ``error`` message to
+    send first (None when there is nothing to report)."""
+
+    code: int
+    reason: str
+    error: str | None = None
+
+
+SUPERSEDED = Farewell(protocol.GOING_AWAY, "replaced by a newer connection")
+SHUTTING_DOWN = Farewell(protocol.GOING_AWAY, "shutting down")
+
+
 @dataclass(eq=False)
 class Session:
     server: uuid.UUID
@@ -42,8 +56,9 @@ class Session:
     overflowed: bool = False
     # Called once when the queue overflows (the channel closes the connection).
     on_overflow: Callable[[], None] = lambda: None
-    # A newer connection of the same server replaced this one.
-    superseded: bool = False
+    # Set when the hub stops feeding it (a newer connection of the same server replaced it,
+    # the replica shuts down, or what its agent reported cannot be recorded).
+    farewell: Farewell | None = None
 
     @property
     def host(self) -> str:
@@ -107,7 +122,7 @@ class Hub:
         can tell what changed since ``applied``, else a snapshot. Returns which it was."""
         previous = self.sessions.pop(session.server, None)
         if previous is not None:
-            previous.superseded = True
+            previous.farewell = SUPERSEDED
             with contextlib.suppress(asyncio.QueueFull):  # an overflowed one is closing anyway
                 previous.queue.put_nowait(None)
         revision = self.compiler.revision
@@ -125,7 +140,9 @@ class Hub:
         self.sessions[session.server] = session
         return kind
 
-    def detach(self, session: Session) -> None:
+    def detach(self, session: Session, farewell: Farewell = SHUTTING_DOWN) -> None:
+        if session.farewell is None:
+            session.farewell = farewell
         if self.sessions.get(session.server) is session:
             del self.sessions[session.server]
             self.status.disconnected(session.server)
@@ -133,6 +150,12 @@ class Hub:
                 watch.settle(session.server)
         with contextlib.suppress(asyncio.QueueFull):  # an overflowed one is closing anyway
             session.queue.put_nowait(None)
+
+    def drop(self, server: uuid.UUID, farewell: Farewell) -> None:
+        """Stop serving ``server``'s agent: its connection is closed with ``farewell``."""
+        session = self.sessions.get(server)
+        if session is not None:
+            self.detach(session, farewell)
 
     # -- fan-out --------------------------------------------------------------------------
 
@@ -186,8 +209,8 @@ class Hub:
     # -- acks -----------------------------------------------------------------------------
 
     def acked(self, session: Session, revision: int, failures: list[dict[str, Any]]) -> None:
-        if session.superseded:
-            return  # the server's status is its newer connection's
+        if session.farewell is not None:
+            return  # no longer served: the server's status is not this connection's
         session.applied_revision = max(session.applied_revision, revision)
         self.status.acked(session.server, revision, failures)
         for watch in self._watches:

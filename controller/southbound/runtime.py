@@ -10,11 +10,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.websockets import WebSocket
 
+from controller import protocol
 from controller.policy import Compiler
 from controller.policy.documents import (
     PROVIDER_ADDRESS_KIND,
@@ -23,8 +25,9 @@ from controller.policy.documents import (
 )
 from controller.southbound import heap
 from controller.southbound.channel import Channel
+from controller.southbound.directory import ServerDirectory
 from controller.southbound.follower import Follower
-from controller.southbound.hub import Hub
+from controller.southbound.hub import Farewell, Hub
 from controller.southbound.status import StatusBoard, is_live
 from controller.southbound.tokens import SECRET_NAME
 from controller.store.agents import AgentRepository, AgentState
@@ -33,6 +36,15 @@ from controller.store.database import Database
 
 log = logging.getLogger(__name__)
 CHANNEL_PATH = "/southbound/v1/servers/{serverId}/channel"
+# How the web server runs the agent channel (uvicorn's options): small JSON frames to many
+# peers, where compressing each costs more CPU than it saves on a datacenter network; pings
+# find dead peers; an agent's frame over the transport limit is cut off unread.
+WEBSOCKET_OPTIONS: dict[str, Any] = {
+    "ws_per_message_deflate": False,
+    "ws_ping_interval": 10.0,
+    "ws_ping_timeout": 10.0,
+    "ws_max_size": protocol.TRANSPORT_MAX_BYTES,
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,15 @@ class SouthboundOptions:
     bookmark_interval: float = 5.0
     status_interval: float = 0.1
     stale_after: float = 30.0
+    # How long a hello naming a revision this replica has not processed yet waits for it.
+    revision_wait: float = 5.0
 
+
+STATUS_REFUSED = Farewell(
+    protocol.INTERNAL_ERROR,
+    "this agent's reported state could not be recorded",
+    protocol.STATUS_NOT_RECORDED,
+)
 
 # How often hosts served by other replicas are looked up while waiting for them (seconds).
 REMOTE_POLL = 0.05
@@ -69,14 +89,19 @@ class Southbound:
             poll_interval=self.options.poll_interval,
             bookmark_interval=self.options.bookmark_interval,
         )
+        # An agent whose reports the database refuses is told so and disconnected.
+        self.status.on_refused = lambda server: self.hub.drop(server, STATUS_REFUSED)
+        self.servers = ServerDirectory(self._find_server)
         self.channel = Channel(
             self.hub,
-            find_server=self._find_server,
+            find_server=self.servers.find,
             secret=self.secret,
             register_address=self._register_address,
             known_addresses=self._known_address,
+            has_revision=self._has_revision,
         )
         self._secret: str | None = None
+        self._secret_read = asyncio.Lock()  # a flood of first connects reads it once
 
     async def start(self) -> None:
         await self.follower.start()
@@ -131,14 +156,29 @@ class Southbound:
     # -- helpers for the channel ----------------------------------------------------------
 
     async def secret(self) -> str:
-        if self._secret is None:
+        async with self._secret_read:
+            if self._secret is None:
 
-            async def work(connection: AsyncConnection) -> str:
-                agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
-                return await agents.secret(SECRET_NAME)
+                async def work(connection: AsyncConnection) -> str:
+                    agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
+                    return await agents.secret(SECRET_NAME)
 
-            self._secret = await self.database.run(work)
-        return self._secret
+                self._secret = await self.database.run(work)
+            return self._secret
+
+    async def _has_revision(self, revision: int) -> bool:
+        """Whether this replica has processed ``revision`` -- waiting for it a while when it
+        is committed but this replica lags behind the one the agent came from."""
+        if revision <= self.compiler.revision:
+            return True
+
+        async def committed(connection: AsyncConnection) -> int:
+            return await ChangeLog(connection, is_postgres=self.database.is_postgres).current()
+
+        if revision > await self.database.run(committed, write=False):
+            return False  # no replica can have sent it
+        self.follower.wake()
+        return await self.follower.processed(revision, self.options.revision_wait)
 
     async def _find_server(self, resource_id: str) -> tuple[uuid.UUID, str] | None:
         async def work(connection: AsyncConnection) -> tuple[uuid.UUID, str] | None:

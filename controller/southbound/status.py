@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.agents import AgentRepository, AgentState
@@ -52,6 +53,11 @@ class StatusBoard:
         self._dirty: set[uuid.UUID] = set()
         self._task: asyncio.Task[None] | None = None
         self._last_touch = 0.0
+        self._failing: set[str] = set()  # beats failing now (logged once)
+        self._refused: set[uuid.UUID] = set()  # set aside, to be marked disconnected
+        # Told the server whose row was refused, to close its agent's connection.
+        self.on_refused: Callable[[uuid.UUID], None] = lambda server: None
+        self.flushes = 0  # completed flushes that wrote something (tests wait on it)
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
         now = self.clock()
@@ -59,6 +65,7 @@ class StatusBoard:
             server, self.replica, True, applied, None, provider_address, now, now
         )
         self._gone.pop(server, None)
+        self._refused.discard(server)
         self._dirty.add(server)
 
     def acked(self, server: uuid.UUID, revision: int, failures: list[dict[str, Any]]) -> None:
@@ -97,35 +104,90 @@ class StatusBoard:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-                if loop.time() - self._last_touch >= self.touch_every:
-                    self._last_touch = loop.time()
-                    await self._touch()
-            except Exception:
-                log.exception("writing agent status failed; will retry")
+            # Each on its own: liveness is renewed even while reports cannot be written.
+            await self._beat("writing agent status", self.flush)
+            if loop.time() - self._last_touch >= self.touch_every:
+                self._last_touch = loop.time()
+                await self._beat("renewing agent liveness", self._touch)
+
+    async def _beat(self, what: str, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            # Once per outage, not every 100 ms.
+            if what not in self._failing:
+                log.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
+            self._failing.add(what)
+        else:
+            if what in self._failing:
+                log.warning("%s works again", what)
+            self._failing.discard(what)
 
     async def flush(self) -> None:
+        """Write what changed since the last flush, in one statement. If the database refuses
+        it, each row is written on its own, so that one agent's row cannot hold back the
+        others; an agent whose row is refused even alone is set aside (``on_refused``)."""
+        if self._refused:
+            await self._mark_refused()
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
         rows = [
-            self.states.get(server) or self._gone.pop(server)
+            self.states.get(server) or self._gone[server]
             for server in dirty
             if server in self.states or server in self._gone
         ]
+        try:
+            await self._save(rows)
+        except Exception as exc:
+            if not _row_refused(exc):
+                self._dirty |= dirty
+                raise
+            await self._save_each(rows)
+        else:
+            self._written(rows)
+        self.flushes += 1
 
+    async def _save_each(self, rows: list[AgentState]) -> None:
+        for index, row in enumerate(rows):
+            try:
+                await self._save([row])
+            except Exception as exc:
+                if not _row_refused(exc):  # the database, not the row: retry what is left
+                    self._dirty |= {later.server_id for later in rows[index:]}
+                    raise
+                self._set_aside(row, exc)
+            else:
+                self._written([row])
+
+    def _written(self, rows: list[AgentState]) -> None:
+        for row in rows:
+            if self._gone.get(row.server_id) is row:  # not gone again meanwhile
+                del self._gone[row.server_id]
+
+    def _set_aside(self, row: AgentState, exc: Exception) -> None:
+        """Stop reporting an agent whose state the database refuses; its agent is told and
+        disconnected, and its row marked disconnected by a statement that carries none of
+        what it reported."""
+        log.warning(
+            "the status of the agent of %s cannot be written (%s: %s); disconnecting it",
+            row.server_id,
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
+        self.states.pop(row.server_id, None)
+        self._gone.pop(row.server_id, None)
+        self._refused.add(row.server_id)
+        self.on_refused(row.server_id)
+
+    async def _save(self, rows: list[AgentState]) -> None:
         async def work(connection: AsyncConnection) -> None:
             agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
             await agents.save(rows)
             if self.database.is_postgres:
                 await connection.execute(text(f"NOTIFY {ACKS_CHANNEL}"))
 
-        try:
-            await self.database.run(work)
-        except Exception:
-            self._dirty |= dirty
-            raise
+        await self.database.run(work)
 
     async def _touch(self) -> None:
         servers = list(self.states)
@@ -136,6 +198,29 @@ class StatusBoard:
             await agents.touch(self.replica, servers, now)
 
         await self.database.run(work)
+
+    async def _mark_refused(self) -> None:
+        refused, self._refused = self._refused, set()
+        now = self.clock()
+
+        async def work(connection: AsyncConnection) -> None:
+            agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
+            await agents.mark_disconnected(self.replica, list(refused), now)
+
+        try:
+            await self.database.run(work)
+        except Exception:
+            self._refused |= refused
+            raise
+
+
+def _row_refused(exc: Exception) -> bool:
+    """Whether ``exc`` says the database refused the values of a row (out of range, too long,
+    its server deleted meanwhile) rather than that it could not do any work."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError | IntegrityError)
+    # Raised while binding a value (SQLite's driver: an integer over 64 bits).
+    return isinstance(exc, StatementError | ValueError | TypeError | OverflowError)
 
 
 def is_live(state: AgentState, now: datetime, stale_after: timedelta) -> bool:

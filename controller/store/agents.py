@@ -133,6 +133,18 @@ class AgentRepository:
                 .values(last_seen=now)
             )
 
+    async def mark_disconnected(
+        self, replica: str, server_ids: Sequence[uuid.UUID], now: datetime
+    ) -> None:
+        """Show the agents of ``server_ids`` connected to ``replica`` as disconnected, whatever
+        else their rows hold."""
+        if server_ids:
+            await self.connection.execute(
+                update(AGENTS)
+                .where(AGENTS.c.server_id.in_(list(server_ids)), AGENTS.c.replica == replica)
+                .values(connected=False, last_seen=now)
+            )
+
     async def server_by_resource_id(self, resource_id: str) -> tuple[uuid.UUID, str] | None:
         """instanceId and resourceRef of the server ``resource_id``."""
         query = select(RESOURCES.c.instance_id, RESOURCES.c.resource_ref).where(

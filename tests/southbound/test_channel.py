@@ -311,10 +311,11 @@ async def test_a_revision_older_than_the_replica_can_resume_gets_a_snapshot(
             resume = await receive(websocket)
         assert resume["type"] == protocol.DELTA
         assert resume["resume"] is True
-        # A revision from the future (a replica ahead of this one): a snapshot, never a resume.
+        # A revision no replica has committed cannot have been applied: refused.
         async with channel(fresh.base_url, "hostA", token) as websocket:
             await say_hello(websocket, "hostA", current + 100)
-            assert (await receive(websocket))["type"] == protocol.SNAPSHOT
+            error = await receive(websocket)
+            assert (error["type"], error["code"]) == (protocol.ERROR, protocol.BAD_HELLO)
 
 
 async def test_the_agent_session_resumes_after_losing_its_connection(

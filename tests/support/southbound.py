@@ -115,7 +115,10 @@ async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessCo
     ``sdnc serve`` configures it."""
     app = create_app(settings)
     port = free_port()
-    config = build_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+    # uvicorn's logs go to the root logger (no config of its own), where ``caplog`` sees them.
+    config = build_config(
+        app, settings, host="127.0.0.1", port=port, log_level="warning", own_logging=False
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name=f"controller-{port}")
     deadline = time.monotonic() + 30
