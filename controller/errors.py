@@ -22,7 +22,7 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     ├── PreconditionFailed              412 PreconditionFailed    (If-Match, missing parent)
     ├── PayloadTooLarge                 413 PayloadTooLarge
     ├── UnsupportedMediaType            415 UnsupportedMediaType
-    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable)
+    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable or slow)
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class ErrorDetail:
 class ControllerError(Exception):
     status = 500
     code = "InternalServerError"
+    # Seconds after which the client may try again (the Retry-After header), when known.
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -130,3 +132,14 @@ class UnsupportedMediaType(ControllerError):
 class ServiceUnavailable(ControllerError):
     status = 503
     code = "ServiceUnavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 1,
+        target: str | None = None,
+        details: tuple[ErrorDetail, ...] = (),
+    ) -> None:
+        super().__init__(message, target=target, details=details)
+        self.retry_after = retry_after
