@@ -17,9 +17,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controller import protocol
+from controller.errors import ServiceUnavailable
 from controller.southbound import tokens
 from controller.southbound.hub import Hub, Session
 
@@ -53,7 +56,11 @@ class Channel:
         self.hello_timeout = hello_timeout
 
     async def serve(self, websocket: WebSocket, server_resource_id: str) -> None:
-        server = await self._authenticate(websocket, server_resource_id)
+        try:
+            server = await self._authenticate(websocket, server_resource_id)
+        except ServiceUnavailable as exc:
+            await _unavailable(websocket, exc)
+            return
         if server is None:
             await websocket.close(code=POLICY_VIOLATION)
             return
@@ -67,6 +74,10 @@ class Channel:
                 await self.register_address(server_id, server_ref, address)
         except (protocol.ProtocolError, TimeoutError) as exc:
             await self._refuse(websocket, "BadHello", str(exc) or "no hello in time")
+            return
+        except ServiceUnavailable:
+            # The provider address could not be recorded: the agent comes back later.
+            await websocket.close(code=TRY_AGAIN_LATER)
             return
         except WebSocketDisconnect:
             return
@@ -135,6 +146,22 @@ class Channel:
                 protocol.encode({"type": protocol.ERROR, "code": code, "message": message})
             )
             await websocket.close(code=POLICY_VIOLATION)
+
+
+async def _unavailable(websocket: WebSocket, error: ServiceUnavailable) -> None:
+    """Refuse the connection with 503 and Retry-After (an HTTP answer to the handshake, where
+    the server can give one), so the agent tries again later."""
+    body = {"error": {"code": error.code, "message": error.message}}
+    response = Response(
+        orjson.dumps(body),
+        status_code=error.status,
+        media_type="application/json",
+        headers={"Retry-After": str(error.retry_after)},
+    )
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(code=TRY_AGAIN_LATER)
 
 
 def _close_soon(websocket: WebSocket, code: int) -> None:

@@ -5,6 +5,10 @@ memory here, and a flush every ``interval`` writes all that changed in one state
 PostgreSQL, NOTIFYs ``sdnc_acks`` so replicas waiting for an apply wake up). Liveness is renewed
 on the same beat, so a replica that dies leaves its agents looking disconnected once
 ``stale_after`` has passed.
+
+While the database is unavailable, flushes keep failing one after the other (each bounded by
+the database's timeout, never more than one at a time from the beat) and nothing is dropped:
+what was not written stays marked and is written by the first flush that gets through.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.errors import ServiceUnavailable
 from controller.store.agents import AgentRepository, AgentState
 from controller.store.database import Database
 
@@ -52,6 +57,7 @@ class StatusBoard:
         self._dirty: set[uuid.UUID] = set()
         self._task: asyncio.Task[None] | None = None
         self._last_touch = 0.0
+        self._unavailable = False  # the last write found the database unavailable
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
         now = self.clock()
@@ -91,7 +97,11 @@ class StatusBoard:
                 await self._task
         for server in list(self.states):
             self.disconnected(server)
-        await self.flush()
+        try:
+            await self.flush()
+        except ServiceUnavailable as exc:
+            # Their rows go stale instead: they look disconnected after ``stale_after``.
+            log.warning("the last agent status was not written (%s)", exc)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -102,17 +112,28 @@ class StatusBoard:
                 if loop.time() - self._last_touch >= self.touch_every:
                     self._last_touch = loop.time()
                     await self._touch()
+            except ServiceUnavailable as exc:
+                if not self._unavailable:
+                    log.warning("agent status not written (%s); kept until it can be", exc)
+                self._unavailable = True
+                continue
             except Exception:
                 log.exception("writing agent status failed; will retry")
+                continue
+            if self._unavailable:
+                log.info("agent status written again")
+                self._unavailable = False
 
-    async def flush(self) -> None:
+    async def flush(self, *, within: float | None = None) -> None:
+        """Write what changed since the last flush (in ``within`` seconds, by default the
+        database's bound); on failure it stays marked for the next one."""
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
         rows = [
-            self.states.get(server) or self._gone.pop(server)
+            state
             for server in dirty
-            if server in self.states or server in self._gone
+            if (state := self.states.get(server) or self._gone.get(server)) is not None
         ]
 
         async def work(connection: AsyncConnection) -> None:
@@ -122,10 +143,14 @@ class StatusBoard:
                 await connection.execute(text(f"NOTIFY {ACKS_CHANNEL}"))
 
         try:
-            await self.database.run(work)
-        except Exception:
+            await self.database.run(work, within=within)
+        except BaseException:
             self._dirty |= dirty
             raise
+        for row in rows:
+            # A disconnection is forgotten once written, unless it changed meanwhile.
+            if self._gone.get(row.server_id) is row:
+                del self._gone[row.server_id]
 
     async def _touch(self) -> None:
         servers = list(self.states)
