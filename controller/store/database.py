@@ -296,7 +296,7 @@ class _Watchdog:
                 sock.shutdown(socket.SHUT_RDWR)
         except (OSError, psycopg.Error):
             log.debug("the connection to interrupt was already gone")
-        log.warning("the database did not answer in time; its connection was discarded")
+        log.info("the database did not answer in time; its connection was discarded")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
