@@ -192,15 +192,18 @@ async def run_with_kills(
     restarts = []
     rng = random.Random(0)
     try:
-        for _ in range(KILLS):
+        for kill in range(1, KILLS + 1):
             await asyncio.sleep(rng.uniform(*RUN_BEFORE_KILL))
+            if kill == KILLS:
+                # The writes this kill cuts off are each client's last: what they leave is
+                # what the checks see, indeterminate writes included.
+                stop.set()
             up.clear()
             controller.kill()
             started = time.monotonic()
             await asyncio.to_thread(controller.start)
             restarts.append(time.monotonic() - started)
             up.set()
-        await asyncio.sleep(RUN_BEFORE_KILL[0])
     finally:
         stop.set()
         up.set()
