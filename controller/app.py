@@ -24,7 +24,7 @@ from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
 from controller.settings import Settings
 from controller.southbound.runtime import Southbound, SouthboundOptions
-from controller.store.database import Database
+from controller.store.database import Database, Timeouts
 
 DESCRIPTION = """\
 Northbound REST API compatible with the Microsoft Network Controller ([MS-NCNBI]): resources
@@ -37,7 +37,9 @@ live under `/networking/v1` (and `v2`..`v5`), bodies use the NC envelope (`resou
 def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
     owns_database = database is None
     db = database or Database(
-        settings.resolved_database_url(), pool_size=settings.database_pool_size
+        settings.resolved_database_url(),
+        pool_size=settings.database_pool_size,
+        timeouts=database_timeouts(settings),
     )
     allocator = Allocator(AllocationSettings(settings.vsid_min, settings.vsid_max))
     southbound = Southbound(
@@ -84,11 +86,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     return app
 
 
+def database_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(total=settings.database_timeout, connect=settings.database_connect_timeout)
+
+
 def _waiter(southbound: Southbound) -> WaitApplied:
     async def wait_applied(revision: int, within: float) -> bool:
+        # Acks reach the database in batches: the wait writes those it saw before it
+        # returns, so that the response shows them.
         outcome = await southbound.wait_applied(revision, within)
-        # Acks reach the database in batches; what the response shows must include them.
-        await southbound.status.flush()
         return outcome.applied
 
     return wait_applied

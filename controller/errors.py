@@ -27,8 +27,8 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     ├── UnsupportedMediaType            415 UnsupportedMediaType
     ├── TooManyConnections              429 TooManyConnections    (per client address)
     ├── RequestHeaderFieldsTooLarge     431 RequestHeaderFieldsTooLarge
-    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable, or the
-                                                                   connection limit is reached)
+    └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable or slow,
+                                                                   or the connection limit)
 
 The HTTP server itself (``controller/api/connection.py``) answers the protocol-level ones
 (MalformedRequest, RequestTimeout, UriTooLong, TooManyConnections, RequestHeaderFieldsTooLarge,
@@ -52,6 +52,8 @@ class ErrorDetail:
 class ControllerError(Exception):
     status = 500
     code = "InternalServerError"
+    # Seconds after which the client may try again (the Retry-After header), when known.
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -164,3 +166,14 @@ class RequestHeaderFieldsTooLarge(ControllerError):
 class ServiceUnavailable(ControllerError):
     status = 503
     code = "ServiceUnavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 1,
+        target: str | None = None,
+        details: tuple[ErrorDetail, ...] = (),
+    ) -> None:
+        super().__init__(message, target=target, details=details)
+        self.retry_after = retry_after

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     # postgresql+psycopg://user@host/db selects PostgreSQL; empty means embedded SQLite.
     database_url: str = ""
     database_pool_size: int = Field(default=20, ge=1)
+    # How long one request waits for the database in all (getting a connection, every
+    # statement, the retries of its transaction) before it is answered 503, in seconds. On
+    # SQLite this is also how long a writer waits for the write lock.
+    database_timeout: float = Field(default=5.0, gt=0, le=600)
+    # How long getting one connection may take (a free one from the pool, or a new one
+    # opened), within the above, in seconds.
+    database_connect_timeout: float = Field(default=2.0, gt=0, le=600)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     # Request bodies above this are refused with 413.

@@ -60,4 +60,6 @@ def error_body(error: ControllerError) -> dict[str, Any]:
 
 
 def error_response(error: ControllerError, headers: dict[str, str] | None = None) -> Response:
+    if error.retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(error.retry_after)}
     return json_response(error_body(error), error.status, headers)

@@ -8,6 +8,7 @@ have GET and PUT only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,9 @@ from controller.api.responses import json_response, render, resource_response
 from controller.core.kinds import Kind, Registry
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.values import check_resource_id
-from controller.errors import InvalidInput, NotFound
+from controller.errors import InvalidInput, NotFound, ServiceUnavailable
 from controller.service.resources import Preconditions, ResourceService
+from controller.service.views import ResourceView
 
 SUPPORTED_VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 CURRENT_VERSION = SUPPORTED_VERSIONS[-1]
@@ -32,6 +34,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 # Waits until the hosts a revision touched applied it; False on timeout.
 WaitApplied = Callable[[int, float], Awaitable[bool]]
 MAX_WAIT_SECONDS = 60.0
+# The least time reading a resource back after a wait gets (one quick read; seconds).
+READ_BACK_MINIMUM = 0.5
 _METHODS = {"list": "GET", "get": "GET", "put": "PUT", "delete": "DELETE"}
 
 
@@ -156,12 +160,25 @@ class RouteBuilder:
             status = 201 if result.created else 200
             if within is None or self.wait_applied is None:
                 return resource_response(result.view, status)
+            deadline = time.monotonic() + within
             applied = await self.wait_applied(result.revision, within)
-            response = resource_response(await self.service.get(path), status)
+            view = await self._read_back(path, result.view, deadline)
+            response = resource_response(view, status)
             response.headers[APPLIED_HEADER] = "true" if applied else "false"
             return response
 
         return put_resource
+
+    async def _read_back(
+        self, path: ResourcePath, written: ResourceView, deadline: float
+    ) -> ResourceView:
+        """The resource as it is now, with what the hosts reported; as written when the
+        database cannot show it by the end of the wait (the write is committed all the same)."""
+        left = max(deadline - time.monotonic(), READ_BACK_MINIMUM)
+        try:
+            return await self.service.get(path, within=left)
+        except ServiceUnavailable:
+            return written
 
     def _delete(self, kind: Kind) -> Handler:
         async def delete_resource(request: Request) -> Response:

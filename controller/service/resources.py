@@ -95,7 +95,9 @@ class ResourceService:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def get(self, path: ResourcePath) -> ResourceView:
+    async def get(self, path: ResourcePath, *, within: float | None = None) -> ResourceView:
+        """The resource at ``path``; ``within`` seconds shorten the database's bound."""
+
         async def work(connection: AsyncConnection) -> ResourceView:
             repo = self._repo(connection)
             view = await self._view(repo, await repo.aggregate_at(path.root.key), path)
@@ -103,7 +105,9 @@ class ResourceService:
                 raise NotFound(f"{path.ref} does not exist", target=path.ref)
             return view
 
-        return await self.database.run(work, write=False)
+        if within is not None:
+            within = min(within, self.database.timeouts.total)
+        return await self.database.run(work, write=False, within=within)
 
     async def list_collection(self, collection: CollectionPath) -> list[ResourceView]:
         async def work(connection: AsyncConnection) -> list[ResourceView]:

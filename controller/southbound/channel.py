@@ -17,10 +17,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+import orjson
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from controller import protocol
 from controller.core.values import check_resource_id
+from controller.errors import ServiceUnavailable
 from controller.southbound import tokens
 from controller.southbound.hub import Hub, Session
 
@@ -57,7 +60,11 @@ class Channel:
         self.hello_timeout = hello_timeout
 
     async def serve(self, websocket: WebSocket, server_resource_id: str) -> None:
-        server = await self._authenticate(websocket, server_resource_id)
+        try:
+            server = await self._authenticate(websocket, server_resource_id)
+        except ServiceUnavailable as exc:
+            await _unavailable(websocket, exc)
+            return
         if server is None:
             await websocket.close(code=protocol.POLICY_VIOLATION)
             return
@@ -67,6 +74,10 @@ class Channel:
             hello = await self._hello(websocket, server_id, server_ref)
         except protocol.ProtocolError as exc:
             await _refuse(websocket, server_id, exc)
+            return
+        except ServiceUnavailable:
+            # The provider address could not be recorded: the agent comes back later.
+            await websocket.close(code=protocol.TRY_AGAIN_LATER)
             return
         except WebSocketDisconnect:
             return
@@ -184,6 +195,22 @@ async def _refuse(websocket: WebSocket, server: uuid.UUID, error: protocol.Proto
     with contextlib.suppress(Exception):
         await websocket.send_bytes(protocol.encode(protocol.error(error.code, str(error))))
         await websocket.close(code=protocol.POLICY_VIOLATION)
+
+
+async def _unavailable(websocket: WebSocket, error: ServiceUnavailable) -> None:
+    """Refuse the connection with 503 and Retry-After (an HTTP answer to the handshake, where
+    the server can give one), so the agent tries again later."""
+    body = {"error": {"code": error.code, "message": error.message}}
+    response = Response(
+        orjson.dumps(body),
+        status_code=error.status,
+        media_type="application/json",
+        headers={"Retry-After": str(error.retry_after)},
+    )
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(code=protocol.TRY_AGAIN_LATER)
 
 
 def _close_soon(websocket: WebSocket, code: int) -> None:

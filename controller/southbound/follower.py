@@ -5,6 +5,10 @@ At start the replica reads the current model at one revision, in one consistent 
 builds the compiler from it; from then on it reads the log after that revision. It wakes on
 PostgreSQL ``NOTIFY sdnc_changes`` (or, in one process, on the service's commit hook), and
 polls anyway every ``poll_interval`` because notifications are not durable.
+
+While the database is unavailable each read fails within the database's timeout and the next
+one follows a poll interval later (one at a time); the first that gets through catches up
+from the last revision compiled, so nothing is skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.errors import ServiceUnavailable
 from controller.policy import Change, Compiler
 from controller.policy.documents import (
     PROVIDER_ADDRESS_KIND,
@@ -33,10 +38,13 @@ from controller.policy.documents import (
 from controller.southbound.hub import Hub
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
-from controller.store.database import Database
+from controller.store.database import Database, connect_timeout
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# Reading the whole model when a replica starts takes seconds at 100,000 endpoints: it gets
+# more than a request's time, and is bounded all the same.
+LOAD_TIMEOUT = 300.0
 
 
 @dataclass
@@ -107,7 +115,9 @@ class Follower:
                 revision, rows, {s: a.value for s, a in vsids.items()}, addresses
             )
 
-        revision, changes = await self.database.run(read, write=False, isolation="REPEATABLE READ")
+        revision, changes = await self.database.run(
+            read, write=False, isolation="REPEATABLE READ", within=LOAD_TIMEOUT
+        )
         started = time.perf_counter()
         self.compiler.load(changes, revision)
         log.info(
@@ -120,6 +130,7 @@ class Follower:
     # -- following ------------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        unavailable = False
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives as the wake-up does, and this loop would then never stop.
@@ -129,9 +140,18 @@ class Follower:
             self._wake.clear()
             try:
                 await self.catch_up()
+            except ServiceUnavailable as exc:
+                if not unavailable:
+                    log.warning("the change log cannot be read (%s); retrying", exc)
+                unavailable = True
+                continue
             except Exception:
                 log.exception("following the change log failed; retrying")
                 await asyncio.sleep(self.poll_interval)
+                continue
+            if unavailable:
+                log.info("following the change log again at revision %d", self.compiler.revision)
+                unavailable = False
 
     async def catch_up(self) -> None:
         while True:
@@ -165,14 +185,23 @@ class Follower:
     async def _listen(self) -> None:
         """Wake on NOTIFY; reconnect after a failure (the poll covers the gap)."""
         url = self.database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        timeout = connect_timeout(self.database.timeouts.connect)
+        lost = False
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    url, autocommit=True, connect_timeout=timeout
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        log.info("change notifications restored")
+                        lost = False
                     async for _ in conn.notifies():
                         self._wake.set()
             except Exception:
-                log.warning("change notifications lost; polling until reconnected")
+                if not lost:
+                    log.warning("change notifications lost; polling until reconnected")
+                lost = True
                 await asyncio.sleep(self.poll_interval)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.websockets import WebSocket
 
 from controller import protocol
+from controller.errors import ServiceUnavailable
 from controller.policy import Compiler
 from controller.policy.documents import (
     PROVIDER_ADDRESS_KIND,
@@ -65,6 +66,9 @@ STATUS_REFUSED = Farewell(
 
 # How often hosts served by other replicas are looked up while waiting for them (seconds).
 REMOTE_POLL = 0.05
+# The least time a database call in a wait for hosts gets, however little of the wait is left
+# (one quick read or write; seconds).
+DATABASE_MINIMUM = 0.5
 
 
 @dataclass(frozen=True)
@@ -219,8 +223,22 @@ class Southbound:
     async def wait_applied(self, revision: int, within: float) -> ApplyOutcome:
         """Wait until every connected host ``revision`` touched has acknowledged it: hosts
         connected here are followed as their acks arrive, those of other replicas are polled
-        from the database."""
+        from the database. Then the acks go to the database, so that reads show them. All of
+        it within ``within`` (a database that does not answer in time only costs the acks of
+        other replicas' hosts, which count as pending, and the flush, which is retried)."""
         deadline = time.monotonic() + within
+        outcome = await self._wait_acks(revision, within, deadline)
+        with contextlib.suppress(ServiceUnavailable):
+            await self.status.flush(within=self._database_time(deadline))
+        return outcome
+
+    def _database_time(self, deadline: float) -> float:
+        """How long the database may take before ``deadline``: what is left of it, yet
+        enough for one quick read, and never more than the database's own bound."""
+        left = max(deadline - time.monotonic(), DATABASE_MINIMUM)
+        return min(left, self.database.timeouts.total)
+
+    async def _wait_acks(self, revision: int, within: float, deadline: float) -> ApplyOutcome:
         if not await self.follower.processed(revision, within):
             return ApplyOutcome(False, frozenset())
         hosts = self.hub.affected.get(revision, frozenset())
@@ -228,7 +246,7 @@ class Southbound:
         remote = {host for host in hosts if host not in self.hub.sessions}
         try:
             while True:
-                remote = await self._remote_pending(remote, revision)
+                remote = await self._remote_pending(remote, revision, deadline)
                 left = deadline - time.monotonic()
                 if (not watch.pending and not remote) or left <= 0:
                     pending = frozenset(str(host) for host in watch.pending | remote)
@@ -240,9 +258,11 @@ class Southbound:
         finally:
             self.hub.unwatch(watch)
 
-    async def _remote_pending(self, remote: set[uuid.UUID], revision: int) -> set[uuid.UUID]:
+    async def _remote_pending(
+        self, remote: set[uuid.UUID], revision: int, deadline: float
+    ) -> set[uuid.UUID]:
         """Those of ``remote`` (hosts served by other replicas) that are live and have not
-        applied ``revision`` yet."""
+        applied ``revision`` yet (all of them, when the database does not answer in time)."""
         if not remote:
             return remote
 
@@ -250,7 +270,12 @@ class Southbound:
             agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
             return await agents.states(list(remote))
 
-        states = await self.database.run(work, write=False)
+        try:
+            states = await self.database.run(
+                work, write=False, within=self._database_time(deadline)
+            )
+        except ServiceUnavailable:
+            return remote
         now = datetime.now(UTC)
         stale = timedelta(seconds=self.options.stale_after)
         return {

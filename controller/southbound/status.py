@@ -5,6 +5,10 @@ memory here, and a flush every ``interval`` writes all that changed in one state
 PostgreSQL, NOTIFYs ``sdnc_acks`` so replicas waiting for an apply wake up). Liveness is renewed
 on the same beat, so a replica that dies leaves its agents looking disconnected once
 ``stale_after`` has passed.
+
+While the database is unavailable, flushes keep failing one after the other (each bounded by
+the database's timeout, never more than one at a time from the beat) and nothing is dropped:
+what was not written stays marked and is written by the first flush that gets through.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.errors import ServiceUnavailable
 from controller.store.agents import AgentRepository, AgentState
 from controller.store.database import Database
 
@@ -57,7 +62,7 @@ class StatusBoard:
         self._refused: set[uuid.UUID] = set()  # set aside, to be marked disconnected
         # Told the server whose row was refused, to close its agent's connection.
         self.on_refused: Callable[[uuid.UUID], None] = lambda server: None
-        self.flushes = 0  # completed flushes that wrote something (tests wait on it)
+        self.flushes = 0  # completed flushes, written or with nothing to write (tests wait on it)
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
         now = self.clock()
@@ -98,7 +103,11 @@ class StatusBoard:
                 await self._task
         for server in list(self.states):
             self.disconnected(server)
-        await self.flush()
+        try:
+            await self.flush()
+        except ServiceUnavailable as exc:
+            # Their rows go stale instead: they look disconnected after ``stale_after``.
+            log.warning("the last agent status was not written (%s)", exc)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,35 +132,42 @@ class StatusBoard:
                 log.warning("%s works again", what)
             self._failing.discard(what)
 
-    async def flush(self) -> None:
-        """Write what changed since the last flush, in one statement. If the database refuses
-        it, each row is written on its own, so that one agent's row cannot hold back the
-        others; an agent whose row is refused even alone is set aside (``on_refused``)."""
+    async def flush(self, *, within: float | None = None) -> None:
+        """Write what changed since the last flush, in one statement (in ``within`` seconds,
+        by default the database's bound); on failure it stays marked for the next one. If the
+        database refuses the statement, each row is written on its own, so that one agent's
+        row cannot hold back the others; an agent whose row is refused even alone is set
+        aside (``on_refused``)."""
         if self._refused:
             await self._mark_refused()
-        if not self._dirty:
-            return
+        if self._dirty:
+            await self._flush_dirty(within)
+        self.flushes += 1
+
+    async def _flush_dirty(self, within: float | None) -> None:
         dirty, self._dirty = self._dirty, set()
         rows = [
-            self.states.get(server) or self._gone[server]
+            state
             for server in dirty
-            if server in self.states or server in self._gone
+            if (state := self.states.get(server) or self._gone.get(server)) is not None
         ]
         try:
-            await self._save(rows)
+            await self._save(rows, within)
         except Exception as exc:
             if not _row_refused(exc):
                 self._dirty |= dirty
                 raise
-            await self._save_each(rows)
+            await self._save_each(rows, within)
+        except BaseException:  # cancelled (a bounded wait gave up): written next time
+            self._dirty |= dirty
+            raise
         else:
             self._written(rows)
-        self.flushes += 1
 
-    async def _save_each(self, rows: list[AgentState]) -> None:
+    async def _save_each(self, rows: list[AgentState], within: float | None) -> None:
         for index, row in enumerate(rows):
             try:
-                await self._save([row])
+                await self._save([row], within)
             except Exception as exc:
                 if not _row_refused(exc):  # the database, not the row: retry what is left
                     self._dirty |= {later.server_id for later in rows[index:]}
@@ -180,14 +196,14 @@ class StatusBoard:
         self._refused.add(row.server_id)
         self.on_refused(row.server_id)
 
-    async def _save(self, rows: list[AgentState]) -> None:
+    async def _save(self, rows: list[AgentState], within: float | None) -> None:
         async def work(connection: AsyncConnection) -> None:
             agents = AgentRepository(connection, is_postgres=self.database.is_postgres)
             await agents.save(rows)
             if self.database.is_postgres:
                 await connection.execute(text(f"NOTIFY {ACKS_CHANNEL}"))
 
-        await self.database.run(work)
+        await self.database.run(work, within=within)
 
     async def _touch(self) -> None:
         servers = list(self.states)

@@ -376,6 +376,7 @@ async def test_unreachable_database_is_503_envelope_with_request_ids() -> None:
     finally:
         await database.dispose()
     assert_error(response, 503, "ServiceUnavailable")
+    assert int(response.headers["retry-after"]) >= 1
     assert response.headers["x-ms-client-request-id"] == "db-down"
 
 

@@ -36,6 +36,7 @@ from tests.support.bodies import (
     virtual_network,
     virtual_subnet,
 )
+from tests.support.responses import assert_no_5xx, describe, error_code
 from tests.support.server import ControllerServer, running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -85,24 +86,6 @@ async def nc(controller: ControllerServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # -- judging responses ------------------------------------------------------------------------
-
-
-def describe(responses: Sequence[httpx.Response]) -> str:
-    return "\n".join(
-        f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:300]}"
-        for r in responses
-    )
-
-
-def assert_no_5xx(responses: Sequence[httpx.Response]) -> None:
-    failed = [r for r in responses if r.status_code >= 500]
-    assert not failed, describe(failed)
-
-
-def error_code(response: httpx.Response) -> str:
-    code = response.json()["error"]["code"]
-    assert isinstance(code, str)
-    return code
 
 
 def assert_outcomes(

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import create_database
 from tests.support.bodies import acl_rule_properties
+from tests.support.responses import assert_no_5xx, describe, error_code
 from tests.support.server import ControllerServer, running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -85,24 +86,6 @@ def rule_set(acl: Json) -> set[tuple[str, int, str]]:
         (r["resourceId"], r["properties"]["priority"], r["properties"].get("description", ""))
         for r in acl["properties"]["aclRules"]
     }
-
-
-def describe(responses: Sequence[httpx.Response]) -> str:
-    return "\n".join(
-        f"{r.request.method} {r.request.url.path} -> {r.status_code} {r.text[:300]}"
-        for r in responses
-    )
-
-
-def assert_no_5xx(responses: Sequence[httpx.Response]) -> None:
-    failed = [r for r in responses if r.status_code >= 500]
-    assert not failed, describe(failed)
-
-
-def error_code(response: httpx.Response) -> str:
-    code = response.json()["error"]["code"]
-    assert isinstance(code, str)
-    return code
 
 
 async def create_acl(nc: httpx.AsyncClient, path: str, rules: Sequence[Json] = ()) -> str:

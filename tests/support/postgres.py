@@ -69,16 +69,12 @@ class ThrowawayPostgres:
             "UTF8",
             "--no-sync",
         )
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
         self._run(
             "pg_ctl",
             "-D",
             str(self.data),
             "-o",
-            options,
+            self.server_options(),
             "-l",
             str(self.root / "server.log"),
             "-w",
@@ -87,6 +83,12 @@ class ThrowawayPostgres:
             "start",
         )
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def server_options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
 
     def stop(self) -> None:
         try:

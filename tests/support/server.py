@@ -75,7 +75,8 @@ class ControllerServer:
             "--port",
             str(self.port),
         ]
-        with self.log_path.open("wb") as log:
+        # Appended to: a controller started again (after ``kill``) keeps the earlier log.
+        with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command,
                 env=env,
@@ -135,6 +136,14 @@ class ControllerServer:
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, whatever was in flight is cut off. ``start``
+        brings it up again on the same port and database."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait()
 
