@@ -14,9 +14,9 @@ from controller.agent.linux.dataplane import LinuxDataplane
 from controller.agent.linux.plan import router_name, veth_name
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import StateDir
-from tests.agent.netlab import Lab, Objects, needs_kernel, new_id, sh
+from tests.agent.netlab import Lab, Objects, new_id, sh
 
-pytestmark = needs_kernel
+pytestmark = pytest.mark.dataplane("bridge", "tc", "nft", "ping")
 VSID = 5001
 
 

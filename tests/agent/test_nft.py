@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import os
 import re
 import subprocess
 import sys
@@ -40,9 +40,8 @@ from controller.agent.linux.nft import (
     pick,
     render,
 )
+from tests.support.processes import stop_process
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="network namespaces and nftables need root")
 ACL = "5f1c8b8e-0d6b-4a59-9d2f-6c2a3c2f9a01"
 SECOND = "0b7d7e1a-3f0c-4a2b-8a55-3b8f1f0d9c02"
 Body = dict[str, Any]
@@ -454,8 +453,6 @@ def test_every_rule_is_rendered_in_order_or_reported(
 
 @pytest.fixture(scope="module")
 def scratch_namespace() -> Iterator[str]:
-    if not ROOT:
-        pytest.skip("network namespaces and nftables need root")
     name = f"sdnc-test-nft-{uuid.uuid4().hex[:8]}"
     run("ip", "netns", "add", name)
     try:
@@ -464,6 +461,7 @@ def scratch_namespace() -> Iterator[str]:
         run("ip", "netns", "del", name)
 
 
+@pytest.mark.dataplane("nft")
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(objects=objects_st, endpoints=endpoints_st)
 def test_nft_accepts_every_rendered_ruleset(
@@ -477,7 +475,9 @@ def test_nft_accepts_every_rendered_ruleset(
 
 
 def run(*command: str, stdin: str | None = None, check: bool = True) -> int:
-    done = subprocess.run(command, input=stdin, text=True, capture_output=True, check=False)
+    done = subprocess.run(
+        command, input=stdin, text=True, capture_output=True, check=False, timeout=60
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed: {done.stderr.strip()}")
     return done.returncode
@@ -536,35 +536,19 @@ MAC = {"a": "02:00:00:77:00:02", "b": "02:00:00:77:00:03"}
 def lab() -> Iterator[Lab]:
     """A router namespace routing /32s to two endpoint namespaces over veths (proxy ARP), each
     endpoint running a TCP server on 80, 443 and 8080."""
-    if not ROOT:
-        pytest.skip("network namespaces and nftables need root")
     tag = uuid.uuid4().hex[:6]
     lab = Lab(f"sdnc-test-r-{tag}", f"sdnc-test-a-{tag}", f"sdnc-test-b-{tag}", tag)
-    servers: list[subprocess.Popen[str]] = []
-    created: list[str] = []
-    try:
+    # Undone in reverse, every step even when another fails: servers, then namespaces.
+    with contextlib.ExitStack() as cleanup:
         for name in (lab.router, lab.a, lab.b):
+            cleanup.callback(run, "ip", "netns", "del", name, check=False)
             run("ip", "netns", "add", name)
-            created.append(name)
             run("ip", "-n", name, "link", "set", "lo", "up")
         run("ip", "netns", "exec", lab.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         for side, namespace in (("a", lab.a), ("b", lab.b)):
             port = f"s{side}{tag}"
-            run(
-                "ip",
-                "-n",
-                lab.router,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                namespace,
-            )
+            run("ip", "-n", lab.router, "link", "add", port, "type", "veth", "peer", "name",
+                "eth0", "netns", namespace)  # fmt: skip
             run("ip", "-n", namespace, "link", "set", "eth0", "address", MAC[side], "up")
             run("ip", "-n", namespace, "addr", "add", f"{ADDRESS[side]}/24", "dev", "eth0")
             run("ip", "-n", namespace, "route", "add", "default", "via", "10.77.0.1")
@@ -574,31 +558,15 @@ def lab() -> Iterator[Lab]:
             for setting in (f"conf.{port}.proxy_arp=1", f"neigh.{port}.proxy_delay=0"):
                 run("ip", "netns", "exec", lab.router, "sysctl", "-qw", f"net.ipv4.{setting}")
             server = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    namespace,
-                    sys.executable,
-                    "-c",
-                    SERVER,
-                    "80",
-                    "443",
-                    "8080",
-                ],
+                ["ip", "netns", "exec", namespace, sys.executable, "-c", SERVER, "80", "443",
+                 "8080"],
                 stdout=subprocess.PIPE,
                 text=True,
-            )
-            servers.append(server)
+            )  # fmt: skip
+            cleanup.callback(stop_process, server)
             assert server.stdout is not None
             assert server.stdout.readline().strip() == "ready"
         yield lab
-    finally:
-        for server in servers:
-            server.kill()
-            server.wait()
-        for name in created:
-            run("ip", "netns", "del", name, check=False)
 
 
 def lab_endpoints(lab: Lab, acls_a: tuple[str, ...]) -> list[FilteredEndpoint]:
@@ -608,7 +576,7 @@ def lab_endpoints(lab: Lab, acls_a: tuple[str, ...]) -> list[FilteredEndpoint]:
     ]
 
 
-@needs_root
+@pytest.mark.dataplane("nft", "ping")
 def test_real_packets_follow_the_acls(lab: Lab) -> None:
     a, b = ADDRESS["a"], ADDRESS["b"]
     assert lab.connects(lab.b, a, 8080), "the lab routes without rules"
@@ -635,6 +603,7 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     ).stdout
     assert tables.split("\n", 2)[:2] == ["table bridge sdnc", "table inet sdnc"]
     assert lab.connects(lab.b, a, 443), "inbound TCP 443 is allowed"

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from tests.e2e.netns import in_ns, run
+from tests.support.processes import stop_process
 
 # What the tests measured, by what it is, reported at the end of the session.
 TIMINGS: dict[str, list[str]] = {}
@@ -71,8 +72,7 @@ def listening(namespace: str, ports: Sequence[int]) -> Iterator[subprocess.Popen
         assert line.strip() == "ready", line + process.stdout.read()
         yield process
     finally:
-        process.kill()
-        process.wait()
+        stop_process(process)
 
 
 def connections(listener: subprocess.Popen[str]) -> list[str]:
@@ -150,9 +150,7 @@ def pinging(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        stop_process(process)
 
 
 def ping_result(process: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, int]:
@@ -218,7 +216,6 @@ def iperf_mbps(server_ns: str, server_ip: str, client_ns: str, seconds: int = 4)
             timeout=seconds + 30,
         )
     finally:
-        server.kill()
-        server.wait()
+        stop_process(server)
     report = json.loads(out)
     return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6

@@ -30,7 +30,11 @@ from tests.e2e.probes import (
 )
 from tests.support.bodies import acl_rule_properties
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.postgres_only,
+    pytest.mark.slow,
+    pytest.mark.dataplane("bridge", "tc", "nft", "nsenter", "ping", "nc", "ss", "iperf3"),
+]
 
 BLUE_A, BLUE_B, BLUE_C, NEW = "10.20.1.10", "10.20.1.20", "10.20.2.30", LATE.ip
 # An ACL change must be enforced within this (the bound).
