@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -27,33 +28,29 @@ def _round_trip(base_url: str) -> None:
 
 
 def test_serves_on_the_embedded_default_store_and_keeps_data(tmp_path: Path) -> None:
-    first = ControllerServer(None, cwd=tmp_path)
-    try:
-        _round_trip(first.start())
-    finally:
-        first.stop()
-    assert (tmp_path / ".sdnc" / "controller.db").is_file()
+    with contextlib.ExitStack() as cleanup:  # each log removed even when a stop fails
+        first = ControllerServer(None, cwd=tmp_path)
+        cleanup.callback(first.remove_log)
+        with contextlib.ExitStack() as running:
+            running.callback(first.stop)
+            _round_trip(first.start())
+        assert (tmp_path / ".sdnc" / "controller.db").is_file()
 
-    second = ControllerServer(None, cwd=tmp_path)
-    try:
+        second = ControllerServer(None, cwd=tmp_path)
+        cleanup.callback(second.remove_log)
+        cleanup.callback(second.stop)
         base_url = second.start()
         kept = httpx.get(f"{base_url}/networking/v1/accessControlLists/web")
         assert kept.status_code == 200
-    finally:
-        second.stop()
-        first.remove_log()
-        second.remove_log()
 
 
 @pytest.mark.postgres_only
 def test_serves_on_postgresql(postgres_server: str) -> None:
-    with create_database(postgres_server) as url:
+    with create_database(postgres_server) as url, contextlib.ExitStack() as cleanup:
         server = ControllerServer(url)
-        try:
-            _round_trip(server.start())
-        finally:
-            server.stop()
-            server.remove_log()
+        cleanup.callback(server.remove_log)
+        cleanup.callback(server.stop)
+        _round_trip(server.start())
 
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:

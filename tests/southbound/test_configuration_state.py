@@ -10,6 +10,7 @@ unless asked to with ``?wait=applied``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -81,11 +82,10 @@ def moved_a1(address: str) -> Json:
 async def fleet(controller: InProcessController) -> AsyncIterator[list[Fleet]]:
     """Fleets a test starts; stopped at its end."""
     started: list[Fleet] = []
-    try:
+    async with contextlib.AsyncExitStack() as cleanup:  # every fleet stopped, even after a failure
         yield started
-    finally:
         for each in started:
-            await each.stop()
+            cleanup.push_async_callback(each.stop)
 
 
 # -- the life of a NIC's configurationState ---------------------------------------------------

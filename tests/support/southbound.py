@@ -52,6 +52,8 @@ Message = dict[str, Any]
 # Short beats, so that tests about bookmarks and reconnections take fractions of seconds.
 FAST = {"change_poll_interval": 0.2, "bookmark_interval": 0.3}
 FAST_ENV = {"SDNC_CHANGE_POLL_INTERVAL": "0.2", "SDNC_BOOKMARK_INTERVAL": "0.3"}
+# How long stopping the in-process controller or the agents may take.
+STOP_TIMEOUT = 30.0
 
 
 async def eventually(
@@ -116,7 +118,8 @@ async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessCo
             yield InProcessController(app, base_url, http)
     finally:
         server.should_exit = True
-        await task
+        async with asyncio.timeout(STOP_TIMEOUT):
+            await task
 
 
 # -- agents ----------------------------------------------------------------------------------
@@ -215,12 +218,19 @@ class Agents:
         agent.connected.clear()
 
     async def close(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop every agent; the first error one of them ended with is raised once all have
+        stopped."""
+        tasks = list(self._tasks.values())
         self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        async with asyncio.timeout(STOP_TIMEOUT):
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                raise outcome
 
 
 async def applied(agent: AgentSession, revision: int, within: float = 10.0) -> None:
