@@ -40,6 +40,7 @@ from controller.agent.linux.nft import (
     pick,
     render,
 )
+from tests.support.nftables import rule_packets
 from tests.support.processes import stop_process
 
 ACL = "5f1c8b8e-0d6b-4a59-9d2f-6c2a3c2f9a01"
@@ -282,18 +283,19 @@ def test_dispatch_by_port_and_address() -> None:
 def test_acl_chains_hold_rules_in_priority_order_then_the_default() -> None:
     text = render([endpoint(1, acls=(ACL, SECOND))], POLICY).text
     first, second = ACL.replace("-", ""), SECOND.replace("-", "")
+    # Every rule and default counts what it decides.
     assert chain(text, f"acl_{first}_in") == [
-        "meta l4proto tcp th dport 80 drop",
-        "meta l4proto tcp th dport 443 return",
-        "drop",
+        "meta l4proto tcp th dport 80 counter drop",
+        "meta l4proto tcp th dport 443 counter return",
+        "counter drop",
     ]
-    assert chain(text, f"acl_{first}_out") == ["return"]
+    assert chain(text, f"acl_{first}_out") == ["counter return"]
     assert chain(text, f"acl_{second}_out") == [
-        "ip daddr 10.0.0.0/8 meta l4proto tcp th dport 53 return",
-        "ip daddr 10.0.0.0/8 meta l4proto udp th dport 53 return",
-        "ip6 daddr fd00::/8 meta l4proto tcp th dport 53 return",
-        "ip6 daddr fd00::/8 meta l4proto udp th dport 53 return",
-        "drop",
+        "ip daddr 10.0.0.0/8 meta l4proto tcp th dport 53 counter return",
+        "ip daddr 10.0.0.0/8 meta l4proto udp th dport 53 counter return",
+        "ip6 daddr fd00::/8 meta l4proto tcp th dport 53 counter return",
+        "ip6 daddr fd00::/8 meta l4proto udp th dport 53 counter return",
+        "counter drop",
     ]
     endpoint_chain = next(line.split()[1] for line in text.splitlines() if "chain ep_" in line)
     assert chain(text, endpoint_chain) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
@@ -442,7 +444,7 @@ def test_every_rule_is_rendered_in_order_or_reported(
                 assert (key in rendered) != (key in reported), key
         for direction, rules in (("in", policy.inbound), ("out", policy.outbound)):
             verdicts = [
-                f"{match} {'return' if r.allow else 'drop'}".strip()
+                f"{match} counter {'return' if r.allow else 'drop'}".strip()
                 for r in rules
                 for match in match_expressions(r)
             ]
@@ -500,15 +502,21 @@ while True:
         connection.sendall(b"ok")
         connection.close()
 """
+# Exits 0 when connected (and served), 2 when refused, 3 when nothing answered (dropped).
 CLIENT = """
 import socket, sys
 try:
     source = (sys.argv[3], 0) if len(sys.argv) > 3 else None
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.7, source) as sock:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 1.0, source) as sock:
         sys.exit(0 if sock.recv(2) == b"ok" else 1)
+except ConnectionRefusedError:
+    sys.exit(2)
+except TimeoutError:
+    sys.exit(3)
 except OSError:
     sys.exit(1)
 """
+OUTCOMES = {0: "connected", 2: "refused", 3: "dropped"}
 
 
 @dataclass
@@ -518,9 +526,18 @@ class Lab:
     b: str
     tag: str
 
-    def connects(self, client: str, address: str, port: int, *source: str) -> bool:
+    def reach(self, client: str, address: str, port: int, *source: str) -> str:
+        """What one TCP connection attempt met: connected, refused, dropped (no answer)."""
         command = ("ip", "netns", "exec", client, sys.executable, "-c", CLIENT, address, str(port))
-        return run(*command, *source, check=False) == 0
+        code = run(*command, *source, check=False)
+        return OUTCOMES.get(code, f"failed ({code})")
+
+    def connects(self, client: str, address: str, port: int, *source: str) -> bool:
+        return self.reach(client, address, port, *source) == "connected"
+
+    def dropped(self, client: str, address: str, port: int, *source: str) -> bool:
+        """The SYN got no answer at all: dropped, not refused (every port here listens)."""
+        return self.reach(client, address, port, *source) == "dropped"
 
     def pings(self, client: str, address: str) -> bool:
         command = ("ip", "netns", "exec", client, "ping", "-c1", "-W1", "-q", address)
@@ -607,12 +624,15 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
     ).stdout
     assert tables.split("\n", 2)[:2] == ["table bridge sdnc", "table inet sdnc"]
     assert lab.connects(lab.b, a, 443), "inbound TCP 443 is allowed"
-    assert not lab.connects(lab.b, a, 80), "inbound TCP 80 is denied (first match wins)"
-    assert not lab.connects(lab.b, a, 8080), "the inbound default is Deny"
+    assert lab.dropped(lab.b, a, 80), "inbound TCP 80 is denied (first match wins)"
+    # It was the deny rule that dropped it; the later allow of port 80 saw nothing.
+    assert rule_packets(lab.router, ACL, "inbound", port=80, verdict="drop") >= 1
+    assert rule_packets(lab.router, ACL, "inbound", port=80, verdict="return") == 0
+    assert lab.dropped(lab.b, a, 8080), "the inbound default is Deny"
     assert not lab.pings(lab.b, a), "the inbound default is Deny for ICMP too"
     assert lab.connects(lab.a, b, 8080), "outbound is permitted and its replies come back"
     assert lab.pings(lab.a, b), "ping replies of an outbound ping come back"
-    assert not lab.connects(lab.a, b, 8080, STRAY), "a port's other addresses are dropped"
+    assert lab.dropped(lab.a, b, 8080, STRAY), "a port's other addresses are dropped"
 
     # The endpoint now has two ACLs: a packet must be allowed by both.
     second = acls_from_objects(
@@ -624,10 +644,11 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
         }
     )
     nft(lab.router, render(lab_endpoints(lab, (ACL, SECOND)), second).text)
-    assert not lab.connects(lab.b, a, 443), "denied by the first ACL, allowed by the second"
+    assert lab.dropped(lab.b, a, 443), "denied by the first ACL, allowed by the second"
+    assert rule_packets(lab.router, ACL, "inbound", port=443, verdict="drop") >= 1
     assert lab.connects(lab.b, a, 80), "permitted by the first's default, allowed by the second"
-    assert not lab.connects(lab.b, a, 8080), "the second ACL's inbound default is Deny"
-    assert not lab.connects(lab.a, b, 8080), "the second ACL's outbound default is Deny"
+    assert lab.dropped(lab.b, a, 8080), "the second ACL's inbound default is Deny"
+    assert lab.dropped(lab.a, b, 8080), "the second ACL's outbound default is Deny"
 
     nft(lab.router, render(lab_endpoints(lab, ()), {}).text)
     assert lab.connects(lab.b, a, 8080), "no ACL: everything passes"

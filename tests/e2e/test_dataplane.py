@@ -192,12 +192,13 @@ def test_drift_is_repaired_on_the_next_resync(deployment: Deployment) -> None:
 
 def _kernel_state(d: Deployment, host: int) -> dict[str, object]:
     """Links (with ifindex: a recreated link differs) of a host's namespaces, and its
-    rulesets."""
+    rulesets with their rules' handles (a reloaded ruleset gets new ones) but without the
+    counters' values (traffic moves those)."""
     spaces = [d.router_ns(host, "blue"), d.router_ns(host, "red"), d.endpoint_ns("blue-b"),
               d.endpoint_ns("red-b")]  # fmt: skip
     state: dict[str, object] = {ns: links(ns) for ns in spaces}
     for ns in spaces[:2]:
-        state[f"nft {ns}"] = in_ns(ns, "nft", "list", "ruleset")
+        state[f"nft {ns}"] = in_ns(ns, "nft", "-s", "-a", "list", "ruleset")
     return state
 
 
