@@ -16,6 +16,7 @@ from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import StateDir
 from tests.agent.netlab import Lab, Objects, new_id, sh
 from tests.support.figures import Figures
+from tests.support.tc import assert_capped, token_bucket
 
 pytestmark = pytest.mark.dataplane("bridge", "tc", "nft", "ping")
 VSID = 5001
@@ -51,29 +52,6 @@ def ping(netns: str, address: str, count: int = 2) -> bool:
     done = sh("ip", "netns", "exec", netns, "ping", "-c", str(count), "-i", "0.2", "-W", "1",
               address, check=False)  # fmt: skip
     return f"{count} received" in done or f"{count} packets received" in done
-
-
-def token_bucket(netns: str, device: str) -> tuple[int, int] | None:
-    """(rate in bytes/s, burst in bytes) of the tbf root qdisc of ``device``, as ``tc -j``
-    reports it; None when its root qdisc is no token bucket."""
-    qdiscs = json.loads(sh("tc", "-n", netns, "-j", "qdisc", "show", "dev", device))
-    roots = [q for q in qdiscs if q.get("root")]
-    if not roots or roots[0]["kind"] != "tbf":
-        return None
-    options = roots[0]["options"]
-    return int(options["rate"]), int(options["burst"])
-
-
-def assert_capped(netns: str, device: str, mbps: int) -> None:
-    """``device`` has the token bucket a cap of ``mbps`` Mbit/s asks for: that rate exactly,
-    and a burst of 20 ms at that rate, at least 32 KiB so full-size frames pass (the kernel
-    keeps the burst as a time at the rate, so it reads back a few bytes off)."""
-    bucket = token_bucket(netns, device)
-    assert bucket is not None, f"{device} in {netns} has no token bucket"
-    rate = mbps * 1_000_000 // 8
-    burst = max(32 * 1024, rate // 50)
-    assert bucket[0] == rate, (bucket, mbps)
-    assert abs(bucket[1] - burst) <= burst // 1000, (bucket, burst)
 
 
 def vxlan_packets(router: str, vxlan: str) -> tuple[int, int]:

@@ -22,7 +22,6 @@ from tests.conftest import create_database
 from tests.e2e.agents import SDNC, AgentProcess, agent_token
 from tests.e2e.fabric import Api, Tenants, create_servers, create_tenants
 from tests.e2e.netns import Underlay, namespaces, remove_namespaces, underlay
-from tests.e2e.probes import TIMINGS
 from tests.support.server import ControllerServer
 from tests.support.southbound import FAST_ENV
 
@@ -66,14 +65,6 @@ def pytest_runtest_makereport(
     if report.failed:
         item.stash[FAILED] = True
     return report
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not TIMINGS:
-        return
-    terminalreporter.section("end-to-end timings")
-    for what, values in TIMINGS.items():
-        terminalreporter.write_line(f"{what}: {', '.join(values)}")
 
 
 def _agent_available() -> None:
