@@ -52,6 +52,9 @@ class StatusBoard:
         self._dirty: set[uuid.UUID] = set()
         self._task: asyncio.Task[None] | None = None
         self._last_touch = 0.0
+        # Flushes completed (with or without anything to write): once it has moved twice,
+        # everything reported before it was read has been written.
+        self.flushes = 0
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
         now = self.clock()
@@ -106,8 +109,11 @@ class StatusBoard:
                 log.exception("writing agent status failed; will retry")
 
     async def flush(self) -> None:
-        if not self._dirty:
-            return
+        if self._dirty:
+            await self._write()
+        self.flushes += 1
+
+    async def _write(self) -> None:
         dirty, self._dirty = self._dirty, set()
         rows = [
             self.states.get(server) or self._gone.pop(server)

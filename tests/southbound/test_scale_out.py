@@ -9,7 +9,6 @@ agent's state is compared with what a brand-new replica computes for its host.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from tests.support.southbound import (
     put_waiting,
     reference_policy,
     revision_of,
+    status_written,
     tokens,
 )
 
@@ -257,7 +257,7 @@ async def test_an_agent_that_moved_stays_connected_when_its_old_replica_wakes_up
         return await agents_connected(deployment.b.base_url) == 0
 
     await eventually(b_let_go, what="replica B noticing its agents left")
-    await asyncio.sleep(0.5)  # more than B's status flush interval
+    await status_written(deployment.b.base_url)  # what B made of it is in the database
     for host in running:
         nic_host = await connected_status(deployment.http, host)
         assert_configuration_state(nic_host, "Success")
