@@ -186,8 +186,8 @@ async def test_a_failure_the_agent_reports_is_the_nics_detailed_info(
     hosts = Fleet([controller.base_url], [AgentSpec("hostA", agent_tokens["hostA"])])
     fleet.append(hosts)
     hosts.start(fail_keys=lambda key: key == failing)
-    assert await hosts.connected(10)
-    assert await hosts.applied(await revision_of(database), 10)
+    assert await hosts.connected(EVENT_BOUND)
+    assert await hosts.applied(await revision_of(database), EVENT_BOUND)
 
     nic = await becomes(controller.http, A1, "Failure", "PolicyConfigurationFailure")
     state = assert_configuration_state(nic, "Failure", "PolicyConfigurationFailure")
@@ -214,13 +214,13 @@ async def test_a_reported_failure_stays_until_the_object_is_applied(
     hosts = Fleet([controller.base_url], [AgentSpec("hostA", agent_tokens["hostA"])])
     fleet.append(hosts)
     hosts.start(fail_keys=lambda key: key == failing)
-    assert await hosts.applied(await revision_of(database), 10)
+    assert await hosts.applied(await revision_of(database), EVENT_BOUND)
     await becomes(controller.http, A1, "Failure", "PolicyConfigurationFailure")
     # Something unrelated to a1 is written: host A gets a bookmark (or a delta of the ACL).
     await put(controller.http, "/credentials/other", credential("X509Certificate", value="CD"))
     await put(controller.http, WEB_ACL, acl(acl_rule("r1", 100), acl_rule("r2", 200)))
     revision = await revision_of(database)
-    assert await hosts.applied(revision, 10)
+    assert await hosts.applied(revision, EVENT_BOUND)
 
     # Once the ack of that revision (which lists every failing object) is in the database,
     # the failure of a1 must still be there.
