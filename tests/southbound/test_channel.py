@@ -440,16 +440,24 @@ async def test_deltas_reach_only_the_hosts_they_concern(
         host: agents.start(host, agent_tokens[host], provider_address=PROVIDER[host])
         for host in ("hostA", "hostB", "hostC")
     }
-    revision = await revision_of(database)
-    for agent in running.values():
-        await applied(agent, revision)
-    # Every host has reported its provider address: A and B map each other's endpoints.
+    # Every host has reported its provider address (each report is a change of its own, which
+    # reaches the host after its snapshot) and holds it: A and B map each other's endpoints.
+    await eventually(
+        lambda: all(
+            agent.state.objects.get(fabric.host(host), {}).get("providerAddress") == PROVIDER[host]
+            for host, agent in running.items()
+        ),
+        what="every host holding its reported provider address",
+    )
     await eventually(
         lambda: (
             fabric.mapping("b1") in running["hostA"].state.objects
             and fabric.mapping("a1") in running["hostB"].state.objects
         )
     )
+    revision = await revision_of(database)
+    for agent in running.values():
+        await applied(agent, revision)
 
     def policy_messages() -> dict[str, int]:
         return {host: len(agent.kinds()) for host, agent in running.items()}
