@@ -19,7 +19,7 @@ have_postgres_binaries() {
 missing_e2e_packages() {
     local pair
     for pair in ip:iproute2 bridge:iproute2 tc:iproute2 ss:iproute2 nft:nftables \
-        iperf3:iperf3 ping:iputils-ping nc:netcat-openbsd nsenter:util-linux; do
+        iperf3:iperf3 ping:iputils-ping nsenter:util-linux; do
         command -v "${pair%%:*}" >/dev/null || echo "${pair#*:}"
     done | sort -u
 }

@@ -27,6 +27,10 @@ from tests.support.figures import RECORDED, Figures, summary_lines
 from tests.support.nbi import serve
 from tests.support.postgres import ThrowawayPostgres
 
+# pytester runs pytest inside a test (the data-plane plugin's own tests); the data-plane plugin
+# marks kernel tests and fails their skips in runs that require them.
+pytest_plugins = ["pytester", "tests.support.dataplane"]
+
 BACKEND = os.environ.get("SDNC_TEST_BACKEND", "postgres").lower()
 TABLES = ("resource_references", "mac_allocations", "resources", "change_log", "controller_secrets")
 

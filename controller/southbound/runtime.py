@@ -151,6 +151,7 @@ class Southbound:
             "resumableFrom": self.compiler.floor,
             "objects": len(self.compiler.objects),
             "agentsConnected": len(self.hub.sessions),
+            "statusFlushes": self.status.flushes,
             "changesCompiled": stats.changes,
             "compileSecondsTotal": round(stats.compile_seconds, 6),
             "lastCompileMs": round(stats.last_compile_ms, 3),

@@ -62,7 +62,9 @@ class StatusBoard:
         self._refused: set[uuid.UUID] = set()  # set aside, to be marked disconnected
         # Told the server whose row was refused, to close its agent's connection.
         self.on_refused: Callable[[uuid.UUID], None] = lambda server: None
-        self.flushes = 0  # completed flushes, written or with nothing to write (tests wait on it)
+        # Flushes completed (with or without anything to write): once it has moved twice,
+        # everything reported before it was read has been written.
+        self.flushes = 0
 
     def connected(self, server: uuid.UUID, applied: int, provider_address: str | None) -> None:
         now = self.clock()

@@ -3,37 +3,17 @@ provider address, and the southbound objects an agent of such a host would recei
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
 import subprocess
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 Body = dict[str, Any]
 
 
-def _kernel_lab_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "kernel tests need root (network namespaces, veth, bridge, VXLAN)"
-    if shutil.which("ip") is None or shutil.which("bridge") is None:
-        return "kernel tests need iproute2 (ip, bridge)"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return "kernel tests need `ip netns`"
-    if shutil.which("nft") is None:
-        return "kernel tests need nftables (nft)"
-    return None
-
-
-MISSING = _kernel_lab_missing()
-needs_kernel = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+def sh(*argv: str, check: bool = True, timeout: float = 60.0) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)}: {done.stderr.strip()}")
     return done.stdout
@@ -78,10 +58,12 @@ class Lab:
         return name, address
 
     def cleanup(self) -> None:
+        """Delete every namespace of the test (each one tried, even after a failure)."""
         names = {line.split()[0] for line in sh("ip", "netns", "list").splitlines() if line}
         doomed = [n for n in names if n in self.made or any(o in n for o in self.owners)]
-        for name in doomed:
-            sh("ip", "netns", "del", name, check=False)
+        with contextlib.ExitStack() as cleanup:
+            for name in doomed:
+                cleanup.callback(sh, "ip", "netns", "del", name, check=False)
 
 
 @dataclass

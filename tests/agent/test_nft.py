@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import os
 import re
 import subprocess
 import sys
@@ -40,9 +40,9 @@ from controller.agent.linux.nft import (
     pick,
     render,
 )
+from tests.support.nftables import rule_packets
+from tests.support.processes import stop_process
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="network namespaces and nftables need root")
 ACL = "5f1c8b8e-0d6b-4a59-9d2f-6c2a3c2f9a01"
 SECOND = "0b7d7e1a-3f0c-4a2b-8a55-3b8f1f0d9c02"
 Body = dict[str, Any]
@@ -283,18 +283,19 @@ def test_dispatch_by_port_and_address() -> None:
 def test_acl_chains_hold_rules_in_priority_order_then_the_default() -> None:
     text = render([endpoint(1, acls=(ACL, SECOND))], POLICY).text
     first, second = ACL.replace("-", ""), SECOND.replace("-", "")
+    # Every rule and default counts what it decides.
     assert chain(text, f"acl_{first}_in") == [
-        "meta l4proto tcp th dport 80 drop",
-        "meta l4proto tcp th dport 443 return",
-        "drop",
+        "meta l4proto tcp th dport 80 counter drop",
+        "meta l4proto tcp th dport 443 counter return",
+        "counter drop",
     ]
-    assert chain(text, f"acl_{first}_out") == ["return"]
+    assert chain(text, f"acl_{first}_out") == ["counter return"]
     assert chain(text, f"acl_{second}_out") == [
-        "ip daddr 10.0.0.0/8 meta l4proto tcp th dport 53 return",
-        "ip daddr 10.0.0.0/8 meta l4proto udp th dport 53 return",
-        "ip6 daddr fd00::/8 meta l4proto tcp th dport 53 return",
-        "ip6 daddr fd00::/8 meta l4proto udp th dport 53 return",
-        "drop",
+        "ip daddr 10.0.0.0/8 meta l4proto tcp th dport 53 counter return",
+        "ip daddr 10.0.0.0/8 meta l4proto udp th dport 53 counter return",
+        "ip6 daddr fd00::/8 meta l4proto tcp th dport 53 counter return",
+        "ip6 daddr fd00::/8 meta l4proto udp th dport 53 counter return",
+        "counter drop",
     ]
     endpoint_chain = next(line.split()[1] for line in text.splitlines() if "chain ep_" in line)
     assert chain(text, endpoint_chain) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
@@ -443,7 +444,7 @@ def test_every_rule_is_rendered_in_order_or_reported(
                 assert (key in rendered) != (key in reported), key
         for direction, rules in (("in", policy.inbound), ("out", policy.outbound)):
             verdicts = [
-                f"{match} {'return' if r.allow else 'drop'}".strip()
+                f"{match} counter {'return' if r.allow else 'drop'}".strip()
                 for r in rules
                 for match in match_expressions(r)
             ]
@@ -454,8 +455,6 @@ def test_every_rule_is_rendered_in_order_or_reported(
 
 @pytest.fixture(scope="module")
 def scratch_namespace() -> Iterator[str]:
-    if not ROOT:
-        pytest.skip("network namespaces and nftables need root")
     name = f"sdnc-test-nft-{uuid.uuid4().hex[:8]}"
     run("ip", "netns", "add", name)
     try:
@@ -464,6 +463,7 @@ def scratch_namespace() -> Iterator[str]:
         run("ip", "netns", "del", name)
 
 
+@pytest.mark.dataplane("nft")
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(objects=objects_st, endpoints=endpoints_st)
 def test_nft_accepts_every_rendered_ruleset(
@@ -477,7 +477,9 @@ def test_nft_accepts_every_rendered_ruleset(
 
 
 def run(*command: str, stdin: str | None = None, check: bool = True) -> int:
-    done = subprocess.run(command, input=stdin, text=True, capture_output=True, check=False)
+    done = subprocess.run(
+        command, input=stdin, text=True, capture_output=True, check=False, timeout=60
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed: {done.stderr.strip()}")
     return done.returncode
@@ -500,15 +502,21 @@ while True:
         connection.sendall(b"ok")
         connection.close()
 """
+# Exits 0 when connected (and served), 2 when refused, 3 when nothing answered (dropped).
 CLIENT = """
 import socket, sys
 try:
     source = (sys.argv[3], 0) if len(sys.argv) > 3 else None
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.7, source) as sock:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 1.0, source) as sock:
         sys.exit(0 if sock.recv(2) == b"ok" else 1)
+except ConnectionRefusedError:
+    sys.exit(2)
+except TimeoutError:
+    sys.exit(3)
 except OSError:
     sys.exit(1)
 """
+OUTCOMES = {0: "connected", 2: "refused", 3: "dropped"}
 
 
 @dataclass
@@ -518,9 +526,18 @@ class Lab:
     b: str
     tag: str
 
-    def connects(self, client: str, address: str, port: int, *source: str) -> bool:
+    def reach(self, client: str, address: str, port: int, *source: str) -> str:
+        """What one TCP connection attempt met: connected, refused, dropped (no answer)."""
         command = ("ip", "netns", "exec", client, sys.executable, "-c", CLIENT, address, str(port))
-        return run(*command, *source, check=False) == 0
+        code = run(*command, *source, check=False)
+        return OUTCOMES.get(code, f"failed ({code})")
+
+    def connects(self, client: str, address: str, port: int, *source: str) -> bool:
+        return self.reach(client, address, port, *source) == "connected"
+
+    def dropped(self, client: str, address: str, port: int, *source: str) -> bool:
+        """The SYN got no answer at all: dropped, not refused (every port here listens)."""
+        return self.reach(client, address, port, *source) == "dropped"
 
     def pings(self, client: str, address: str) -> bool:
         command = ("ip", "netns", "exec", client, "ping", "-c1", "-W1", "-q", address)
@@ -536,35 +553,19 @@ MAC = {"a": "02:00:00:77:00:02", "b": "02:00:00:77:00:03"}
 def lab() -> Iterator[Lab]:
     """A router namespace routing /32s to two endpoint namespaces over veths (proxy ARP), each
     endpoint running a TCP server on 80, 443 and 8080."""
-    if not ROOT:
-        pytest.skip("network namespaces and nftables need root")
     tag = uuid.uuid4().hex[:6]
     lab = Lab(f"sdnc-test-r-{tag}", f"sdnc-test-a-{tag}", f"sdnc-test-b-{tag}", tag)
-    servers: list[subprocess.Popen[str]] = []
-    created: list[str] = []
-    try:
+    # Undone in reverse, every step even when another fails: servers, then namespaces.
+    with contextlib.ExitStack() as cleanup:
         for name in (lab.router, lab.a, lab.b):
+            cleanup.callback(run, "ip", "netns", "del", name, check=False)
             run("ip", "netns", "add", name)
-            created.append(name)
             run("ip", "-n", name, "link", "set", "lo", "up")
         run("ip", "netns", "exec", lab.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         for side, namespace in (("a", lab.a), ("b", lab.b)):
             port = f"s{side}{tag}"
-            run(
-                "ip",
-                "-n",
-                lab.router,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                namespace,
-            )
+            run("ip", "-n", lab.router, "link", "add", port, "type", "veth", "peer", "name",
+                "eth0", "netns", namespace)  # fmt: skip
             run("ip", "-n", namespace, "link", "set", "eth0", "address", MAC[side], "up")
             run("ip", "-n", namespace, "addr", "add", f"{ADDRESS[side]}/24", "dev", "eth0")
             run("ip", "-n", namespace, "route", "add", "default", "via", "10.77.0.1")
@@ -574,31 +575,15 @@ def lab() -> Iterator[Lab]:
             for setting in (f"conf.{port}.proxy_arp=1", f"neigh.{port}.proxy_delay=0"):
                 run("ip", "netns", "exec", lab.router, "sysctl", "-qw", f"net.ipv4.{setting}")
             server = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    namespace,
-                    sys.executable,
-                    "-c",
-                    SERVER,
-                    "80",
-                    "443",
-                    "8080",
-                ],
+                ["ip", "netns", "exec", namespace, sys.executable, "-c", SERVER, "80", "443",
+                 "8080"],
                 stdout=subprocess.PIPE,
                 text=True,
-            )
-            servers.append(server)
+            )  # fmt: skip
+            cleanup.callback(stop_process, server)
             assert server.stdout is not None
             assert server.stdout.readline().strip() == "ready"
         yield lab
-    finally:
-        for server in servers:
-            server.kill()
-            server.wait()
-        for name in created:
-            run("ip", "netns", "del", name, check=False)
 
 
 def lab_endpoints(lab: Lab, acls_a: tuple[str, ...]) -> list[FilteredEndpoint]:
@@ -608,7 +593,7 @@ def lab_endpoints(lab: Lab, acls_a: tuple[str, ...]) -> list[FilteredEndpoint]:
     ]
 
 
-@needs_root
+@pytest.mark.dataplane("nft", "ping")
 def test_real_packets_follow_the_acls(lab: Lab) -> None:
     a, b = ADDRESS["a"], ADDRESS["b"]
     assert lab.connects(lab.b, a, 8080), "the lab routes without rules"
@@ -635,15 +620,19 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     ).stdout
     assert tables.split("\n", 2)[:2] == ["table bridge sdnc", "table inet sdnc"]
     assert lab.connects(lab.b, a, 443), "inbound TCP 443 is allowed"
-    assert not lab.connects(lab.b, a, 80), "inbound TCP 80 is denied (first match wins)"
-    assert not lab.connects(lab.b, a, 8080), "the inbound default is Deny"
+    assert lab.dropped(lab.b, a, 80), "inbound TCP 80 is denied (first match wins)"
+    # It was the deny rule that dropped it; the later allow of port 80 saw nothing.
+    assert rule_packets(lab.router, ACL, "inbound", port=80, verdict="drop") >= 1
+    assert rule_packets(lab.router, ACL, "inbound", port=80, verdict="return") == 0
+    assert lab.dropped(lab.b, a, 8080), "the inbound default is Deny"
     assert not lab.pings(lab.b, a), "the inbound default is Deny for ICMP too"
     assert lab.connects(lab.a, b, 8080), "outbound is permitted and its replies come back"
     assert lab.pings(lab.a, b), "ping replies of an outbound ping come back"
-    assert not lab.connects(lab.a, b, 8080, STRAY), "a port's other addresses are dropped"
+    assert lab.dropped(lab.a, b, 8080, STRAY), "a port's other addresses are dropped"
 
     # The endpoint now has two ACLs: a packet must be allowed by both.
     second = acls_from_objects(
@@ -655,10 +644,11 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
         }
     )
     nft(lab.router, render(lab_endpoints(lab, (ACL, SECOND)), second).text)
-    assert not lab.connects(lab.b, a, 443), "denied by the first ACL, allowed by the second"
+    assert lab.dropped(lab.b, a, 443), "denied by the first ACL, allowed by the second"
+    assert rule_packets(lab.router, ACL, "inbound", port=443, verdict="drop") >= 1
     assert lab.connects(lab.b, a, 80), "permitted by the first's default, allowed by the second"
-    assert not lab.connects(lab.b, a, 8080), "the second ACL's inbound default is Deny"
-    assert not lab.connects(lab.a, b, 8080), "the second ACL's outbound default is Deny"
+    assert lab.dropped(lab.b, a, 8080), "the second ACL's inbound default is Deny"
+    assert lab.dropped(lab.a, b, 8080), "the second ACL's outbound default is Deny"
 
     nft(lab.router, render(lab_endpoints(lab, ()), {}).text)
     assert lab.connects(lab.b, a, 8080), "no ACL: everything passes"

@@ -17,7 +17,17 @@ from controller.settings import Settings
 from controller.store import migrate
 from controller.store.database import Database
 from tests.support.bodies import acl, acl_rule, acl_rule_properties
-from tests.support.nbi import V1, Json, assert_absent, assert_error, get, put, serve
+from tests.support.nbi import (
+    V1,
+    Json,
+    assert_absent,
+    assert_error,
+    assert_stored,
+    get,
+    get_all,
+    put,
+    serve,
+)
 
 ACL = f"{V1}/accessControlLists/A"
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
@@ -144,7 +154,7 @@ async def test_body_in_another_declared_charset_is_decoded(client: httpx.AsyncCl
         ACL, content=body, headers={"Content-Type": "application/json; charset=utf-16"}
     )
     assert response.status_code == 201, response.text
-    assert response.json()["tags"] == {"name": "caf\u00e9"}
+    assert (await assert_stored(client, response.json()))["tags"] == {"name": "caf\u00e9"}
 
 
 # -- size and structure limits --------------------------------------------------------------
@@ -181,8 +191,11 @@ async def test_body_over_the_limit_on_update_changes_nothing(
 
 
 async def test_body_at_the_limit_is_accepted(small_client: httpx.AsyncClient) -> None:
-    response = await small_client.put(ACL, content=padded_body(LIMIT), headers=JSON)
+    content = padded_body(LIMIT)
+    response = await small_client.put(ACL, content=content, headers=JSON)
     assert response.status_code == 201, response.text
+    stored = await assert_stored(small_client, response.json())
+    assert stored["tags"] == orjson.loads(content)["tags"]
 
 
 async def test_chunked_body_under_the_limit_is_accepted(small_client: httpx.AsyncClient) -> None:
@@ -194,6 +207,8 @@ async def test_chunked_body_under_the_limit_is_accepted(small_client: httpx.Asyn
 
     response = await small_client.put(ACL, content=chunks(), headers=JSON)
     assert response.status_code == 201, response.text
+    stored = await assert_stored(small_client, response.json())
+    assert stored["tags"] == orjson.loads(content)["tags"]
 
 
 async def test_json_nested_deeper_than_the_limit_is_400(client: httpx.AsyncClient) -> None:
@@ -213,6 +228,7 @@ async def test_deeply_nested_arrays_are_400(client: httpx.AsyncClient) -> None:
 async def test_json_nested_to_the_limit_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json=nested(64))
     assert response.status_code == 201, response.text
+    assert (await assert_stored(client, response.json()))["tags"] == nested(64)["tags"]
 
 
 @pytest.mark.parametrize(
@@ -274,6 +290,7 @@ async def test_every_invalid_member_is_listed_in_details(client: httpx.AsyncClie
         "properties.aclRules[0].properties.action",
     }
     assert {d["code"] for d in error["details"]} == {"InvalidInput"}
+    await assert_unchanged(client, None)
 
 
 async def test_semantic_validation_failure_is_400_and_changes_nothing(
@@ -333,6 +350,8 @@ async def test_every_response_carries_request_ids(
     assert response.status_code == status
     assert response.headers["x-ms-request-id"]
     assert response.headers["x-ms-client-request-id"] == "client-42"
+    # None of them writes anything.
+    assert await get_all(client, f"{V1}/accessControlLists") == []
 
 
 async def test_request_ids_are_unique_per_request(client: httpx.AsyncClient) -> None:
@@ -350,6 +369,7 @@ async def test_413_carries_request_ids(small_client: httpx.AsyncClient) -> None:
     )
     assert_error(response, 413, "PayloadTooLarge")
     assert response.headers["x-ms-client-request-id"] == "big-1"
+    await assert_unchanged(small_client, None)
 
 
 async def test_400_and_415_carry_request_ids(client: httpx.AsyncClient) -> None:
@@ -361,6 +381,7 @@ async def test_400_and_415_carry_request_ids(client: httpx.AsyncClient) -> None:
     no_type = await client.put(ACL, content=b"{}", headers={"x-ms-client-request-id": "c-2"})
     assert_error(no_type, 415, "UnsupportedMediaType")
     assert no_type.headers["x-ms-client-request-id"] == "c-2"
+    await assert_unchanged(client, None)
 
 
 async def test_unreachable_database_is_503_envelope_with_request_ids() -> None:

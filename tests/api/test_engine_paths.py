@@ -7,7 +7,17 @@ import pytest
 
 from controller.resources import REGISTRY
 from tests.support.bodies import acl, acl_rule, ip_pool, logical_network, logical_subnet
-from tests.support.nbi import V1, assert_absent, assert_error, get, get_all, ids, put, refs
+from tests.support.nbi import (
+    V1,
+    assert_absent,
+    assert_error,
+    assert_stored,
+    get,
+    get_all,
+    ids,
+    put,
+    refs,
+)
 
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 COLLECTIONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is None)
@@ -64,9 +74,12 @@ async def test_a_resource_written_under_v1_is_the_same_under_every_version(
 
 
 async def test_writes_are_accepted_under_v5(client: httpx.AsyncClient) -> None:
-    response = await client.put("/networking/v5/accessControlLists/A", json={"properties": {}})
+    body = acl(acl_rule("r1"), inboundDefaultAction="Deny")
+    response = await client.put("/networking/v5/accessControlLists/A", json=body)
     assert response.status_code == 201
-    await get(client, f"{V1}/accessControlLists/A")
+    stored = await assert_stored(client, response.json())  # read under v1
+    assert stored["properties"]["inboundDefaultAction"] == "Deny"
+    assert ids(stored["properties"]["aclRules"]) == ["r1"]
 
 
 async def test_unserved_version_is_404_envelope(client: httpx.AsyncClient) -> None:
@@ -106,6 +119,8 @@ async def test_put_to_a_differently_cased_path_writes_the_canonical_resource(
     response = await client.put("/NETWORKING/V1/ACCESSCONTROLLISTS/A", json={"properties": {}})
     assert response.status_code == 201
     assert response.json()["resourceRef"] == "/accessControlLists/A"
+    await assert_stored(client, response.json())
+    assert ids(await get_all(client, f"{V1}/accessControlLists")) == ["A"]
 
 
 async def test_trailing_slash_on_collections(client: httpx.AsyncClient) -> None:
@@ -124,6 +139,7 @@ async def test_logical_subnets_alias_reads_and_writes_subnets(client: httpx.Asyn
     body = logical_subnet(None, "10.1.0.0/24")
     created = await put(client, f"{V1}/logicalNetworks/L/logicalSubnets/S", body, status=201)
     assert created["resourceRef"] == "/logicalNetworks/L/subnets/S"
+    await assert_stored(client, created)
     alias = await get(client, f"{V1}/logicalNetworks/L/LogicalSubnets/S")
     assert alias == await get(client, f"{V1}/logicalNetworks/L/subnets/S")
     assert ids(await get_all(client, f"{V1}/logicalNetworks/L/logicalSubnets")) == ["S"]
@@ -162,9 +178,10 @@ async def test_patch_and_post_on_an_item_are_405(client: httpx.AsyncClient, meth
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 async def test_writes_to_a_collection_are_405(client: httpx.AsyncClient, method: str) -> None:
+    existing = await put(client, f"{V1}/accessControlLists/A", acl(acl_rule("r1")))
     response = await client.request(method, f"{V1}/accessControlLists", json={"properties": {}})
     assert_error(response, 405, "MethodNotAllowed")
-    assert await get_all(client, f"{V1}/accessControlLists") == []
+    assert await get_all(client, f"{V1}/accessControlLists") == [existing]
 
 
 async def test_delete_of_a_singleton_is_405(client: httpx.AsyncClient) -> None:

@@ -18,7 +18,16 @@ from tests.support.bodies import (
     mac_pool,
     ref,
 )
-from tests.support.nbi import V1, Json, get, put, put_raw, without_etags
+from tests.support.nbi import (
+    V1,
+    Json,
+    assert_absent,
+    assert_stored,
+    get,
+    put,
+    put_raw,
+    without_etags,
+)
 
 ACL = f"{V1}/accessControlLists/A"
 NETWORK = f"{V1}/logicalNetworks/L"
@@ -72,7 +81,7 @@ async def test_member_names_in_any_case(client: httpx.AsyncClient) -> None:
         "Tags": {"Owner": "ops"},
         "ResourceMetadata": {"Client": "PowerShell"},
     }
-    created = await put(client, ACL, body)
+    created = await assert_stored(client, await put(client, ACL, body))
     assert created["properties"]["inboundDefaultAction"] == "Deny"
     assert rule_properties(created["properties"]["aclRules"][0]) == CANONICAL_RULE
     # Free-form members keep the client's spelling.
@@ -102,7 +111,7 @@ async def test_booleans_as_strings(client: httpx.AsyncClient, sent: str, stored:
 async def test_vlan_id_as_string(client: httpx.AsyncClient) -> None:
     await put(client, NETWORK, {"properties": {}})
     subnet = {"properties": {"addressPrefix": "10.0.0.0/24", "vlanid": "0", "IsPublic": "False"}}
-    written = await put(client, f"{NETWORK}/subnets/S", subnet)
+    written = await assert_stored(client, await put(client, f"{NETWORK}/subnets/S", subnet))
     assert written["properties"]["vlanID"] == 0
     assert written["properties"]["isPublic"] is False
 
@@ -146,7 +155,7 @@ async def test_output_is_canonical_whatever_the_input_spelling(
         }
     }
     written = await put(client, f"{ACL}/aclRules/r1", sloppy)
-    assert rule_properties(written) == CANONICAL_RULE
+    assert rule_properties(await assert_stored(client, written)) == CANONICAL_RULE
 
 
 async def test_null_members_are_treated_as_absent(client: httpx.AsyncClient) -> None:
@@ -163,7 +172,7 @@ async def test_null_members_are_treated_as_absent(client: httpx.AsyncClient) -> 
             ],
         },
     }
-    written = await put(client, ACL, body)
+    written = await assert_stored(client, await put(client, ACL, body))
     assert written["tags"] == {}
     assert written["resourceMetadata"] == {}
     assert written["properties"]["inboundDefaultAction"] == "Permit"
@@ -181,7 +190,7 @@ async def test_unknown_members_are_ignored(client: httpx.AsyncClient) -> None:
             ],
         },
     }
-    written = await put(client, ACL, body)
+    written = await assert_stored(client, await put(client, ACL, body))
     assert "unknownEnvelopeMember" not in written
     assert "futureProperty" not in written["properties"]
     assert rule_properties(written["properties"]["aclRules"][0]) == CANONICAL_RULE
@@ -199,13 +208,14 @@ async def test_read_only_members_sent_by_clients_are_ignored(client: httpx.Async
             "ipConfigurations": [],
         },
     }
-    written = await put(client, ACL, body)
+    written = await assert_stored(client, await put(client, ACL, body))
     assert written["resourceRef"] == "/accessControlLists/A"
     assert written["instanceId"] != "11111111-1111-1111-1111-111111111111"
     assert written["etag"] != body["etag"]
     assert written["properties"]["provisioningState"] == "Succeeded"
     assert written["properties"]["subnets"] == []
     assert "configurationState" not in written["properties"]
+    await assert_absent(client, f"{V1}/accessControlLists/Other")
 
 
 async def test_echoing_a_get_back_changes_only_the_etag(client: httpx.AsyncClient) -> None:
@@ -222,7 +232,7 @@ async def test_echoing_a_logical_network_back_keeps_references_and_pools(
 ) -> None:
     await setup_acl_and_subnet(client)
     before = await get(client, NETWORK)
-    echoed = await put(client, NETWORK, before, status=200)
+    echoed = await assert_stored(client, await put(client, NETWORK, before, status=200))
     assert without_etags(echoed) == without_etags(before)
     used = await get(client, ACL)
     assert used["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
@@ -234,7 +244,7 @@ async def test_echoing_an_acl_with_back_references_back_changes_nothing(
     await setup_acl_and_subnet(client)
     before = await get(client, ACL)
     assert before["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
-    echoed = await put(client, ACL, before, status=200)
+    echoed = await assert_stored(client, await put(client, ACL, before, status=200))
     assert without_etags(echoed) == without_etags(before)
 
 
@@ -242,7 +252,7 @@ async def test_echoing_a_child_get_back_to_the_child_uri(client: httpx.AsyncClie
     await setup_acl_and_subnet(client)
     before = await get(client, f"{NETWORK}/subnets/S")
     echoed = await put(client, f"{NETWORK}/subnets/S", before, status=200)
-    assert without_etags(echoed) == without_etags(before)
+    assert without_etags(await assert_stored(client, echoed)) == without_etags(before)
 
 
 async def test_read_modify_write_of_one_member(client: httpx.AsyncClient) -> None:
@@ -250,7 +260,7 @@ async def test_read_modify_write_of_one_member(client: httpx.AsyncClient) -> Non
     document = copy.deepcopy(await get(client, ACL))
     document["properties"]["aclRules"][1]["properties"]["priority"] = "250"
     document["properties"]["inboundDefaultAction"] = "deny"
-    written = await put(client, ACL, document)
+    written = await assert_stored(client, await put(client, ACL, document))
     assert [r["properties"]["priority"] for r in written["properties"]["aclRules"]] == [100, 250]
     assert written["properties"]["inboundDefaultAction"] == "Deny"
 
@@ -262,7 +272,7 @@ async def test_whole_resource_object_where_a_reference_is_expected(
     whole_acl = await get(client, ACL)
     await put(client, NETWORK, {"properties": {}})
     body = logical_subnet(None, "10.0.0.0/24", accessControlList=whole_acl)
-    written = await put(client, f"{NETWORK}/subnets/S", body)
+    written = await assert_stored(client, await put(client, f"{NETWORK}/subnets/S", body))
     assert written["properties"]["accessControlList"] == {"resourceRef": "/accessControlLists/A"}
     used = await get(client, ACL)
     assert used["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
@@ -283,17 +293,20 @@ async def test_reference_spellings_are_stored_canonically(
     await put(client, ACL, {"properties": {}})
     await put(client, NETWORK, {"properties": {}})
     body = logical_subnet(None, "10.0.0.0/24", accessControlList=reference)
-    written = await put(client, f"{NETWORK}/subnets/S", body)
+    written = await assert_stored(client, await put(client, f"{NETWORK}/subnets/S", body))
     assert written["properties"]["accessControlList"] == {"resourceRef": "/accessControlLists/A"}
+    used = await get(client, ACL)
+    assert used["properties"]["subnets"] == [{"resourceRef": "/logicalNetworks/L/subnets/S"}]
 
 
 async def test_utf8_byte_order_mark_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.put(
         ACL,
-        content=b'\xef\xbb\xbf{"properties": {}}',
+        content=b'\xef\xbb\xbf{"tags": {"bom": 1}, "properties": {}}',
         headers={"Content-Type": "application/json; charset=UTF-8"},
     )
     assert response.status_code == 201
+    assert (await assert_stored(client, response.json()))["tags"] == {"bom": 1}
 
 
 @pytest.mark.parametrize(
@@ -301,9 +314,13 @@ async def test_utf8_byte_order_mark_is_accepted(client: httpx.AsyncClient) -> No
 )
 async def test_json_content_type_spellings(client: httpx.AsyncClient, content_type: str) -> None:
     response = await client.put(
-        ACL, content=b'{"properties": {}}', headers={"Content-Type": content_type}
+        ACL,
+        content=b'{"properties": {"inboundDefaultAction": "Deny"}}',
+        headers={"Content-Type": content_type},
     )
     assert response.status_code == 201
+    stored = await assert_stored(client, response.json())
+    assert stored["properties"]["inboundDefaultAction"] == "Deny"
 
 
 async def test_echoing_a_password_credential_back_keeps_the_secret(
@@ -316,14 +333,15 @@ async def test_echoing_a_password_credential_back_keeps_the_secret(
     echoed = await put_raw(client, url, await get(client, url))
     # Without the stored password the credential would be invalid (no value): it was kept.
     assert echoed.status_code == 200, echoed.text
-    assert without_etags(echoed.json()) == without_etags(created)
+    assert without_etags(await assert_stored(client, echoed.json())) == without_etags(created)
     assert "s3cret" not in echoed.text
 
 
 async def test_echoing_a_mac_pool_with_computed_usage_back(client: httpx.AsyncClient) -> None:
     url = f"{V1}/macPools/M"
     created = await put(client, url, mac_pool("001dd8b71c00", "00:1D:D8:B7:1C:FF"))
+    await assert_stored(client, created)
     assert created["properties"]["startMacAddress"] == "00-1D-D8-B7-1C-00"
     assert created["properties"]["endMacAddress"] == "00-1D-D8-B7-1C-FF"
-    echoed = await put(client, url, created, status=200)
+    echoed = await assert_stored(client, await put(client, url, created, status=200))
     assert without_etags(echoed) == without_etags(created)

@@ -18,6 +18,8 @@ from tests.support.nbi import (
     Json,
     assert_absent,
     assert_error,
+    assert_holds,
+    assert_stored,
     delete,
     get,
     get_all,
@@ -39,14 +41,16 @@ def rule_ids(resource: Json) -> list[str]:
 async def test_put_creates_with_201(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json=acl(acl_rule("r1")))
     assert response.status_code == 201
-    assert rule_ids(await get(client, ACL)) == ["r1"]
+    stored = await assert_stored(client, response.json())
+    assert rule_ids(stored) == ["r1"]
+    assert_holds(stored["properties"]["aclRules"][0]["properties"], acl_rule_properties())
 
 
 async def test_put_replaces_with_200(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl(inboundDefaultAction="Deny"))
     response = await client.put(ACL, json={"properties": {"outboundDefaultAction": "Deny"}})
     assert response.status_code == 200
-    stored = (await get(client, ACL))["properties"]
+    stored = (await assert_stored(client, response.json()))["properties"]
     assert stored["inboundDefaultAction"] == "Permit"
     assert stored["outboundDefaultAction"] == "Deny"
 
@@ -62,7 +66,9 @@ async def test_put_replaces_tags_and_metadata(client: httpx.AsyncClient) -> None
 async def test_put_without_properties_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json={})
     assert response.status_code == 201
-    assert response.json()["properties"]["inboundDefaultAction"] == "Permit"
+    stored = await assert_stored(client, response.json())
+    assert stored["properties"]["inboundDefaultAction"] == "Permit"
+    assert stored["properties"]["aclRules"] == []
 
 
 async def test_child_put_at_its_own_uri_creates_then_replaces(client: httpx.AsyncClient) -> None:
@@ -70,9 +76,11 @@ async def test_child_put_at_its_own_uri_creates_then_replaces(client: httpx.Asyn
     created = await client.put(f"{ACL}/aclRules/r2", json=acl_rule("r2", 200))
     assert created.status_code == 201
     assert created.json()["resourceRef"] == "/accessControlLists/A/aclRules/r2"
+    assert_holds((await assert_stored(client, created.json()))["properties"], {"priority": 200})
     replaced = await client.put(f"{ACL}/aclRules/r2", json=acl_rule("r2", 250))
     assert replaced.status_code == 200
     assert replaced.json()["properties"]["priority"] == 250
+    await assert_stored(client, replaced.json())
     stored = await get(client, ACL)
     assert rule_ids(stored) == ["r1", "r2"]
     assert stored["properties"]["aclRules"][1]["properties"]["priority"] == 250
@@ -84,6 +92,8 @@ async def test_child_put_without_resource_id_in_the_body(client: httpx.AsyncClie
     response = await client.put(f"{ACL}/aclRules/r9", json=body)
     assert response.status_code == 201
     assert response.json()["resourceId"] == "r9"
+    stored = await assert_stored(client, response.json())
+    assert_holds(stored["properties"], acl_rule_properties())
 
 
 async def test_grandchild_put_at_its_own_uri(client: httpx.AsyncClient) -> None:
@@ -91,6 +101,8 @@ async def test_grandchild_put_at_its_own_uri(client: httpx.AsyncClient) -> None:
     body = ip_pool(None, "10.0.0.10", "10.0.0.20")
     response = await client.put(f"{NETWORK}/subnets/S/ipPools/P", json=body)
     assert response.status_code == 201
+    pool = await assert_stored(client, response.json())
+    assert_holds(pool["properties"], body["properties"])
     stored = await get(client, f"{NETWORK}/subnets/S")
     assert [p["resourceId"] for p in stored["properties"]["ipPools"]] == ["P"]
 
@@ -138,11 +150,13 @@ async def test_recreated_resource_starts_without_the_old_children(
     client: httpx.AsyncClient,
 ) -> None:
     old = await put(client, ACL, acl(acl_rule("r1")))
-    await client.delete(ACL)
+    await delete(client, ACL)
     response = await client.put(ACL, json={"properties": {}})
     assert response.status_code == 201
-    assert rule_ids(response.json()) == []
-    assert response.json()["instanceId"] != old["instanceId"]
+    stored = await assert_stored(client, response.json())
+    assert rule_ids(stored) == []
+    assert stored["instanceId"] != old["instanceId"]
+    await assert_absent(client, f"{ACL}/aclRules/r1")
 
 
 async def test_delete_of_a_child_keeps_the_parent_and_siblings(client: httpx.AsyncClient) -> None:
@@ -160,9 +174,11 @@ async def test_delete_of_a_subnet_removes_its_pools(client: httpx.AsyncClient) -
 
 
 async def test_delete_of_a_missing_resource_is_204(client: httpx.AsyncClient) -> None:
+    others = await put(client, f"{V1}/accessControlLists/other", acl(acl_rule("r1")))
     response = await client.delete(f"{V1}/accessControlLists/nope")
     assert response.status_code == 204
     assert response.content == b""
+    assert await get_all(client, f"{V1}/accessControlLists") == [others]
 
 
 async def test_repeated_delete_is_204(client: httpx.AsyncClient) -> None:
@@ -170,6 +186,7 @@ async def test_repeated_delete_is_204(client: httpx.AsyncClient) -> None:
     await delete(client, ACL)
     assert (await client.delete(ACL)).status_code == 204
     assert (await client.delete(ACL)).status_code == 204
+    await assert_absent(client, ACL)
 
 
 async def test_delete_of_a_missing_child_is_204(client: httpx.AsyncClient) -> None:
@@ -225,6 +242,7 @@ async def test_put_with_current_if_match_succeeds(client: httpx.AsyncClient) -> 
     response = await client.put(ACL, json=acl(acl_rule("r1")), headers={"If-Match": current})
     assert response.status_code == 200
     assert response.json()["etag"] != current
+    assert rule_ids(await assert_stored(client, response.json())) == ["r1"]
 
 
 async def test_delete_with_current_if_match_succeeds(client: httpx.AsyncClient) -> None:
@@ -239,6 +257,9 @@ async def test_child_put_with_the_parent_etag_succeeds(client: httpx.AsyncClient
         f"{ACL}/aclRules/r1", json=acl_rule("r1", 300), headers={"If-Match": current}
     )
     assert response.status_code == 200
+    stored = await assert_stored(client, response.json())
+    assert stored["properties"]["priority"] == 300
+    assert stored["etag"] != current
 
 
 @pytest.mark.parametrize("form", ["star", "bare", "quoted", "upper", "list"])
@@ -275,8 +296,9 @@ async def test_if_none_match_star_on_an_existing_resource_is_412(
 
 
 async def test_if_none_match_star_creates_a_missing_resource(client: httpx.AsyncClient) -> None:
-    response = await client.put(ACL, json=acl(), headers={"If-None-Match": "*"})
+    response = await client.put(ACL, json=acl(acl_rule("r1")), headers={"If-None-Match": "*"})
     assert response.status_code == 201
+    assert rule_ids(await assert_stored(client, response.json())) == ["r1"]
 
 
 async def test_if_none_match_star_on_an_existing_child_is_412(client: httpx.AsyncClient) -> None:
@@ -294,6 +316,8 @@ async def test_if_none_match_star_creates_a_missing_child(client: httpx.AsyncCli
         f"{ACL}/aclRules/r2", json=acl_rule("r2", 200), headers={"If-None-Match": "*"}
     )
     assert response.status_code == 201
+    assert_holds((await assert_stored(client, response.json()))["properties"], {"priority": 200})
+    assert rule_ids(await get(client, ACL)) == ["r1", "r2"]
 
 
 async def test_body_etag_is_not_a_precondition(client: httpx.AsyncClient) -> None:
@@ -301,7 +325,7 @@ async def test_body_etag_is_not_a_precondition(client: httpx.AsyncClient) -> Non
     body = {**acl(acl_rule("r1")), "etag": 'W/"00000000-0000-0000-0000-000000000000"'}
     response = await client.put(ACL, json=body)
     assert response.status_code == 200
-    assert rule_ids(response.json()) == ["r1"]
+    assert rule_ids(await assert_stored(client, response.json())) == ["r1"]
 
 
 # -- merge rules ----------------------------------------------------------------------------
@@ -312,6 +336,7 @@ async def test_omitted_child_collection_keeps_the_stored_children(
 ) -> None:
     before = await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     after = await put(client, ACL, {"properties": {"inboundDefaultAction": "Deny"}})
+    await assert_stored(client, after)
     assert after["properties"]["aclRules"] == [
         {**r, "etag": after["etag"]} for r in before["properties"]["aclRules"]
     ]
@@ -323,19 +348,20 @@ async def test_null_child_collection_keeps_the_stored_children(
 ) -> None:
     await put(client, ACL, acl(acl_rule("r1")))
     after = await put(client, ACL, {"properties": {"aclRules": None}})
-    assert rule_ids(after) == ["r1"]
+    assert rule_ids(await assert_stored(client, after)) == ["r1"]
 
 
 async def test_empty_child_collection_deletes_all_children(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     after = await put(client, ACL, acl())
-    assert rule_ids(after) == []
+    assert rule_ids(await assert_stored(client, after)) == []
     await assert_absent(client, f"{ACL}/aclRules/r1")
 
 
 async def test_sent_child_collection_replaces_the_stored_one(client: httpx.AsyncClient) -> None:
     before = await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200)))
     after = await put(client, ACL, acl(acl_rule("r3", 300), acl_rule("r1", 150)))
+    await assert_stored(client, after)
     assert rule_ids(after) == ["r3", "r1"]
     kept = after["properties"]["aclRules"][1]
     assert kept["instanceId"] == before["properties"]["aclRules"][0]["instanceId"]
@@ -348,6 +374,7 @@ async def test_children_match_case_insensitively_and_keep_id_and_casing(
 ) -> None:
     before = await put(client, ACL, acl(acl_rule("Rule1")))
     after = await put(client, ACL, acl(acl_rule("RULE1", 200)))
+    await assert_stored(client, after)
     child = after["properties"]["aclRules"][0]
     assert child["resourceId"] == "Rule1"
     assert child["resourceRef"] == "/accessControlLists/A/aclRules/Rule1"
@@ -363,7 +390,8 @@ async def test_omitted_grandchild_collection_is_kept_on_a_child_put(
     after = await put(
         client, f"{NETWORK}/subnets/S", {"properties": {"addressPrefix": "10.0.0.0/24"}}
     )
-    assert [p["resourceId"] for p in after["properties"]["ipPools"]] == ["P"]
+    stored = await assert_stored(client, after)
+    assert [p["resourceId"] for p in stored["properties"]["ipPools"]] == ["P"]
 
 
 async def test_omitted_grandchildren_are_kept_when_the_parent_resends_the_child(
@@ -373,6 +401,7 @@ async def test_omitted_grandchildren_are_kept_when_the_parent_resends_the_child(
     await put(client, NETWORK, logical_network(logical_subnet("S", "10.0.0.0/24", *pools)))
     bare_subnet = {"resourceId": "s", "properties": {"addressPrefix": "10.0.0.0/24"}}
     after = await put(client, NETWORK, {"properties": {"subnets": [bare_subnet]}})
+    await assert_stored(client, after)
     pools_after = after["properties"]["subnets"][0]["properties"]["ipPools"]
     assert [p["resourceId"] for p in pools_after] == ["P"]
 
@@ -430,15 +459,18 @@ async def test_body_resource_id_matching_case_insensitively_is_accepted(
 ) -> None:
     response = await client.put(ACL, json={"resourceId": "a", "properties": {}})
     assert response.status_code == 201
-    assert response.json()["resourceId"] == "A"
+    assert (await assert_stored(client, response.json()))["resourceId"] == "A"
 
 
 async def test_created_resource_takes_the_uri_casing(client: httpx.AsyncClient) -> None:
     response = await client.put(
         f"{V1}/accessControlLists/MyAcl", json={"resourceId": "MYACL", "properties": {}}
     )
+    assert response.status_code == 201
     assert response.json()["resourceId"] == "MyAcl"
     assert response.json()["resourceRef"] == "/accessControlLists/MyAcl"
+    await assert_stored(client, response.json())
+    assert ids(await get_all(client, f"{V1}/accessControlLists")) == ["MyAcl"]
 
 
 async def test_stored_casing_is_kept_when_written_via_another_casing(
@@ -447,7 +479,7 @@ async def test_stored_casing_is_kept_when_written_via_another_casing(
     created = await put(client, f"{V1}/accessControlLists/MyAcl", acl(acl_rule("r1")))
     response = await client.put(f"{V1}/accessControlLists/myacl", json=acl(acl_rule("r1", 200)))
     assert response.status_code == 200
-    updated = response.json()
+    updated = await assert_stored(client, response.json())
     assert updated["resourceId"] == "MyAcl"
     assert updated["resourceRef"] == "/accessControlLists/MyAcl"
     assert updated["instanceId"] == created["instanceId"]
@@ -460,6 +492,8 @@ async def test_child_written_via_a_differently_cased_parent_uses_the_stored_casi
     await put(client, f"{V1}/accessControlLists/MyAcl", acl())
     written = await put(client, f"{V1}/accessControlLists/MYACL/aclRules/r1", acl_rule("r1"))
     assert written["resourceRef"] == "/accessControlLists/MyAcl/aclRules/r1"
+    await assert_stored(client, written)
+    assert rule_ids(await get(client, f"{V1}/accessControlLists/MyAcl")) == ["r1"]
 
 
 async def test_child_written_via_another_casing_keeps_its_stored_casing(
@@ -467,6 +501,7 @@ async def test_child_written_via_another_casing_keeps_its_stored_casing(
 ) -> None:
     created = await put(client, ACL, acl(acl_rule("Rule1")))
     written = await put(client, f"{ACL}/aclRules/RULE1", acl_rule("rule1", 200))
+    await assert_stored(client, written)
     assert written["resourceId"] == "Rule1"
     assert written["instanceId"] == created["properties"]["aclRules"][0]["instanceId"]
     assert rule_ids(await get(client, ACL)) == ["Rule1"]
@@ -496,6 +531,7 @@ async def test_resource_id_with_url_escaped_characters_round_trips(
     response = await client.put(f"{V1}/accessControlLists/Web%20Tier%20(prod)", json={})
     assert response.status_code == 201
     assert response.json()["resourceId"] == "Web Tier (prod)"
+    await assert_stored(client, response.json())
     again = await client.get("/Networking/V1/accesscontrollists/web%20tier%20(PROD)")
     assert again.status_code == 200
     assert again.json()["resourceRef"] == "/accessControlLists/Web Tier (prod)"
@@ -516,7 +552,9 @@ async def test_dot_segment_as_an_embedded_child_id_is_400(
 async def test_child_put_at_its_uri_keeps_its_position(client: httpx.AsyncClient) -> None:
     await put(client, ACL, acl(acl_rule("r1"), acl_rule("r2", 200), acl_rule("r3", 300)))
     await put(client, f"{ACL}/aclRules/r1", acl_rule("r1", 150))
-    assert rule_ids(await get(client, ACL)) == ["r1", "r2", "r3"]
+    stored = await get(client, ACL)
+    assert rule_ids(stored) == ["r1", "r2", "r3"]
+    assert stored["properties"]["aclRules"][0]["properties"]["priority"] == 150
 
 
 async def test_new_grandchild_via_differently_cased_parents_uses_stored_casing(
@@ -527,3 +565,5 @@ async def test_new_grandchild_via_differently_cased_parents_uses_stored_casing(
     response = await client.put(f"{V1}/LOGICALNETWORKS/l/Subnets/SUB/ipPools/NewPool", json=body)
     assert response.status_code == 201
     assert response.json()["resourceRef"] == "/logicalNetworks/L/subnets/Sub/ipPools/NewPool"
+    pool = await assert_stored(client, response.json())
+    assert_holds(pool["properties"], body["properties"])

@@ -11,6 +11,7 @@ and the controller's logs written during it.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -20,8 +21,7 @@ import pytest
 from tests.conftest import create_database
 from tests.e2e.agents import SDNC, AgentProcess, agent_token
 from tests.e2e.fabric import Api, Tenants, create_servers, create_tenants
-from tests.e2e.netns import Underlay, namespaces, namespaces_available, remove_namespaces, underlay
-from tests.e2e.probes import TIMINGS
+from tests.e2e.netns import Underlay, namespaces, remove_namespaces, underlay
 from tests.support.server import ControllerServer
 from tests.support.southbound import FAST_ENV
 
@@ -67,14 +67,6 @@ def pytest_runtest_makereport(
     return report
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not TIMINGS:
-        return
-    terminalreporter.section("end-to-end timings")
-    for what, values in TIMINGS.items():
-        terminalreporter.write_line(f"{what}: {', '.join(values)}")
-
-
 def _agent_available() -> None:
     result = subprocess.run([SDNC, "agent", "--help"], capture_output=True, check=False)
     if result.returncode != 0:
@@ -85,16 +77,28 @@ def _agent_available() -> None:
 def deployment(
     postgres_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    reason = namespaces_available()
-    if reason is not None:
-        pytest.skip(reason)
     _agent_available()
     before = namespaces()
     workdir = tmp_path_factory.mktemp("e2e")
-    with create_database(postgres_server) as url, underlay(HOSTS) as net:
+    owned: set[str] = set()
+    # Undone in reverse order, every step even when another fails: the agents stopped, the
+    # client closed, the controller stopped, the namespaces the agents made removed, then the
+    # underlay (hosts and bridge) and the database.
+    with contextlib.ExitStack() as cleanup:
+        url = cleanup.enter_context(create_database(postgres_server))
+        net = cleanup.enter_context(underlay(HOSTS))
         controller = ControllerServer(url, host=net.gateway, extra_env=FAST_ENV)
         api = Api(controller.base_url)
         deployed = Deployment(net, controller, api, {}, {}, Tenants({}, {}, {}))
+
+        def remove_agent_namespaces() -> None:
+            owned.update(deployed.owned_namespaces())
+            remove_namespaces(sorted(owned))
+
+        cleanup.callback(remove_agent_namespaces)
+        cleanup.callback(controller.remove_log)
+        cleanup.callback(controller.stop)
+        cleanup.callback(api.close)
         try:
             controller.start()
             deployed.servers.update(create_servers(api, net))
@@ -105,24 +109,17 @@ def deployment(
                     workdir / f"state-{name}", workdir / f"agent-{name}.log", RESYNC_INTERVAL,
                 )  # fmt: skip
                 deployed.agents[index] = agent
+                cleanup.callback(agent.stop)
                 agent.start()
-            api.wait_status([f"/servers/{name}" for name in deployed.servers], within=30)
+            api.wait_status([f"/servers/{name}" for name in deployed.servers], within=60)
             create_tenants(api, deployed.tenants)
             nics = [f"/networkInterfaces/{nic}" for nic in deployed.tenants.nics]
-            api.wait_status(nics, within=30)
-            yield deployed
+            api.wait_status(nics, within=60)
         except BaseException:
             _print_logs(deployed)
             raise
-        finally:
-            for agent in deployed.agents.values():
-                agent.stop()
-            api.close()
-            controller.stop()
-            controller.remove_log()
-            ours = set(deployed.owned_namespaces())
-            remove_namespaces(sorted(ours))
-    left = (namespaces() - before) & (ours | {host.name for host in net.hosts})
+        yield deployed
+    left = (namespaces() - before) & (owned | {host.name for host in net.hosts})
     assert not left, f"namespaces left behind: {sorted(left)}"
 
 

@@ -113,9 +113,12 @@ class Underlay:
     def network(self) -> str:
         return f"{self.prefix}.0/24"
 
+    def host_name(self, index: int) -> str:
+        return f"sdnc-h{index}-{self.bridge.removeprefix('sdu')}"
+
     def add_host(self, index: int) -> Host:
         suffix = self.bridge.removeprefix("sdu")
-        host = Host(f"sdnc-h{index}-{suffix}", f"{self.prefix}.{10 + index}")
+        host = Host(self.host_name(index), f"{self.prefix}.{10 + index}")
         outside, inside = f"sdv{index}{suffix}", "underlay0"
         run("ip", "netns", "add", host.name)
         self.hosts.append(host)
@@ -141,39 +144,24 @@ def _free_prefix() -> str:
 
 @contextlib.contextmanager
 def underlay(host_count: int) -> Iterator[Underlay]:
-    """The bridge and ``host_count`` host namespaces; all removed afterwards."""
+    """The bridge and ``host_count`` host namespaces; all removed afterwards (each removal is
+    tried even when another fails)."""
     net = Underlay(f"sdu{secrets.token_hex(3)}", _free_prefix())
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(run, "ip", "link", "delete", net.bridge, check=False)
         run("ip", "link", "add", net.bridge, "type", "bridge")
         run("ip", "addr", "add", f"{net.gateway}/24", "dev", net.bridge)
         run("ip", "link", "set", net.bridge, "up")
         for index in range(1, host_count + 1):
+            cleanup.callback(delete_namespace, net.host_name(index))
             net.add_host(index)
         yield net
-    finally:
-        for host in net.hosts:
-            delete_namespace(host.name)
-        run("ip", "link", "delete", net.bridge, check=False)
 
 
 def remove_namespaces(names: Sequence[str]) -> list[str]:
     """Delete those of ``names`` that exist; the ones that did."""
     present = sorted(set(names) & namespaces())
-    for name in present:
-        delete_namespace(name)
+    with contextlib.ExitStack() as cleanup:  # every one is tried, even after a failure
+        for name in present:
+            cleanup.callback(delete_namespace, name)
     return present
-
-
-def namespaces_available() -> str | None:
-    """Why this machine cannot run the test (None when it can)."""
-    if os.geteuid() != 0:
-        return "the end-to-end test creates network namespaces: it needs root"
-    for tool in ("ip", "bridge", "nft", "nsenter", "iperf3", "ping", "tc"):
-        if run("sh", "-c", f"command -v {tool}", check=False).returncode != 0:
-            return f"{tool} is not installed"
-    probe = f"sdnc-probe-{secrets.token_hex(3)}"
-    result = run("ip", "netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"network namespaces are unavailable: {result.stderr.strip()}"
-    delete_namespace(probe)
-    return None

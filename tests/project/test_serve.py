@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import subprocess
 import sys
@@ -31,33 +32,29 @@ def _round_trip(base_url: str) -> None:
 
 
 def test_serves_on_the_embedded_default_store_and_keeps_data(tmp_path: Path) -> None:
-    first = ControllerServer(None, cwd=tmp_path)
-    try:
-        _round_trip(first.start())
-    finally:
-        first.stop()
-    assert (tmp_path / ".sdnc" / "controller.db").is_file()
+    with contextlib.ExitStack() as cleanup:  # each log removed even when a stop fails
+        first = ControllerServer(None, cwd=tmp_path)
+        cleanup.callback(first.remove_log)
+        with contextlib.ExitStack() as running:
+            running.callback(first.stop)
+            _round_trip(first.start())
+        assert (tmp_path / ".sdnc" / "controller.db").is_file()
 
-    second = ControllerServer(None, cwd=tmp_path)
-    try:
+        second = ControllerServer(None, cwd=tmp_path)
+        cleanup.callback(second.remove_log)
+        cleanup.callback(second.stop)
         base_url = second.start()
         kept = httpx.get(f"{base_url}/networking/v1/accessControlLists/web")
         assert kept.status_code == 200
-    finally:
-        second.stop()
-        first.remove_log()
-        second.remove_log()
 
 
 @pytest.mark.postgres_only
 def test_serves_on_postgresql(postgres_server: str) -> None:
-    with create_database(postgres_server) as url:
+    with create_database(postgres_server) as url, contextlib.ExitStack() as cleanup:
         server = ControllerServer(url)
-        try:
-            _round_trip(server.start())
-        finally:
-            server.stop()
-            server.remove_log()
+        cleanup.callback(server.remove_log)
+        cleanup.callback(server.stop)
+        _round_trip(server.start())
 
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
@@ -82,21 +79,20 @@ def test_serve_raises_its_open_files_limit_and_guards_http(tmp_path: Path) -> No
     hard limit; it answers a hostile request with the NC envelope, not uvicorn's text page."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     server = ControllerServer(None, cwd=tmp_path)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
-    try:
-        server.start()
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    try:
+    with contextlib.ExitStack() as cleanup:  # the log is removed even when the stop fails
+        cleanup.callback(server.remove_log)
+        cleanup.callback(server.stop)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        try:
+            server.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         limits = Path(f"/proc/{server.pid}/limits").read_text().splitlines()
         open_files = next(line for line in limits if line.startswith("Max open files"))
         assert open_files.split()[3:5] == [str(hard), str(hard)], open_files
         _, raw, status, code = HOSTILE[0]
         outcome = asyncio.run(exchange("127.0.0.1", server.port, raw))
         assert_envelope(outcome.response, status, code)
-    finally:
-        server.stop()
-        server.remove_log()
 
 
 def test_the_connection_cap_stays_below_the_open_files_limit() -> None:

@@ -7,6 +7,8 @@ client or, for tests about single messages, a raw WebSocket client speaking the 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -15,6 +17,7 @@ from controller import protocol
 from controller.settings import Settings
 from controller.store.database import Database
 from tests.support.bodies import acl, acl_rule, ref
+from tests.support.figures import Figures
 from tests.support.nbi import delete, get, put
 from tests.support.southbound import (
     BLUE_WEB,
@@ -39,6 +42,10 @@ from tests.support.southbound import (
     revision_of,
     say_hello,
 )
+
+# How long the first bookmark after a write may take before the test fails: many intervals,
+# for a loaded machine; the time it took is recorded.
+BOOKMARK_BOUND = 10.0
 
 # -- who may connect ---------------------------------------------------------------------------
 
@@ -361,7 +368,7 @@ async def test_an_idle_agents_applied_revision_moves_with_bookmarks(
         )
     await put(controller.http, WEB_ACL, acl(acl_rule("r1", 100), acl_rule("r2", 200)))
     revision = await revision_of(database)
-    await applied(agent, revision, within=5)
+    await applied(agent, revision)
     assert agent.kinds() == ["snapshot"]
     assert any(m["type"] == protocol.BOOKMARK for m in agent.messages)
     # The controller saw the acks.
@@ -370,7 +377,10 @@ async def test_an_idle_agents_applied_revision_moves_with_bookmarks(
 
 
 async def test_bookmarks_come_every_bookmark_interval(
-    controller: InProcessController, database: Database, agent_tokens: dict[str, str]
+    controller: InProcessController,
+    database: Database,
+    agent_tokens: dict[str, str],
+    figures: Figures,
 ) -> None:
     async with channel(controller.base_url, "hostC", agent_tokens["hostC"]) as websocket:
         await say_hello(websocket, "hostC", 0)
@@ -380,8 +390,12 @@ async def test_bookmarks_come_every_bookmark_interval(
             "/credentials/other",
             {"properties": {"type": "X509Certificate", "value": "AB"}},
         )
+        started = time.monotonic()
         revision = await revision_of(database)
-        bookmark = await receive(websocket, within=3 * FAST["bookmark_interval"] + 2)
+        bookmark = await receive(websocket, within=BOOKMARK_BOUND)
+        waited = time.monotonic() - started
+        interval = FAST["bookmark_interval"]
+        figures.record(f"bookmark after a write for no host (interval {interval} s)", waited, "s")
         assert bookmark == {"type": protocol.BOOKMARK, "revision": revision}
 
 
@@ -427,16 +441,24 @@ async def test_deltas_reach_only_the_hosts_they_concern(
         host: agents.start(host, agent_tokens[host], provider_address=PROVIDER[host])
         for host in ("hostA", "hostB", "hostC")
     }
-    revision = await revision_of(database)
-    for agent in running.values():
-        await applied(agent, revision)
-    # Every host has reported its provider address: A and B map each other's endpoints.
+    # Every host has reported its provider address (each report is a change of its own, which
+    # reaches the host after its snapshot) and holds it: A and B map each other's endpoints.
+    await eventually(
+        lambda: all(
+            agent.state.objects.get(fabric.host(host), {}).get("providerAddress") == PROVIDER[host]
+            for host, agent in running.items()
+        ),
+        what="every host holding its reported provider address",
+    )
     await eventually(
         lambda: (
             fabric.mapping("b1") in running["hostA"].state.objects
             and fabric.mapping("a1") in running["hostB"].state.objects
         )
     )
+    revision = await revision_of(database)
+    for agent in running.values():
+        await applied(agent, revision)
 
     def policy_messages() -> dict[str, int]:
         return {host: len(agent.kinds()) for host, agent in running.items()}

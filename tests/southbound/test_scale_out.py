@@ -9,7 +9,7 @@ agent's state is compared with what a brand-new replica computes for its host.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -38,6 +38,7 @@ from tests.support.southbound import (
     put_waiting,
     reference_policy,
     revision_of,
+    status_written,
     tokens,
 )
 
@@ -71,18 +72,25 @@ async def deployment(database_on_server: str) -> AsyncIterator[Deployment]:
     url = database_on_server
     servers = [ControllerServer(url, extra_env=FAST_ENV) for _ in range(2)]
     database = Database(url)
-    try:
+    # Undone in reverse, every step even when another fails: each replica stopped, its log
+    # shown and removed; the database connections closed.
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(database.dispose)
         for server in servers:
+            cleanup.callback(stopped_and_logged, server, "the controller")
             server.start()
-        async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=30) as http:
-            yield Deployment(url, database, servers[0], servers[1], http)
-    finally:
-        await database.dispose()
-        for server in servers:
-            server.stop()
-        for server in servers:
-            print(f"--- log of the controller on port {server.port} ---\n{server.log()}")
-            server.remove_log()
+        http = await cleanup.enter_async_context(
+            httpx.AsyncClient(base_url=servers[0].base_url, timeout=30)
+        )
+        yield Deployment(url, database, servers[0], servers[1], http)
+
+
+def stopped_and_logged(server: ControllerServer, what: str) -> None:
+    """Stop ``server``, print its log (shown when the test fails) and remove it."""
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(server.remove_log)
+        cleanup.callback(lambda: print(f"--- log of {what} ({server.port}) ---\n{server.log()}"))
+        server.stop()
 
 
 @pytest.fixture
@@ -249,7 +257,7 @@ async def test_an_agent_that_moved_stays_connected_when_its_old_replica_wakes_up
         return await agents_connected(deployment.b.base_url) == 0
 
     await eventually(b_let_go, what="replica B noticing its agents left")
-    await asyncio.sleep(0.5)  # more than B's status flush interval
+    await status_written(deployment.b.base_url)  # what B made of it is in the database
     for host in running:
         nic_host = await connected_status(deployment.http, host)
         assert_configuration_state(nic_host, "Success")
@@ -276,7 +284,8 @@ async def test_a_replica_started_afresh_serves_agents_older_than_its_start_with_
     # B restarts from scratch (so it starts at the current revision), A goes away.
     deployment.b.stop()
     fresh = deployment.replica()
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(stopped_and_logged, fresh, "the restarted controller")
         fresh.start()
         deployment.a.stop()
         on_fresh = [fresh.base_url]
@@ -305,7 +314,3 @@ async def test_a_replica_started_afresh_serves_agents_older_than_its_start_with_
         assert again["hostB"].state.objects[fabric.mapping("a1")]["ip"] == "24.30.1.19"
         for agent in again.values():
             assert agent.stats.deltas >= 1
-    finally:
-        fresh.stop()
-        print(f"--- log of the restarted controller ---\n{fresh.log()}")
-        fresh.remove_log()

@@ -1,7 +1,8 @@
 """Helpers for API tests that talk to the NBI the way MS-NCNBI clients do.
 
 ``put`` / ``get`` / ``get_all`` / ``delete`` assert success and return the JSON; ``put_raw``
-returns the response for tests about status codes and headers. Paths may be given without
+returns the response for tests about status codes and headers; ``assert_stored`` proves a
+write's answer is what a read gets back. Paths may be given without
 the ``/networking/v1`` prefix. Every resource-family negative test goes through
 ``assert_put_rejected`` / ``assert_delete_rejected``, which also prove that the failed request
 changed nothing: the resource (and its top-level ancestor) reads back exactly as before, or is
@@ -100,6 +101,20 @@ async def delete(client: httpx.AsyncClient, path: str, *, status: int = 200) -> 
 async def assert_absent(client: httpx.AsyncClient, path: str) -> None:
     """GET ``path`` is 404 NotFound."""
     assert_error(await client.get(url(path)), 404, "NotFound")
+
+
+async def assert_stored(client: httpx.AsyncClient, written: Json) -> Json:
+    """``written``, what a write answered, is what the store holds: a GET of its
+    ``resourceRef`` reads it back exactly (but for when configurationState was read).
+    Returns what the GET read."""
+    stored = await get(client, written["resourceRef"])
+    assert without_read_times(stored) == without_read_times(written)
+    return stored
+
+
+def assert_holds(properties: Json, sent: Json) -> None:
+    """``properties`` (as stored) hold every member of ``sent`` with the value sent."""
+    assert {name: properties.get(name) for name in sent} == sent, properties
 
 
 def props(resource: Json) -> Json:

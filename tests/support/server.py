@@ -8,6 +8,7 @@ can show the server's side.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -168,9 +169,8 @@ def running_controller(
     """A started controller on ``database_url`` (with ``extra_env`` added to its environment),
     stopped (and its log removed) afterwards."""
     server = ControllerServer(database_url, log_level=log_level, extra_env=extra_env)
-    try:
+    with contextlib.ExitStack() as cleanup:  # the log is removed even if stopping fails
+        cleanup.callback(server.remove_log)
+        cleanup.callback(server.stop)
         server.start()
         yield server
-    finally:
-        server.stop()
-        server.remove_log()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ from controller.server import build_config
 from controller.settings import Settings
 from controller.southbound.admin import agent_token
 from controller.southbound.runtime import Southbound
+from controller.store.agents import AgentRepository
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
 from tests.support.bodies import (
@@ -55,11 +57,18 @@ Message = dict[str, Any]
 # Short beats, so that tests about bookmarks and reconnections take fractions of seconds.
 FAST = {"change_poll_interval": 0.2, "bookmark_interval": 0.3}
 FAST_ENV = {"SDNC_CHANGE_POLL_INTERVAL": "0.2", "SDNC_BOOKMARK_INTERVAL": "0.3"}
+# How long stopping the in-process controller or the agents may take.
+STOP_TIMEOUT = 30.0
+
+
+# How long waits for an event (an ack applied, a state written) may take by default: they
+# end as soon as it happens, so a generous bound costs nothing but keeps a loaded machine green.
+EVENT_BOUND = 30.0
 
 
 async def eventually(
     check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    within: float = 10.0,
+    within: float = EVENT_BOUND,
     what: str = "the condition",
 ) -> None:
     """Poll ``check`` (sync or async) until it is true; fail after ``within`` seconds."""
@@ -135,7 +144,8 @@ async def in_process_controller(settings: Settings) -> AsyncIterator[InProcessCo
             yield InProcessController(app, base_url, http, server)
     finally:
         server.should_exit = True
-        await task
+        async with asyncio.timeout(STOP_TIMEOUT):
+            await task
 
 
 # -- agents ----------------------------------------------------------------------------------
@@ -234,15 +244,22 @@ class Agents:
         agent.connected.clear()
 
     async def close(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop every agent; the first error one of them ended with is raised once all have
+        stopped."""
+        tasks = list(self._tasks.values())
         self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        async with asyncio.timeout(STOP_TIMEOUT):
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                raise outcome
 
 
-async def applied(agent: AgentSession, revision: int, within: float = 10.0) -> None:
+async def applied(agent: AgentSession, revision: int, within: float = EVENT_BOUND) -> None:
     await eventually(
         lambda: agent.state.applied_revision >= revision,
         within,
@@ -415,8 +432,41 @@ async def revision_of(database: Database) -> int:
     return await database.run(read, write=False)
 
 
+async def southbound_status(base_url: str) -> Json:
+    """``GET /southbound/v1/status`` of the replica at ``base_url``."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        response = await http.get("/southbound/v1/status")
+    assert response.status_code == 200, response.text
+    status: Json = response.json()
+    return status
+
+
+async def status_written(base_url: str, within: float = EVENT_BOUND) -> None:
+    """Wait until the replica at ``base_url`` has written to the database every agent status
+    it held when this was called: two more flushes of its status board (the first may have
+    begun before the call)."""
+    seen = int((await southbound_status(base_url))["statusFlushes"])
+
+    async def flushed() -> bool:
+        return int((await southbound_status(base_url))["statusFlushes"]) >= seen + 2
+
+    await eventually(flushed, within, f"two status flushes of the replica at {base_url}")
+
+
+async def recorded_revision(database: Database, server_instance_id: str) -> int:
+    """The applied revision the database holds for the agent of a server (0 if none)."""
+
+    async def read(connection: AsyncConnection) -> int:
+        agents = AgentRepository(connection, is_postgres=database.is_postgres)
+        server = uuid.UUID(server_instance_id)
+        found = (await agents.states([server])).get(server)
+        return 0 if found is None else found.applied_revision
+
+    return await database.run(read, write=False)
+
+
 async def put_waiting(
-    http: httpx.AsyncClient, path: str, body: object, *, within: float = 10.0
+    http: httpx.AsyncClient, path: str, body: object, *, within: float = EVENT_BOUND
 ) -> httpx.Response:
     """PUT with ``?wait=applied&timeout=within``; the response, unchecked."""
     return await http.put(

@@ -23,7 +23,7 @@ from controller.agent.linux.changes import (
     Command,
     execute,
 )
-from controller.agent.linux.observe import NamespaceView, Observed, observe
+from controller.agent.linux.observe import LIST_RULESET, NamespaceView, Observed, observe
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
 from controller.agent.linux.runner import GLOBAL, CommandError, Runner
 from controller.agent.session import Failure
@@ -50,7 +50,7 @@ class Result:
 @dataclass
 class Kernel:
     runner: Runner
-    # Per router namespace: digest of the ruleset text loaded, digest of `nft list ruleset`
+    # Per router namespace: digest of the ruleset text loaded, digest of `nft -s list ruleset`
     # right after; both unchanged => the ruleset in the kernel is the one wanted.
     loaded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -73,9 +73,7 @@ class Kernel:
 
     async def _remember(self, router: str, text: str) -> None:
         try:
-            _, listed, _ = await self.runner.run(
-                self.runner.inside(router, ["nft", "list", "ruleset"])
-            )
+            _, listed, _ = await self.runner.run(self.runner.inside(router, LIST_RULESET))
         except CommandError:
             return
         self.loaded[router] = (digest(text), digest(listed))

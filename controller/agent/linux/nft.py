@@ -22,6 +22,8 @@ inbound ACLs, each found by one verdict-map lookup on (port, address); an addres
 endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a chain per direction,
 rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default.
 Endpoints without ACLs pass. ``logging`` is not enforced; established flows survive a change.
+Every ACL rule and default counts the packets it decides (``counter``); a ruleset is compared
+with the kernel's listed without those counts (``nft -s``), which traffic changes.
 """
 
 from __future__ import annotations
@@ -302,10 +304,16 @@ def _acl_lines(acl_id: str, policy: AclPolicy, direction: str) -> list[str]:
     )
     lines = [f"chain {acl_chain(acl_id, direction)} {{"]
     for rule in rules:
-        verdict = "return" if rule.allow else "drop"
+        verdict = verdict_of(rule.allow)
         lines += [f"{match} {verdict}".strip() for match in match_expressions(rule)]
-    lines += ["return" if permit else "drop", "}"]
+    lines += [verdict_of(permit), "}"]
     return lines
+
+
+def verdict_of(allow: bool) -> str:
+    """An ACL rule's (or default's) statement: it counts what it decides, so which rule let a
+    packet through or dropped it can be read from the kernel (``nft list chain``)."""
+    return "counter return" if allow else "counter drop"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 from controller.agent.linux.runner import CommandError, Runner
 
 Json = dict[str, Any]
+# The ruleset without its counters' values (stateless): traffic changes those, not the rules.
+LIST_RULESET = ["nft", "-s", "list", "ruleset"]
 
 
 @dataclass
@@ -22,7 +24,7 @@ class NamespaceView:
     netconf: dict[str, Json] = field(default_factory=dict)  # IPv4 netconf by interface
     fdb: list[Json] = field(default_factory=list)
     qdiscs: dict[str, Json] = field(default_factory=dict)  # root qdisc by device
-    ruleset: str | None = None  # nft list ruleset (router namespaces)
+    ruleset: str | None = None  # nft -s list ruleset (router namespaces)
 
     def up(self, name: str) -> bool:
         return "UP" in self.links.get(name, {}).get("flags", ())
@@ -115,7 +117,7 @@ async def _nic(runner: Runner, netns: str) -> NamespaceView:
 
 async def _ruleset(runner: Runner, netns: str) -> str | None:
     try:
-        _, out, _ = await runner.run(runner.inside(netns, ["nft", "list", "ruleset"]))
+        _, out, _ = await runner.run(runner.inside(netns, LIST_RULESET))
     except CommandError:
         return None
     return out
