@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from controller.api import docs
 from controller.api.body import read_json
@@ -72,8 +72,6 @@ def collection_template(kind: Kind) -> str:
 
 def _check_version(request: Request) -> None:
     version = request.path_params.get("apiVersion", "")
-    if _VERSION.fullmatch(version) is None:
-        raise InvalidInput(f"'{version}' is not an API version (v1, v2, ...)", target="apiVersion")
     if version not in SUPPORTED_VERSIONS:
         raise NotFound(
             f"API version '{version}' is not served; use one of {', '.join(SUPPORTED_VERSIONS)}",
@@ -90,20 +88,29 @@ def _path_id(request: Request, param: str) -> str:
         raise InvalidInput(str(exc), target=param) from None
 
 
+def _check_version_text(request: Request) -> None:
+    version = request.path_params.get("apiVersion", "")
+    if _VERSION.fullmatch(version) is None:
+        raise InvalidInput(f"'{version}' is not an API version (v1, v2, ...)", target="apiVersion")
+
+
 def resource_path(request: Request, kind: Kind) -> ResourcePath:
-    _check_version(request)
+    # Malformed parts of the URI first (400), then whether the version is served (404).
+    _check_version_text(request)
     kinds = chain(kind)
     steps: list[tuple[Kind, str]] = []
     for k, param in zip(kinds, _id_params(len(kinds)), strict=True):
         steps.append((k, k.singleton_id or _path_id(request, param)))
+    _check_version(request)
     return ResourcePath(tuple(steps))
 
 
 def collection_path(request: Request, kind: Kind) -> CollectionPath:
-    _check_version(request)
+    _check_version_text(request)
     kinds = chain(kind)
     params = _id_params(len(kinds))[:-1]
     steps = tuple((k, _path_id(request, p)) for k, p in zip(kinds[:-1], params, strict=True))
+    _check_version(request)
     return CollectionPath(kind, ResourcePath(steps) if steps else None)
 
 
@@ -143,6 +150,8 @@ class RouteBuilder:
                 tags=[chain(kind)[0].name],
                 summary=summary,
                 openapi_extra=extra,
+                # DELETE answers no body: no JSON content type in the document either.
+                response_class=Response if name == "delete" else JSONResponse,
             )
 
     def _list(self, kind: Kind) -> Handler:
