@@ -8,11 +8,14 @@ refusal is a 4xx in the error envelope that names the member, and changes nothin
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from controller.api.body import find_duplicate_member
 from tests.support.bodies import (
     acl,
     acl_rule,
@@ -26,6 +29,7 @@ from tests.support.bodies import (
     server,
     virtual_network,
 )
+from tests.support.figures import Figures
 from tests.support.nbi import (
     PS_HEADERS,
     V1,
@@ -357,3 +361,23 @@ async def test_free_form_tags_still_take_any_json(client: httpx.AsyncClient) -> 
     stored = await put(client, ACL, {"tags": tags, "properties": {}})
     assert stored["tags"] == tags
     assert (await get(client, ACL))["tags"] == tags
+
+
+async def test_refusing_duplicate_keys_is_cheap_on_a_large_body(
+    client: httpx.AsyncClient, figures: Figures
+) -> None:
+    """The duplicate-key pass re-reads the JSON text with the stdlib parser; on a 10,000-rule
+    ACL it costs a small part of what the PUT costs anyway."""
+    rules = [acl_rule(f"r{i}", i + 1, description=f"rule {i}") for i in range(10_000)]
+    text = json.dumps(acl(*rules))
+    started = time.perf_counter()
+    assert find_duplicate_member(text) is None
+    check = time.perf_counter() - started
+    started = time.perf_counter()
+    response = await client.put(url(ACL), content=text.encode(), headers=PS_HEADERS)
+    whole = time.perf_counter() - started
+    assert response.status_code == 201, response.text[:500]
+    figures.record("body size", len(text) / 1e6, "MB")
+    figures.record("duplicate-key check", check * 1000, "ms")
+    figures.record("whole PUT of 10,000 rules", whole * 1000, "ms")
+    assert check < whole / 2
