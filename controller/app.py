@@ -77,6 +77,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         operation_id="discovery_get",
         tags=["discovery"],
         summary="Which REST versions this controller serves",
+        openapi_extra={"responses": docs.discovery_responses()},
     )
     options = ApiOptions(max_json_depth=settings.max_json_depth)
     builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))

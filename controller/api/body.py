@@ -1,12 +1,14 @@
-"""Reading a request body: media type, size (enforced by the middleware), JSON, depth.
+"""Reading a request body: media type, charset, size (enforced by the middleware), JSON, depth.
 
 Every way a body can be wrong ends in a 4xx error envelope; nothing a client sends reaches
-the database as a string PostgreSQL cannot store (NUL characters).
+the database as a string PostgreSQL cannot store (NUL characters), and no JSON object with a
+member named twice is read as if one of them had not been sent.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 
 import orjson
 from starlette.requests import Request
@@ -14,6 +16,10 @@ from starlette.requests import Request
 from controller.errors import InvalidInput, InvalidJson, UnsupportedMediaType
 
 _JSON_TYPES = frozenset({"application/json", "text/json"})
+# Codecs Python calls text encodings that are no charset: they transform text (escapes, IDNA,
+# punycode) or refuse everything ("undefined"). Binary transforms (hex, base64, zlib, rot13)
+# are refused by bytes.decode itself.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"})
 
 
 async def read_json(request: Request, *, max_depth: int) -> object:
@@ -28,6 +34,14 @@ async def read_json(request: Request, *, max_depth: int) -> object:
     if not isinstance(data, dict):
         raise InvalidJson("the request body must be a JSON object (the resource envelope)")
     check_structure(data, max_depth)
+    # Only now, with the depth known to be small, may the recursive stdlib parser read it.
+    duplicate = find_duplicate_member(text)
+    if duplicate is not None:
+        raise InvalidInput(
+            f"the member '{duplicate.rpartition('.')[2]}' appears more than once in one "
+            "object; send it once",
+            target=duplicate,
+        )
     return data
 
 
@@ -45,13 +59,69 @@ def _decode(raw: bytes, content_type: str | None) -> str:
             charset = value.strip().strip('"')
     try:
         codec = codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError):
         raise UnsupportedMediaType(f"unknown charset '{charset}'") from None
+    name = codec.name.replace("_", "-")
+    if name in _NOT_CHARSETS:
+        raise UnsupportedMediaType(f"'{charset}' is not a charset; send UTF-8")
     try:
         # utf-8-sig also drops the byte order mark Windows tools like to prepend.
-        return raw.decode("utf-8-sig" if codec.name == "utf-8" else codec.name)
-    except UnicodeDecodeError:
+        return raw.decode("utf-8-sig" if name == "utf-8" else codec.name)
+    except LookupError:
+        raise UnsupportedMediaType(
+            f"'{charset}' is not a charset; send the body as UTF-8"
+        ) from None
+    except (UnicodeError, ValueError):
         raise InvalidJson(f"the request body is not valid {codec.name}") from None
+
+
+class _Duplicate:
+    """Where a duplicate member is, built up from the inside out as the parser returns."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def find_duplicate_member(text: str) -> str | None:
+    """The JSON path (``properties.aclRules[3].properties.priority``) of the first member an
+    object of ``text`` names twice, or None. orjson, like most parsers, keeps the last value
+    silently; the stdlib parser hands every object's members over as a list, which shows them."""
+    found = False
+
+    def pairs(members: list[tuple[str, object]]) -> _Duplicate | None:
+        nonlocal found
+        if found:
+            for name, value in members:
+                inner = _locate(value)
+                if inner is not None:
+                    return _Duplicate(name + inner)
+        if len({name for name, _ in members}) != len(members):
+            found = True
+            seen: set[str] = set()
+            for name, _ in members:
+                if name in seen:
+                    return _Duplicate(name)
+                seen.add(name)
+        # The values are not needed: orjson already built the body.
+        return None
+
+    try:
+        parsed = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        raise InvalidJson("the request body is not valid JSON") from None
+    located = _locate(parsed)
+    return located.lstrip(".") if located is not None else None
+
+
+def _locate(value: object) -> str | None:
+    if isinstance(value, _Duplicate):
+        return "." + value.path
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            inner = _locate(item)
+            if inner is not None:
+                return f"[{index}]{inner}"
+    return None
 
 
 def check_structure(data: object, max_depth: int) -> None:

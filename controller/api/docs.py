@@ -1,23 +1,37 @@
 """OpenAPI description of the NBI, derived from the resource registry.
 
 Handlers read raw bodies (the tolerant parser is ours, not FastAPI's), so the request and
-response schemas are described here: one envelope schema per kind (``AccessControlList``), with
-its properties, embedded children and read-only reverse references, a list schema, and the
-error envelope.
+response schemas are described here, from the same models in their two JSON schema modes:
+
+* responses (``AccessControlList``): the canonical form the controller writes, with its
+  properties, embedded children and read-only reverse references, a list schema, the error
+  envelope;
+* requests (``AccessControlListInput``): what the controller accepts, so that a body the
+  schema refuses is one the controller refuses (400): integers also as strings of digits,
+  booleans also as ``"True"``, enumerations in any casing, ``null`` for an optional member,
+  read-only members anything (they are ignored).
+
+Every operation declares every status it can answer, each error with the error envelope.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, WithJsonSchema, create_model
+from pydantic.json_schema import JsonSchemaValue, models_json_schema
+from pydantic_core import CoreSchema
 
 from controller.core.kinds import Kind, Registry
 
 _REF = "#/components/schemas/{model}"
-_VERSIONS = ["v1", "v2", "v3", "v4", "v5"]
+_INPUT = "Input"
 _ID_PARAMS = ("grandParentResourceId", "parentResourceId", "resourceId")
+# What check_resource_id accepts, but for "." and "..": 1-256 characters, no path or control
+# characters, no white space at either end.
+_ID_CHAR = r"[^/\\?#%\x00-\x1f\x7f-\x9f]"
+_ID_END = r"[^\s/\\?#%\x00-\x1f\x7f-\x9f]"
+RESOURCE_ID_PATTERN = f"^{_ID_END}({_ID_CHAR}{{0,254}}{_ID_END})?$"
 
 
 class ResourceRefOut(BaseModel):
@@ -43,8 +57,35 @@ class Error(BaseModel):
     error: ErrorBody
 
 
+# A read-only member in a request: anything, since it is ignored.
+_IGNORED = WithJsonSchema(
+    {"readOnly": True, "description": "Read-only; ignored on input."}, "validation"
+)
+
+
 def _ro(annotation: Any, default: Any) -> Any:
-    return (annotation, Field(default=default, json_schema_extra={"readOnly": True}))
+    return (
+        Annotated[annotation, _IGNORED],
+        Field(default=default, json_schema_extra={"readOnly": True}),
+    )
+
+
+class _Envelope(BaseModel):
+    """The resource envelope; a request may leave out ``properties`` (and send ``null``)."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if handler.mode == "validation":
+            target = handler.resolve_ref_schema(json_schema)
+            target["required"] = [r for r in target.get("required", []) if r != "properties"]
+            if not target["required"]:
+                del target["required"]
+            members = target["properties"]
+            members["properties"] = {"anyOf": [members["properties"], {"type": "null"}]}
+        return json_schema
 
 
 def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
@@ -64,6 +105,7 @@ def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
         )
         models[kind.key] = create_model(
             kind.title,
+            __base__=_Envelope,
             __doc__=kind.description or None,
             resourceId=(str | None, None),
             resourceRef=_ro(str | None, None),
@@ -76,43 +118,92 @@ def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
     return models
 
 
+class Discovery(BaseModel):
+    """GET /networking/discovery: the REST versions this controller serves."""
+
+    resourceRef: str
+    properties: dict[str, Any]
+
+
 def list_model(kind: Kind, item: Any) -> type[BaseModel]:
     return create_model(f"{kind.title}List", value=(list[item], ...), nextLink=(str, ""))
 
 
 def components(registry: Registry) -> dict[str, Any]:
+    """Response schemas (by kind title) and request schemas (the same, suffixed ``Input``)."""
     models = resource_models(registry)
-    everything: list[type[BaseModel]] = [Error]
+    outputs: list[type[BaseModel]] = [Error, Discovery]
     for kind in registry.kinds:
-        everything.append(models[kind.key])
-        everything.append(list_model(kind, models[kind.key]))
-    _, schema = models_json_schema([(m, "serialization") for m in everything], ref_template=_REF)
-    return dict(schema.get("$defs", {}))
+        outputs.append(models[kind.key])
+        outputs.append(list_model(kind, models[kind.key]))
+    _, written = models_json_schema([(m, "serialization") for m in outputs], ref_template=_REF)
+    inputs = [(models[kind.key], "validation") for kind in registry.kinds]
+    _, read = models_json_schema(inputs, ref_template=_REF)  # type: ignore[arg-type]
+    schemas = dict(written.get("$defs", {}))
+    schemas.update(
+        {name + _INPUT: _suffix_refs(schema) for name, schema in read.get("$defs", {}).items()}
+    )
+    return schemas
+
+
+def _suffix_refs(value: Any) -> Any:
+    """``value`` with every ``$ref`` pointing at the ``Input`` variant of its schema."""
+    if isinstance(value, dict):
+        return {
+            key: (item + _INPUT if key == "$ref" else _suffix_refs(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_suffix_refs(item) for item in value]
+    return value
 
 
 def _schema_ref(name: str) -> dict[str, Any]:
     return {"$ref": _REF.format(model=name)}
 
 
-def _json(name: str, description: str) -> dict[str, Any]:
+_REQUEST_ID = {
+    "x-ms-request-id": {
+        "description": "The controller's id of this request (in its log).",
+        "schema": {"type": "string"},
+    }
+}
+_ETAG = {"ETag": {"description": "The resource's etag.", "schema": {"type": "string"}}}
+
+
+def _json(name: str, description: str, *, etag: bool = False) -> dict[str, Any]:
     return {
         "description": description,
+        "headers": {**_REQUEST_ID, **(_ETAG if etag else {})},
         "content": {"application/json": {"schema": _schema_ref(name)}},
     }
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "Invalid input (validation, malformed JSON, bad reference)",
-        404: "Not found",
-        409: "Conflict, e.g. the resource is in use",
-        412: "If-Match did not match, or the parent does not exist",
-        413: "Body too large",
-        415: "Body is not JSON",
-        500: "Internal error",
-        503: "Database unavailable",
-    }
-    return {str(s): _json("Error", reasons[s]) for s in statuses}
+def _empty(description: str) -> dict[str, Any]:
+    return {"description": description, "headers": dict(_REQUEST_ID)}
+
+
+_REASONS = {
+    400: "Invalid input: the body, a path segment or a query parameter (the target names it)",
+    404: "No such resource, or an API version that is not served",
+    409: "Conflict, e.g. the resource is in use",
+    412: "If-Match / If-None-Match did not match, or the parent does not exist",
+    413: "Body too large",
+    415: "Body is not JSON, or not in a charset",
+    500: "Internal error (a bug; logged with the request id)",
+    503: "Database unavailable",
+}
+
+
+def discovery_responses() -> dict[str, Any]:
+    return {"200": _json("Discovery", "The served REST versions"), **errors()}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """The error responses ``statuses``, plus those every request can get: 413 (the body limit
+    holds for every method), 500 and 503."""
+    wanted = sorted({*statuses, 413, 500, 503})
+    return {str(s): _json("Error", _REASONS[s]) for s in wanted}
 
 
 def _chain(kind: Kind) -> list[Kind]:
@@ -129,12 +220,12 @@ def _path_parameters(kind: Kind, *, item: bool) -> list[dict[str, Any]]:
             "name": "apiVersion",
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "enum": _VERSIONS},
+            "schema": {"type": "string", "pattern": "^v[0-9]{1,9}$"},
+            "description": "v1 to v5 are served (the same model); other versions answer 404.",
         }
     ]
-    parameters += [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
-    ]
+    id_schema = {"type": "string", "pattern": RESOURCE_ID_PATTERN}
+    parameters += [{"name": n, "in": "path", "required": True, "schema": id_schema} for n in names]
     parameters.append(
         {
             "name": "x-ms-client-request-id",
@@ -152,16 +243,17 @@ _WAIT = [
         "name": "wait",
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "enum": ["applied"]},
-        "description": "Answer only when every connected host the change touches has applied "
-        "it (or the timeout passed); the x-sdnc-applied response header says which.",
+        "schema": {"type": "string", "pattern": "^[Aa][Pp][Pp][Ll][Ii][Ee][Dd]$"},
+        "description": "applied (in any casing): answer only when every connected host the "
+        "change touches has applied it (or the timeout passed); the x-sdnc-applied response "
+        "header says which.",
     },
     {
         "name": "timeout",
         "in": "query",
         "required": False,
         "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 10},
-        "description": "Seconds to wait with wait=applied.",
+        "description": "Seconds to wait with wait=applied (checked also without it).",
     },
 ]
 
@@ -175,14 +267,14 @@ def _conditional(names: tuple[str, ...]) -> list[dict[str, Any]]:
 def list_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=False),
-        "responses": {"200": _json(f"{kind.title}List", "The collection"), **_errors(404, 500)},
+        "responses": {"200": _json(f"{kind.title}List", "The collection"), **errors(400, 404)},
     }
 
 
 def get_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=True),
-        "responses": {"200": _json(kind.title, "The resource"), **_errors(404, 500)},
+        "responses": {"200": _json(kind.title, "The resource", etag=True), **errors(400, 404)},
     }
 
 
@@ -193,12 +285,12 @@ def put_operation(kind: Kind) -> dict[str, Any]:
         + _WAIT,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _schema_ref(kind.title)}},
+            "content": {"application/json": {"schema": _schema_ref(kind.title + _INPUT)}},
         },
         "responses": {
-            "200": _json(kind.title, "Replaced"),
-            "201": _json(kind.title, "Created"),
-            **_errors(400, 409, 412, 413, 415, 500),
+            "200": _json(kind.title, "Replaced", etag=True),
+            "201": _json(kind.title, "Created", etag=True),
+            **errors(400, 404, 409, 412, 415),
         },
     }
 
@@ -206,10 +298,11 @@ def put_operation(kind: Kind) -> dict[str, Any]:
 def delete_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=True) + _conditional(("If-Match",)) + _WAIT,
+        # As NC answers: no body, so no Content-Type either.
         "responses": {
-            "200": {"description": "Deleted, with its children"},
-            "204": {"description": "There was nothing to delete"},
-            **_errors(409, 412, 500),
+            "200": _empty("Deleted, with its children (no body)"),
+            "204": _empty("There was nothing to delete"),
+            **errors(400, 404, 409, 412),
         },
     }
 

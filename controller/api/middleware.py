@@ -4,6 +4,9 @@
   ``/networking/v1/logicalNetworks`` (NC clients mix the casing of path segments and add
   trailing slashes);
 * request ids: every response carries ``x-ms-request-id``; ``x-ms-client-request-id`` is echoed;
+* path segments: an NBI path whose segments are not UTF-8, are empty, or hold a control
+  character is refused with 400 before routing (so before any database work: PostgreSQL
+  cannot even compare a string holding NUL); an encoded ``/`` separates segments like ``/``;
 * body limit: bodies over the limit are refused with 413 before or while they are read;
 * last resort: an unexpected exception becomes a 500 error envelope, never a bare text page;
   a client that left (or that the server dropped for being too slow) before its body was read
@@ -13,17 +16,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import MutableMapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.responses import error_response
 from controller.core.kinds import Registry
-from controller.errors import ControllerError, PayloadTooLarge
+from controller.errors import ControllerError, InvalidInput, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,56 @@ def canonical_path(registry: Registry, path: str) -> str:
     return "/".join(["", "networking", parts[2].lower(), *canonical])
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def path_problem(raw_path: bytes) -> InvalidInput | None:
+    """Why an NBI path (as sent, percent-encoded) cannot name a resource, or None. The error's
+    target is the route parameter the segment is (``resourceId``, ``parentResourceId``...)."""
+    segments = raw_path.split(b"/")
+    for index, raw in enumerate(segments):
+        shown = raw.decode("ascii", "backslashreplace")
+        problem: str | None
+        try:
+            text = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            problem = f"the path segment '{shown}' is not percent-encoded UTF-8"
+        else:
+            inner = 0 < index < len(segments) - 1
+            problem = _segment_problem(text, shown, inner=inner)
+        if problem is not None:
+            return InvalidInput(problem, target=_parameter(index, len(segments)))
+    return None
+
+
+def _segment_problem(text: str, shown: str, *, inner: bool) -> str | None:
+    if not text and inner:
+        return "the path has an empty segment ('//')"
+    if _CONTROL.search(text):
+        return f"the path segment '{shown}' holds a control character"
+    return None
+
+
+_ID_PARAMS = ("resourceId", "parentResourceId", "grandParentResourceId")
+
+
+def _parameter(index: int, count: int) -> str | None:
+    """The route parameter of segment ``index`` of ``/networking/{apiVersion}/type/id/...``."""
+    if index == 2:
+        return "apiVersion"
+    position = index - 3  # among the segments after the version: type, id, type, id...
+    if position < 0 or position % 2 == 0:
+        return None
+    # A collection path (odd count) names the parent of its last type segment.
+    item_length = count - 3 if (count - 3) % 2 == 0 else count - 2
+    rank = (item_length - 1 - position) // 2
+    return _ID_PARAMS[rank] if 0 <= rank < len(_ID_PARAMS) else None
+
+
+def _is_nbi(path: str) -> bool:
+    return path[:12].lower() == "/networking/"
+
+
 class NbiMiddleware:
     def __init__(self, app: ASGIApp, *, registry: Registry, max_body_bytes: int) -> None:
         self.app = app
@@ -64,6 +118,8 @@ class NbiMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        problem = path_problem(raw_path) if _is_nbi(scope["path"]) else None
         path = canonical_path(self.registry, scope["path"])
         if path != scope["path"]:
             scope = {**scope, "path": path, "raw_path": quote(path).encode()}
@@ -77,9 +133,9 @@ class NbiMiddleware:
                 message["headers"] = [*message.get("headers", []), *ids]
             await send(message)
 
-        too_large = self._declared_too_large(scope)
-        if too_large is not None:
-            await error_response(too_large)(scope, receive, send_with_ids)
+        refused = problem or self._declared_too_large(scope)
+        if refused is not None:
+            await error_response(refused)(scope, receive, send_with_ids)
             return
         try:
             await self.app(scope, self._limited(receive), send_with_ids)

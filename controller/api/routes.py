@@ -8,6 +8,7 @@ have GET and PUT only.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from controller.api import docs
 from controller.api.body import read_json
@@ -36,6 +37,9 @@ WaitApplied = Callable[[int, float], Awaitable[bool]]
 MAX_WAIT_SECONDS = 60.0
 # The least time reading a resource back after a wait gets (one quick read; seconds).
 READ_BACK_MINIMUM = 0.5
+DEFAULT_WAIT_SECONDS = 10.0
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_VERSION = re.compile(r"v[0-9]{1,9}")
 _METHODS = {"list": "GET", "get": "GET", "put": "PUT", "delete": "DELETE"}
 
 
@@ -79,20 +83,38 @@ def _check_version(request: Request) -> None:
         )
 
 
+def _path_id(request: Request, param: str) -> str:
+    """A resource id of the URI: no id a PUT would refuse can name anything, so it is a 400
+    on every method (before any database work), not a 404."""
+    try:
+        return check_resource_id(request.path_params[param])
+    except ValueError as exc:
+        raise InvalidInput(str(exc), target=param) from None
+
+
+def _check_version_text(request: Request) -> None:
+    version = request.path_params.get("apiVersion", "")
+    if _VERSION.fullmatch(version) is None:
+        raise InvalidInput(f"'{version}' is not an API version (v1, v2, ...)", target="apiVersion")
+
+
 def resource_path(request: Request, kind: Kind) -> ResourcePath:
-    _check_version(request)
+    # Malformed parts of the URI first (400), then whether the version is served (404).
+    _check_version_text(request)
     kinds = chain(kind)
     steps: list[tuple[Kind, str]] = []
     for k, param in zip(kinds, _id_params(len(kinds)), strict=True):
-        steps.append((k, k.singleton_id or request.path_params[param]))
+        steps.append((k, k.singleton_id or _path_id(request, param)))
+    _check_version(request)
     return ResourcePath(tuple(steps))
 
 
 def collection_path(request: Request, kind: Kind) -> CollectionPath:
-    _check_version(request)
+    _check_version_text(request)
     kinds = chain(kind)
     params = _id_params(len(kinds))[:-1]
-    steps = tuple((k, request.path_params[p]) for k, p in zip(kinds[:-1], params, strict=True))
+    steps = tuple((k, _path_id(request, p)) for k, p in zip(kinds[:-1], params, strict=True))
+    _check_version(request)
     return CollectionPath(kind, ResourcePath(steps) if steps else None)
 
 
@@ -132,6 +154,8 @@ class RouteBuilder:
                 tags=[chain(kind)[0].name],
                 summary=summary,
                 openapi_extra=extra,
+                # DELETE answers no body: no JSON content type in the document either.
+                response_class=Response if name == "delete" else JSONResponse,
             )
 
     def _list(self, kind: Kind) -> Handler:
@@ -150,10 +174,6 @@ class RouteBuilder:
     def _put(self, kind: Kind) -> Handler:
         async def put_resource(request: Request) -> Response:
             path = resource_path(request, kind)
-            try:
-                check_resource_id(path.resource_id)
-            except ValueError as exc:
-                raise InvalidInput(str(exc), target="resourceId") from None
             body = await read_json(request, max_depth=self.options.max_json_depth)
             within = _wait_seconds(request)
             result = await self.service.put(path, body, _preconditions(request))
@@ -200,16 +220,25 @@ APPLIED_HEADER = "x-sdnc-applied"
 def _wait_seconds(request: Request) -> float | None:
     """``?wait=applied[&timeout=S]``: how long to wait for the hosts; None: do not wait."""
     wait = request.query_params.get("wait")
+    timeout = request.query_params.get("timeout")
+    # Checked even without wait: a timeout that cannot be right is a client's mistake.
+    seconds = _timeout_seconds(timeout) if timeout is not None else DEFAULT_WAIT_SECONDS
     if wait is None:
         return None
     if wait.lower() != "applied":
         raise InvalidInput("wait must be 'applied'", target="wait")
-    try:
-        seconds = float(request.query_params.get("timeout", "10"))
-    except ValueError:
-        raise InvalidInput("timeout must be a number of seconds", target="timeout") from None
+    return seconds
+
+
+def _timeout_seconds(text: str) -> float:
+    # A JSON number: float() alone would also take 'nan', 'inf' and '1_0'.
+    if _NUMBER.fullmatch(text) is None:
+        raise InvalidInput("timeout must be a number of seconds", target="timeout")
+    seconds = float(text)
     if not 0 < seconds <= MAX_WAIT_SECONDS:
-        raise InvalidInput(f"timeout must be above 0 and at most {MAX_WAIT_SECONDS:g} s")
+        raise InvalidInput(
+            f"timeout must be above 0 and at most {MAX_WAIT_SECONDS:g} s", target="timeout"
+        )
     return seconds
 
 

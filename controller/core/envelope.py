@@ -11,12 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from controller.core.kinds import Kind, Registry
 from controller.core.paths import ResourcePath
 from controller.core.tree import Node
 from controller.core.values import check_resource_id
-from controller.core.wire import WireModel, fold_members
+from controller.core.wire import (
+    POWERSHELL_DEPTH_HINT,
+    DuplicateMember,
+    WireModel,
+    fold_members,
+    is_powershell_leftover,
+)
 from controller.errors import ErrorDetail, InvalidInput, ResourceIdMismatch
 
 _ENVELOPE_MEMBERS = {
@@ -29,7 +36,9 @@ def parse_resource(registry: Registry, path: ResourcePath, body: object) -> Node
     resourceId that names another resource is rejected."""
     envelope = _envelope(body, "")
     body_id = envelope.get("resourceId")
-    if body_id is not None and str(body_id).lower() != path.resource_id.lower():
+    if body_id is not None and not isinstance(body_id, str):
+        raise InvalidInput("resourceId must be a string", target="resourceId")
+    if body_id is not None and body_id.lower() != path.resource_id.lower():
         raise ResourceIdMismatch(
             f"resourceId '{body_id}' in the body does not match '{path.resource_id}' in the URI",
             target="resourceId",
@@ -44,7 +53,7 @@ def _parse_node(
     raw_properties = _as_object(envelope.get("properties", {}), where + "properties")
     children: dict[str, list[Node]] = {}
     for child_kind in registry.children_of(kind):
-        raw_children = _pop_member(raw_properties, child_kind.name)
+        raw_children = _pop_member(raw_properties, child_kind.name, where + "properties")
         if raw_children is not None:
             children[child_kind.name] = _parse_children(
                 registry, path, child_kind, raw_children, f"{where}properties.{child_kind.name}"
@@ -64,7 +73,7 @@ def _parse_children(
     registry: Registry, parent: ResourcePath, kind: Kind, raw: object, where: str
 ) -> list[Node]:
     if not isinstance(raw, list):
-        raise InvalidInput(f"{where} must be an array", target=where)
+        raise InvalidInput(_expected("an array", where, raw), target=where)
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
@@ -84,8 +93,10 @@ def _parse_children(
 def _child_id(value: object, where: str) -> str:
     if value is None:
         raise InvalidInput("an embedded child needs a resourceId", target=f"{where}.resourceId")
+    if not isinstance(value, str):
+        raise InvalidInput("resourceId must be a string", target=f"{where}.resourceId")
     try:
-        return check_resource_id(str(value))
+        return check_resource_id(value)
     except ValueError as exc:
         raise InvalidInput(str(exc), target=f"{where}.resourceId") from None
 
@@ -97,13 +108,26 @@ def validate_model(model: type[WireModel], raw: dict[str, Any], where: str) -> W
         return model.model_validate(raw)
     except ValidationError as exc:
         details = tuple(
-            ErrorDetail("InvalidInput", error["msg"], _join(where, error["loc"]))
+            ErrorDetail("InvalidInput", _message(error), _join(where, _location(error)))
             for error in exc.errors(include_url=False)
         )
         first = details[0]
         raise InvalidInput(
             f"{first.target}: {first.message}", target=first.target, details=details
         ) from None
+
+
+def _message(error: ErrorDetails) -> str:
+    if error["type"] != "duplicate_member" and is_powershell_leftover(error.get("input")):
+        return f"got '{error['input']}': {POWERSHELL_DEPTH_HINT}"
+    return error["msg"]
+
+
+def _location(error: ErrorDetails) -> tuple[int | str, ...]:
+    """Where the error is; a duplicate member is reported by its object, so add the member."""
+    if error["type"] == "duplicate_member":
+        return (*error["loc"], str(error.get("ctx", {}).get("member", "")))
+    return error["loc"]
 
 
 def _join(where: str, loc: tuple[int | str, ...]) -> str:
@@ -113,20 +137,25 @@ def _join(where: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _pop_member(data: dict[str, Any], name: str) -> object:
-    for key in list(data):
-        if key.lower() == name.lower():
-            return data.pop(key)
-    return None
+def _pop_member(data: dict[str, Any], name: str, where: str) -> object:
+    """Remove and return the member ``name`` (in any casing) of ``data``."""
+    keys = [key for key in data if key.lower() == name.lower()]
+    if len(keys) > 1:
+        duplicate = DuplicateMember(name, keys[0], keys[1])
+        raise InvalidInput(str(duplicate), target=f"{where}.{name}")
+    return data.pop(keys[0]) if keys else None
 
 
 def _envelope(value: object, where: str) -> dict[str, Any]:
-    return fold_members(_as_object(value, where), _ENVELOPE_MEMBERS)
+    try:
+        return fold_members(_as_object(value, where), _ENVELOPE_MEMBERS)
+    except DuplicateMember as exc:
+        raise InvalidInput(str(exc), target=where + exc.member) from None
 
 
 def _as_object(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InvalidInput(f"{where or 'the body'} must be a JSON object", target=where or None)
+        raise InvalidInput(_expected("a JSON object", where, value), target=where or None)
     return dict(value)
 
 
@@ -134,5 +163,12 @@ def _optional_object(value: object, where: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidInput(f"{where} must be a JSON object", target=where)
+        raise InvalidInput(_expected("a JSON object", where, value), target=where)
     return value
+
+
+def _expected(what: str, where: str, value: object) -> str:
+    message = f"{where or 'the body'} must be {what}"
+    if is_powershell_leftover(value):
+        return f"{message}, got '{value}': {POWERSHELL_DEPTH_HINT}"
+    return message

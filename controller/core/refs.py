@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
-from controller.core.wire import WireModel
+from controller.core.wire import POWERSHELL_DEPTH_HINT, WireModel, is_powershell_leftover
 
 
 class ResourceRef(WireModel):
@@ -31,9 +33,20 @@ class ResourceRef(WireModel):
     @model_validator(mode="before")
     @classmethod
     def _accept_bare_string(cls, data: Any) -> Any:
+        if is_powershell_leftover(data):
+            raise PydanticCustomError("powershell_truncated", POWERSHELL_DEPTH_HINT)
         if isinstance(data, str):
             return {"resourceRef": data}
         return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = super().__get_pydantic_json_schema__(schema, handler)
+        if handler.mode == "validation":
+            return {"anyOf": [json_schema, {"type": "string", "minLength": 1}]}
+        return json_schema
 
     @classmethod
     def target_problem(cls, properties: dict[str, Any]) -> str | None:

@@ -13,10 +13,12 @@ from typing import Annotated
 import netaddr
 from pydantic import AfterValidator, Field
 
+from controller.core.scalars import IntRange
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_RESOURCE_ID_FORBIDDEN = re.compile(r"[/\\?#%\x00-\x1f\x7f]")
+_RESOURCE_ID_FORBIDDEN = re.compile(r"[/\\?#%\x00-\x1f\x7f-\x9f]")
 MAX_RESOURCE_ID_LENGTH = 256
 
 
@@ -128,5 +130,11 @@ IPAddress = Annotated[str, AfterValidator(_canonical_address)]
 DashedMac = Annotated[str, AfterValidator(_canonical_dashed_mac)]
 BareMac = Annotated[str, AfterValidator(_canonical_bare_mac)]
 PortRange = Annotated[str, AfterValidator(_canonical_port_range)]
-Port = Annotated[int, Field(ge=1, le=PORT_MAX)]
+Port = Annotated[int, IntRange(1, PORT_MAX)]
+Percent = Annotated[int, IntRange(0, 100)]
+# Hyper-V port counters (packets per second, flows) are 32-bit unsigned.
+UInt32 = Annotated[int, IntRange(0, 2**32 - 1)]
+# Megabits per second: 1 Tbit/s is above any NIC, and the agent's tc token bucket (whose burst is
+# 20 ms at full rate, a 32-bit byte count) still holds it.
+Bandwidth = Annotated[int, IntRange(0, 1_000_000)]
 ShortText = Annotated[str, Field(max_length=1024)]

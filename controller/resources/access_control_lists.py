@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from controller.core.kinds import BackRef, Kind
+from controller.core.scalars import IntRange
 from controller.core.tree import Node
 from controller.core.values import PortRange, ShortText, parse_address, parse_prefix
 from controller.core.wire import WireEnum, WireModel
@@ -87,7 +88,7 @@ class AclRuleProperties(WireModel):
     source_address_prefix: AddressMatch = Field(alias="sourceAddressPrefix")
     destination_address_prefix: AddressMatch = Field(alias="destinationAddressPrefix")
     action: RuleAction
-    priority: int = Field(ge=1, le=65535)
+    priority: Annotated[int, IntRange(1, 65535)]
     type: Direction
     logging: Logging = Logging.ENABLED
     description: ShortText | None = None

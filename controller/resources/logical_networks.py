@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from controller.core.kinds import BackRef, Facts, Kind, UsedBy
+from controller.core.scalars import IntRange, WireBool
 from controller.core.tree import Node
 from controller.core.values import (
     AddressPrefix,
@@ -29,7 +30,7 @@ from controller.resources.refs import AccessControlListRef
 
 
 class LogicalNetworkProperties(WireModel):
-    network_virtualization_enabled: bool = Field(
+    network_virtualization_enabled: WireBool = Field(
         default=False, alias="networkVirtualizationEnabled"
     )
 
@@ -37,15 +38,15 @@ class LogicalNetworkProperties(WireModel):
 class SubnetRoute(WireModel):
     destination_prefix: AddressPrefix = Field(alias="destinationPrefix")
     next_hop: IPAddress | None = Field(default=None, alias="nextHop")
-    metric: int | None = Field(default=None, ge=0, le=65535)
+    metric: Annotated[int, IntRange(0, 65535)] | None = None
 
 
 class LogicalSubnetProperties(WireModel):
     address_prefix: AddressPrefix = Field(alias="addressPrefix")
-    vlan_id: int = Field(default=0, ge=0, le=4094, alias="vlanID")
+    vlan_id: Annotated[int, IntRange(0, 4094)] = Field(default=0, alias="vlanID")
     default_gateways: list[IPAddress] = Field(default_factory=list, alias="defaultGateways")
     dns_servers: list[IPAddress] = Field(default_factory=list, alias="dnsServers")
-    is_public: bool = Field(default=False, alias="isPublic")
+    is_public: WireBool = Field(default=False, alias="isPublic")
     routes: list[SubnetRoute] = Field(default_factory=list)
     access_control_list: AccessControlListRef | None = Field(
         default=None, alias="accessControlList"

@@ -10,13 +10,22 @@ everything but the network, gateway and broadcast addresses; logical subnets the
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
 from controller.core.kinds import Kind
+from controller.core.scalars import IntRange, WireBool
 from controller.core.tree import Node
-from controller.core.values import BareMac, IPAddress, parse_address, parse_mac
+from controller.core.values import (
+    Bandwidth,
+    BareMac,
+    IPAddress,
+    Percent,
+    UInt32,
+    parse_address,
+    parse_mac,
+)
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 from controller.resources.refs import AccessControlListRef, ServerRef, SubnetRef
@@ -60,25 +69,25 @@ class IPVersion(WireEnum):
 
 
 class QosSettings(WireModel):
-    outbound_reserved_value: int | None = Field(default=None, ge=0, alias="outboundReservedValue")
-    outbound_maximum_mbps: int | None = Field(default=None, ge=0, alias="outboundMaximumMbps")
-    inbound_maximum_mbps: int | None = Field(default=None, ge=0, alias="inboundMaximumMbps")
-    enable_hardware_limits: bool | None = Field(default=None, alias="enableHardwareLimits")
+    outbound_reserved_value: Bandwidth | None = Field(default=None, alias="outboundReservedValue")
+    outbound_maximum_mbps: Bandwidth | None = Field(default=None, alias="outboundMaximumMbps")
+    inbound_maximum_mbps: Bandwidth | None = Field(default=None, alias="inboundMaximumMbps")
+    enable_hardware_limits: WireBool | None = Field(default=None, alias="enableHardwareLimits")
 
 
 class PortSettings(WireModel):
     mac_spoofing_enabled: Switch | None = Field(default=None, alias="macSpoofingEnabled")
     arp_guard_enabled: Switch | None = Field(default=None, alias="arpGuardEnabled")
     dhcp_guard_enabled: Switch | None = Field(default=None, alias="dhcpGuardEnabled")
-    storm_limit: int | None = Field(default=None, ge=0, alias="stormLimit")
-    port_flow_limit: int | None = Field(default=None, ge=0, alias="portFlowLimit")
-    vmq_weight: int | None = Field(default=None, ge=0, le=100, alias="vmqWeight")
-    iov_weight: int | None = Field(default=None, ge=0, le=100, alias="iovWeight")
+    storm_limit: UInt32 | None = Field(default=None, alias="stormLimit")
+    port_flow_limit: UInt32 | None = Field(default=None, alias="portFlowLimit")
+    vmq_weight: Percent | None = Field(default=None, alias="vmqWeight")
+    iov_weight: Percent | None = Field(default=None, alias="iovWeight")
     iov_interrupt_moderation: InterruptModeration | None = Field(
         default=None, alias="iovInterruptModeration"
     )
-    iov_queue_pairs_requested: int | None = Field(
-        default=None, ge=1, le=4096, alias="iovQueuePairsRequested"
+    iov_queue_pairs_requested: Annotated[int, IntRange(1, 4096)] | None = Field(
+        default=None, alias="iovQueuePairsRequested"
     )
     qos_settings: QosSettings | None = Field(default=None, alias="qosSettings")
 
@@ -94,11 +103,11 @@ class NetworkInterfaceProperties(WireModel):
     )
     dns_settings: DnsSettings | None = Field(default=None, alias="dnsSettings")
     port_settings: PortSettings | None = Field(default=None, alias="portSettings")
-    is_host_virtual_network_interface: bool = Field(
+    is_host_virtual_network_interface: WireBool = Field(
         default=False, alias="isHostVirtualNetworkInterface"
     )
-    is_primary: bool = Field(default=True, alias="isPrimary")
-    is_multitenant_stack: bool = Field(default=False, alias="isMultitenantStack")
+    is_primary: WireBool = Field(default=True, alias="isPrimary")
+    is_multitenant_stack: WireBool = Field(default=False, alias="isMultitenantStack")
     internal_dns_name_label: str | None = Field(
         default=None, max_length=63, alias="internalDnsNameLabel"
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from controller.core.kinds import Kind
+from controller.core.scalars import WireBool
 from controller.core.tree import Node
+from controller.core.values import Bandwidth, Percent
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 
@@ -33,17 +35,15 @@ class ReservationMode(WireEnum):
 
 class SwitchQosSettings(WireModel):
     reservation_mode: ReservationMode | None = Field(default=None, alias="reservationMode")
-    enable_software_reservations: bool | None = Field(
+    enable_software_reservations: WireBool | None = Field(
         default=None, alias="enableSoftwareReservations"
     )
-    enable_hardware_limits: bool | None = Field(default=None, alias="enableHardwareLimits")
-    enable_hardware_reservations: bool | None = Field(
+    enable_hardware_limits: WireBool | None = Field(default=None, alias="enableHardwareLimits")
+    enable_hardware_reservations: WireBool | None = Field(
         default=None, alias="enableHardwareReservations"
     )
-    link_speed_percentage: int | None = Field(
-        default=None, ge=0, le=100, alias="linkSpeedPercentage"
-    )
-    default_reservation: int | None = Field(default=None, ge=0, alias="defaultReservation")
+    link_speed_percentage: Percent | None = Field(default=None, alias="linkSpeedPercentage")
+    default_reservation: Bandwidth | None = Field(default=None, alias="defaultReservation")
 
 
 class VirtualSwitchManagerProperties(WireModel):

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from controller.core.kinds import BackRef, Kind
+from controller.core.scalars import WireBool
 from controller.core.tree import Node
 from controller.core.values import Port, parse_address
 from controller.core.wire import WireModel
@@ -57,7 +58,7 @@ class ServerProperties(WireModel):
 
 
 class ServerNetworkInterfaceProperties(WireModel):
-    is_bmc: bool = Field(default=False, alias="isBMC")
+    is_bmc: WireBool = Field(default=False, alias="isBMC")
     logical_subnets: list[LogicalSubnetRef] = Field(default_factory=list, alias="logicalSubnets")
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from controller.core.scalars import WireBool
 from controller.core.wire import WireModel
 from controller.resources.access_control_lists import AclRuleProperties, Protocol
 from controller.resources.servers import ServerProperties
@@ -93,7 +94,7 @@ def test_numbers_as_strings_dump_as_numbers(priority: int, as_text: bool) -> Non
 @given(st.sampled_from(["true", "True", "TRUE", "false", "False", "FALSE", True, False]))
 def test_booleans_as_strings(value: str | bool) -> None:
     class Flag(WireModel):
-        enabled: bool
+        enabled: WireBool
 
     expected = value if isinstance(value, bool) else value.lower() == "true"
     assert Flag.model_validate({"Enabled": value}).dump() == {"enabled": expected}

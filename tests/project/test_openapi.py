@@ -34,3 +34,47 @@ def test_every_nbi_operation_documents_the_error_envelope() -> None:
             for status in errors:
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+EXPECTED_ERRORS = {
+    "get": {"400", "404", "413", "500", "503"},
+    "put": {"400", "404", "409", "412", "413", "415", "500", "503"},
+    "delete": {"400", "404", "409", "412", "413", "500", "503"},
+}
+
+
+def test_every_nbi_operation_declares_every_status_it_can_answer() -> None:
+    document = json.loads(openapi_text())
+    for path, operations in document["paths"].items():
+        if not path.startswith("/networking/{apiVersion}"):
+            continue
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            missing = EXPECTED_ERRORS[method] - declared
+            assert not missing, f"{method.upper()} {path} does not declare {sorted(missing)}"
+
+
+def test_delete_is_documented_without_a_body() -> None:
+    """NC answers a DELETE with no body and so no Content-Type; the document says the same."""
+    document = json.loads(openapi_text())
+    deletes = [ops["delete"] for ops in document["paths"].values() if "delete" in ops]
+    assert deletes
+    for operation in deletes:
+        assert "content" not in operation["responses"]["200"], operation["operationId"]
+        assert "content" not in operation["responses"]["204"], operation["operationId"]
+
+
+def test_requests_are_described_by_the_input_schemas() -> None:
+    """A PUT body is described by what the controller accepts (``...Input``: integers also as
+    digits, enums in any casing, nulls); responses by what it writes."""
+    document = json.loads(openapi_text())
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        if "put" not in operations:
+            continue
+        body = operations["put"]["requestBody"]["content"]["application/json"]["schema"]
+        answer = operations["put"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert body["$ref"] == answer["$ref"] + "Input", path
+    priority = schemas["AclRulePropertiesInput"]["properties"]["priority"]
+    assert {"type": "string", "pattern": r"^\s*[+-]?[0-9]+\s*$"} in priority["anyOf"]
+    assert schemas["AclRuleProperties"]["properties"]["priority"]["type"] == "integer"
