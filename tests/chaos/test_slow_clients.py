@@ -41,6 +41,9 @@ PROMPTLY = 5.0
 SLACK = 8.0
 # File descriptors the controller may open besides the attackers' (database, logs, probes).
 FD_SLACK = 60
+# Descriptors the controller may open or close on its own around a count (a closing check
+# connection, a pooled database connection).
+BASELINE_NOISE = 3
 
 SLOW_HEAD = b"GET /networking/discovery HTTP/1.1\r\nHost: nc\r\nX-Slow: "
 SLOW_BODY = request(
@@ -219,7 +222,12 @@ async def test_connections_over_the_cap_are_refused_at_once(
         fds = FdWatch(server)
         async with running(fds.run):
             held = [await _open(server.port, greedy) for _ in range(CAP)]
-            await eventually(lambda: server.open_files() >= baseline + CAP, SLACK, "admission")
+            # The baseline may still count a descriptor that goes away (the start-up check's
+            # connection, closing): admission is the count within a few of the cap. The held
+            # connections are ahead of the others in the accept queue either way.
+            await eventually(
+                lambda: server.open_files() >= baseline + CAP - BASELINE_NOISE, SLACK, "admission"
+            )
             refused = await asyncio.gather(
                 *(
                     exchange(HOST, server.port, b"", within=SLACK, local_address=greedy)
