@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import __version__
-from controller.api import docs
+from controller.api import diagnostics, docs
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
@@ -22,6 +22,7 @@ from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, N
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
+from controller.service.slb_state import HealthReader, SlbDiagnostics, no_health_reports
 from controller.settings import Settings
 from controller.southbound.runtime import Southbound, SouthboundOptions
 from controller.store.database import Database, Timeouts
@@ -34,7 +35,13 @@ live under `/networking/v1` (and `v2`..`v5`), bodies use the NC envelope (`resou
 """
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    dip_health: HealthReader = no_health_reports,
+) -> FastAPI:
+    """``dip_health`` reads the DIP health the hosts reported (for the slbState diagnostics)."""
     owns_database = database is None
     db = database or Database(
         settings.resolved_database_url(),
@@ -68,7 +75,12 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     )
     app.state.service = service
     app.state.southbound = southbound
-    app.add_middleware(NbiMiddleware, registry=REGISTRY, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        NbiMiddleware,
+        registry=REGISTRY,
+        max_body_bytes=settings.max_body_bytes,
+        words=diagnostics.PATH_WORDS,
+    )
     _add_error_handlers(app)
     app.add_api_route(
         "/networking/discovery",
@@ -82,6 +94,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     options = ApiOptions(max_json_depth=settings.max_json_depth)
     builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))
     app.include_router(builder.router(REGISTRY))
+    slb_state = SlbDiagnostics(db, health=dip_health)
+    app.include_router(
+        diagnostics.diagnostics_router(slb_state, max_json_depth=settings.max_json_depth)
+    )
     app.include_router(southbound.router())
     _document(app)
     return app
@@ -140,7 +156,7 @@ def _document(app: FastAPI) -> None:
                 routes=app.routes,
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                docs.components(REGISTRY)
+                docs.components(REGISTRY, diagnostics.DOC_MODELS)
             )
             app.openapi_schema = schema
         return app.openapi_schema

@@ -32,7 +32,14 @@ from tests.support.postgres import ThrowawayPostgres
 pytest_plugins = ["pytester", "tests.support.dataplane"]
 
 BACKEND = os.environ.get("SDNC_TEST_BACKEND", "postgres").lower()
-TABLES = ("resource_references", "mac_allocations", "resources", "change_log", "controller_secrets")
+TABLES = (
+    "resource_references",
+    "mac_allocations",
+    "resources",
+    "change_log",
+    "controller_secrets",
+    "diagnostic_results",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -16,6 +16,7 @@ Every operation declares every status it can answer, each error with the error e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, WithJsonSchema, create_model
@@ -97,7 +98,10 @@ def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
             child_model: Any = models[child.key]
             fields[child.name] = (list[child_model] | None, None)
         for backref in kind.backrefs:
-            fields[backref.member] = _ro(list[ResourceRefOut], [])
+            if backref.single:
+                fields[backref.member] = _ro(ResourceRefOut | None, None)
+            else:
+                fields[backref.member] = _ro(list[ResourceRefOut], [])
         for member, annotation in kind.computed_members:
             fields[member] = _ro(annotation | None, None)
         properties: Any = create_model(
@@ -129,10 +133,10 @@ def list_model(kind: Kind, item: Any) -> type[BaseModel]:
     return create_model(f"{kind.title}List", value=(list[item], ...), nextLink=(str, ""))
 
 
-def components(registry: Registry) -> dict[str, Any]:
+def components(registry: Registry, extra: Sequence[type[BaseModel]] = ()) -> dict[str, Any]:
     """Response schemas (by kind title) and request schemas (the same, suffixed ``Input``)."""
     models = resource_models(registry)
-    outputs: list[type[BaseModel]] = [Error, Discovery]
+    outputs: list[type[BaseModel]] = [Error, Discovery, *extra]
     for kind in registry.kinds:
         outputs.append(models[kind.key])
         outputs.append(list_model(kind, models[kind.key]))
@@ -171,7 +175,7 @@ _REQUEST_ID = {
 _ETAG = {"ETag": {"description": "The resource's etag.", "schema": {"type": "string"}}}
 
 
-def _json(name: str, description: str, *, etag: bool = False) -> dict[str, Any]:
+def json_doc(name: str, description: str, *, etag: bool = False) -> dict[str, Any]:
     return {
         "description": description,
         "headers": {**_REQUEST_ID, **(_ETAG if etag else {})},
@@ -196,14 +200,14 @@ _REASONS = {
 
 
 def discovery_responses() -> dict[str, Any]:
-    return {"200": _json("Discovery", "The served REST versions"), **errors()}
+    return {"200": json_doc("Discovery", "The served REST versions"), **errors()}
 
 
 def errors(*statuses: int) -> dict[str, Any]:
     """The error responses ``statuses``, plus those every request can get: 413 (the body limit
     holds for every method), 500 and 503."""
     wanted = sorted({*statuses, 413, 500, 503})
-    return {str(s): _json("Error", _REASONS[s]) for s in wanted}
+    return {str(s): json_doc("Error", _REASONS[s]) for s in wanted}
 
 
 def _chain(kind: Kind) -> list[Kind]:
@@ -267,14 +271,14 @@ def _conditional(names: tuple[str, ...]) -> list[dict[str, Any]]:
 def list_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=False),
-        "responses": {"200": _json(f"{kind.title}List", "The collection"), **errors(400, 404)},
+        "responses": {"200": json_doc(f"{kind.title}List", "The collection"), **errors(400, 404)},
     }
 
 
 def get_operation(kind: Kind) -> dict[str, Any]:
     return {
         "parameters": _path_parameters(kind, item=True),
-        "responses": {"200": _json(kind.title, "The resource", etag=True), **errors(400, 404)},
+        "responses": {"200": json_doc(kind.title, "The resource", etag=True), **errors(400, 404)},
     }
 
 
@@ -288,8 +292,8 @@ def put_operation(kind: Kind) -> dict[str, Any]:
             "content": {"application/json": {"schema": _schema_ref(kind.title + _INPUT)}},
         },
         "responses": {
-            "200": _json(kind.title, "Replaced", etag=True),
-            "201": _json(kind.title, "Created", etag=True),
+            "200": json_doc(kind.title, "Replaced", etag=True),
+            "201": json_doc(kind.title, "Created", etag=True),
             **errors(400, 404, 409, 412, 415),
         },
     }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -32,8 +32,10 @@ from controller.errors import ControllerError, InvalidInput, PayloadTooLarge
 log = logging.getLogger(__name__)
 
 
-def canonical_path(registry: Registry, path: str) -> str:
-    """The canonical spelling of an NBI path; unknown paths come back unchanged (they 404)."""
+def canonical_path(registry: Registry, path: str, words: Sequence[str] = ()) -> str:
+    """The canonical spelling of an NBI path; unknown paths come back unchanged (they 404).
+    Paths that start with one of ``words`` (fixed segments of routes that are no resource
+    kind, like ``diagnostics/slbState``) get every segment that is one of them canonical."""
     parts = path.split("/")
     if len(parts) < 3 or parts[0] != "" or parts[1].lower() != "networking":
         return path
@@ -42,6 +44,10 @@ def canonical_path(registry: Registry, path: str) -> str:
     if len(parts) == 3:
         return "/networking/" + parts[2].lower()
     segments = parts[3:]
+    fixed = {word.lower(): word for word in words}
+    if segments[0].lower() in fixed:
+        canonical_words = [fixed.get(segment.lower(), segment) for segment in segments]
+        return "/".join(["", "networking", parts[2].lower(), *canonical_words])
     canonical: list[str] = []
     kind = None
     for index, segment in enumerate(segments):
@@ -109,10 +115,18 @@ def _is_nbi(path: str) -> bool:
 
 
 class NbiMiddleware:
-    def __init__(self, app: ASGIApp, *, registry: Registry, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: Registry,
+        max_body_bytes: int,
+        words: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.registry = registry
         self.max_body_bytes = max_body_bytes
+        self.words = tuple(words)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +134,7 @@ class NbiMiddleware:
             return
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
         problem = path_problem(raw_path) if _is_nbi(scope["path"]) else None
-        path = canonical_path(self.registry, scope["path"])
+        path = canonical_path(self.registry, scope["path"], self.words)
         if path != scope["path"]:
             scope = {**scope, "path": path, "raw_path": quote(path).encode()}
         ids = self._id_headers(scope)

@@ -30,8 +30,12 @@ def render(view: ResourceView) -> dict[str, Any]:
     properties.update(view.computed)
     for name, children in view.children.items():
         properties[name] = [render(child) for child in children]
+    single = {backref.member for backref in view.kind.backrefs if backref.single}
     for member, refs in view.backrefs.items():
-        properties[member] = [{"resourceRef": ref} for ref in refs]
+        if member not in single:
+            properties[member] = [{"resourceRef": ref} for ref in refs]
+        elif refs:
+            properties[member] = {"resourceRef": refs[0]}
     return {
         "resourceRef": view.resource_ref,
         "resourceId": view.resource_id,

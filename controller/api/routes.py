@@ -74,7 +74,13 @@ def collection_template(kind: Kind) -> str:
     return "/networking/{apiVersion}/" + "/".join([*parents, kind.name])
 
 
-def _check_version(request: Request) -> None:
+def check_version(request: Request) -> None:
+    """The URI's API version: malformed is a 400, not served a 404."""
+    _check_version_text(request)
+    _check_served(request)
+
+
+def _check_served(request: Request) -> None:
     version = request.path_params.get("apiVersion", "")
     if version not in SUPPORTED_VERSIONS:
         raise NotFound(
@@ -105,7 +111,7 @@ def resource_path(request: Request, kind: Kind) -> ResourcePath:
     steps: list[tuple[Kind, str]] = []
     for k, param in zip(kinds, _id_params(len(kinds)), strict=True):
         steps.append((k, k.singleton_id or _path_id(request, param)))
-    _check_version(request)
+    _check_served(request)
     return ResourcePath(tuple(steps))
 
 
@@ -114,7 +120,7 @@ def collection_path(request: Request, kind: Kind) -> CollectionPath:
     kinds = chain(kind)
     params = _id_params(len(kinds))[:-1]
     steps = tuple((k, _path_id(request, p)) for k, p in zip(kinds[:-1], params, strict=True))
-    _check_version(request)
+    _check_served(request)
     return CollectionPath(kind, ResourcePath(steps) if steps else None)
 
 

@@ -30,10 +30,11 @@ Computed = Callable[[WireModel, "Facts"], dict[str, Any]]
 @dataclass(frozen=True)
 class Facts:
     """What the store knows about a node beyond its own document: how many values of a pool
-    are allocated, the VSID of a virtual subnet."""
+    are allocated, the VSID of a virtual subnet, which VIP pools hold VIPs."""
 
     allocated: int = 0
     vsid: int | None = None
+    vip_pools_in_use: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,14 @@ ReferrerCheck = Callable[["Node", Sequence[UsedBy]], None]
 @dataclass(frozen=True)
 class BackRef:
     """A read-only reverse reference: ``member`` lists every resource of one of ``sources``
-    (kind keys) that references this one through a member named in ``via`` (any if empty)."""
+    (kind keys) that references this one through a member named in ``via`` (any if empty).
+    A ``single`` one is one reference (absent when there is none): the referencing member is
+    exclusive, so at most one resource can hold it (a public IP's ``ipConfiguration``)."""
 
     member: str
     sources: tuple[str, ...]
     via: tuple[str, ...] = ()
+    single: bool = False
 
     def matches(self, source_kind: str, source_member: str) -> bool:
         return source_kind in self.sources and (not self.via or source_member in self.via)

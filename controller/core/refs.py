@@ -27,6 +27,9 @@ class ResourceRef(WireModel):
     targets: ClassVar[tuple[str, ...]] = ()
     # Whether ``target_problem`` must see the target's properties.
     checks_target: ClassVar[bool] = False
+    # Whether the target may be referenced by one resource at most (a public IP is bound to one
+    # NIC or frontend, an inbound NAT rule to one backend): a second referrer is refused.
+    exclusive: ClassVar[bool] = False
 
     resource_ref: str = Field(alias="resourceRef", min_length=1, max_length=2048)
 

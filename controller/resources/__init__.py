@@ -10,10 +10,14 @@ from controller.core.kinds import Registry
 from controller.resources import (
     access_control_lists,
     credentials,
+    load_balancer_manager,
+    load_balancer_muxes,
+    load_balancers,
     logical_networks,
     mac_pools,
     network_interfaces,
     network_managers,
+    public_ip_addresses,
     route_tables,
     servers,
     virtual_networks,
@@ -30,5 +34,9 @@ REGISTRY = Registry(
         *servers.KINDS,
         *virtual_networks.KINDS,
         *network_interfaces.KINDS,
+        *load_balancer_manager.KINDS,
+        *public_ip_addresses.KINDS,
+        *load_balancers.KINDS,
+        *load_balancer_muxes.KINDS,
     )
 )

@@ -28,7 +28,14 @@ from controller.core.values import (
 )
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
-from controller.resources.refs import AccessControlListRef, ServerRef, SubnetRef
+from controller.resources.refs import (
+    AccessControlListRef,
+    BackendPoolRef,
+    InboundNatRuleRef,
+    PublicIPAddressRef,
+    ServerRef,
+    SubnetRef,
+)
 
 # The I/G bit of the first octet: set for multicast and broadcast MACs.
 _GROUP_BIT = 1 << 40
@@ -135,6 +142,15 @@ class IpConfigurationProperties(WireModel):
     access_control_list: AccessControlListRef | None = Field(
         default=None, alias="accessControlList"
     )
+    # Load balancing: the backend pools this endpoint is a DIP of, the inbound NAT rules that
+    # forward to it (each rule to one endpoint at most), its 1:1 public IP.
+    load_balancer_backend_address_pools: list[BackendPoolRef] = Field(
+        default_factory=list, alias="loadBalancerBackendAddressPools"
+    )
+    load_balancer_inbound_nat_rules: list[InboundNatRuleRef] = Field(
+        default_factory=list, alias="loadBalancerInboundNatRules"
+    )
+    public_ip_address: PublicIPAddressRef | None = Field(default=None, alias="publicIPAddress")
 
     @model_validator(mode="after")
     def _default_ip_method(self) -> Self:
@@ -221,6 +237,16 @@ def _check_ip_configuration(config: Node, ip: IpConfigurationProperties) -> None
                 f"ipConfiguration '{config.resource_id}': {ip.private_ip_address} is not "
                 f"{ip.private_ip_address_version.value}",
                 target=config.target("privateIPAddressVersion"),
+            )
+    for member, refs in (
+        ("loadBalancerBackendAddressPools", ip.load_balancer_backend_address_pools),
+        ("loadBalancerInboundNatRules", ip.load_balancer_inbound_nat_rules),
+    ):
+        keys = [ref.resource_ref.lower() for ref in refs]
+        if len(set(keys)) != len(keys):
+            raise InvalidInput(
+                f"ipConfiguration '{config.resource_id}': {member} names a resource twice",
+                target=config.target(member),
             )
 
 

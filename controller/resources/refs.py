@@ -47,3 +47,44 @@ class ProviderNetworkRef(ResourceRef):
         if properties.get("networkVirtualizationEnabled") is True:
             return None
         return "its networkVirtualizationEnabled is not true (it is not an HNV provider network)"
+
+
+# -- software load balancing ------------------------------------------------------------------
+
+LOAD_BALANCERS = "loadBalancers"
+FRONTENDS = "loadBalancers/frontendIPConfigurations"
+BACKEND_POOLS = "loadBalancers/backendAddressPools"
+PROBES = "loadBalancers/probes"
+INBOUND_NAT_RULES = "loadBalancers/inboundNatRules"
+PUBLIC_IPS = "publicIPAddresses"
+IP_POOLS = "logicalNetworks/subnets/ipPools"
+
+
+class IpPoolRef(ResourceRef):
+    targets: ClassVar[tuple[str, ...]] = (IP_POOLS,)
+
+
+class FrontendRef(ResourceRef):
+    targets: ClassVar[tuple[str, ...]] = (FRONTENDS,)
+
+
+class BackendPoolRef(ResourceRef):
+    targets: ClassVar[tuple[str, ...]] = (BACKEND_POOLS,)
+
+
+class ProbeRef(ResourceRef):
+    targets: ClassVar[tuple[str, ...]] = (PROBES,)
+
+
+class InboundNatRuleRef(ResourceRef):
+    """An inbound NAT rule forwards to one backend: one ipConfiguration may reference it."""
+
+    targets: ClassVar[tuple[str, ...]] = (INBOUND_NAT_RULES,)
+    exclusive: ClassVar[bool] = True
+
+
+class PublicIPAddressRef(ResourceRef):
+    """A public IP is bound to one NIC ipConfiguration or one load balancer frontend."""
+
+    targets: ClassVar[tuple[str, ...]] = (PUBLIC_IPS,)
+    exclusive: ClassVar[bool] = True

@@ -18,10 +18,8 @@ that end of the pool is exhausted are gaps searched, so sequential allocation st
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from controller.core import ipam
 from controller.core.tree import Node
@@ -43,11 +41,12 @@ from controller.resources.network_interfaces import (
 )
 from controller.resources.virtual_networks import VIRTUAL_SUBNETS
 from controller.service.holdings import check_holdings
+from controller.service.numbering import Plan, free_value, held_elsewhere
 from controller.service.pools import MacPool, SubnetSpace, mac_pools, subnet_spaces
+from controller.service.vips import check_vip_pool_changes, plan_vips
 from controller.store.allocations import (
     ADDRESSES,
     MACS,
-    SCAN_BATCH,
     VSIDS,
     AllocationRepository,
     Numbering,
@@ -59,27 +58,6 @@ from controller.store.repository import Reference, ResourceRepository
 class AllocationSettings:
     vsid_min: int = 4096
     vsid_max: int = 16_777_214
-
-
-@dataclass
-class Plan:
-    """Allocation rows to delete (by owner) and to insert, per numbering."""
-
-    release: dict[Numbering, set[uuid.UUID]] = field(default_factory=lambda: defaultdict(set))
-    add: dict[Numbering, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    taken: dict[tuple[Numbering, uuid.UUID | None], set[int]] = field(
-        default_factory=lambda: defaultdict(set)
-    )
-    # The highest value held when this plan first looked (one query for many allocations).
-    tops: dict[tuple[Numbering, uuid.UUID | None, int, int], int | None] = field(
-        default_factory=dict
-    )
-
-    def take(
-        self, numbering: Numbering, scope: uuid.UUID | None, value: int, row: dict[str, Any]
-    ) -> None:
-        self.taken[(numbering, scope)].add(value)
-        self.add[numbering].append(row)
 
 
 class Allocator:
@@ -98,6 +76,7 @@ class Allocator:
     ) -> Plan:
         """Decide the allocations of ``tree`` (``stored``: its nodes before this write)."""
         await check_holdings(allocations, tree, stored)
+        await check_vip_pool_changes(allocations, resources, tree, stored)
         plan = Plan()
         nodes = list(tree.walk())
         await self._plan_vsids(allocations, plan, [n for n in nodes if n.kind is VIRTUAL_SUBNETS])
@@ -105,6 +84,7 @@ class Allocator:
         await self._plan_macs(allocations, resources, plan, nics, removed, references)
         configs = [n for n in nodes if n.kind is IP_CONFIGURATIONS]
         await self._plan_addresses(allocations, resources, plan, configs, removed, references)
+        await plan_vips(allocations, resources, plan, nodes, removed, references)
         return plan
 
     async def apply(self, allocations: AllocationRepository, plan: Plan) -> None:
@@ -125,7 +105,7 @@ class Allocator:
         await allocations.lock("vsid")
         pool = [(self.settings.vsid_min, self.settings.vsid_max)]
         for subnet in new:
-            vsid = await _free_value(allocations, plan, VSIDS, pool, None)
+            vsid = await free_value(allocations, plan, VSIDS, pool, None)
             if vsid is None:
                 raise VsidExhausted(
                     f"no free VSID left in {pool[0][0]}-{pool[0][1]} for {subnet.ref}",
@@ -183,7 +163,7 @@ class Allocator:
         pools: list[MacPool],
     ) -> tuple[int, uuid.UUID | None]:
         for pool_id, _, bounds in pools:
-            mac = await _free_value(allocations, plan, MACS, [bounds], None)
+            mac = await free_value(allocations, plan, MACS, [bounds], None)
             if mac is not None:
                 return mac, pool_id
         raise MacAddressExhausted(
@@ -256,7 +236,7 @@ class Allocator:
     ) -> int:
         props = config.props(IpConfigurationProperties)
         if props.private_ip_allocation_method is AllocationMethod.DYNAMIC:
-            value = await _free_value(allocations, plan, ADDRESSES, space.dynamic, space.subnet_id)
+            value = await free_value(allocations, plan, ADDRESSES, space.dynamic, space.subnet_id)
             if value is None:
                 raise IpAddressExhausted(
                     f"{config.ref}: no free address left in {space.ref} ({space.network})",
@@ -290,39 +270,6 @@ def _check_version(config: Node, props: IpConfigurationProperties, space: Subnet
         )
 
 
-async def _free_value(
-    allocations: AllocationRepository,
-    plan: Plan,
-    numbering: Numbering,
-    ranges: Sequence[ipam.Range],
-    scope: uuid.UUID | None,
-) -> int | None:
-    """A value of ``ranges`` that nobody holds and this plan has not taken."""
-    if not ranges:
-        return None
-    taken = plan.taken[(numbering, scope)]
-    span = (numbering, scope, ranges[0][0], ranges[-1][1])
-    if span not in plan.tops:
-        plan.tops[span] = await allocations.highest(numbering, span[2], span[3], scope)
-    top = plan.tops[span]
-    candidate = ipam.next_after(
-        ranges, max([v for v in (top, *taken) if v is not None], default=None)
-    )
-    if candidate is not None:
-        return candidate
-    for low, high in ranges:
-        start = low
-        while start <= high:
-            batch = await allocations.used_from(numbering, start, high, scope, limit=SCAN_BATCH)
-            end = batch[-1] if len(batch) == SCAN_BATCH else high
-            used = sorted({*batch, *(t for t in taken if start <= t <= end)})
-            free = ipam.first_free([(start, end)], used)
-            if free is not None:
-                return free
-            start = end + 1
-    return None
-
-
 async def _refuse_if_held(
     allocations: AllocationRepository,
     plan: Plan,
@@ -333,12 +280,10 @@ async def _refuse_if_held(
     removed: set[uuid.UUID],
 ) -> None:
     """409 when someone other than ``owner`` (and not being removed) holds ``value``."""
-    holder = await allocations.holder(numbering, value, scope)
-    if value in plan.taken[(numbering, scope)]:
-        who = "another resource of this request"
-    elif holder is not None and holder[0] not in removed and holder[0] != owner.instance_id:
-        who = holder[1]
-    else:
+    who = await held_elsewhere(
+        allocations, plan, numbering, value, scope, owner.instance_id, removed
+    )
+    if who is None:
         return
     if numbering is MACS:
         raise MacAddressInUse(

@@ -8,6 +8,7 @@ network interface  ``Uninitialized`` (not bound to a server, or the host has not
                    NIC's last change yet), ``Success``, ``Failure`` (the host reported failures
                    for the NIC's objects, or no agent is connected for its host)
 server             ``Success`` when its agent is connected, else ``Failure``
+load balancer mux  ``Uninitialized`` (not placed on a server), else its server's state
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ async def configuration_states(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     nics = [row for row in rows if row.kind == "networkInterfaces"]
     servers = [row for row in rows if row.kind == "servers"]
-    if not nics and not servers:
+    muxes = [row for row in rows if row.kind == "loadBalancerMuxes"]
+    if not nics and not servers and not muxes:
         return {}
-    server_keys = {_server_key(nic) for nic in nics} - {None}
+    server_keys = {_server_key(row) for row in (*nics, *muxes)} - {None}
     found = await repo.find(sorted(k for k in server_keys if k))
     server_of = {key: found[key][0] for key in server_keys if key in found}
     wanted = list({*server_of.values(), *(s.instance_id for s in servers)})
@@ -47,12 +49,22 @@ async def configuration_states(
         )
     for server_row in servers:
         state = states.get(server_row.instance_id)
-        result[server_row.instance_id] = _server_state(server_row, state, now)
+        server_id = server_row.instance_id
+        result[server_id] = _server_state(server_id, server_id, state, now)
+    for mux in muxes:
+        key = _server_key(mux)
+        server = server_of.get(key) if key else None
+        if server is None:
+            result[mux.instance_id] = _state(mux.instance_id, "Uninitialized", now, [])
+        else:
+            state = states.get(server)
+            result[mux.instance_id] = _server_state(mux.instance_id, server, state, now)
     return result
 
 
-def _server_key(nic: StoredResource) -> str | None:
-    ref = (nic.properties.get("server") or {}).get("resourceRef")
+def _server_key(row: StoredResource) -> str | None:
+    """The server a NIC or a mux is placed on."""
+    ref = (row.properties.get("server") or {}).get("resourceRef")
     return str(ref).lower() if ref else None
 
 
@@ -113,8 +125,9 @@ def _nic_state(
 
 
 def _server_state(
-    server: StoredResource, state: AgentState | None, now: datetime
+    resource: uuid.UUID, server: uuid.UUID, state: AgentState | None, now: datetime
 ) -> dict[str, Any]:
+    """The state of ``server``, or of a mux on it (``resource``), from the server's agent."""
     if _live(state, now):
-        return _state(server.instance_id, "Success", now, [])
-    return _state(server.instance_id, "Failure", now, [_not_connected(server.instance_id)])
+        return _state(resource, "Success", now, [])
+    return _state(resource, "Failure", now, [_not_connected(server)])

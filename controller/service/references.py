@@ -10,7 +10,7 @@ from controller.core.kinds import Registry
 from controller.core.paths import ResourcePath, parse_ref
 from controller.core.refs import FoundRef, iter_refs
 from controller.core.tree import Node
-from controller.errors import ErrorDetail, InvalidReference, ResourceInUse
+from controller.errors import ErrorDetail, InvalidInput, InvalidReference, ResourceInUse
 from controller.store.repository import Reference, Referrer, ResourceRepository
 
 
@@ -35,6 +35,7 @@ async def resolve_references(
     external = await repo.find(external_keys) if external_keys else {}
     references: set[Reference] = set()
     conditional: list[tuple[_Pending, uuid.UUID]] = []
+    exclusive: list[tuple[_Pending, uuid.UUID]] = []
     for item in pending:
         target_id, canonical_ref = _target(tree, external, item)
         item.found.ref.resource_ref = canonical_ref
@@ -42,7 +43,10 @@ async def resolve_references(
         references.add(Reference(item.node.instance_id, item.found.member, target_id))
         if type(item.found.ref).checks_target:
             conditional.append((item, target_id))
+        if type(item.found.ref).exclusive:
+            exclusive.append((item, target_id))
     await _check_targets(repo, tree, conditional)
+    await _check_exclusive(repo, tree, exclusive)
     return references
 
 
@@ -63,6 +67,47 @@ async def _check_targets(
                 f"{item.found.ref.resource_ref}: {problem}",
                 target=item.node.target(item.found.member),
             )
+
+
+async def _check_exclusive(
+    repo: ResourceRepository, tree: Node, items: Sequence[tuple[_Pending, uuid.UUID]]
+) -> None:
+    """A target of an exclusive reference has one referrer at most: a second one in the
+    written aggregate is a 400, one elsewhere a 409. Writers binding one target take turns
+    (a lock per target), so two binding it at once cannot both see it free."""
+    bound: dict[uuid.UUID, _Pending] = {}
+    for item, target_id in items:
+        first = bound.setdefault(target_id, item)
+        # The same node naming it twice is the node's own validator's to report.
+        if first.node is not item.node:
+            raise InvalidInput(
+                f"{item.node.ref} and {first.node.ref} both reference "
+                f"{item.found.ref.resource_ref}, which can be bound to one of them only",
+                target=item.node.target(item.found.member),
+            )
+    for target_id in sorted(bound, key=str):
+        await repo.lock_target(target_id)
+    holders = [
+        user
+        for user in await repo.referrers(sorted(bound, key=str))
+        if user.source_root_id != tree.instance_id
+    ]
+    if holders:
+        holder = holders[0]
+        item = bound[holder.target_id]
+        raise ResourceInUse(
+            f"{item.node.ref}: {item.found.ref.resource_ref} is already bound to "
+            f"{holder.source_ref} ({holder.member}); unbind it there first",
+            target=item.node.target(item.found.member),
+            details=(
+                ErrorDetail(
+                    "ResourceInUse",
+                    f"{item.found.ref.resource_ref} is referenced by {holder.source_ref} "
+                    f"({holder.member})",
+                    holder.source_ref,
+                ),
+            ),
+        )
 
 
 def _parse(registry: Registry, node: Node, found: FoundRef) -> ResourcePath:

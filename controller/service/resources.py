@@ -152,7 +152,7 @@ class ResourceService:
     async def _facts(
         self, repo: ResourceRepository, rows: Sequence[StoredResource]
     ) -> dict[uuid.UUID, Facts]:
-        return await allocation_facts(self._allocations(repo), rows)
+        return await allocation_facts(self._allocations(repo), repo, rows)
 
     def _allocations(self, repo: ResourceRepository) -> AllocationRepository:
         return AllocationRepository(repo.connection, is_postgres=self.database.is_postgres)
@@ -349,6 +349,7 @@ class ResourceService:
                 return DeleteResult(False)
             await refuse_if_referenced(repo, list(node.walk()))
             assert node.instance_id is not None
+            await repo.remove_references_from([n.instance_id for n in node.walk() if n.instance_id])
             await repo.delete([node.instance_id])
             now, postgres = self.clock(), self.database.is_postgres
             if path.is_root:

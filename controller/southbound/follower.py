@@ -26,6 +26,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.errors import ServiceUnavailable
+from controller.lifecycle import Stopper, stop_tasks
 from controller.policy import Change, Compiler
 from controller.policy.documents import (
     PROVIDER_ADDRESS_KIND,
@@ -73,20 +74,27 @@ class Follower:
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopper = Stopper()
+        # Waits on notifications only (psycopg's own asyncio, no driver thread): cancelled.
+        self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._load()
         self._tasks.append(asyncio.create_task(self._follow(), name="change-follower"))
         self._tasks.append(asyncio.create_task(self._bookmarks(), name="bookmarks"))
         if self.database.is_postgres:
-            self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
+            self._listener = asyncio.create_task(self._listen(), name="change-listener")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        self._wake.set()  # the follow loop sees the stop at once
+        # The step under way (a read of the change log) ends; only a stuck one is cancelled.
+        grace = self.database.timeouts.total + 1.0
+        if self._listener is not None:
+            self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._listener
+            self._listener = None
+        await stop_tasks(self._stopper, self._tasks, grace=grace)
         self._tasks.clear()
 
     def wake(self, _revision: int = 0) -> None:
@@ -131,13 +139,15 @@ class Follower:
 
     async def _follow(self) -> None:
         unavailable = False
-        while True:
+        while not self._stopper.stopping():
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives as the wake-up does, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
             self._wake.clear()
+            if self._stopper.stopping():
+                return
             try:
                 await self.catch_up()
             except ServiceUnavailable as exc:
@@ -147,7 +157,7 @@ class Follower:
                 continue
             except Exception:
                 log.exception("following the change log failed; retrying")
-                await asyncio.sleep(self.poll_interval)
+                await self._stopper.pause(self.poll_interval)
                 continue
             if unavailable:
                 log.info("following the change log again at revision %d", self.compiler.revision)
@@ -178,8 +188,7 @@ class Follower:
         self.hub.dispatch(change.revision, deltas)
 
     async def _bookmarks(self) -> None:
-        while True:
-            await asyncio.sleep(self.bookmark_interval)
+        while await self._stopper.pause(self.bookmark_interval):
             self.hub.bookmark(self.compiler.revision)
 
     async def _listen(self) -> None:

@@ -14,7 +14,6 @@ what was not written stays marked and is written by the first flush that gets th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.errors import ServiceUnavailable
+from controller.lifecycle import Stopper, stop_tasks
 from controller.store.agents import AgentRepository, AgentState
 from controller.store.database import Database
 
@@ -57,6 +57,7 @@ class StatusBoard:
         self._gone: dict[uuid.UUID, AgentState] = {}  # disconnected, not yet written
         self._dirty: set[uuid.UUID] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stopper = Stopper()
         self._last_touch = 0.0
         self._failing: set[str] = set()  # beats failing now (logged once)
         self._refused: set[uuid.UUID] = set()  # set aside, to be marked disconnected
@@ -100,9 +101,9 @@ class StatusBoard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # The flush under way ends (a write is never cut in half); a stuck one is cancelled.
+            grace = self.database.timeouts.total + 1.0
+            await stop_tasks(self._stopper, [self._task], grace=grace)
         for server in list(self.states):
             self.disconnected(server)
         try:
@@ -113,8 +114,7 @@ class StatusBoard:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.interval)
+        while await self._stopper.pause(self.interval):
             # Each on its own: liveness is renewed even while reports cannot be written.
             await self._beat("writing agent status", self.flush)
             if loop.time() - self._last_touch >= self.touch_every:

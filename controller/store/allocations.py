@@ -68,11 +68,13 @@ class AllocationRepository:
         self.connection = connection
         self.is_postgres = is_postgres
 
-    async def lock(self, name: str) -> None:
-        """Serialise allocators of one numbering (and scope) until the transaction ends."""
+    async def lock(self, name: str, *, shared: bool = False) -> None:
+        """Serialise allocators of one numbering (and scope) until the transaction ends; a
+        ``shared`` lock excludes only the exclusive holders of ``name``."""
         if self.is_postgres:
             key = zlib.crc32(f"alloc:{name}".encode())
-            await self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            await self.connection.execute(text(f"SELECT {function}(:k)"), {"k": key})
 
     def _in_scope(self, numbering: Numbering, scope_id: uuid.UUID | None) -> Any:
         if numbering.scope is None:
@@ -140,6 +142,35 @@ class AllocationRepository:
         )
         row = (await self.connection.execute(query)).first()
         return None if row is None else (row[0], row[1])
+
+    async def held_in(
+        self,
+        numbering: Numbering,
+        low: int,
+        high: int,
+        scope_id: uuid.UUID | None,
+        *,
+        owner_kinds: Collection[str],
+        limit: int,
+    ) -> list[tuple[int, uuid.UUID, str]]:
+        """Up to ``limit`` values from ``low`` to ``high`` held by resources of
+        ``owner_kinds``, ascending, with their holder's instanceId and resourceRef."""
+        column = numbering.value_column
+        owner = numbering.owner_column
+        query = (
+            select(column, owner, RESOURCES.c.resource_ref)
+            .join(RESOURCES, RESOURCES.c.instance_id == owner)
+            .where(
+                self._in_scope(numbering, scope_id),
+                column >= numbering.encode(low),
+                column <= numbering.encode(high),
+                RESOURCES.c.kind.in_(list(owner_kinds)),
+            )
+            .order_by(column)
+            .limit(limit)
+        )
+        rows = await self.connection.execute(query)
+        return [(numbering.decode(row[0]), row[1], row[2]) for row in rows]
 
     async def held_by(
         self, numbering: Numbering, owner_ids: Collection[uuid.UUID]

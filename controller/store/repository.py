@@ -80,7 +80,7 @@ def _referrers() -> Select[Any]:
             REFERENCES.c.member,
         )
         .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
-        .order_by(RESOURCES.c.path_key)
+        .order_by(RESOURCES.c.path_key, REFERENCES.c.member)
     )
 
 
@@ -109,6 +109,13 @@ class ResourceRepository:
         """Serialise writers of one kind whose invariants span resources (PostgreSQL)."""
         if self.is_postgres:
             key = zlib.crc32(f"kind:{kind}".encode())
+            await self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+    async def lock_target(self, target_id: uuid.UUID) -> None:
+        """Serialise writers binding one resource through an exclusive reference (PostgreSQL;
+        SQLite write transactions are exclusive anyway)."""
+        if self.is_postgres:
+            key = zlib.crc32(f"ref:{target_id}".encode())
             await self.connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
@@ -211,6 +218,14 @@ class ResourceRepository:
                     {"source_id": r.source_id, "member": r.member, "target_id": r.target_id}
                     for r in references
                 ],
+            )
+
+    async def remove_references_from(self, source_ids: Sequence[uuid.UUID]) -> None:
+        """Drop every reference ``source_ids`` make (before deleting them: PostgreSQL checks the
+        references to a deleted row before it cascades away those its siblings make)."""
+        for chunk in _chunks(source_ids):
+            await self.connection.execute(
+                delete(REFERENCES).where(REFERENCES.c.source_id.in_(chunk))
             )
 
     async def remove_references(self, references: Collection[Reference]) -> None:

@@ -182,3 +182,16 @@ class ControllerSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
+
+
+class DiagnosticResult(Base):
+    """The result of a diagnostics operation (``PUT /diagnostics/slbState``), kept so that any
+    replica answers its GET, until it expires."""
+
+    __tablename__ = "diagnostic_results"
+
+    operation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -29,14 +29,12 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.app import create_app
 from controller.settings import Settings
 from controller.store.allocations import ADDRESSES, AllocationRepository
 from controller.store.database import Database
-from controller.store.tables import Base
 from tests.support.bodies import (
     ip_configuration,
     ip_pool,
@@ -49,6 +47,7 @@ from tests.support.bodies import (
     virtual_subnet,
 )
 from tests.support.nbi import assert_error, get, get_all, put, put_raw, serve, url
+from tests.support.store import empty
 
 Json = dict[str, Any]
 
@@ -389,19 +388,6 @@ class Run:
 
 def pick_from(choices: list[str], index: int) -> str:
     return choices[index % len(choices)]
-
-
-async def empty(database: Database) -> None:
-    """Remove every row the app wrote, children before what they refer to."""
-
-    async def work(connection: AsyncConnection) -> None:
-        for table in reversed(Base.metadata.sorted_tables):
-            if table.name == "revision_counter":
-                await connection.execute(update(table).values(revision=0))
-            else:
-                await connection.execute(delete(table))
-
-    await database.run(work)
 
 
 async def run_example(database_url: str, steps: list[Operation]) -> None:

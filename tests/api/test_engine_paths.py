@@ -21,7 +21,10 @@ from tests.support.nbi import (
 
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
 COLLECTIONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is None)
-SINGLETONS = tuple(k.name for k in REGISTRY.top_level if k.singleton_id is not None)
+# (name, id): ``virtualNetworkManager/configuration``, ``loadBalancerManager/config``, ...
+SINGLETONS = tuple(
+    (k.name, k.singleton_id) for k in REGISTRY.top_level if k.singleton_id is not None
+)
 
 LOGICAL_NETWORK = logical_network(
     logical_subnet("S1", "10.0.0.0/24", ip_pool("P1", "10.0.0.10", "10.0.0.20"))
@@ -56,10 +59,10 @@ async def test_every_collection_is_served_under_every_version(
 async def test_every_singleton_is_served_under_every_version(
     client: httpx.AsyncClient, version: str
 ) -> None:
-    for name in SINGLETONS:
-        response = await client.get(f"/networking/{version}/{name}/configuration")
+    for name, singleton_id in SINGLETONS:
+        response = await client.get(f"/networking/{version}/{name}/{singleton_id}")
         assert response.status_code == 200, name
-        assert response.json()["resourceRef"] == f"/{name}/configuration"
+        assert response.json()["resourceRef"] == f"/{name}/{singleton_id}"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

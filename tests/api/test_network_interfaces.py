@@ -172,6 +172,9 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
         "privateIPAddressVersion": "IPv4",
         "subnet": {"resourceRef": WEB},
         "accessControlList": {"resourceRef": "/accessControlLists/Web"},
+        # What NC renders even when empty (clients iterate them without checking).
+        "loadBalancerBackendAddressPools": [],
+        "loadBalancerInboundNatRules": [],
     }
     assert without_read_times(await get(client, NIC)) == without_read_times(created)
     assert await get(client, config["resourceRef"]) == config

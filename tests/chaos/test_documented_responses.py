@@ -41,6 +41,17 @@ from tests.support.bodies import (
 )
 from tests.support.figures import Figures
 from tests.support.nbi import PS_HEADERS, V1, put, url
+from tests.support.slb import (
+    backend_pool,
+    frontend,
+    inbound_nat_rule,
+    lb_rule,
+    load_balancer,
+    manager,
+    outbound_nat_rule,
+    probe,
+    public_ip,
+)
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -51,6 +62,12 @@ CHECKS = [
 SCHEMA = schemathesis.openapi.from_dict(create_app(Settings(database_url="sqlite://")).openapi())
 PA_SUBNET = "/logicalNetworks/HNVPA/subnets/PA"
 WEB = "/virtualNetworks/V1/subnets/web"
+VIP_SUBNET = "/logicalNetworks/VIP/subnets/vip"
+VIP_POOL = f"{VIP_SUBNET}/ipPools/pool"
+LB = "/loadBalancers/lb"
+FE = f"{LB}/frontendIPConfigurations/fe"
+BE = f"{LB}/backendAddressPools/be"
+PROBE = f"{LB}/probes/p"
 
 # One resource of every kind, parents before children, in an order they can be created.
 BUILD: list[tuple[str, dict[str, Any]]] = [
@@ -72,6 +89,21 @@ BUILD: list[tuple[str, dict[str, Any]]] = [
         ip_configuration("ip1", WEB, "24.30.1.10"), server=ref("/servers/host1"),
         portSettings={"stormLimit": "1000", "qosSettings": {"outboundMaximumMbps": 100}})),
     ("/networkInterfaces/vm1/ipConfigurations/ip2", ip_configuration("ip2", WEB)),
+    ("/logicalNetworks/VIP", {"properties": {"subnets": [logical_subnet(
+        "vip", "203.0.113.0/27", ip_pool("pool", "203.0.113.8", "203.0.113.15"),
+        isPublic=True, defaultGateways=["203.0.113.1"])]}}),
+    ("/loadBalancerManager/config", manager(VIP_POOL)),
+    ("/publicIPAddresses/pip", public_ip()),
+    (LB, load_balancer(
+        frontends=(frontend("fe", VIP_SUBNET),), pools=(backend_pool("be"),),
+        probes=(probe("p"),), rules=(lb_rule("r", (FE,), BE, probe_path=PROBE),),
+        nat_rules=(inbound_nat_rule("nat", (FE,), 2222, 22),),
+        outbound_rules=(outbound_nat_rule("out", (FE,), BE),))),
+    ("/networkInterfaces/vm2", nic(ip_configuration(
+        "ip1", WEB, "24.30.1.20", loadBalancerBackendAddressPools=[ref(BE)],
+        loadBalancerInboundNatRules=[ref(f"{LB}/inboundNatRules/nat")],
+        publicIPAddress=ref("/publicIPAddresses/pip")), server=ref("/servers/host1"))),
+    ("/loadBalancerMuxes/mux", {"properties": {"server": ref("/servers/host1")}}),
     ("/virtualNetworkManager/configuration",
      {"properties": {"networkVirtualizationProtocol": "vxlan"}}),
     ("/virtualSwitchManager/configuration",
@@ -80,6 +112,9 @@ BUILD: list[tuple[str, dict[str, Any]]] = [
 
 # Users before what they use; children before their parents (which would take them along).
 DELETE_ORDER = [
+    "/loadBalancerMuxes/mux", "/networkInterfaces/vm2", f"{LB}/loadBalancingRules/r",
+    f"{LB}/inboundNatRules/nat", f"{LB}/outboundNatRules/out", PROBE, BE, FE, LB,
+    "/publicIPAddresses/pip",  # the VIP network stays: the manager (a singleton) names it
     "/networkInterfaces/vm1/ipConfigurations/ip2", "/networkInterfaces/vm1/ipConfigurations/ip1",
     "/networkInterfaces/vm1", WEB, "/virtualNetworks/V1", "/servers/host1/networkInterfaces/pnic",
     "/servers/host1", "/routeTables/rt/routes/r1", "/routeTables/rt",
@@ -132,17 +167,24 @@ async def test_every_operation_answers_as_documented(
     paths = [path for path, _ in BUILD]
     paths += [PA_SUBNET, "/logicalNetworks/HNVPA/subnets/PA/ipPools/pool", WEB,
               "/servers/host1/networkInterfaces/pnic", "/routeTables/rt/routes/r1",
-              "/networkInterfaces/vm1/ipConfigurations/ip1"]  # fmt: skip
+              "/networkInterfaces/vm1/ipConfigurations/ip1", VIP_SUBNET, VIP_POOL, FE, BE, PROBE,
+              f"{LB}/loadBalancingRules/r", f"{LB}/inboundNatRules/nat",
+              f"{LB}/outboundNatRules/out"]  # fmt: skip
     for path in paths:
         resource = (await walk.send("GET", path)).json()
-        if not path.endswith("/configuration"):
+        if not path.endswith(("/configuration", "/config")):  # singletons have no collection
             assert (await walk.send("GET", _collection(path))).status_code == 200
         # Read-modify-write, as PowerShell scripts do: read-only members go back too.
         again = await walk.send("PUT", path, json=resource, headers=PS_HEADERS)
         assert again.status_code == 200, again.text
+    taken = await walk.send("PUT", "/diagnostics/slbState", json={"properties": {}})
+    assert taken.status_code == 201, taken.text
+    result = taken.json()["properties"]["slbStateResult"]["resourceRef"]
+    assert (await walk.send("GET", result)).status_code == 200
     await _errors(walk)
     for path in DELETE_ORDER:
-        assert (await walk.send("DELETE", path)).status_code == 200
+        deleted = await walk.send("DELETE", path)
+        assert deleted.status_code == 200, (path, deleted.text)
         assert (await walk.send("DELETE", path)).status_code == 204
     documented = {op.ok().label for op in SCHEMA.get_all_operations()}
     figures.record("operations with a checked response", len(walk.covered & documented))

@@ -17,14 +17,12 @@ import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import create_database
 from tests.support.bodies import (
     ip_configuration,
     ip_pool,
@@ -36,8 +34,19 @@ from tests.support.bodies import (
     virtual_network,
     virtual_subnet,
 )
-from tests.support.responses import assert_no_5xx, describe, error_code
-from tests.support.server import ControllerServer, running_controller
+from tests.support.races import (
+    assert_distinct,
+    assert_no_5xx,
+    assert_outcomes,
+    connected,
+    describe,
+    error_code,
+    head_starts,
+    later,
+    put_ok,
+    started_controller,
+)
+from tests.support.server import ControllerServer
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
@@ -50,33 +59,10 @@ MAC_BASE = 0x00_1D_D8_B7_00_00
 # -- a controller per test, and its clients ---------------------------------------------------
 
 
-@contextmanager
-def started_controller(postgres_server: str, **env: str) -> Iterator[ControllerServer]:
-    with create_database(postgres_server) as url, running_controller(url, extra_env=env) as server:
-        yield server
-
-
 @pytest.fixture
 def controller(postgres_server: str) -> Iterator[ControllerServer]:
     with started_controller(postgres_server) as server:
         yield server
-
-
-@asynccontextmanager
-async def connected(server: ControllerServer) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the controller's /networking/v1 for up to 64 concurrent requests; the
-    controller's log of the test is printed afterwards (pytest shows it on failure)."""
-    offset = server.log_size()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"{server.base_url}/networking/v1", limits=limits, timeout=120.0
-        ) as http:
-            yield http
-    finally:
-        log = server.log_since(offset)
-        if log:
-            print(f"--- controller log during this test ---\n{log}")
 
 
 @pytest.fixture
@@ -86,18 +72,6 @@ async def nc(controller: ControllerServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # -- judging responses ------------------------------------------------------------------------
-
-
-def assert_outcomes(
-    responses: Sequence[httpx.Response], winners: int, losers: int, code: str
-) -> None:
-    """``winners`` creations (201) and ``losers`` 409s with error ``code``, nothing else."""
-    assert_no_5xx(responses)
-    statuses = Counter(r.status_code for r in responses)
-    failed = describe([r for r in responses if r.status_code != 201])
-    assert statuses == +Counter({201: winners, 409: losers}), f"{statuses}\n{failed}"
-    codes = Counter(error_code(r) for r in responses if r.status_code == 409)
-    assert set(codes) <= {code}, f"{codes}\n{failed}"
 
 
 def addresses_of(network: str) -> set[str]:
@@ -130,13 +104,6 @@ def config_address(resource: Json, config: str = "ip1") -> str:
 
 
 # -- setup ------------------------------------------------------------------------------------
-
-
-async def put_ok(nc: httpx.AsyncClient, path: str, body: Json) -> Json:
-    response = await nc.put(path, json=body)
-    assert response.status_code in (200, 201), response.text
-    result: Json = response.json()
-    return result
 
 
 async def virtual_subnet_at(nc: httpx.AsyncClient, name: str, space: str, prefix: str) -> str:
@@ -179,11 +146,6 @@ def held_in(nics: Sequence[Json], subnet: str) -> dict[str, str]:
             if config["properties"]["subnet"]["resourceRef"].lower() == subnet.lower():
                 held[config["resourceRef"]] = config["properties"]["privateIPAddress"]
     return held
-
-
-def assert_distinct(values: Sequence[str], what: str) -> None:
-    duplicates = {v: n for v, n in Counter(values).items() if n > 1}
-    assert not duplicates, f"{what} held more than once: {duplicates}"
 
 
 async def back_references(nc: httpx.AsyncClient, subnet: str) -> set[str]:
@@ -455,19 +417,6 @@ async def test_release_and_reuse_under_churn_leaks_nothing(nc: httpx.AsyncClient
 
 
 ROUNDS = 16
-
-
-async def later(seconds: float, request: Awaitable[httpx.Response]) -> httpx.Response:
-    await asyncio.sleep(seconds)
-    return await request
-
-
-def head_starts(round_: int, count: int, spread: float) -> tuple[float, list[float]]:
-    """Delays for a shrink and ``count`` allocations: in even rounds the shrink starts up to
-    ``spread`` seconds late, in odd rounds the allocations do, so both get to go first."""
-    if round_ % 2 == 0:
-        return random.uniform(0, spread), [0.0] * count
-    return 0.0, [random.uniform(0, spread) for _ in range(count)]
 
 
 async def test_subnet_shrink_racing_dynamic_allocation_keeps_addresses_inside(

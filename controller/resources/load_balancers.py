@@ -1,0 +1,134 @@
+"""loadBalancers and their six child kinds ([MS-NCNBI] loadBalancers; reference 5.13).
+
+A load balancer is written as one aggregate: its frontends (VIPs), backend pools, probes,
+load-balancing rules, inbound NAT rules and outbound NAT rules, embedded in the body or each at
+its own URI. References between children of one body resolve within the body, in any casing
+(``/loadBalancers/LB/Probes/P``). Pool membership lives on the NIC ipConfigurations
+(``loadBalancerBackendAddressPools``, ``loadBalancerInboundNatRules``); every read-only
+back-reference is computed on read. The models are in ``load_balancer_models``, the rules in
+``load_balancer_checks``.
+"""
+
+from __future__ import annotations
+
+from controller.core.kinds import BackRef, Kind
+from controller.resources.load_balancer_checks import (
+    NAT_RULES,
+    OUTBOUND_RULES,
+    RULES,
+    validate_frontend,
+    validate_inbound_nat_rule,
+    validate_load_balancer,
+    validate_load_balancing_rule,
+    validate_outbound_nat_rule,
+    validate_probe,
+)
+from controller.resources.load_balancer_models import (
+    BackendAddressPoolProperties,
+    FrontendIPConfigurationProperties,
+    InboundNatRuleProperties,
+    LoadBalancerProperties,
+    LoadBalancingRuleProperties,
+    OutboundNatRuleProperties,
+    ProbeProperties,
+)
+from controller.resources.refs import LOAD_BALANCERS
+
+IP_CONFIGURATIONS_KEY = "networkInterfaces/ipConfigurations"
+RULES_KEY = f"{LOAD_BALANCERS}/{RULES}"
+NAT_RULES_KEY = f"{LOAD_BALANCERS}/{NAT_RULES}"
+OUTBOUND_RULES_KEY = f"{LOAD_BALANCERS}/{OUTBOUND_RULES}"
+
+LOAD_BALANCERS_KIND = Kind(
+    name=LOAD_BALANCERS,
+    title="LoadBalancer",
+    properties=LoadBalancerProperties,
+    validate=validate_load_balancer,
+    description="A software load balancer: VIPs, backend pools, probes, rules and NAT rules.",
+)
+
+FRONTEND_IP_CONFIGURATIONS = Kind(
+    name="frontendIPConfigurations",
+    title="FrontendIPConfiguration",
+    properties=FrontendIPConfigurationProperties,
+    parent=LOAD_BALANCERS_KIND,
+    validate=validate_frontend,
+    backrefs=(
+        BackRef(RULES, (RULES_KEY,), via=("frontendIPConfigurations",)),
+        BackRef(NAT_RULES, (NAT_RULES_KEY,), via=("frontendIPConfigurations",)),
+        BackRef(OUTBOUND_RULES, (OUTBOUND_RULES_KEY,), via=("frontendIPConfigurations",)),
+    ),
+    description="A VIP of a load balancer: a private address of a subnet, or a public IP.",
+)
+
+BACKEND_ADDRESS_POOLS = Kind(
+    name="backendAddressPools",
+    title="BackendAddressPool",
+    properties=BackendAddressPoolProperties,
+    parent=LOAD_BALANCERS_KIND,
+    backrefs=(
+        BackRef(
+            "backendIPConfigurations",
+            (IP_CONFIGURATIONS_KEY,),
+            via=("loadBalancerBackendAddressPools",),
+        ),
+        BackRef(RULES, (RULES_KEY,), via=("backendAddressPool",)),
+        BackRef(OUTBOUND_RULES, (OUTBOUND_RULES_KEY,), via=("backendAddressPool",)),
+    ),
+    description="The DIPs behind a VIP: the NIC ipConfigurations that name the pool.",
+)
+
+LOAD_BALANCING_RULES = Kind(
+    name=RULES,
+    title="LoadBalancingRule",
+    properties=LoadBalancingRuleProperties,
+    parent=LOAD_BALANCERS_KIND,
+    validate=validate_load_balancing_rule,
+    description="Balances a frontend port over the DIPs of a backend pool.",
+)
+
+PROBES = Kind(
+    name="probes",
+    title="Probe",
+    properties=ProbeProperties,
+    parent=LOAD_BALANCERS_KIND,
+    validate=validate_probe,
+    backrefs=(BackRef(RULES, (RULES_KEY,), via=("probe",)),),
+    description="A health probe the hosts of the DIPs run; a DIP that fails it gets no flows.",
+)
+
+INBOUND_NAT_RULES = Kind(
+    name=NAT_RULES,
+    title="InboundNatRule",
+    properties=InboundNatRuleProperties,
+    parent=LOAD_BALANCERS_KIND,
+    validate=validate_inbound_nat_rule,
+    backrefs=(
+        BackRef(
+            "backendIPConfiguration",
+            (IP_CONFIGURATIONS_KEY,),
+            via=("loadBalancerInboundNatRules",),
+            single=True,
+        ),
+    ),
+    description="Forwards one frontend port to one NIC ipConfiguration.",
+)
+
+OUTBOUND_NAT_RULES = Kind(
+    name=OUTBOUND_RULES,
+    title="OutboundNatRule",
+    properties=OutboundNatRuleProperties,
+    parent=LOAD_BALANCERS_KIND,
+    validate=validate_outbound_nat_rule,
+    description="Source-NATs what the DIPs of a pool send out to a frontend's VIP.",
+)
+
+KINDS = (
+    LOAD_BALANCERS_KIND,
+    FRONTEND_IP_CONFIGURATIONS,
+    BACKEND_ADDRESS_POOLS,
+    LOAD_BALANCING_RULES,
+    PROBES,
+    INBOUND_NAT_RULES,
+    OUTBOUND_NAT_RULES,
+)

@@ -1,0 +1,422 @@
+"""loadBalancers and their six child kinds: the canonical shape with NC's defaults, children
+at their own URIs, references between children of one body in any casing, back-references
+computed on read, and every validation error with the member it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.bodies import ref
+from tests.support.nbi import (
+    assert_absent,
+    assert_delete_rejected,
+    assert_put_rejected,
+    child,
+    delete,
+    get,
+    get_all,
+    ids,
+    props,
+    put,
+    refs,
+)
+from tests.support.slb import (
+    PUBLIC_ADDRESSES,
+    backend_pool,
+    frontend,
+    inbound_nat_rule,
+    lb_rule,
+    load_balancer,
+    outbound_nat_rule,
+    probe,
+    public_ip,
+    slb_fabric,
+    web_lb,
+)
+
+LB = "/loadBalancers/LB1"
+FE = f"{LB}/frontendIPConfigurations/FE1"
+BE = f"{LB}/backendAddressPools/BE1"
+P1 = f"{LB}/probes/P1"
+R1 = f"{LB}/loadBalancingRules/R1"
+Json = dict[str, Any]
+
+
+@pytest.fixture
+async def fabric(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    await slb_fabric(client)
+    return client
+
+
+def full_lb() -> Json:
+    """Every child kind: FE1, BE1, P1, R1 (TCP 80 with P1), NAT1 (TCP 3389), OUT1."""
+    body = web_lb()
+    body["properties"]["inboundNatRules"] = [inbound_nat_rule("NAT1", (FE,), 3389)]
+    body["properties"]["outboundNatRules"] = [outbound_nat_rule("OUT1", (FE,), BE)]
+    return body
+
+
+async def test_a_load_balancer_comes_back_canonical_with_nc_defaults(
+    fabric: httpx.AsyncClient,
+) -> None:
+    created = await put(fabric, LB, full_lb(), status=201)
+    assert created["resourceRef"] == LB
+    assert set(props(created)) == {
+        "provisioningState",
+        "frontendIPConfigurations",
+        "backendAddressPools",
+        "loadBalancingRules",
+        "probes",
+        "inboundNatRules",
+        "outboundNatRules",
+    }
+    fe = child(created, "frontendIPConfigurations", "FE1")
+    assert fe["etag"] == created["etag"]
+    assert props(fe) == {
+        "provisioningState": "Succeeded",
+        "privateIPAddress": PUBLIC_ADDRESSES[0],
+        "privateIPAllocationMethod": "Dynamic",
+        "subnet": {"resourceRef": "/logicalNetworks/PublicVIP/subnets/PublicVIP_0"},
+        "loadBalancingRules": [ref(R1)],
+        "inboundNatRules": [ref(f"{LB}/inboundNatRules/NAT1")],
+        "outboundNatRules": [ref(f"{LB}/outboundNatRules/OUT1")],
+    }
+    assert props(child(created, "backendAddressPools", "BE1")) == {
+        "provisioningState": "Succeeded",
+        "backendIPConfigurations": [],
+        "loadBalancingRules": [ref(R1)],
+        "outboundNatRules": [ref(f"{LB}/outboundNatRules/OUT1")],
+    }
+    assert props(child(created, "probes", "P1")) == {
+        "provisioningState": "Succeeded",
+        "protocol": "Http",
+        "port": 80,
+        "requestPath": "/health",
+        "intervalInSeconds": 15,
+        "numberOfProbes": 2,
+        "loadBalancingRules": [ref(R1)],
+    }
+    assert props(child(created, "loadBalancingRules", "R1")) == {
+        "provisioningState": "Succeeded",
+        "protocol": "Tcp",
+        "frontendPort": 80,
+        "backendPort": 80,
+        "frontendIPConfigurations": [ref(FE)],
+        "backendAddressPool": ref(BE),
+        "probe": ref(P1),
+        "enableFloatingIP": False,
+        "idleTimeoutInMinutes": 4,
+        "loadDistribution": "Default",
+    }
+    assert props(child(created, "inboundNatRules", "NAT1")) == {
+        "provisioningState": "Succeeded",
+        "protocol": "Tcp",
+        "frontendIPConfigurations": [ref(FE)],
+        "frontendPort": 3389,
+        "backendPort": 3389,
+        "idleTimeoutInMinutes": 4,
+        "enableFloatingIP": False,
+    }
+    assert props(child(created, "outboundNatRules", "OUT1")) == {
+        "provisioningState": "Succeeded",
+        "protocol": "All",
+        "frontendIPConfigurations": [ref(FE)],
+        "backendAddressPool": ref(BE),
+    }
+    assert await get(fabric, LB) == created
+    assert await get_all(fabric, "/loadBalancers") == [created]
+    # Read-modify-write: the GET goes back unchanged (the VIP too).
+    again = await put(fabric, LB, created, status=200)
+    assert {k: v for k, v in again.items() if k != "etag"} == {
+        k: v for k, v in created.items() if k != "etag"
+    } | {"properties": again["properties"]}
+    assert (
+        props(child(again, "frontendIPConfigurations", "FE1"))["privateIPAddress"]
+        == (PUBLIC_ADDRESSES[0])
+    )
+
+
+async def test_references_within_the_body_resolve_in_any_casing(
+    fabric: httpx.AsyncClient,
+) -> None:
+    body = load_balancer(
+        frontends=(frontend("FE1"),),
+        pools=(backend_pool("BE1"),),
+        probes=(probe("P1", "tcp", "8080", None),),
+        rules=(
+            lb_rule(
+                "R1",
+                ("/LOADBALANCERS/lb1/FrontendIPConfigurations/fe1",),
+                "/networking/v1/loadbalancers/LB1/backendaddresspools/be1",
+                probe_path="/loadBalancers/lb1/Probes/P1",
+            ),
+        ),
+    )
+    created = await put(fabric, LB, body, status=201)
+    rule = props(child(created, "loadBalancingRules", "R1"))
+    assert rule["frontendIPConfigurations"] == [ref(FE)]
+    assert rule["backendAddressPool"] == ref(BE)
+    assert rule["probe"] == ref(P1)
+
+
+async def test_children_live_at_their_own_uris(fabric: httpx.AsyncClient) -> None:
+    await put(fabric, LB, web_lb())
+    created = await put(fabric, f"{LB}/probes/P2", probe(None, "Tcp", 8080, None), status=201)
+    assert created["resourceRef"] == f"{LB}/probes/P2"
+    rule = lb_rule(None, (FE,), BE, frontend_port=8080, probe_path=f"{LB}/probes/P2")
+    await put(fabric, f"{LB}/loadBalancingRules/R2", rule, status=201)
+    assert refs(props(await get(fabric, f"{LB}/probes/P2"))["loadBalancingRules"]) == [
+        f"{LB}/loadBalancingRules/R2"
+    ]
+    assert ids(await get_all(fabric, f"{LB}/loadBalancingRules")) == ["R1", "R2"]
+    assert refs(props(await get(fabric, FE))["loadBalancingRules"]) == [
+        R1,
+        f"{LB}/loadBalancingRules/R2",
+    ]
+    # A probe in use by a rule of its own load balancer cannot go ...
+    error = await assert_delete_rejected(fabric, f"{LB}/probes/P2", target=f"{LB}/probes/P2")
+    assert f"{LB}/loadBalancingRules/R2" in error["message"]
+    # ... nor can a body drop it while a rule still names it.
+    dropping = web_lb()
+    dropping["properties"]["loadBalancingRules"].append(rule | {"resourceId": "R2"})
+    await assert_put_rejected(
+        fabric,
+        LB,
+        dropping,
+        target="loadBalancingRules/R2/properties/probe",
+        code="InvalidReference",
+    )
+    await delete(fabric, f"{LB}/loadBalancingRules/R2")
+    await delete(fabric, f"{LB}/probes/P2")
+    await assert_absent(fabric, f"{LB}/probes/P2")
+    assert refs(props(await get(fabric, FE))["loadBalancingRules"]) == [R1]
+
+
+async def test_back_references_a_client_sends_are_ignored(fabric: httpx.AsyncClient) -> None:
+    body = web_lb()
+    fe = body["properties"]["frontendIPConfigurations"][0]["properties"]
+    fe["loadBalancingRules"] = [ref(f"{LB}/loadBalancingRules/Ghost")]
+    fe["inboundNatRules"] = "nonsense"
+    body["properties"]["backendAddressPools"][0]["properties"]["backendIPConfigurations"] = [
+        ref("/networkInterfaces/ghost/ipConfigurations/ip1")
+    ]
+    created = await put(fabric, LB, body, status=201)
+    assert refs(props(child(created, "frontendIPConfigurations", "FE1"))["loadBalancingRules"]) == [
+        R1
+    ]
+    assert props(child(created, "frontendIPConfigurations", "FE1"))["inboundNatRules"] == []
+    assert props(child(created, "backendAddressPools", "BE1"))["backendIPConfigurations"] == []
+
+
+def _rule(**overrides: object) -> Json:
+    body = lb_rule("R1", (FE,), BE, probe_path=P1)
+    body["properties"].update(overrides)
+    return body
+
+
+def _with(**children: list[Json]) -> Json:
+    body = web_lb()
+    body["properties"].update(children)
+    return body
+
+
+PROBE_P2 = probe("P2", "Tcp", 8080, None)
+
+INVALID: list[tuple[str, Json, str]] = [
+    (
+        "port 0 without All",
+        _with(loadBalancingRules=[_rule(frontendPort=0, backendPort=0)]),
+        "loadBalancingRules/R1/properties/frontendPort",
+    ),
+    (
+        "backend 0 alone",
+        _with(loadBalancingRules=[_rule(backendPort=0)]),
+        "loadBalancingRules/R1/properties/backendPort",
+    ),
+    (
+        "frontend 0 alone",
+        _with(loadBalancingRules=[_rule(protocol="All", frontendPort=0, backendPort=80)]),
+        "loadBalancingRules/R1/properties/backendPort",
+    ),
+    (
+        "port too high",
+        _with(loadBalancingRules=[_rule(frontendPort="65536")]),
+        "loadBalancingRules[0].properties.frontendPort",
+    ),
+    (
+        "port a boolean",
+        _with(loadBalancingRules=[_rule(backendPort=True)]),
+        "loadBalancingRules[0].properties.backendPort",
+    ),
+    (
+        "idle timeout",
+        _with(loadBalancingRules=[_rule(idleTimeoutInMinutes=31)]),
+        "loadBalancingRules[0].properties.idleTimeoutInMinutes",
+    ),
+    (
+        "distribution",
+        _with(loadBalancingRules=[_rule(loadDistribution="RoundRobin")]),
+        "loadBalancingRules[0].properties.loadDistribution",
+    ),
+    (
+        "protocol",
+        _with(loadBalancingRules=[_rule(protocol="Gre")]),
+        "loadBalancingRules[0].properties.protocol",
+    ),
+    (
+        "floating IP",
+        _with(loadBalancingRules=[_rule(enableFloatingIP="yes")]),
+        "loadBalancingRules[0].properties.enableFloatingIP",
+    ),
+    (
+        "no frontend",
+        _with(loadBalancingRules=[_rule(frontendIPConfigurations=[])]),
+        "loadBalancingRules[0].properties.frontendIPConfigurations",
+    ),
+    (
+        "no pool",
+        _with(loadBalancingRules=[_rule(backendAddressPool=None)]),
+        "loadBalancingRules[0].properties.backendAddressPool",
+    ),
+    (
+        "frontend twice",
+        _with(loadBalancingRules=[_rule(frontendIPConfigurations=[ref(FE), ref(FE)])]),
+        "loadBalancingRules/R1/properties/frontendIPConfigurations",
+    ),
+    (
+        "Http without path",
+        _with(probes=[probe("P1", "Http", 80, None)]),
+        "probes/P1/properties/requestPath",
+    ),
+    (
+        "relative path",
+        _with(probes=[probe("P1", "Http", 80, "health")]),
+        "probes/P1/properties/requestPath",
+    ),
+    (
+        "Tcp with path",
+        _with(probes=[probe("P1", "Tcp", 80, "/health")]),
+        "probes/P1/properties/requestPath",
+    ),
+    ("probe port", _with(probes=[probe("P1", port=0)]), "probes[0].properties.port"),
+    (
+        "interval",
+        _with(probes=[probe("P1", intervalInSeconds=301)]),
+        "probes[0].properties.intervalInSeconds",
+    ),
+    ("count", _with(probes=[probe("P1", numberOfProbes=0)]), "probes[0].properties.numberOfProbes"),
+    ("probe protocol", _with(probes=[probe("P1", "Https")]), "probes[0].properties.protocol"),
+    (
+        "subnet and public IP",
+        _with(
+            frontendIPConfigurations=[frontend("FE1", publicIPAddress=ref("/publicIPAddresses/x"))]
+        ),
+        "frontendIPConfigurations/FE1/properties/subnet",
+    ),
+    (
+        "neither",
+        _with(frontendIPConfigurations=[frontend("FE1", None)]),
+        "frontendIPConfigurations/FE1/properties/subnet",
+    ),
+    (
+        "static without address",
+        _with(frontendIPConfigurations=[frontend("FE1", privateIPAllocationMethod="Static")]),
+        "frontendIPConfigurations/FE1/properties/privateIPAddress",
+    ),
+    (
+        "same port twice",
+        _with(loadBalancingRules=[_rule(), lb_rule("R2", (FE,), BE, protocol="All")]),
+        "loadBalancingRules/R2/properties/frontendPort",
+    ),
+    (
+        "NAT on a balanced port",
+        _with(inboundNatRules=[inbound_nat_rule("N1", (FE,), 80)]),
+        "inboundNatRules/N1/properties/frontendPort",
+    ),
+    (
+        "all ports and another",
+        _with(
+            loadBalancingRules=[
+                _rule(),
+                lb_rule("R2", (FE,), BE, protocol="All", frontend_port=0, backend_port=0),
+            ]
+        ),
+        "loadBalancingRules/R2/properties/frontendPort",
+    ),
+    (
+        "NAT port 0",
+        _with(inboundNatRules=[inbound_nat_rule("N1", (FE,), 0)]),
+        "inboundNatRules[0].properties.frontendPort",
+    ),
+    (
+        "pool of another LB",
+        _with(
+            loadBalancingRules=[
+                _rule(backendAddressPool=ref("/loadBalancers/Other/backendAddressPools/BE1"))
+            ]
+        ),
+        "loadBalancingRules/R1/properties/backendAddressPool",
+    ),
+    (
+        "missing probe",
+        _with(loadBalancingRules=[_rule(probe=ref(f"{LB}/probes/nope"))]),
+        "loadBalancingRules/R1/properties/probe",
+    ),
+    (
+        "probe as frontend",
+        _with(loadBalancingRules=[_rule(frontendIPConfigurations=[ref(P1)])]),
+        "loadBalancingRules/R1/properties/frontendIPConfigurations",
+    ),
+    (
+        "outbound without pool",
+        _with(
+            outboundNatRules=[
+                {
+                    "resourceId": "O1",
+                    "properties": {"protocol": "All", "frontendIPConfigurations": [ref(FE)]},
+                }
+            ]
+        ),
+        "outboundNatRules[0].properties.backendAddressPool",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "target"), INVALID, ids=[c[0] for c in INVALID])
+async def test_invalid_load_balancers_are_refused_naming_the_member(
+    fabric: httpx.AsyncClient, case: str, body: Json, target: str
+) -> None:
+    if case == "pool of another LB":
+        await put(fabric, "/loadBalancers/Other", load_balancer(pools=(backend_pool("BE1"),)))
+    if case == "subnet and public IP":
+        await put(fabric, "/publicIPAddresses/x", public_ip())
+    references = ("pool of another LB", "missing probe", "probe as frontend")
+    code = "InvalidReference" if case in references else "InvalidInput"
+    await assert_put_rejected(fabric, LB, body, target=target, code=code)
+
+
+async def test_tcp_and_udp_may_share_a_frontend_port(fabric: httpx.AsyncClient) -> None:
+    body = _with(
+        loadBalancingRules=[_rule(), lb_rule("R2", (FE,), BE, protocol="Udp")],
+        inboundNatRules=[inbound_nat_rule("N1", (FE,), 3389, protocol="udp")],
+    )
+    created = await put(fabric, LB, body, status=201)
+    assert ids(props(created)["loadBalancingRules"]) == ["R1", "R2"]
+    # One port, one protocol: a second rule at its own URI is refused the same way.
+    await assert_put_rejected(
+        fabric,
+        f"{LB}/inboundNatRules/N2",
+        inbound_nat_rule(None, (FE,), "80"),
+        target="inboundNatRules/N2/properties/frontendPort",
+    )
+
+
+async def test_deleting_a_load_balancer_deletes_its_children(fabric: httpx.AsyncClient) -> None:
+    await put(fabric, LB, full_lb())
+    await delete(fabric, LB)
+    for path in (LB, FE, BE, P1, R1):
+        await assert_absent(fabric, path)
+    await delete(fabric, LB, status=204)
