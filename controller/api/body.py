@@ -24,6 +24,9 @@ _NOT_CHARSETS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-es
 
 async def read_json(request: Request, *, max_depth: int) -> object:
     raw = await request.body()
+    # No body at all is a missing resource, not a wrong media type: 400, whatever the header.
+    if not raw.strip():
+        raise InvalidJson("the request body is empty; send the resource as a JSON object")
     text = _decode(raw, request.headers.get("content-type"))
     if not text.strip():
         raise InvalidJson("the request body is empty; send the resource as a JSON object")

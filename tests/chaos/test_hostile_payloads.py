@@ -89,6 +89,7 @@ TABLE = [
     Hostile("wrong content type", b'{"properties": {}}', 415, "UnsupportedMediaType",
             headers={"Content-Type": "application/x-www-form-urlencoded"}),
     Hostile("no content type", b'{"properties": {}}', 415, "UnsupportedMediaType", headers={}),
+    Hostile("no body and no content type", b"", 400, "InvalidJson", headers={}),
     Hostile("a codec that is no charset", b'{"properties": {}}', 415, "UnsupportedMediaType",
             headers={"Content-Type": "application/json; charset=rot13"}),
     Hostile("PowerShell-truncated reference",
