@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from controller.core.kinds import Facts, Kind
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
 from controller.core.values import AddressPrefix, IPAddress
 from controller.core.wire import WireModel
@@ -63,6 +64,11 @@ LOAD_BALANCER_MANAGER = Kind(
     name="loadBalancerManager",
     title="LoadBalancerManager",
     properties=LoadBalancerManagerProperties,
+    shape=Shape(
+        default("vipIpPools", []),
+        default("outboundNatIPExemptions", []),
+        default("isOutboundNatEnabled", True),
+    ),
     singleton_id="config",
     validate=validate_load_balancer_manager,
     computed=vip_pools_in_use,

@@ -10,9 +10,12 @@ says whether that host's agent is connected.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from controller.core.kinds import Kind
+from controller.core.shape import Shape, default, nested, read_only
 from controller.core.tree import Node
 from controller.core.values import IPAddress
 from controller.core.wire import WireModel
@@ -63,6 +66,11 @@ LOAD_BALANCER_MUXES = Kind(
     name="loadBalancerMuxes",
     title="LoadBalancerMux",
     properties=LoadBalancerMuxProperties,
+    shape=Shape(
+        nested("routerConfiguration", default("peerRouterConfigurations", [])),
+        # NC's mux connections come from its virtual server, which we do not model.
+        read_only("connections", [], list[dict[str, Any]]),
+    ),
     validate=validate_load_balancer_mux,
     description="A MUX of the software load balancer: its host and its BGP peering.",
 )

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from controller.core.kinds import BackRef, Facts, Kind, UsedBy
+from controller.core.refs import ResourceRef
 from controller.core.scalars import IntRange, WireBool
+from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
 from controller.core.values import (
     AddressPrefix,
@@ -171,6 +173,7 @@ LOGICAL_NETWORKS = Kind(
     name="logicalNetworks",
     title="LogicalNetwork",
     properties=LogicalNetworkProperties,
+    shape=Shape(default("networkVirtualizationEnabled", False)),
     validate=validate_logical_network,
     check_referrers=check_still_a_provider_network,
     backrefs=(BackRef("virtualNetworks", ("virtualNetworks",), via=("logicalNetwork",)),),
@@ -181,6 +184,14 @@ LOGICAL_SUBNETS = Kind(
     name="subnets",
     title="LogicalSubnet",
     properties=LogicalSubnetProperties,
+    shape=Shape(
+        default("vlanID", 0),
+        default("defaultGateways", []),
+        default("dnsServers", []),
+        default("isPublic", False),
+        default("routes", []),
+        read_only("gatewayPools", [], list[ResourceRef]),
+    ),
     parent=LOGICAL_NETWORKS,
     uri_aliases=("logicalSubnets",),
     validate=validate_logical_subnet,

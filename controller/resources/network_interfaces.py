@@ -15,7 +15,9 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 
 from controller.core.kinds import Kind
+from controller.core.refs import ResourceRef
 from controller.core.scalars import IntRange, WireBool
+from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
 from controller.core.values import (
     Bandwidth,
@@ -254,6 +256,26 @@ NETWORK_INTERFACES = Kind(
     name="networkInterfaces",
     title="NetworkInterface",
     properties=NetworkInterfaceProperties,
+    shape=Shape(
+        default("dnsSettings", {}, default("dnsServers", [])),
+        # Hyper-V's port defaults, as NC renders them for a NIC that never set them.
+        default(
+            "portSettings",
+            {},
+            default("macSpoofingEnabled", "Disabled"),
+            default("arpGuardEnabled", "Disabled"),
+            default("dhcpGuardEnabled", "Disabled"),
+            default("stormLimit", 0),
+            default("portFlowLimit", 0),
+            default("vmqWeight", 100),
+            default("iovWeight", 0),
+        ),
+        default("isHostVirtualNetworkInterface", False),
+        default("isPrimary", True),
+        default("isMultitenantStack", False),
+        # Service insertion is not implemented: no NIC has elements.
+        read_only("serviceInsertionElements", [], list[ResourceRef]),
+    ),
     validate=validate_network_interface,
     description="A VM NIC or container host NIC: a MAC and one ipConfiguration per endpoint.",
 )
@@ -262,6 +284,10 @@ IP_CONFIGURATIONS = Kind(
     name="ipConfigurations",
     title="IpConfiguration",
     properties=IpConfigurationProperties,
+    shape=Shape(
+        default("loadBalancerBackendAddressPools", []),
+        default("loadBalancerInboundNatRules", []),
+    ),
     parent=NETWORK_INTERFACES,
     description="One IP endpoint of a NIC: its subnet, address and ACL.",
 )

@@ -161,6 +161,7 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
         "isMultitenantStack": False,
         "internalDnsNameLabel": "webvm1",
         "server": {"resourceRef": HOST1},
+        "serviceInsertionElements": [],
         "ipConfigurations": [config],
     }
     assert config["resourceRef"] == f"{NIC}/ipConfigurations/WebVM1_IP1"
@@ -203,6 +204,18 @@ async def test_defaults_of_a_bare_nic(client: httpx.AsyncClient) -> None:
         "isHostVirtualNetworkInterface": False,
         "isPrimary": True,
         "isMultitenantStack": False,
+        # What NC renders for a NIC that never set them (docs/nbi.md).
+        "dnsSettings": {"dnsServers": []},
+        "portSettings": {
+            "macSpoofingEnabled": "Disabled",
+            "arpGuardEnabled": "Disabled",
+            "dhcpGuardEnabled": "Disabled",
+            "stormLimit": 0,
+            "portFlowLimit": 0,
+            "vmqWeight": 100,
+            "iovWeight": 0,
+        },
+        "serviceInsertionElements": [],
         "ipConfigurations": [],
     }
     flags = {"isHostVirtualNetworkInterface": "true", "isPrimary": "False"}
