@@ -17,7 +17,7 @@ from pydantic import Field
 from controller.core.kinds import Kind
 from controller.core.shape import Shape, default, nested, read_only
 from controller.core.tree import Node
-from controller.core.values import IPAddress
+from controller.core.values import IPAddress, OptionalIPAddress
 from controller.core.wire import WireModel
 from controller.errors import InvalidInput
 from controller.resources.refs import ServerRef
@@ -25,7 +25,7 @@ from controller.resources.slb_values import Asn
 
 
 class PeerRouterConfiguration(WireModel):
-    local_ip_address: IPAddress | None = Field(default=None, alias="localIPAddress")
+    local_ip_address: OptionalIPAddress = Field(default=None, alias="localIPAddress")
     peer_asn: Asn = Field(alias="peerASN")
     router_ip_address: IPAddress = Field(alias="routerIPAddress")
     router_name: str | None = Field(default=None, max_length=256, alias="routerName")

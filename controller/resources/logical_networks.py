@@ -23,6 +23,7 @@ from controller.core.values import (
     AddressPrefix,
     IPAddress,
     IPNetwork,
+    OptionalIPAddress,
     parse_address,
     prefixes_overlap,
 )
@@ -39,7 +40,7 @@ class LogicalNetworkProperties(WireModel):
 
 class SubnetRoute(WireModel):
     destination_prefix: AddressPrefix = Field(alias="destinationPrefix")
-    next_hop: IPAddress | None = Field(default=None, alias="nextHop")
+    next_hop: OptionalIPAddress = Field(default=None, alias="nextHop")
     metric: Annotated[int, IntRange(0, 65535)] | None = None
 
 

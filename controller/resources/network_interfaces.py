@@ -23,6 +23,7 @@ from controller.core.values import (
     Bandwidth,
     BareMac,
     IPAddress,
+    OptionalIPAddress,
     Percent,
     UInt32,
     parse_address,
@@ -95,7 +96,8 @@ class PortSettings(WireModel):
     iov_interrupt_moderation: InterruptModeration | None = Field(
         default=None, alias="iovInterruptModeration"
     )
-    iov_queue_pairs_requested: Annotated[int, IntRange(1, 4096)] | None = Field(
+    # NC answers 0 for a NIC that never asked for queue pairs; a client puts that back.
+    iov_queue_pairs_requested: Annotated[int, IntRange(0, 4096)] | None = Field(
         default=None, alias="iovQueuePairsRequested"
     )
     qos_settings: QosSettings | None = Field(default=None, alias="qosSettings")
@@ -133,7 +135,7 @@ class NetworkInterfaceProperties(WireModel):
 
 
 class IpConfigurationProperties(WireModel):
-    private_ip_address: IPAddress | None = Field(default=None, alias="privateIPAddress")
+    private_ip_address: OptionalIPAddress = Field(default=None, alias="privateIPAddress")
     private_ip_allocation_method: AllocationMethod | None = Field(
         default=None, alias="privateIPAllocationMethod"
     )

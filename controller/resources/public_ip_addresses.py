@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from controller.core.kinds import BackRef, Kind
 from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
-from controller.core.values import IPAddress, parse_address
+from controller.core.values import OptionalIPAddress, parse_address
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 from controller.resources.network_interfaces import AllocationMethod
@@ -35,7 +35,7 @@ class PublicIpDnsSettings(WireModel):
 
 
 class PublicIPAddressProperties(WireModel):
-    ip_address: IPAddress | None = Field(default=None, alias="ipAddress")
+    ip_address: OptionalIPAddress = Field(default=None, alias="ipAddress")
     public_ip_allocation_method: AllocationMethod | None = Field(
         default=None, alias="publicIPAllocationMethod"
     )
