@@ -154,6 +154,16 @@ async def test_every_operation_answers_as_documented(
     assert taken.status_code == 201, taken.text
     result = taken.json()["properties"]["slbStateResult"]["resourceRef"]
     assert (await walk.send("GET", result)).status_code == 200
+    # Test-VNetPing's question: can vm1 reach vm2?
+    ping = {"properties": {"senderIpAddress": "24.30.1.10", "receiverIpAddress": "24.30.1.20",
+                           "sendervirtualNetwork": ref("/virtualNetworks/V1"),
+                           "receivervirtualNetwork": ref("/virtualNetworks/V1"),
+                           "protocol": "Icmp"}}  # fmt: skip
+    checked = await walk.send("PUT", "/diagnostics/connectivityCheck", json=ping)
+    assert checked.status_code == 201, checked.text
+    verdict = checked.json()["properties"]["connectivityCheckResult"]["resourceRef"]
+    assert (await walk.send("GET", verdict)).status_code == 200
+    assert (await walk.send("GET", _collection(verdict))).status_code == 200
     await _errors(walk)
     for path in DELETE_ORDER:
         deleted = await walk.send("DELETE", path)
