@@ -19,6 +19,8 @@ from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
+from controller.ops import routes as ops
+from controller.ops.health import migration_head
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
@@ -91,8 +93,17 @@ def create_app(
         summary="Which REST versions this controller serves",
         openapi_extra={"responses": docs.discovery_responses()},
     )
+    metrics = ops.install(
+        app,
+        database=db,
+        southbound=southbound,
+        registry=REGISTRY,
+        words=diagnostics.PATH_WORDS,
+        head=migration_head(),
+    )
     options = ApiOptions(max_json_depth=settings.max_json_depth)
-    builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))
+    waiter = metrics.timed_waiter(_waiter(southbound))
+    builder = RouteBuilder(service, options, wait_applied=waiter)
     app.include_router(builder.router(REGISTRY))
     slb_state = SlbDiagnostics(db, health=dip_health)
     app.include_router(
