@@ -84,7 +84,7 @@ class Metrics:
     def __init__(self) -> None:
         # The client library adds a "_created" timestamp series to every counter and
         # histogram; Prometheus ignores them in this format and they double the output.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
