@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,12 +22,10 @@ bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings) -> None:
+    from controller import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
 @app.command()
@@ -44,7 +41,7 @@ def serve(
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
     migrate.upgrade(url)
@@ -54,6 +51,8 @@ def serve(
         settings,
         host=host or settings.host,
         port=settings.port if port is None else port,
+        # JSON lines: the web server's records go through the root logger's formatter too.
+        own_logging=settings.log_format == "text",
     )
     server = uvicorn.Server(config)
     server.run()
@@ -67,7 +66,7 @@ def db_upgrade() -> None:
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     migrate.upgrade(settings.resolved_database_url())
     typer.echo(f"database at revision {migrate.current_revision(settings.resolved_database_url())}")
@@ -202,7 +201,7 @@ def simulate_agents(
     from controller.bench.fleet import run_fleet
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     asyncio.run(run_fleet(settings.resolved_database_url(), controller, count, provider_network))
 
 
@@ -230,7 +229,7 @@ def agent(
 
     from controller.agent.linux.daemon import Options, run_agent
 
-    _configure_logging(Settings().log_level)
+    _configure_logging(Settings())
     options = Options(
         controllers=controller,
         server=server,
