@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from controller.client import commands as client
 from controller.settings import Settings
 
 app = typer.Typer(
@@ -20,6 +21,10 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+# The client commands: HTTP to a running controller (controller/client/).
+CLIENT = "Client (talks to a running controller)"
+for command in (client.get, client.apply, client.delete, client.hosts, client.describe):
+    app.command(rich_help_panel=CLIENT)(command)
 
 
 def _configure_logging(settings: Settings) -> None:
