@@ -34,24 +34,35 @@ Controller = Annotated[
     str,
     typer.Option(
         "--controller",
+        metavar="URL",
         envvar="SDNC_URL",
         help="Base URL of a controller replica (SDNC_TOKEN, if set, is sent as a bearer token).",
         show_envvar=True,
     ),
 ]
 OutputOption = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="table, wide (more columns), json or yaml.")
+    OutputFormat,
+    typer.Option(
+        "--output", "-o", metavar="FORMAT", help="table, wide (more columns), json or yaml."
+    ),
 ]
 IfMatch = Annotated[
     str | None,
-    typer.Option("--if-match", help="Only if the resource's etag is still this one (412 else)."),
+    typer.Option(
+        "--if-match",
+        metavar="ETAG",
+        help="Only if the resource's etag is still this one (412 else).",
+    ),
 ]
 Wait = Annotated[
     bool,
     typer.Option("--wait", help="Answer once the hosts applied the change (?wait=applied)."),
 ]
 Timeout = Annotated[
-    float, typer.Option("--timeout", min=0.1, max=60, help="Seconds --wait waits at most.")
+    float,
+    typer.Option(
+        "--timeout", min=0.1, max=60, metavar="SECONDS", help="Seconds --wait waits at most."
+    ),
 ]
 
 
@@ -130,6 +141,7 @@ def apply(
         typer.Option(
             "--filename",
             "-f",
+            metavar="FILE|DIR|-",
             help="A JSON or YAML file, a directory of them, or - for standard input "
             "(repeatable). Each resource is PUT at its resourceRef.",
         ),
