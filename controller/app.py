@@ -20,7 +20,7 @@ from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
 from controller.ops import routes as ops
-from controller.ops.health import migration_head
+from controller.ops.health import known_migrations
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.resources import ResourceService
@@ -99,7 +99,7 @@ def create_app(
         southbound=southbound,
         registry=REGISTRY,
         words=diagnostics.PATH_WORDS,
-        head=migration_head(),
+        migrations=known_migrations(),
     )
     options = ApiOptions(max_json_depth=settings.max_json_depth)
     waiter = metrics.timed_waiter(_waiter(southbound))

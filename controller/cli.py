@@ -269,20 +269,48 @@ def simulate_agents(
 def agent(
     controller: Annotated[
         list[str],
-        typer.Option(metavar="URL", help="Controller base URL; repeat to give fallbacks."),
+        typer.Option(
+            metavar="URL",
+            help="Controller base URL; repeat to give fallbacks (in SDNC_URL: space-separated).",
+            envvar="SDNC_URL",
+            show_envvar=True,
+        ),
     ],
-    server: Annotated[str, typer.Option(metavar="ID", help="This host's servers resourceId.")],
+    server: Annotated[
+        str,
+        typer.Option(
+            metavar="ID",
+            help="This host's servers resourceId.",
+            envvar="SDNC_AGENT_SERVER",
+            show_envvar=True,
+        ),
+    ],
     token: Annotated[
-        str, typer.Option(metavar="TOKEN", help="The agent token (see `sdnc agent-token`).")
+        str,
+        typer.Option(
+            metavar="TOKEN",
+            help="The agent token (see `sdnc agent-token`); better in the environment, where "
+            "`ps` does not show it.",
+            envvar="SDNC_AGENT_TOKEN",
+            show_envvar=True,
+        ),
     ],
     provider_address: Annotated[
-        str | None, typer.Option(metavar="ADDRESS", help="This host's provider (underlay) address.")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="This host's provider (underlay) address.",
+            envvar="SDNC_AGENT_PROVIDER_ADDRESS",
+            show_envvar=True,
+        ),
     ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(
             metavar="DIR",
             help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER.",
+            envvar="SDNC_AGENT_STATE_DIR",
+            show_envvar=True,
         ),
     ] = None,
     resync_interval: Annotated[

@@ -28,10 +28,18 @@ FOLLOWER_WAIT = 1.0
 READY_TIMEOUT = DATABASE_PROBE_TIMEOUT + FOLLOWER_WAIT
 
 
+@dataclass(frozen=True)
+class Migrations:
+    """The newest migration this version knows and all it knows."""
+
+    head: str | None
+    known: frozenset[str]
+
+
 @functools.cache
-def migration_head() -> str | None:
-    """The newest migration this version knows (read from the scripts once per process)."""
-    return migrate.head_revision()
+def known_migrations() -> Migrations:
+    """Read from the migration scripts once per process."""
+    return Migrations(migrate.head_revision(), migrate.known_revisions())
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,11 @@ class Readiness:
 
 
 class HealthProbe:
-    def __init__(self, database: Database, southbound: Southbound, head: str | None) -> None:
+    def __init__(self, database: Database, southbound: Southbound, migrations: Migrations) -> None:
         self.database = database
         self.southbound = southbound
-        self.head = head
+        self.migrations = migrations
+        self.head = migrations.head
         # What the last probe found (the metrics show it without asking the database again).
         self.database_up = False
 
@@ -75,15 +84,7 @@ class HealthProbe:
                 "changeFollower": {"ok": False, "message": "not checked"},
             }
             return Readiness(False, unanswered)
-        migrations: dict[str, Any] = {
-            "ok": facts.schema_revision == self.head,
-            "current": facts.schema_revision,
-            "head": self.head,
-        }
-        if not migrations["ok"]:
-            migrations["message"] = (
-                "the schema is not at this version's head: run `sdnc db upgrade`"
-            )
+        migrations = self._migrations(facts.schema_revision)
         follower = self.southbound.follower
         caught_up = await follower.processed(facts.committed_revision, FOLLOWER_WAIT)
         compiled = self.southbound.compiler.revision
@@ -103,3 +104,17 @@ class HealthProbe:
         }
         ready = all(check["ok"] for check in checks.values())
         return Readiness(ready, checks)
+
+    def _migrations(self, current: str | None) -> dict[str, Any]:
+        """Ready unless the schema is behind this version: at its head, or at a revision it
+        does not know -- a newer version's, run by ``sdnc db upgrade`` before a rolling
+        upgrade, which the replicas still running this version keep serving through."""
+        check: dict[str, Any] = {"ok": True, "current": current, "head": self.head}
+        if current == self.head:
+            return check
+        if current is None or current in self.migrations.known:
+            check["ok"] = False
+            check["message"] = "the schema is behind this version: run `sdnc db upgrade`"
+        else:
+            check["message"] = "the schema is newer than this version (an upgrade under way)"
+        return check

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from controller.api.responses import json_response
 from controller.core.kinds import Registry
-from controller.ops.health import HealthProbe
+from controller.ops.health import HealthProbe, Migrations
 from controller.ops.metrics import HttpMetricsMiddleware, Metrics, ReplicaCollector
 from controller.southbound.runtime import Southbound
 from controller.store.changes import ChangeLog
@@ -70,12 +70,12 @@ def install(
     southbound: Southbound,
     registry: Registry,
     words: Sequence[str],
-    head: str | None,
+    migrations: Migrations,
 ) -> Metrics:
     """Add the operator endpoints and the outermost request-metrics middleware to ``app``;
     returns the metrics (for the waits and compile times the caller wires in)."""
     metrics = Metrics()
-    probe = HealthProbe(database, southbound, head)
+    probe = HealthProbe(database, southbound, migrations)
     collector = ReplicaCollector(southbound, database)
     metrics.registry.register(collector)
     southbound.follower.on_compiled = metrics.compile.observe

@@ -71,7 +71,7 @@ def _schema_at(database_url: str, revision: str) -> Iterator[None]:
         engine.dispose()
 
 
-def test_not_ready_while_the_schema_is_not_at_the_head(
+def test_not_ready_while_the_schema_is_behind(
     controller: ControllerServer, database_url: str
 ) -> None:
     with _schema_at(database_url, "0001"):
@@ -85,6 +85,19 @@ def test_not_ready_while_the_schema_is_not_at_the_head(
         # Alive all the same: an orchestrator must not restart it for this.
         assert httpx.get(f"{controller.base_url}/healthz").status_code == 200
     assert _ready(controller.base_url).status_code == 200
+
+
+def test_ready_while_a_newer_version_upgraded_the_schema(
+    controller: ControllerServer, database_url: str
+) -> None:
+    """A rolling upgrade runs `sdnc db upgrade` of the new version first: the replicas still
+    running this one must stay in the load balancer meanwhile."""
+    with _schema_at(database_url, "9999_a_later_version"):
+        ready = _ready(controller.base_url)
+        assert ready.status_code == 200, ready.text
+        migrations = ready.json()["checks"]["migrations"]
+        assert migrations["current"] == "9999_a_later_version"
+        assert "newer than this version" in migrations["message"]
 
 
 @pytest.mark.postgres_only
