@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import __version__
-from controller.api import diagnostics, docs
+from controller.api import diagnostics, docs, hints
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
@@ -133,17 +133,28 @@ async def _discovery() -> Response:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def controller_error(_: Request, exc: Exception) -> Response:
+    async def controller_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ControllerError)
-        return error_response(exc)
+        response = error_response(exc)
+        if isinstance(exc, MethodNotAllowed):
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error: ControllerError
+        path = request.scope["path"]
         if exc.status_code == 404:
-            error = NotFound("no resource or collection at this URI")
+            error = NotFound(hints.path_hint(REGISTRY, path, diagnostics.PATH_WORDS))
         elif exc.status_code == 405:
-            error = MethodNotAllowed("this method is not supported on this URI")
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            error = MethodNotAllowed(
+                f"{request.method} is not supported on this URI; it answers {', '.join(allowed)}"
+            )
+            response = error_response(error)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         else:
             error = ControllerError(str(exc.detail))
             error.status = exc.status_code
