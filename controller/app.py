@@ -14,11 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import __version__
-from controller.api import connectivity, diagnostics, docs
+from controller.api import connectivity, diagnostics, docs, hints
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
+from controller.ops import routes as ops
+from controller.ops.health import known_migrations
 from controller.policy.trace import CompiledPolicy, compiled_policy
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
@@ -35,6 +37,10 @@ live under `/networking/v1` (and `v2`..`v5`), bodies use the NC envelope (`resou
 `resourceRef`, `instanceId`, `etag`, `properties`), errors use
 `{"error": {"code", "message", "target", "details"}}`.
 """
+
+
+# Fixed path segments of routes that are no resource (matched case-insensitively).
+WORDS = (*diagnostics.PATH_WORDS, *connectivity.PATH_WORDS)
 
 
 def create_app(
@@ -81,7 +87,7 @@ def create_app(
         NbiMiddleware,
         registry=REGISTRY,
         max_body_bytes=settings.max_body_bytes,
-        words=(*diagnostics.PATH_WORDS, *connectivity.PATH_WORDS),
+        words=WORDS,
     )
     _add_error_handlers(app)
     app.add_api_route(
@@ -93,8 +99,17 @@ def create_app(
         summary="Which REST versions this controller serves",
         openapi_extra={"responses": docs.discovery_responses()},
     )
+    metrics = ops.install(
+        app,
+        database=db,
+        southbound=southbound,
+        registry=REGISTRY,
+        words=WORDS,
+        migrations=known_migrations(),
+    )
     options = ApiOptions(max_json_depth=settings.max_json_depth)
-    builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))
+    waiter = metrics.timed_waiter(_waiter(southbound))
+    builder = RouteBuilder(service, options, wait_applied=waiter)
     app.include_router(builder.router(REGISTRY))
     slb_state = SlbDiagnostics(db, health=dip_health)
     app.include_router(
@@ -142,17 +157,28 @@ async def _discovery() -> Response:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def controller_error(_: Request, exc: Exception) -> Response:
+    async def controller_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ControllerError)
-        return error_response(exc)
+        response = error_response(exc)
+        if isinstance(exc, MethodNotAllowed):
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error: ControllerError
+        path = request.scope["path"]
         if exc.status_code == 404:
-            error = NotFound("no resource or collection at this URI")
+            error = NotFound(hints.path_hint(REGISTRY, path, WORDS))
         elif exc.status_code == 405:
-            error = MethodNotAllowed("this method is not supported on this URI")
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            error = MethodNotAllowed(
+                f"{request.method} is not supported on this URI; it answers {', '.join(allowed)}"
+            )
+            response = error_response(error)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         else:
             error = ControllerError(str(exc.detail))
             error.status = exc.status_code

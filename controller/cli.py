@@ -3,40 +3,75 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from controller.client import commands as client
 from controller.settings import Settings
 
 app = typer.Typer(
     help="SDN network controller with an MS-NCNBI compatible northbound API.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+# The client commands: HTTP to a running controller (controller/client/).
+CLIENT = "Client (talks to a running controller)"
+for command in (client.get, client.apply, client.delete, client.hosts, client.describe):
+    app.command(rich_help_panel=CLIENT)(command)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings) -> None:
+    from controller import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
-@app.command()
+def settings_epilog() -> str:
+    """The SDNC_* settings with their defaults, for ``serve --help`` (kept verbatim: the
+    ``\b`` line stops click from re-flowing them into one paragraph)."""
+    lines = ["\b", "Settings (environment variables) and their defaults:"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(empty: embedded SQLite)" if name == "database_url" else str(default)
+        lines.append(f"  SDNC_{name.upper():<36} {shown}")
+    return "\n".join(lines)
+
+
+@app.command(epilog=settings_epilog())
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Address to listen on.",
+            envvar="SDNC_HOST",
+            show_envvar=True,
+            show_default="127.0.0.1",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="TCP port to listen on.",
+            envvar="SDNC_PORT",
+            show_envvar=True,
+            show_default="8080",
+        ),
+    ] = None,
 ) -> None:
-    """Apply pending migrations and serve the northbound API."""
+    """Apply pending migrations and serve the northbound API.
+
+    Every other setting comes from an SDNC_* environment variable (below; README.md says
+    what each means)."""
     import uvicorn
 
     from controller.app import create_app
@@ -44,7 +79,7 @@ def serve(
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
     migrate.upgrade(url)
@@ -54,6 +89,8 @@ def serve(
         settings,
         host=host or settings.host,
         port=settings.port if port is None else port,
+        # JSON lines: the web server's records go through the root logger's formatter too.
+        own_logging=settings.log_format == "text",
     )
     server = uvicorn.Server(config)
     server.run()
@@ -67,7 +104,7 @@ def db_upgrade() -> None:
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     migrate.upgrade(settings.resolved_database_url())
     typer.echo(f"database at revision {migrate.current_revision(settings.resolved_database_url())}")
@@ -88,26 +125,32 @@ def bench_api(
     controller: Annotated[
         str | None,
         typer.Option(
-            help="Base URL of a running controller; default: start one on the configured database."
+            metavar="URL",
+            help="Base URL of a running controller; default: start one on the configured database.",
         ),
     ] = None,
-    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 32,
-    requests: Annotated[int, typer.Option(min=1, help="Requests per phase.")] = 5000,
+    clients: Annotated[int, typer.Option(min=1, metavar="N", help="Concurrent clients.")] = 32,
+    requests: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per phase.")] = 5000,
     list_size: Annotated[
-        int, typer.Option(min=1, help="logicalNetworks created for the list phase.")
+        int, typer.Option(min=1, metavar="N", help="logicalNetworks created for the list phase.")
     ] = 50,
     keep: Annotated[bool, typer.Option(help="Keep the resources the benchmark created.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     phase: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="PHASE",
             help="Run only this phase (repeatable): create, get, list, update, nic-create, "
-            "nic-child-add. Default: all."
+            "nic-child-add. Default: all.",
         ),
     ] = None,
     configs_per_nic: Annotated[
         int,
-        typer.Option(min=1, help="ipConfigurations nic-child-add adds to each container-host NIC."),
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="ipConfigurations nic-child-add adds to each container-host NIC.",
+        ),
     ] = 64,
 ) -> None:
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
@@ -135,11 +178,20 @@ def bench_api(
 def bench_convergence(
     controller: Annotated[
         str | None,
-        typer.Option(help="A running controller on the configured database; default: start one."),
+        typer.Option(
+            metavar="URL",
+            help="A running controller on the configured database; default: start one.",
+        ),
     ] = None,
-    agents: Annotated[int, typer.Option(min=1, help="Servers, each with a simulated agent.")] = 100,
-    endpoints: Annotated[int, typer.Option(min=1, help="Endpoints spread over them.")] = 10_000,
-    changes: Annotated[int, typer.Option(min=1, help="Timed changes of each kind.")] = 50,
+    agents: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Servers, each with a simulated agent.")
+    ] = 100,
+    endpoints: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Endpoints spread over them.")
+    ] = 10_000,
+    changes: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Timed changes of each kind.")
+    ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Time a northbound change until every affected simulated agent has acknowledged it."""
@@ -164,9 +216,12 @@ def bench_convergence(
 
 @app.command("agent-token")
 def agent_token(
-    server: Annotated[str, typer.Argument(help="The server's resourceId.")],
+    server: Annotated[str, typer.Argument(metavar="SERVER", help="The server's resourceId.")],
 ) -> None:
-    """Print the token the host agent of SERVER authenticates with."""
+    """Print the token the host agent of SERVER authenticates with.
+
+    It reads the controller's database: run it with the controller's SDNC_DATABASE_URL (or,
+    on the embedded store, in the directory holding its SDNC_DATA_DIR)."""
     import asyncio
 
     from controller.southbound.admin import agent_token as token_of
@@ -189,11 +244,15 @@ def agent_token(
 @app.command("simulate-agents")
 def simulate_agents(
     controller: Annotated[
-        list[str], typer.Option(help="Controller base URL; repeat to give agents fallbacks.")
+        list[str],
+        typer.Option(metavar="URL", help="Controller base URL; repeat to give agents fallbacks."),
     ],
-    count: Annotated[int, typer.Option(min=1, help="How many servers get an agent.")] = 10,
+    count: Annotated[
+        int, typer.Option(min=1, metavar="N", help="How many servers get an agent.")
+    ] = 10,
     provider_network: Annotated[
-        str, typer.Option(help="Provider addresses are handed out from this prefix.")
+        str,
+        typer.Option(metavar="PREFIX", help="Provider addresses are handed out from this prefix."),
     ] = "10.250.0.0/16",
 ) -> None:
     """Run simulated host agents (in memory) for the first COUNT servers, until interrupted."""
@@ -202,26 +261,60 @@ def simulate_agents(
     from controller.bench.fleet import run_fleet
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     asyncio.run(run_fleet(settings.resolved_database_url(), controller, count, provider_network))
 
 
 @app.command()
 def agent(
     controller: Annotated[
-        list[str], typer.Option(help="Controller base URL; repeat to give fallbacks.")
+        list[str],
+        typer.Option(
+            metavar="URL",
+            help="Controller base URL; repeat to give fallbacks (in SDNC_URL: space-separated).",
+            envvar="SDNC_URL",
+            show_envvar=True,
+        ),
     ],
-    server: Annotated[str, typer.Option(help="This host's servers resourceId.")],
-    token: Annotated[str, typer.Option(help="The agent token (see `sdnc agent-token`).")],
+    server: Annotated[
+        str,
+        typer.Option(
+            metavar="ID",
+            help="This host's servers resourceId.",
+            envvar="SDNC_AGENT_SERVER",
+            show_envvar=True,
+        ),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            metavar="TOKEN",
+            help="The agent token (see `sdnc agent-token`); better in the environment, where "
+            "`ps` does not show it.",
+            envvar="SDNC_AGENT_TOKEN",
+            show_envvar=True,
+        ),
+    ],
     provider_address: Annotated[
-        str | None, typer.Option(help="This host's provider (underlay) address.")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="This host's provider (underlay) address.",
+            envvar="SDNC_AGENT_PROVIDER_ADDRESS",
+            show_envvar=True,
+        ),
     ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER."),
+        typer.Option(
+            metavar="DIR",
+            help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER.",
+            envvar="SDNC_AGENT_STATE_DIR",
+            show_envvar=True,
+        ),
     ] = None,
     resync_interval: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between drift repairs.")
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds between drift repairs.")
     ] = 10.0,
 ) -> None:
     """Run the Linux host agent in this network namespace until SIGTERM (which leaves the
@@ -230,7 +323,7 @@ def agent(
 
     from controller.agent.linux.daemon import Options, run_agent
 
-    _configure_logging(Settings().log_level)
+    _configure_logging(Settings())
     options = Options(
         controllers=controller,
         server=server,
@@ -244,7 +337,9 @@ def agent(
 
 @app.command()
 def openapi(
-    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
+    ] = None,
 ) -> None:
     """Print the OpenAPI document of the northbound API."""
     text = openapi_text()

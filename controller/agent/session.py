@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from controller import protocol
 
 log = logging.getLogger(__name__)
+# A refused credential is said at WARNING on the first refusal and every this many retries
+# after (about every 100 s at the longest backoff).
+REFUSAL_WARNING_EVERY = 20
 Body = dict[str, Any]
 
 
@@ -113,6 +116,9 @@ class AgentSession:
             try:
                 await self._serve(base)
                 failures = 0
+            except InvalidStatus as exc:
+                self._refused(base, exc.response.status_code, failures)
+                failures += 1
             except (
                 OSError,
                 WebSocketException,
@@ -125,6 +131,25 @@ class AgentSession:
             self._next += 1
             delay = min(self.max_backoff, 0.05 * 2 ** min(failures, 7))
             await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    def _refused(self, base: str, status: int, failures: int) -> None:
+        """The controller answered the channel's upgrade with an HTTP status: 403 means it
+        does not take this agent's credential, which no retry will change -- said at WARNING
+        on the first refusal and then every ``REFUSAL_WARNING_EVERY`` retries."""
+        if status in (401, 403):
+            self.stats.refusals += 1
+            if failures % REFUSAL_WARNING_EVERY == 0:
+                log.warning(
+                    "agent %s: the controller at %s refuses this agent's credential (HTTP %d): "
+                    "check --token (`sdnc agent-token %s` prints the right one, where the "
+                    "controller's database is) and --server; retrying",
+                    self.server,
+                    base,
+                    status,
+                    self.server,
+                )
+            return
+        log.info("agent %s: the controller at %s answered HTTP %d", self.server, base, status)
 
     async def _serve(self, base: str) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 from starlette.responses import Response
@@ -37,6 +39,12 @@ RevisionCheck = Callable[[int], Awaitable[bool]]
 
 # A token is 43 characters (base64 of an HMAC-SHA256); anything much longer is not one.
 MAX_TOKEN_LENGTH = 256
+# A refused agent's retries are logged once per server in this many seconds; the ids logged
+# are cut to MAX_LOGGED_ID characters, and at most MAX_REFUSALS_REMEMBERED are remembered
+# (a scan of made-up ids cannot grow the memory or the log without bound).
+REFUSAL_LOG_INTERVAL = 60.0
+MAX_LOGGED_ID = 128
+MAX_REFUSALS_REMEMBERED = 4096
 
 
 class Channel:
@@ -58,6 +66,8 @@ class Channel:
         self.known_addresses = known_addresses
         self.has_revision = has_revision
         self.hello_timeout = hello_timeout
+        # When a refusal of each server's agent was last logged (monotonic seconds).
+        self._refusals_logged: dict[str, float] = {}
 
     async def serve(self, websocket: WebSocket, server_resource_id: str) -> None:
         try:
@@ -65,7 +75,8 @@ class Channel:
         except ServiceUnavailable as exc:
             await _unavailable(websocket, exc)
             return
-        if server is None:
+        if isinstance(server, Refusal):
+            self._log_refusal(server_resource_id, server)
             await websocket.close(code=protocol.POLICY_VIOLATION)
             return
         await websocket.accept()
@@ -158,20 +169,51 @@ class Channel:
 
     async def _authenticate(
         self, websocket: WebSocket, server_resource_id: str
-    ) -> tuple[uuid.UUID, str] | None:
+    ) -> tuple[uuid.UUID, str] | Refusal:
+        """The server the agent's credential opens, or why it opens none (for the log only:
+        the agent is told no more than 403, whatever the reason)."""
         header = websocket.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not _plausible_token(token):
-            return None
+        if scheme.lower() != "bearer" or not token:
+            return Refusal("it sent no bearer token")
+        if not _plausible_token(token):
+            return Refusal("its token is malformed")
         try:
             check_resource_id(server_resource_id)
         except ValueError:
-            return None  # no server could have this id: refused like an unknown one
+            return Refusal("no server can have this id")
         server = await self.find_server(server_resource_id)
-        if server is None or not tokens.verify(await self.secret(), str(server[0]), token):
-            return None
+        if server is None:
+            return Refusal("there is no such server")
+        if not tokens.verify(await self.secret(), str(server[0]), token):
+            return Refusal("its token is not this server's (a wrong or another server's token)")
         return server
+
+    def _log_refusal(self, server_resource_id: str, refusal: Refusal) -> None:
+        """One warning per server and ``REFUSAL_LOG_INTERVAL``: a refused agent retries every
+        few seconds, forever, and each retry would say the same."""
+        now = time.monotonic()
+        key = server_resource_id[:MAX_LOGGED_ID]
+        last = self._refusals_logged.get(key)
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            return
+        if len(self._refusals_logged) >= MAX_REFUSALS_REMEMBERED:
+            self._refusals_logged.clear()
+        self._refusals_logged[key] = now
+        log.warning(
+            "refused the agent channel of server %r (HTTP 403): %s; give the agent the token "
+            "`sdnc agent-token SERVER` prints",
+            key,
+            refusal.reason,
+        )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an agent's credential opens no channel."""
+
+    reason: str
 
 
 def _plausible_token(token: str) -> bool:

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,8 @@ class Follower:
         self.poll_interval = poll_interval
         self.bookmark_interval = bookmark_interval
         self.stats = FollowerStats()
+        # Told the seconds each change took to compile (the metrics' histogram).
+        self.on_compiled: Callable[[float], None] = lambda seconds: None
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,6 +188,7 @@ class Follower:
         self.stats.changes += 1
         self.stats.compile_seconds += elapsed
         self.stats.last_compile_ms = elapsed * 1000
+        self.on_compiled(elapsed)
         self.hub.dispatch(change.revision, deltas)
 
     async def _bookmarks(self) -> None:

@@ -133,6 +133,7 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
     config = child(created, "ipConfigurations", "WebVM1_IP1")
     # Placed on host1, whose agent is not connected: the NIC cannot be configured there.
     state = assert_configuration_state(created, "Failure", "HostNotConnectedToController")
+    assert "server /servers/" in state["detailedInfo"][0]["message"]
     assert props(created) == {
         "provisioningState": "Succeeded",
         "configurationState": state,
