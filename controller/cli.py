@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from controller.client import commands as client
+from controller.client.trace import trace
 from controller.settings import Settings
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 # The client commands: HTTP to a running controller (controller/client/).
 CLIENT = "Client (talks to a running controller)"
-for command in (client.get, client.apply, client.delete, client.hosts, client.describe):
+for command in (client.get, client.apply, client.delete, client.hosts, client.describe, trace):
     app.command(rich_help_panel=CLIENT)(command)
 
 

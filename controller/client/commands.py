@@ -66,7 +66,7 @@ Timeout = Annotated[
 ]
 
 
-def _stdout() -> Console:
+def stdout() -> Console:
     console = Console(soft_wrap=False)
     if not console.is_terminal:
         # Piped into grep or awk: one line per row, however wide, never folded at 80.
@@ -79,7 +79,7 @@ def _stderr() -> Console:
 
 
 @contextmanager
-def _client(controller: str) -> Iterator[Client]:
+def connected(controller: str) -> Iterator[Client]:
     """A client of ``controller``; a ClientError ends the command with its one line."""
     try:
         with Client(controller, os.environ.get("SDNC_TOKEN") or None) as client:
@@ -110,12 +110,12 @@ def get(
     """List the resources of KIND, or show one."""
     name = _kind(kind)
     resource_id = resource_id or kinds.singleton_id(name)
-    with _client(controller) as client:
+    with connected(controller) as client:
         if resource_id is None:
             items = client.get(f"/{name}").get("value") or []
         else:
             items = [client.get(f"/{name}/{resource_id}")]
-    render.resources(_stdout(), name, items, output.value, single=resource_id is not None)
+    render.resources(stdout(), name, items, output.value, single=resource_id is not None)
 
 
 def delete(
@@ -130,9 +130,9 @@ def delete(
 ) -> None:
     """Delete one resource."""
     ref = f"/{_kind(kind)}/{resource_id}"
-    with _client(controller) as client:
+    with connected(controller) as client:
         applied = client.delete(ref, if_match=if_match, wait=timeout if wait else None)
-    _stdout().print(f"deleted {ref}{_applied(applied, timeout)}", markup=False, highlight=False)
+    stdout().print(f"deleted {ref}{_applied(applied, timeout)}", markup=False, highlight=False)
 
 
 def apply(
@@ -168,8 +168,8 @@ def apply(
             f"--if-match names the etag of one resource; the files hold {len(batch)}",
             param_hint="--if-match",
         )
-    out = _stdout()
-    with _client(controller) as client:
+    out = stdout()
+    with connected(controller) as client:
 
         def put(document: documents.Document) -> PutResult:
             return client.put(
@@ -253,9 +253,9 @@ def hosts(
 
     LAG counts committed revisions the host has not applied; FAILING the objects its agent
     reports it cannot apply (sdnc describe nic ID shows their codes)."""
-    with _client(controller) as client:
+    with connected(controller) as client:
         document = client.get_path(HOSTS_PATH)
-    out = _stdout()
+    out = stdout()
     if output in (OutputFormat.json, OutputFormat.yaml):
         render.data(out, document, output.value)
         return
@@ -296,6 +296,6 @@ def describe(
 
     configurationState's details say why the hosts fail it, with their codes."""
     name = _kind(kind)
-    with _client(controller) as client:
+    with connected(controller) as client:
         resource = client.get(f"/{name}/{resource_id}")
-    render.describe(_stdout(), name, resource)
+    render.describe(stdout(), name, resource)

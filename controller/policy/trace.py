@@ -230,5 +230,6 @@ def _dropped(direction: str, host: str, verdict: Verdict) -> str:
     if verdict.missing is not None:
         return f"ACL {verdict.missing} is not on host {host}; the endpoint's traffic is dropped"
     if verdict.rule is not None:
-        return f"dropped {direction} on host {host} by rule {verdict.rule} of ACL {verdict.acl}"
+        rule = verdict.rule.partition("/")[2]
+        return f"dropped {direction} on host {host} by rule {rule} of ACL {verdict.acl}"
     return f"dropped {direction} on host {host} by the default action of ACL {verdict.acl}"

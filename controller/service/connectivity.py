@@ -347,7 +347,10 @@ def _result(found: Trace, refs: dict[str, str]) -> Json:
         hops.append(shown)
     result: Json = {"status": found.status, "hops": hops}
     if found.reason is not None:
-        result["reason"] = found.reason
+        reason = found.reason
+        for instance_id, ref in refs.items():  # the resources it names, as the client knows them
+            reason = reason.replace(instance_id, ref)
+        result["reason"] = reason
     return result
 
 

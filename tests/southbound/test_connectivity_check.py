@@ -8,6 +8,8 @@ a1's ACL ``web`` lets TCP 80 in and denies the rest of what comes in.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 
 from controller.settings import Settings
 from tests.support.bodies import acl, acl_rule
+from tests.support.cli import Outcome, sdnc
 from tests.support.nbi import assert_error, put, put_raw
 from tests.support.southbound import (
     FAST,
@@ -132,7 +135,9 @@ async def test_a_denied_port_fails_at_the_receivers_acl_default(
     assert found["result"]["status"] == "Failure"
     denied = hop(found, "ReceiverAcls")
     assert (denied["action"], denied["decidedBy"]) == ("Deny", "DefaultAction")
-    assert "default action" in found["result"]["reason"]
+    assert found["result"]["reason"] == (
+        f"dropped inbound on host /servers/hostA by the default action of ACL {WEB_ACL}"
+    )
     assert not [h for h in found["result"]["hops"] if h["type"] == "ReceiverEndpoint"]
 
 
@@ -227,3 +232,49 @@ async def test_a_check_without_properties_is_400(database_url: str) -> None:
     async with in_process_controller(Settings(database_url=database_url, **FAST)) as running:
         answer = await put_raw(running.http, CHECK, {"resourceId": "action"})
     assert_error(answer, 400, "InvalidInput")
+
+
+async def _sdnc(controller: InProcessController, *args: str) -> Outcome:
+    # In a thread: the controller and the agents run in this test's event loop.
+    return await asyncio.to_thread(sdnc, controller.base_url, *args)
+
+
+async def test_sdnc_trace_prints_the_hops_and_the_rule(
+    controller: InProcessController, hosts: Fabric
+) -> None:
+    allowed = await _sdnc(controller, "trace", B1, A1, "--protocol", "tcp", "--port", "80")
+    denied = await _sdnc(controller, "trace", B1, A1, "-p", "tcp", "--port", "443")
+
+    assert allowed.code == 0, allowed.stdout + allowed.stderr
+    lines = allowed.stdout.splitlines()
+    hops = [line.split()[1] for line in lines if line.split() and line.split()[0].isdigit()]
+    assert hops == [
+        "SenderEndpoint", "SenderAcls", "Encapsulation", "ReceiverAcls", "ReceiverEndpoint"
+    ]  # fmt: skip
+    assert f"rule {WEB_ACL}/aclRules/r1" in allowed.stdout
+    assert f"{PROVIDER['hostB']} -> {PROVIDER['hostA']}" in allowed.stdout
+    assert lines[-1].startswith("Success")
+    # The virtual network came from the NIC holding the sender's address.
+    assert denied.code == 2
+    assert f"default action of {WEB_ACL}" in denied.stdout
+    assert denied.stdout.splitlines()[-1] == (
+        f"Failure: dropped inbound on host /servers/hostA by the default action of ACL {WEB_ACL}"
+    )
+
+
+async def test_sdnc_trace_answers_json_and_says_what_is_missing(
+    controller: InProcessController, hosts: Fabric
+) -> None:
+    as_json = await _sdnc(controller, "trace", A1, B1, "-o", "json")
+    unknown = await _sdnc(controller, "trace", "24.30.1.98", A1)
+    no_port = await _sdnc(controller, "trace", B1, A1, "--protocol", "udp")
+    named = await _sdnc(controller, "trace", C1, B1, "--network", "red", "--to-network", "blue")
+
+    assert as_json.code == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["properties"]["result"]["status"] == "Success"
+    assert unknown.code == 1
+    assert "give the sender's virtual network with --network" in unknown.stderr
+    assert no_port.code == 2
+    assert "--port" in no_port.stderr
+    assert named.code == 2
+    assert "isolated" in named.stdout
