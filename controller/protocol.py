@@ -76,6 +76,12 @@ MAPPING = "mapping"
 ACL = "acl"
 ACL_RULE = "aclRule"
 ROUTE_TABLE = "routeTable"
+LB_RULE = "lbRule"
+LB_NAT = "lbNat"
+LB_OUTBOUND = "lbOutbound"
+PUBLIC_IP = "publicIp"
+PROBE = "probe"
+VIP_MAP = "vipMap"
 
 
 def object_key(kind: str, instance_id: str) -> str:
