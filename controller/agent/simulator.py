@@ -78,9 +78,16 @@ class Fleet:
     sessions: list[AgentSession] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start(self, *, fail_keys: Callable[[str], bool] = lambda key: False) -> None:
+    def start(
+        self,
+        *,
+        fail_keys: Callable[[str], bool] = lambda key: False,
+        failing_dips: frozenset[str] = frozenset(),
+    ) -> None:
+        """Start an agent per spec; the probes of ``failing_dips`` (ipConfiguration
+        instanceIds) fail on whichever host has them."""
         for spec in self.specs:
-            dataplane = MemoryDataplane(fail_keys)
+            dataplane = MemoryDataplane(fail_keys, failing_dips=set(failing_dips))
             session = AgentSession(
                 self.controllers,
                 spec.server,

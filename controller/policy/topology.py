@@ -223,9 +223,13 @@ def entities_of(kind: str, document: Json | None) -> list[Entity]:
     if kind == PROVIDER_ADDRESS_KIND:
         return [ProviderAddress(str(document["server"]).lower(), str(document["address"]))]
     if kind == DIP_HEALTH_KIND:
+        # A DIP is Up until reported Down: only Down is a fact the compiler keeps (an Up
+        # report removes it), so a DIP never reported and one reported Up are the same.
+        if document["state"] != "Down":
+            return []
         probe, dip = str(document["probe"]), str(document["dip"])
         server = str(document["server"]).lower()
-        return [DipHealth(f"{probe}/{dip}", probe, dip, server, str(document["state"]))]
+        return [DipHealth(f"{probe}/{dip}", probe, dip, server, "Down")]
     rows: list[Json] = document.get("rows", [])
     return [
         entity

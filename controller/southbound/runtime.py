@@ -235,15 +235,21 @@ class Southbound:
         moved, the probe changed) is ignored, as is one that changes nothing."""
         model = self.compiler.model
         host, reporter = str(server), ref.lower()
-        wanted: dict[tuple[str, str], str] = {}
+        # (probe, dip) -> (state, whether the compiler must see it): a DIP is Up for the
+        # compiler until reported Down, so a first Up is stored (slbState shows it) but not
+        # logged -- the first ack of every connection says Up of each healthy DIP.
+        wanted: dict[tuple[str, str], tuple[str, bool]] = {}
         for report in reports:
+            key = (report.probe, report.dip)
             if probe_dips(model, report.probe).get(report.dip) != host:
                 continue
-            held = model.lb.health.get((report.probe, report.dip))
-            if held is not None and (held.server, held.state) == (reporter, report.state):
-                wanted.pop((report.probe, report.dip), None)
-                continue
-            wanted[(report.probe, report.dip)] = report.state
+            held = model.lb.health.get(key)
+            if held is None:
+                wanted[key] = (report.state, report.state == protocol.DOWN)
+            elif (held.server, held.state) != (reporter, report.state):
+                wanted[key] = (report.state, True)
+            else:
+                wanted.pop(key, None)
         if not wanted:
             return
 
@@ -252,8 +258,9 @@ class Southbound:
             health = HealthRepository(connection)
             changed = [
                 (uuid.UUID(probe), uuid.UUID(dip), state)
-                for (probe, dip), state in wanted.items()
+                for (probe, dip), (state, logged) in wanted.items()
                 if await health.record(server, uuid.UUID(probe), uuid.UUID(dip), state, now)
+                and logged
             ]
             changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
             revision = 0

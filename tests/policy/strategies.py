@@ -1387,7 +1387,9 @@ def build(world: World, draw: Draw) -> Iterator[Written]:
         yield lb_create(world, draw)
         if draw(st.booleans()):
             yield mux_put(world, draw)
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(
+            draw(st.integers(1, 3)) if any(n.configs for n in world.nics.values()) else 0
+        ):
             yield nic_balance(world, draw)
         for _ in range(draw(st.integers(0, 3)) if _probed(world) else 0):
             yield health_report(world, draw)
