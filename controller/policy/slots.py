@@ -22,6 +22,7 @@ of one byte per slot (two, big-endian, beyond 255 DIPs) holding an index into ``
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import struct
@@ -58,15 +59,32 @@ def _weights(address: str, size: int) -> tuple[int, ...]:
 def table(dips: Sequence[str], size: int | None = None) -> list[int]:
     """The slot table of ``dips`` (as ``ordered`` returns them): per slot, the index of its
     DIP; empty when there is no DIP."""
+    return list(_table(tuple(dips), size or table_size(len(dips))))
+
+
+def encoded(dips: Sequence[str]) -> str:
+    """``encode(table(dips))``, remembered for recent sets of DIPs: a rule is recomputed
+    far more often (something near it changed) than its DIPs change."""
+    return _encoded(tuple(dips))
+
+
+@functools.lru_cache(maxsize=8192)
+def _encoded(dips: tuple[str, ...]) -> str:
+    return encode(_table(dips, table_size(len(dips))), len(dips))
+
+
+@functools.lru_cache(maxsize=256)
+def _table(dips: tuple[str, ...], size: int) -> tuple[int, ...]:
     if not dips:
-        return []
-    size = size or table_size(len(dips))
+        return ()
     columns = [
         [weight << _INDEX_BITS | index for weight in _weights(dip, size)]
         for index, dip in enumerate(dips)
     ]
     low = (1 << _INDEX_BITS) - 1
-    return [weight & low for weight in map(max, *columns)] if len(columns) > 1 else [0] * size
+    if len(columns) == 1:
+        return (0,) * size
+    return tuple(weight & low for weight in map(max, *columns))
 
 
 def encode(slots: Sequence[int], dips: int) -> str:

@@ -175,3 +175,20 @@ async def test_a_malformed_health_report_is_refused(
         assert "health.0.probe" in refusal["message"]
         assert await closed_by_the_controller(websocket)
     assert await _stored(database) == []
+
+
+async def test_agents_told_to_fail_a_probe_report_it_when_they_connect(
+    controller: InProcessController, database: Database
+) -> None:
+    ids = await _build(controller.http)
+    minted = await tokens(database, HOSTS)
+    agents = Fleet([controller.base_url], [AgentSpec(h, minted[h], PROVIDER[h]) for h in HOSTS])
+    agents.start(failing_dips=frozenset({ids["VM2"]}))
+    try:
+        for host in HOSTS:
+            await eventually(
+                lambda h=host: _rule_dips(agents, h) == ["24.30.1.4"], 10, f"{host} without VM2"
+            )
+        assert (ids["P1"], ids["VM2"], "Down") in await _stored(database)
+    finally:
+        await agents.stop()

@@ -137,7 +137,7 @@ def _rule(model: Model, key: str) -> Computed | None:
     body = _common(rule, vips) | {
         "distribution": rule.distribution or "Default",
         "dips": addresses,
-        "slots": slots.encode(slots.table(addresses), len(addresses)),
+        "slots": slots.encoded(addresses),
     }
     return Computed(protocol.object_key(protocol.LB_RULE, rule.id), body, hosts)
 
@@ -295,6 +295,20 @@ class _Touched:
         if config.public_ip is not None:
             self.add(protocol.PUBLIC_IP, (config.public_ip,))
 
+    def located(self, config: IpConfig) -> None:
+        """The objects that say where ``config`` lives: the maps of the VIPs it is behind
+        and its public IP."""
+        lb = self.model.lb
+        for pool in config.pools:
+            for rule in lb.rules_of_pool.get(pool, ()):
+                self.add(protocol.VIP_MAP, lb.rules[rule].frontends)
+        for nat in config.nat_rules:
+            found = lb.rules.get(nat)
+            if found is not None:
+                self.add(protocol.VIP_MAP, found.frontends)
+        if config.public_ip is not None:
+            self.add(protocol.PUBLIC_IP, (config.public_ip,))
+
     def configs(self, keys: Iterable[str]) -> None:
         for key in keys:
             found = self.model.configs.get(key)
@@ -323,7 +337,12 @@ def _touched(model: Model, entity: object) -> dict[str, set[str]]:
             if entity.key in lb.muxes_of_server:
                 touched.everything()  # every object goes to the muxes' hosts
         case ProviderAddress():
-            touched.server(entity.key)
+            # Only where DIPs live names provider addresses: the muxes' maps, public IPs.
+            for nic in model.nics_of_server.get(entity.key, ()):
+                for config_key in model.configs_of_nic.get(nic, ()):
+                    config = model.configs.get(config_key)
+                    if config is not None:
+                        touched.located(config)
         case Subnet():
             touched.frontends(lb.frontends_of_subnet.get(entity.key, ()))
         case Frontend():
