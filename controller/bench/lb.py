@@ -36,8 +36,15 @@ import httpx
 from controller import protocol
 from controller.agent.session import AgentSession, Body
 from controller.agent.simulator import AgentSpec, Fleet, MemoryDataplane
+from controller.bench.calls import (
+    agent_tokens,
+    put,
+    put_all,
+    southbound_status,
+    summary,
+    timed_puts,
+)
 from controller.bench.common import BenchError, percentile, started_controller
-from controller.bench.convergence import _put, _put_all, _status, _summary, _timed_puts, _tokens
 
 PREFIX = "lb"
 GROUP = 10  # hosts per group, and DIPs per VIP
@@ -132,10 +139,10 @@ async def _provision(
     client: httpx.AsyncClient, options: Options, log: Callable[[str], None]
 ) -> None:
     started = time.perf_counter()
-    await _put(
+    await put(
         client, f"/credentials/{PREFIX}", {"properties": {"type": "X509Certificate", "value": "00"}}
     )
-    await _put(
+    await put(
         client,
         f"/logicalNetworks/{PREFIX}-pa",
         {"properties": {"networkVirtualizationEnabled": True}},
@@ -143,7 +150,7 @@ async def _provision(
     mac_pool = {
         "properties": {"startMacAddress": "02-10-00-00-00-00", "endMacAddress": "02-10-00-FF-FF-FF"}
     }
-    await _put(client, f"/macPools/{PREFIX}", mac_pool)
+    await put(client, f"/macPools/{PREFIX}", mac_pool)
     network = ipaddress.ip_network(VIP_NETWORK)
     vip_subnet = {
         "resourceId": "vip",
@@ -161,9 +168,9 @@ async def _provision(
             ],
         },
     }
-    await _put(client, f"/logicalNetworks/{PREFIX}-vip", {"properties": {"subnets": [vip_subnet]}})
+    await put(client, f"/logicalNetworks/{PREFIX}-vip", {"properties": {"subnets": [vip_subnet]}})
     pool = f"/logicalNetworks/{PREFIX}-vip/subnets/vip/ipPools/pool"
-    await _put(
+    await put(
         client,
         "/loadBalancerManager/config",
         {
@@ -178,12 +185,12 @@ async def _provision(
         "credential": {"resourceRef": f"/credentials/{PREFIX}"},
     }
     server = {"properties": {"connections": [connection]}}
-    await _put_all(
+    await put_all(
         client,
         options.concurrency,
         [(f"/servers/{PREFIX}-{i}", server) for i in range(options.agents)],
     )
-    await _put(
+    await put(
         client,
         f"/loadBalancerMuxes/{PREFIX}-mux",
         {"properties": {"server": {"resourceRef": f"/servers/{PREFIX}-0"}}},
@@ -203,13 +210,13 @@ async def _provision(
         )
         for g in range(_groups(options))
     ]
-    await _put_all(client, options.concurrency, networks)
-    await _put_all(
+    await put_all(client, options.concurrency, networks)
+    await put_all(
         client,
         options.concurrency,
         [(f"/loadBalancers/{PREFIX}-{v}", _lb(v)) for v in range(options.vips)],
     )
-    await _put_all(
+    await put_all(
         client,
         options.concurrency,
         [(f"/networkInterfaces/{PREFIX}-{h}", _nic(h, options)) for h in range(options.agents)],
@@ -269,14 +276,14 @@ async def _dip_changes(
         path = f"/networkInterfaces/{PREFIX}-{dip.host}/ipConfigurations/v{dip.vip}"
         affected = _holding(fleet, dip.rule)
         before = [s.stats.bytes_received for s in affected]
-        timed, missed = await _timed_puts(
+        timed, missed = await timed_puts(
             client, [(path, _config(dip.vip, options, pooled=False))], options.timeout
         )
         latencies += timed
         timeouts += missed
         sent += sum(s.stats.bytes_received for s in affected) - sum(before)
         hosts += len(affected)
-        await _timed_puts(client, [(path, _config(dip.vip, options))], options.timeout)
+        await timed_puts(client, [(path, _config(dip.vip, options))], options.timeout)
     return latencies, timeouts, sent / max(1, hosts)
 
 
@@ -364,11 +371,11 @@ async def _measure(
     async with httpx.AsyncClient(base_url=base_url, timeout=options.timeout + 30) as client:
         await _provision(client, options, log)
         dips = await _dips(client, options)
-        tokens = await _tokens(database_url, options.agents)
+        tokens = await agent_tokens(database_url, options.agents)
         fleet = _fleet(base_url, tokens, options)
         started = time.perf_counter()
         fleet.start()
-        revision = (await _status(client))["revision"]
+        revision = (await southbound_status(client))["revision"]
         if not await fleet.applied(revision, 300):
             raise BenchError("the simulated agents did not all reach the current revision")
         took = time.perf_counter() - started
@@ -378,12 +385,12 @@ async def _measure(
         gc.collect()
         gc.freeze()
         try:
-            before = await _status(client)
+            before = await southbound_status(client)
             change_latencies, change_timeouts, per_host = await _dip_changes(
                 client, fleet, dips, options
             )
             probe_latencies, probe_timeouts = await _probe_failures(fleet, dips, options)
-            after = await _status(client)
+            after = await southbound_status(client)
         finally:
             await fleet.stop()
     compile_ms = (after["compileSecondsTotal"] - before["compileSecondsTotal"]) * 1000
@@ -394,7 +401,7 @@ async def _measure(
         "vips": options.vips,
         "dips_per_vip": GROUP,
         "changes": options.changes,
-        **_summary("dip_change", change_latencies, change_timeouts),
+        **summary("dip_change", change_latencies, change_timeouts),
         "probe_down_to_acked_p50_ms": percentile(probes, 50),
         "probe_down_to_acked_p99_ms": percentile(probes, 99),
         "probe_down_to_acked_max_ms": round(probes[-1], 2) if probes else 0.0,
