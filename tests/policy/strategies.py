@@ -22,7 +22,13 @@ The generated clients (``OPERATIONS``) only make writes the NBI accepts: create,
 delete any aggregate, move a NIC to another server or unbind it, re-address an
 ipConfiguration, add or remove ipConfigurations, subnets, ACL rules and routes, attach and
 detach ACLs and route tables, change QoS, flip the encapsulation, report provider addresses,
-re-PUT a resource unchanged, and write kinds the compiler does not read.
+re-PUT a resource unchanged, and write kinds the compiler does not read. Load balancing too:
+load balancers (public, public-IP and internal frontends, pools, probes, load-balancing,
+inbound and outbound NAT rules) created, edited and deleted, public IPs, muxes placed on
+servers, ipConfigurations joining and leaving pools, NAT rules and public IPs, and agents'
+reports of DIP health (``agentDipHealth`` changes, as the southbound records them). A report
+goes with its DIP, its probe and its reporting server, as the store's ON DELETE CASCADE
+takes it.
 """
 
 from __future__ import annotations
