@@ -18,7 +18,7 @@ from controller.agent.simulator import AgentSpec, Fleet
 from controller.store.database import Database
 from controller.store.health import HEALTH
 from tests.support.bodies import connection, credential, ref, server
-from tests.support.nbi import get, put
+from tests.support.nbi import delete, get, put
 from tests.support.slb import dip_nic, slb_fabric, web_lb
 from tests.support.southbound import (
     InProcessController,
@@ -192,3 +192,26 @@ async def test_agents_told_to_fail_a_probe_report_it_when_they_connect(
         assert (ids["P1"], ids["VM2"], "Down") in await _stored(database)
     finally:
         await agents.stop()
+
+
+async def test_a_host_declared_gone_takes_its_reports_with_it(
+    controller: InProcessController,
+    database: Database,
+    fleet: tuple[Fleet, dict[str, str]],
+) -> None:
+    """VM2 is reported Down by h2, moves to h1 (its last report still holds: h1 has not said
+    otherwise), then h2 is deleted: the report goes with it and VM2 is back in the tables."""
+    agents, ids = fleet
+    both = ["24.30.1.4", "24.30.1.5"]
+    await eventually(lambda: _rule_dips(agents, "mux") == both, 10, "the mux's rule")
+    await agents.fail_probe("h2", ids["VM2"])
+    await eventually(lambda: _rule_dips(agents, "mux") == ["24.30.1.4"], 10, "VM2 out")
+    body = dip_nic("ip1", "24.30.1.5", loadBalancerBackendAddressPools=[ref(BE)])
+    body["properties"]["server"] = ref("/servers/h1")
+    await put(controller.http, "/networkInterfaces/VM2", body)
+    await asyncio.sleep(0.3)
+    assert _rule_dips(agents, "mux") == ["24.30.1.4"]
+    await delete(controller.http, "/servers/h2")
+    await eventually(lambda: _rule_dips(agents, "mux") == both, 10, "VM2 back")
+    assert (ids["P1"], ids["VM2"], "Down") not in await _stored(database)
+    assert await _slb_health(controller.http) == {"24.30.1.4": "Up", "24.30.1.5": "Unknown"}
