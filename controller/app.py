@@ -26,7 +26,7 @@ from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.connectivity import ConnectivityChecks, PolicyReader
 from controller.service.resources import ResourceService
-from controller.service.slb_state import HealthReader, SlbDiagnostics, no_health_reports
+from controller.service.slb_state import HealthReader, SlbDiagnostics, stored_health
 from controller.settings import Settings
 from controller.southbound.runtime import Southbound, SouthboundOptions
 from controller.store.database import Database, Timeouts
@@ -47,9 +47,10 @@ def create_app(
     settings: Settings,
     *,
     database: Database | None = None,
-    dip_health: HealthReader = no_health_reports,
+    dip_health: HealthReader | None = None,
 ) -> FastAPI:
-    """``dip_health`` reads the DIP health the hosts reported (for the slbState diagnostics)."""
+    """``dip_health`` reads the DIP health for the slbState diagnostics (by default what the
+    hosts reported, as stored)."""
     owns_database = database is None
     db = database or Database(
         settings.resolved_database_url(),
@@ -111,7 +112,7 @@ def create_app(
     waiter = metrics.timed_waiter(_waiter(southbound))
     builder = RouteBuilder(service, options, wait_applied=waiter)
     app.include_router(builder.router(REGISTRY))
-    slb_state = SlbDiagnostics(db, health=dip_health)
+    slb_state = SlbDiagnostics(db, health=dip_health or stored_health(db))
     app.include_router(
         diagnostics.diagnostics_router(slb_state, max_json_depth=settings.max_json_depth)
     )

@@ -194,20 +194,34 @@ def bench_convergence(
         int, typer.Option(min=1, metavar="N", help="Timed changes of each kind.")
     ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="default: ACL and endpoint changes; lb: DIP changes and failed probes of "
+            "load balancers (uses --vips, not --endpoints).",
+        ),
+    ] = "default",
+    vips: Annotated[
+        int, typer.Option(min=1, metavar="N", help="lb scenario: load balancers of 10 DIPs each.")
+    ] = 100,
 ) -> None:
     """Time a northbound change until every affected simulated agent has acknowledged it."""
-    from controller.bench import convergence
+    from controller.bench import convergence, lb
     from controller.bench.common import BenchError
 
     settings = Settings()
-    options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+    log = lambda line: typer.echo(line, err=True)  # noqa: E731
     try:
-        report = convergence.run(
-            controller,
-            settings.resolved_database_url(),
-            options,
-            log=lambda line: typer.echo(line, err=True),
-        )
+        if scenario == "lb":
+            lb_options = lb.Options(agents=agents, vips=vips, changes=changes)
+            report = lb.run(controller, settings.resolved_database_url(), lb_options, log=log)
+        elif scenario == "default":
+            options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+            report = convergence.run(controller, settings.resolved_database_url(), options, log=log)
+        else:
+            typer.echo(f"error: no scenario '{scenario}' (default, lb)", err=True)
+            raise typer.Exit(2)
     except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -255,6 +269,14 @@ def simulate_agents(
         str,
         typer.Option(metavar="PREFIX", help="Provider addresses are handed out from this prefix."),
     ] = "10.250.0.0/16",
+    fail_dip: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ID",
+            help="The instanceId of an ipConfiguration whose load balancer probes fail on "
+            "its host (it is reported Down); repeat for more.",
+        ),
+    ] = None,
 ) -> None:
     """Run simulated host agents (in memory) for the first COUNT servers, until interrupted."""
     import asyncio
@@ -263,7 +285,15 @@ def simulate_agents(
 
     settings = Settings()
     _configure_logging(settings)
-    asyncio.run(run_fleet(settings.resolved_database_url(), controller, count, provider_network))
+    asyncio.run(
+        run_fleet(
+            settings.resolved_database_url(),
+            controller,
+            count,
+            provider_network,
+            failing_dips=frozenset(dip.lower() for dip in fail_dip or ()),
+        )
+    )
 
 
 @app.command()

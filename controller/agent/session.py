@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 # after (about every 100 s at the longest backoff).
 REFUSAL_WARNING_EVERY = 20
 Body = dict[str, Any]
+# (probe instanceId, DIP ipConfiguration instanceId) -> "Up" | "Down".
+HealthStates = dict[tuple[str, str], str]
+# Runs the probes of the host's DIPs over its desired state: their states now.
+Prober = Callable[[dict[str, Body]], HealthStates]
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class AgentSession:
         state: AgentState | None = None,
         ping_interval: float = 10.0,
         max_backoff: float = 5.0,
+        prober: Prober | None = None,
     ) -> None:
         self.controllers = [url.rstrip("/") for url in controllers]
         self.server = server
@@ -97,6 +102,12 @@ class AgentSession:
         self.ping_interval = ping_interval
         self.max_backoff = max_backoff
         self.stats = SessionStats()
+        self.prober = prober
+        # The DIP states this agent found (a DIP not listed is Up, as the controller assumes
+        # until told otherwise), and the changes the controller has not been sent yet.
+        self.health: HealthStates = {}
+        self._health_unsent: HealthStates = {}
+        self._resend = False
         self.last_refusal: tuple[str, str] | None = None  # (code, message) of the last error
         self.connected = asyncio.Event()
         self._next = 0
@@ -167,6 +178,10 @@ class AgentSession:
                 self.server, self.state.applied_revision, provider_address=self.provider_address
             )
             await websocket.send(protocol.encode(hello))
+            # A new connection (perhaps to another replica, after a report was lost, or from
+            # an agent that restarted and remembers nothing): say every state once more with
+            # the first ack; the controller keeps only what differs from what it holds.
+            self._resend = True
             self.connected.set()
             self._websocket = websocket
             try:
@@ -217,7 +232,34 @@ class AgentSession:
         elif kind != protocol.BOOKMARK:
             return
         self.state.applied_revision = max(self.state.applied_revision, revision)
+        if kind != protocol.BOOKMARK:
+            self._probe()
         await self._ack(websocket, revision)
+
+    def _probe(self) -> None:
+        """Run the probes over the state now; keep the changes to report."""
+        if self.prober is None:
+            return
+        found = self.prober(self.state.objects)
+        if self._resend:
+            self._resend = False
+            self._health_unsent = dict(found)
+        for key in [k for k in self.health if k not in found]:
+            del self.health[key]  # no longer this host's to probe
+            self._health_unsent.pop(key, None)
+        for key, state in found.items():
+            if self.health.get(key, protocol.UP) != state:
+                self._health_unsent[key] = state
+            self.health[key] = state
+
+    async def probe_again(self) -> None:
+        """A probe's outcome changed between changes of the desired state: report it now, as
+        an ack of the revision already applied."""
+        self._probe()
+        websocket = self._websocket
+        if websocket is not None and self._health_unsent:
+            with contextlib.suppress(WebSocketException):
+                await self._ack(websocket, self.state.applied_revision)
 
     async def _ack(self, websocket: ClientConnection, revision: int) -> None:
         # An ack means "all up to revision is applied except these": every object still
@@ -226,8 +268,18 @@ class AgentSession:
             {"key": f.key, "code": f.code, "message": f.message}
             for f in self.state.failing.values()
         ]
+        health = [
+            {"probe": probe, "dip": dip, "state": state}
+            for (probe, dip), state in list(self._health_unsent.items())[
+                : protocol.MAX_HEALTH_REPORTS
+            ]
+        ]
         async with self._sending:
-            await websocket.send(protocol.encode(protocol.ack(revision, report)))
+            await websocket.send(protocol.encode(protocol.ack(revision, report, health)))
+        for entry in health:  # sent; a change since is sent with the next ack
+            key = (entry["probe"], entry["dip"])
+            if self._health_unsent.get(key) == entry["state"]:
+                del self._health_unsent[key]
 
     async def report(self, failures: Sequence[Failure]) -> None:
         """The host's failing objects changed outside an apply (a resync found drift it could

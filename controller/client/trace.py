@@ -33,7 +33,8 @@ def trace(
     source: Annotated[str, typer.Argument(metavar="SRC", help="The sender's IP address.")],
     destination: Annotated[str, typer.Argument(metavar="DST", help="The receiver's IP address.")],
     protocol: Annotated[
-        Protocol, typer.Option("--protocol", "-p", help="icmp (a ping), tcp or udp.")
+        Protocol,
+        typer.Option("--protocol", "-p", metavar="PROTOCOL", help="icmp (a ping), tcp or udp."),
     ] = Protocol.icmp,
     port: Annotated[
         int | None,

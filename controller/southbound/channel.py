@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 ServerLookup = Callable[[str], Awaitable[tuple[uuid.UUID, str] | None]]
 SecretSource = Callable[[], Awaitable[str]]
 AddressRegistry = Callable[[uuid.UUID, str, str], Awaitable[None]]
+# Records DIP health changes a server's agent reported (server id, server resourceRef).
+HealthRegistry = Callable[[uuid.UUID, str, Sequence[protocol.Health]], Awaitable[None]]
 # Whether this replica has (or, within a bounded wait, gets to) a revision an agent names.
 RevisionCheck = Callable[[int], Awaitable[bool]]
 
@@ -57,6 +59,7 @@ class Channel:
         register_address: AddressRegistry,
         known_addresses: Callable[[uuid.UUID], str | None],
         has_revision: RevisionCheck,
+        report_health: HealthRegistry | None = None,
         hello_timeout: float = 10.0,
     ) -> None:
         self.hub = hub
@@ -65,6 +68,7 @@ class Channel:
         self.register_address = register_address
         self.known_addresses = known_addresses
         self.has_revision = has_revision
+        self.report_health = report_health
         self.hello_timeout = hello_timeout
         # When a refusal of each server's agent was last logged (monotonic seconds).
         self._refusals_logged: dict[str, float] = {}
@@ -92,7 +96,7 @@ class Channel:
             return
         except WebSocketDisconnect:
             return
-        await self._run(websocket, server_id, hello)
+        await self._run(websocket, server_id, server_ref, hello)
 
     async def _hello(
         self, websocket: WebSocket, server_id: uuid.UUID, server_ref: str
@@ -116,7 +120,9 @@ class Channel:
             await self.register_address(server_id, server_ref, address)
         return hello
 
-    async def _run(self, websocket: WebSocket, server: uuid.UUID, hello: protocol.Hello) -> None:
+    async def _run(
+        self, websocket: WebSocket, server: uuid.UUID, server_ref: str, hello: protocol.Hello
+    ) -> None:
         session = Session(server, websocket.send_bytes)
         session.on_overflow = lambda: _close_soon(websocket, protocol.TRY_AGAIN_LATER)
         applied = hello.applied_revision
@@ -126,10 +132,16 @@ class Channel:
         pump = asyncio.create_task(self._send(websocket, session), name=f"send-{server}")
         violation: protocol.ProtocolError | None = None
         try:
-            await self._receive_acks(websocket, session)
+            await self._receive_acks(websocket, session, server_ref)
             await websocket.close(code=protocol.TRY_AGAIN_LATER)  # it overflowed
         except protocol.ProtocolError as exc:
             violation = exc
+        except ServiceUnavailable as exc:
+            # Health it reported could not be recorded: it reconnects later and reports
+            # again what it holds.
+            log.warning("agent of %s: its report could not be recorded (%s)", server, exc)
+            with contextlib.suppress(Exception):
+                await websocket.close(code=protocol.TRY_AGAIN_LATER)
         except (WebSocketDisconnect, RuntimeError) as exc:
             log.info("agent of %s disconnected: %s", server, exc or type(exc).__name__)
         finally:
@@ -140,7 +152,7 @@ class Channel:
         if violation is not None:
             await _refuse(websocket, server, violation)
 
-    async def _receive_acks(self, websocket: WebSocket, session: Session) -> None:
+    async def _receive_acks(self, websocket: WebSocket, session: Session, server_ref: str) -> None:
         while not session.overflowed:
             ack = protocol.read_ack(await _receive(websocket, None))
             # Everything the agent holds came from this session (after its hello): a higher
@@ -151,6 +163,8 @@ class Channel:
                     f"to {session.sent_revision}"
                 )
             self.hub.acked(session, ack.revision, ack.reported())
+            if ack.health and self.report_health is not None:
+                await self.report_health(session.server, server_ref, ack.health)
 
     @staticmethod
     async def _send(websocket: WebSocket, session: Session) -> None:
