@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,15 +35,33 @@ def _configure_logging(level: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve TLS with this certificate (chain), PEM.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key, PEM.")
+    ] = None,
+    client_ca: Annotated[
+        Path | None, typer.Option(help="Accept client certificates signed by this CA, PEM.")
+    ] = None,
 ) -> None:
-    """Apply pending migrations and serve the northbound API."""
-    import uvicorn
+    """Apply pending migrations and serve the northbound API. SIGHUP reloads the TLS files."""
+    from pydantic import ValidationError
 
     from controller.app import create_app
-    from controller.server import build_config, raise_open_files_limit
+    from controller.server import Server, build_config, raise_open_files_limit, tls_reloader
     from controller.store import migrate
+    from controller.tls import TlsError
 
-    settings = Settings()
+    given = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_client_ca": client_ca}
+    # Options given on the command line win over the SDNC_* environment.
+    overrides: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    try:
+        settings = Settings(**overrides)
+        reloader = tls_reloader(settings)
+    except (ValidationError, TlsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     _configure_logging(settings.log_level)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
@@ -54,8 +72,9 @@ def serve(
         settings,
         host=host or settings.host,
         port=settings.port if port is None else port,
+        tls=reloader.context if reloader is not None else None,
     )
-    server = uvicorn.Server(config)
+    server = Server(config, reloader)
     server.run()
     if not server.started:
         raise typer.Exit(3)

@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
     vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)
 
+    # TLS for the northbound API and the agent channel: the server's certificate (chain) and
+    # key, PEM; with a client CA, clients may present a certificate signed by it. Both files
+    # are read again on SIGHUP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("SDNC_TLS_CERT and SDNC_TLS_KEY go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("SDNC_TLS_CLIENT_CA needs TLS: give SDNC_TLS_CERT and SDNC_TLS_KEY")
+        return self
+
     @model_validator(mode="after")
     def _vsid_range(self) -> Self:
         if self.vsid_min > self.vsid_max:
