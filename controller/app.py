@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -13,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controller import __version__
+from controller import __version__, security
 from controller.api import diagnostics, docs
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
@@ -40,8 +41,10 @@ def create_app(
     *,
     database: Database | None = None,
     dip_health: HealthReader = no_health_reports,
+    issuer_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
-    """``dip_health`` reads the DIP health the hosts reported (for the slbState diagnostics)."""
+    """``dip_health`` reads the DIP health the hosts reported (for the slbState diagnostics);
+    ``issuer_client`` reaches the OIDC issuer (default: a client of its own)."""
     owns_database = database is None
     db = database or Database(
         settings.resolved_database_url(),
@@ -64,6 +67,7 @@ def create_app(
         await southbound.start()
         yield
         await southbound.stop()
+        await guard.aclose()
         if owns_database:
             await db.dispose()
 
@@ -75,6 +79,8 @@ def create_app(
     )
     app.state.service = service
     app.state.southbound = southbound
+    # Inside the NBI middleware: refusals get request ids, and see canonical paths.
+    guard = security.install(app, settings, db, issuer_client=issuer_client)
     app.add_middleware(
         NbiMiddleware,
         registry=REGISTRY,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from controller.cli_access import cert_app, token_app
 from controller.settings import Settings
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(token_app, name="token")
+app.add_typer(cert_app, name="cert")
 
 
 def _configure_logging(level: str) -> None:
@@ -44,16 +47,35 @@ def serve(
     client_ca: Annotated[
         Path | None, typer.Option(help="Accept client certificates signed by this CA, PEM.")
     ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(help="How clients authenticate: none, or any of token,x509,oidc."),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow --auth none on a non-loopback address.")
+    ] = False,
 ) -> None:
     """Apply pending migrations and serve the northbound API. SIGHUP reloads the TLS files."""
     from pydantic import ValidationError
 
     from controller.app import create_app
-    from controller.server import Server, build_config, raise_open_files_limit, tls_reloader
+    from controller.server import (
+        Server,
+        build_config,
+        exposure_problem,
+        raise_open_files_limit,
+        tls_reloader,
+    )
     from controller.store import migrate
     from controller.tls import TlsError
 
-    given = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_client_ca": client_ca}
+    given = {
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": client_ca,
+        "auth": auth,
+        "insecure": insecure or None,
+    }
     # Options given on the command line win over the SDNC_* environment.
     overrides: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     try:
@@ -62,6 +84,11 @@ def serve(
     except (ValidationError, TlsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    listen = host or settings.host
+    problem = exposure_problem(settings, listen)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     _configure_logging(settings.log_level)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
@@ -70,7 +97,7 @@ def serve(
     config = build_config(
         create_app(settings),
         settings,
-        host=host or settings.host,
+        host=listen,
         port=settings.port if port is None else port,
         tls=reloader.context if reloader is not None else None,
     )

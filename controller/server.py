@@ -6,6 +6,7 @@ controller run the same uvicorn configuration, with the protocol classes of
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import resource
 import signal
@@ -108,6 +109,28 @@ def build_config(
         # Our own context rather than uvicorn's ssl_* options: it is the one a reload changes.
         ssl_context_factory=tls_context if tls is not None else None,
         **WEBSOCKET_OPTIONS,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def exposure_problem(settings: Settings, host: str) -> str | None:
+    """Why serving on ``host`` with these settings would expose the network to anyone, or
+    None. Without authentication every client is an admin: acceptable where only this
+    machine's users can connect, and only on purpose anywhere else."""
+    if "none" not in settings.auth_modes() or is_loopback(host) or settings.insecure:
+        return None
+    return (
+        f"refusing to listen on {host} without authentication: anyone who can reach it could "
+        "rewrite every tenant's network. Choose --auth token, x509 or oidc (see docs/security.md), "
+        "listen on 127.0.0.1, or give --insecure to accept the risk."
     )
 
 

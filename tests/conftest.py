@@ -39,6 +39,8 @@ TABLES = (
     "change_log",
     "controller_secrets",
     "diagnostic_results",
+    "api_tokens",
+    "client_certificates",
 )
 
 

@@ -195,3 +195,30 @@ class DiagnosticResult(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ApiToken(Base):
+    """A northbound API token: only its SHA-256 is kept, never the token."""
+
+    __tablename__ = "api_tokens"
+
+    # The name lower-cased: names compare case-insensitively.
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so that an operator can tell which one a client holds.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientCertificate(Base):
+    """A client certificate allowed in, by its thumbprint (``thumbprint:HEX``) or its subject
+    (``subject:CN=...``), and the role it gets."""
+
+    __tablename__ = "client_certificates"
+
+    identity: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

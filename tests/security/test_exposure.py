@@ -1,0 +1,113 @@
+"""Secure defaults: ``sdnc serve`` without authentication listens on loopback only (unless
+told ``--insecure``), the settings refuse incoherent security, and repeated failed logins from
+one address are answered 429 with ``Retry-After`` while other clients go on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from controller.app import create_app
+from controller.core.roles import Role
+from controller.server import exposure_problem, is_loopback
+from controller.service.access import AccessService
+from controller.settings import Settings
+from controller.store.database import Database
+from tests.support.bodies import acl
+from tests.support.nbi import PS_HEADERS, V1, serve
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("198.18.0.1", False),
+        ("controller.example", False),
+    ],
+)
+def test_loopback_addresses(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+    problem = exposure_problem(Settings(), host)
+    assert (problem is None) is loopback
+    assert exposure_problem(Settings(insecure=True), host) is None
+    assert exposure_problem(Settings(auth="token"), host) is None
+
+
+def test_serve_refuses_no_authentication_on_another_address(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "serve", "--host", "0.0.0.0", "--port", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SDNC_DATA_DIR": str(tmp_path / "data")},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "refusing to listen on 0.0.0.0 without authentication" in result.stderr
+    assert "--insecure" in result.stderr
+    # Refused before anything was done: no database was even made.
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"auth": "none,token"}, "cannot be combined"),
+        ({"auth": "kerberos"}, "give none, or any of"),
+        ({"auth": "x509"}, "needs a client CA"),
+        ({"auth": "oidc", "oidc_issuer": "https://id.example"}, "SDNC_OIDC_AUDIENCE"),
+        ({"tls_cert": "a.crt"}, "go together"),
+    ],
+)
+def test_settings_refuse_incoherent_security(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**settings)  # type: ignore[arg-type]
+
+
+async def test_repeated_failed_logins_are_throttled_per_address(
+    settings: Settings, database: Database
+) -> None:
+    secured = settings.model_copy(update={"auth": "token", "auth_failure_limit": 10})
+    app = create_app(secured, database=database)
+    _, good = await AccessService(database).create_token("ops", Role.OPERATOR)
+    attacker = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+    bystander = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with serve(app):
+        async with httpx.AsyncClient(transport=attacker, base_url="http://nc") as http:
+            statuses = []
+            for attempt in range(50):
+                answer = await http.put(
+                    f"{V1}/accessControlLists/a{attempt}",
+                    json=acl(),
+                    headers={**PS_HEADERS, "Authorization": f"Bearer sdnc_wrong{attempt}"},
+                )
+                statuses.append(answer.status_code)
+            assert statuses == [401] * 10 + [429] * 40
+            assert answer.json()["error"]["code"] == "TooManyFailedLogins"
+            assert 1 <= int(answer.headers["retry-after"]) <= 60
+            # Blocked means blocked: even the right token waits.
+            blocked = await http.get(f"{V1}/accessControlLists", headers=_bearer(good))
+            assert blocked.status_code == 429
+        async with httpx.AsyncClient(transport=bystander, base_url="http://nc") as http:
+            answer = await http.put(
+                f"{V1}/accessControlLists/web", json=acl(), headers={**PS_HEADERS, **_bearer(good)}
+            )
+            assert answer.status_code == 201
+            listed = await http.get(f"{V1}/accessControlLists", headers=_bearer(good))
+            assert [item["resourceId"] for item in listed.json()["value"]] == ["web"]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
