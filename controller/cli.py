@@ -258,7 +258,27 @@ def agent(
         list[str], typer.Option(help="Controller base URL; repeat to give fallbacks.")
     ],
     server: Annotated[str, typer.Option(help="This host's servers resourceId.")],
-    token: Annotated[str, typer.Option(help="The agent token (see `sdnc agent-token`).")],
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the agent token (see `sdnc agent-token`)."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="The agent token; visible to every user: prefer --token-file."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Verify https:// controllers against this CA, PEM.")
+    ] = None,
+    cert_file: Annotated[
+        Path | None, typer.Option(help="Client certificate naming this server, PEM.")
+    ] = None,
+    key_file: Annotated[Path | None, typer.Option(help="Its private key, PEM.")] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Allow sending the token in clear to a non-loopback controller."
+        ),
+    ] = False,
     provider_address: Annotated[
         str | None, typer.Option(help="This host's provider (underlay) address.")
     ] = None,
@@ -271,16 +291,41 @@ def agent(
     ] = 10.0,
 ) -> None:
     """Run the Linux host agent in this network namespace until SIGTERM (which leaves the
-    data plane in place)."""
+    data plane in place). The token may also come from SDNC_AGENT_TOKEN."""
     import asyncio
 
+    from controller.agent.credentials import (
+        CredentialError,
+        TlsOptions,
+        cleartext_problem,
+        client_context,
+        read_token,
+    )
     from controller.agent.linux.daemon import Options, run_agent
 
     _configure_logging(Settings().log_level)
+    try:
+        secret = read_token(token_file, given=token)
+        tls = None
+        if any(url.startswith("https:") for url in controller):
+            tls = client_context(TlsOptions(ca_file, cert_file, key_file))
+        problem = cleartext_problem(controller, has_token=secret is not None, insecure=insecure)
+        if secret is None and cert_file is None:
+            problem = "no credentials: give --token-file (or SDNC_AGENT_TOKEN) or --cert-file"
+    except CredentialError as exc:
+        problem = str(exc)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    if token:
+        logging.getLogger(__name__).warning(
+            "--token shows the agent token to every user of this host: use --token-file"
+        )
     options = Options(
         controllers=controller,
         server=server,
-        token=token,
+        token=secret,
+        tls=tls,
         provider_address=provider_address,
         state_dir=state_dir or Path("/var/lib/sdnc-agent") / server,
         resync_interval=resync_interval,

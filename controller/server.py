@@ -6,7 +6,6 @@ controller run the same uvicorn configuration, with the protocol classes of
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import resource
 import signal
@@ -19,6 +18,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from controller.api.connection import GuardedWebSocketProtocol, guarded_protocol
 from controller.api.limits import HttpLimits
+from controller.core.hosts import is_loopback
 from controller.settings import Settings
 from controller.southbound.runtime import WEBSOCKET_OPTIONS
 from controller.tls import TlsFiles, TlsReloader
@@ -110,15 +110,6 @@ def build_config(
         ssl_context_factory=tls_context if tls is not None else None,
         **WEBSOCKET_OPTIONS,
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
 
 
 def exposure_problem(settings: Settings, host: str) -> str | None:

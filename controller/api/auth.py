@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api.oidc import OidcVerifier
-from controller.api.peer import client_certificate
 from controller.api.responses import error_response
 from controller.api.throttle import FailureThrottle
 from controller.core.roles import Role, allows, needed_role
 from controller.errors import ControllerError, Forbidden, TooManyFailedLogins, Unauthorized
 from controller.service.access import TOKEN_PREFIX, AccessService, Principal
+from controller.service.identities import client_certificate
 
 log = logging.getLogger(__name__)
 MODES = ("none", "token", "x509", "oidc")

@@ -42,11 +42,3 @@ def with_tls(extensions: dict[str, Any] | None, tls: dict[str, Any] | None) -> d
     if tls is not None:
         merged["tls"] = tls
     return merged
-
-
-def client_certificate(scope: Any) -> bytes | None:
-    """The DER of the verified client certificate of the request, None without one."""
-    tls = (scope.get("extensions") or {}).get("tls")
-    if not tls or not tls.get("client_cert_chain"):
-        return None
-    return ssl.PEM_cert_to_DER_cert(tls["client_cert_chain"][0])

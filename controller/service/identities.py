@@ -11,12 +11,39 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography import x509
 
 _HEX = re.compile(r"^[0-9A-Fa-f]{40}$")
 _SEPARATORS = re.compile(r"[\s:]")
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+
+
+def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
+    """The DER of the verified client certificate of an ASGI request or WebSocket (the ``tls``
+    extension the server adds), None without one."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    if not tls or not tls.get("client_cert_chain"):
+        return None
+    return ssl.PEM_cert_to_DER_cert(tls["client_cert_chain"][0])
+
+
+def host_names(der: bytes) -> list[str]:
+    """The names a host certificate gives its host: its subject's common names and its DNS
+    subject alternative names."""
+    certificate = x509.load_der_x509_certificate(der)
+    names = [
+        str(attribute.value)
+        for attribute in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    ]
+    try:
+        alternatives = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return names
+    return names + alternatives.value.get_values_for_type(x509.DNSName)
 
 
 def thumbprint(der: bytes) -> str:

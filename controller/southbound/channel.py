@@ -1,8 +1,11 @@
 """The WebSocket endpoint agents connect to: ``/southbound/v1/servers/{serverId}/channel``.
 
-The agent authenticates with its server's token (``Authorization: Bearer ...``); a missing,
-malformed or wrong token, a token of another server, or a server id that cannot name a server
-is refused before the WebSocket is accepted (HTTP 403). Then: ``hello`` within
+The agent authenticates with its server's token (``Authorization: Bearer ...``) or, over TLS
+with a client CA, with a client certificate whose subject common name or DNS alternative name is
+the server's resourceId (as NC's host certificates name their host). A missing, malformed or
+wrong token, a token or certificate of another server, or a server id that cannot name a server
+is refused before the WebSocket is accepted (HTTP 403): an agent's credential only ever yields
+its own server's policy. Then: ``hello`` within
 ``hello_timeout``, the snapshot or resume, and from there deltas and bookmarks down, acks up.
 Every agent message is checked by ``controller.protocol``; a violation is answered with an
 ``error`` message and a close (1008), and logged as one warning. Dead peers are found by
@@ -24,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from controller import protocol
 from controller.core.values import check_resource_id
 from controller.errors import ServiceUnavailable
+from controller.service.identities import client_certificate, host_names
 from controller.southbound import tokens
 from controller.southbound.hub import Hub, Session
 
@@ -160,6 +164,8 @@ class Channel:
         self, websocket: WebSocket, server_resource_id: str
     ) -> tuple[uuid.UUID, str] | None:
         header = websocket.headers.get("authorization", "")
+        if not header:
+            return await self._by_certificate(websocket, server_resource_id)
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not _plausible_token(token):
@@ -172,6 +178,23 @@ class Channel:
         if server is None or not tokens.verify(await self.secret(), str(server[0]), token):
             return None
         return server
+
+    async def _by_certificate(
+        self, websocket: WebSocket, server_resource_id: str
+    ) -> tuple[uuid.UUID, str] | None:
+        # The handshake verified the certificate against the client CA; it names its host.
+        der = client_certificate(websocket.scope)
+        if der is None:
+            return None
+        wanted = server_resource_id.lower()
+        if not any(name.lower() == wanted for name in host_names(der)):
+            log.warning("refused a certificate naming another host for the channel of %s", wanted)
+            return None
+        try:
+            check_resource_id(server_resource_id)
+        except ValueError:
+            return None
+        return await self.find_server(server_resource_id)
 
 
 def _plausible_token(token: str) -> bool:

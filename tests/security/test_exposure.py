@@ -13,8 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from controller.app import create_app
+from controller.core.hosts import is_loopback
 from controller.core.roles import Role
-from controller.server import exposure_problem, is_loopback
+from controller.server import exposure_problem
 from controller.service.access import AccessService
 from controller.settings import Settings
 from controller.store.database import Database

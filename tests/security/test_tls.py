@@ -22,7 +22,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from controller.api.peer import client_certificate
+from controller.service.identities import client_certificate
 from controller.settings import Settings
 from controller.tls import TlsFiles, TlsReloader
 from tests.support.pki import CertificateAuthority
