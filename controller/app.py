@@ -19,6 +19,7 @@ from controller.api import diagnostics, docs
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
+from controller.api.security_docs import document_security
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
@@ -65,6 +66,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.ensure_singletons()
         await southbound.start()
+        guard.start()
         yield
         await southbound.stop()
         await guard.aclose()
@@ -87,6 +89,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         words=diagnostics.PATH_WORDS,
     )
+    security.install_cors(app, settings, guard)
     _add_error_handlers(app)
     app.add_api_route(
         "/networking/discovery",
@@ -164,6 +167,7 @@ def _document(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 docs.components(REGISTRY, diagnostics.DOC_MODELS)
             )
+            document_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -4,7 +4,10 @@ controller's database (run them where ``sdnc serve``'s settings are)."""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
@@ -13,7 +16,7 @@ import typer
 
 from controller.core.roles import Role, parse_role
 from controller.errors import ControllerError
-from controller.service.access import AccessService
+from controller.service.access import AccessService, Actor, Principal
 from controller.settings import Settings
 from controller.store.database import Database
 
@@ -30,6 +33,15 @@ def parse_duration(text: str) -> timedelta:
     if match is None or int(match.group(1)) == 0:
         raise typer.BadParameter(f"'{text}' is no duration: a positive number then s, m, h, d, w")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _actor() -> Actor:
+    """Whoever runs the command, as the audit log names them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return Actor(Principal(f"local:{user}", Role.ADMIN, "cli"), socket.gethostname())
 
 
 def _role(text: str) -> Role:
@@ -67,7 +79,7 @@ def token_create(
 ) -> None:
     """Create a token and print it. It is shown this once: only its hash is kept."""
     lifetime = None if expires is None else parse_duration(expires)
-    info, token = _run(lambda access: access.create_token(name, role, lifetime))
+    info, token = _run(lambda access: access.create_token(name, role, lifetime, actor=_actor()))
     typer.echo(token)
     until = "until revoked" if info.expires_at is None else f"until {info.expires_at.isoformat()}"
     typer.echo(f"token '{info.name}' ({info.role.value}), valid {until}", err=True)
@@ -87,7 +99,7 @@ def token_list() -> None:
 @token_app.command("revoke")
 def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
     """Revoke a token: from now on it authenticates nobody."""
-    _run(lambda access: access.revoke_token(name))
+    _run(lambda access: access.revoke_token(name, actor=_actor()))
     typer.echo(f"token '{name}' revoked", err=True)
 
 
@@ -99,7 +111,7 @@ def cert_allow(
     role: RoleOption,
 ) -> None:
     """Allow a client certificate (signed by the client CA) in, with a role."""
-    rule = _run(lambda access: access.allow_certificate(certificate, role))
+    rule = _run(lambda access: access.allow_certificate(certificate, role, actor=_actor()))
     typer.echo(f"allowed {rule.identity} as {rule.role.value}")
 
 
@@ -115,5 +127,5 @@ def cert_revoke(
     certificate: Annotated[str, typer.Argument(help="The thumbprint or subject allowed.")],
 ) -> None:
     """Stop allowing a client certificate in."""
-    _run(lambda access: access.revoke_certificate(certificate))
+    _run(lambda access: access.revoke_certificate(certificate, actor=_actor()))
     typer.echo(f"no longer allowed: {certificate}", err=True)

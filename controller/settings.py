@@ -85,6 +85,26 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(default=10, ge=1, le=100_000)
     auth_failure_window: float = Field(default=60.0, gt=0, le=86_400)
 
+    # Browser origins allowed to call the API with credentials (CORS), comma-separated, each
+    # scheme://host[:port]; empty: no cross-origin access. Never "*".
+    cors_origins: str = ""
+    # Audit events older than this are deleted, by every replica, every prune interval.
+    audit_retention_days: int = Field(default=90, ge=1, le=36_500)
+    audit_prune_interval: float = Field(default=3600.0, gt=0, le=86_400)
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin]
+
+    @model_validator(mode="after")
+    def _cors_explicit(self) -> Self:
+        for origin in self.cors_origin_list():
+            if "*" in origin or "://" not in origin:
+                raise ValueError(
+                    f"SDNC_CORS_ORIGINS: '{origin}' is not an origin (scheme://host[:port]); "
+                    "list each one, never '*'"
+                )
+        return self
+
     def auth_modes(self) -> frozenset[str]:
         return frozenset(mode.strip().lower() for mode in self.auth.split(",") if mode.strip())
 

@@ -41,6 +41,7 @@ TABLES = (
     "diagnostic_results",
     "api_tokens",
     "client_certificates",
+    "audit_events",
 )
 
 

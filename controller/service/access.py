@@ -20,13 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.core.roles import Role, allows
 from controller.errors import Conflict, InvalidInput, NotFound
 from controller.service.identities import certificate_identities, identity_of
+from controller.store import audit
 from controller.store.access import AccessRepository, CertificateRow, TokenRow
+from controller.store.audit import AuditRow
 from controller.store.database import Database
 
 TOKEN_PREFIX = "sdnc_"
 # What a client may send as a token at most; anything longer is not one of ours.
 MAX_TOKEN_LENGTH = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Where credential changes appear in the audit log.
+TOKENS_PATH = "/admin/v1/tokens"
+CERTIFICATES_PATH = "/admin/v1/certificates"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,14 @@ class Principal:
     name: str
     role: Role
     method: str
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changes a credential, for the audit log: ``local:USER`` on the command line."""
+
+    principal: Principal
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,36 @@ class AccessService:
 
     # -- tokens --------------------------------------------------------------------------------
 
+    async def _audit(
+        self,
+        connection: AsyncConnection,
+        actor: Actor | None,
+        change: tuple[str, str, int],
+        outcome: str,
+    ) -> None:
+        """Record a credential change in the transaction that makes it."""
+        if actor is None:
+            return
+        method, path, status = change
+        row = AuditRow(
+            at=self.clock(),
+            principal=actor.principal.name,
+            auth_method=actor.principal.method,
+            source=actor.source,
+            method=method,
+            path=path,
+            status=status,
+            outcome=outcome,
+        )
+        await audit.append(connection, row)
+
     async def create_token(
-        self, name: str, role: Role, expires_in: timedelta | None = None
+        self,
+        name: str,
+        role: Role,
+        expires_in: timedelta | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> tuple[TokenInfo, str]:
         """A new token named ``name``: its description, and the token (shown this once)."""
         if not _NAME.match(name):
@@ -95,7 +136,12 @@ class AccessService:
         )
 
         async def work(connection: AsyncConnection) -> bool:
-            return await AccessRepository(connection).add_token(row, token_hash(token))
+            added = await AccessRepository(connection).add_token(row, token_hash(token))
+            if added:
+                until = "never" if row.expires_at is None else row.expires_at.isoformat()
+                change = ("POST", f"{TOKENS_PATH}/{name}", 201)
+                await self._audit(connection, actor, change, f"token {role} expires {until}")
+            return added
 
         if not await self.database.run(work):
             raise Conflict(f"a token named '{name}' exists already", target="name")
@@ -107,9 +153,13 @@ class AccessService:
 
         return [_token_info(row) for row in await self.database.run(work, write=False)]
 
-    async def revoke_token(self, name: str) -> None:
+    async def revoke_token(self, name: str, *, actor: Actor | None = None) -> None:
         async def work(connection: AsyncConnection) -> bool:
-            return await AccessRepository(connection).remove_token(name)
+            removed = await AccessRepository(connection).remove_token(name)
+            if removed:
+                change = ("DELETE", f"{TOKENS_PATH}/{name}", 204)
+                await self._audit(connection, actor, change, "token revoked")
+            return removed
 
         if not await self.database.run(work):
             raise NotFound(f"no token named '{name}'", target="name")
@@ -131,7 +181,9 @@ class AccessService:
 
     # -- client certificates -------------------------------------------------------------------
 
-    async def allow_certificate(self, text: str, role: Role) -> CertificateRule:
+    async def allow_certificate(
+        self, text: str, role: Role, *, actor: Actor | None = None
+    ) -> CertificateRule:
         """Allow the certificate ``text`` names (a thumbprint or a subject) with ``role``."""
         try:
             identity = identity_of(text)
@@ -141,6 +193,8 @@ class AccessService:
 
         async def work(connection: AsyncConnection) -> None:
             await AccessRepository(connection).allow_certificate(row)
+            change = ("PUT", f"{CERTIFICATES_PATH}/{identity}", 200)
+            await self._audit(connection, actor, change, f"certificate allowed as {role}")
 
         await self.database.run(work)
         return CertificateRule(identity, role, row.created_at)
@@ -152,14 +206,18 @@ class AccessService:
         rows = await self.database.run(work, write=False)
         return [CertificateRule(row.identity, Role(row.role), row.created_at) for row in rows]
 
-    async def revoke_certificate(self, text: str) -> None:
+    async def revoke_certificate(self, text: str, *, actor: Actor | None = None) -> None:
         try:
             identity = identity_of(text)
         except ValueError as exc:
             raise InvalidInput(str(exc), target="certificate") from exc
 
         async def work(connection: AsyncConnection) -> bool:
-            return await AccessRepository(connection).remove_certificate(identity)
+            removed = await AccessRepository(connection).remove_certificate(identity)
+            if removed:
+                change = ("DELETE", f"{CERTIFICATES_PATH}/{identity}", 204)
+                await self._audit(connection, actor, change, "certificate no longer allowed")
+            return removed
 
         if not await self.database.run(work):
             raise NotFound(f"'{text}' is not allowed", target="certificate")

@@ -222,3 +222,28 @@ class ClientCertificate(Base):
     identity: Mapped[str] = mapped_column(String(1024), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One recorded event: a write, a denied request or a credential change. Never a secret:
+    no body, no header, no credential value."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Who (token:NAME, subject:CN=..., oidc:NAME, anonymous, local:USER), None if unknown.
+    principal: Mapped[str | None] = mapped_column(String(512), index=True)
+    # How they proved it: token, x509, oidc, none, cli.
+    auth_method: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(2048))
+    # The path lower-cased, for filtering: resource paths compare case-insensitively.
+    path_key: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[int] = mapped_column(Integer)
+    etag_before: Mapped[str | None] = mapped_column(String(64))
+    etag_after: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    # What was decided (the error code of a denial, the credential change made).
+    outcome: Mapped[str | None] = mapped_column(String(256))

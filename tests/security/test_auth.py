@@ -106,6 +106,17 @@ async def test_denied(case: Case, secured: Secured) -> None:
         assert 'Bearer realm="sdnc"' in challenges
         assert any(challenge.startswith("Basic ") for challenge in challenges)
     assert await secured.snapshot() == before
+    event = await secured.audited(answer.headers["x-ms-request-id"])
+    assert event["status"] == case.status
+    assert event["method"] == case.method
+    assert event["path"] == case.path
+    assert event["outcome"] == error["code"]
+    assert event["source"] == "127.0.0.1"
+    if case.status == 403:  # known, not allowed: the audit says who
+        assert event["principal"] is not None
+        assert event["authentication"] in ("token", "x509", "oidc")
+    # The audit never holds a credential.
+    assert "sdnc_" not in str(event)
 
 
 @pytest.mark.parametrize("cert", ["expired", "other CA"])

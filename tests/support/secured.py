@@ -27,6 +27,7 @@ from tests.support.nbi import PS_HEADERS, V1
 from tests.support.oidc import AUDIENCE, Issuer, running_issuer
 from tests.support.pki import CertificateAuthority, Issued
 from tests.support.secure import tls_server
+from tests.support.southbound import eventually
 
 
 @dataclass
@@ -65,6 +66,22 @@ class Secured:
                 headers={**PS_HEADERS, **(headers or {})},
                 json=body,
             )
+
+    async def audited(self, request_id: str) -> dict[str, Any]:
+        """The audit event of the request answered with ``request_id`` (written just after the
+        answer: waited for)."""
+        found: list[dict[str, Any]] = []
+
+        async def recorded() -> bool:
+            answer = await self.request(
+                "GET", "/admin/v1/auditEvents", headers=self.bearer("admin")
+            )
+            assert answer.status_code == 200, answer.text
+            found[:] = [e for e in answer.json()["value"] if e["requestId"] == request_id]
+            return bool(found)
+
+        await eventually(recorded, what=f"the audit event of {request_id}")
+        return found[0]
 
     async def snapshot(self) -> list[Any]:
         """What an admin reads of the ACLs: equal before and after a refused request."""

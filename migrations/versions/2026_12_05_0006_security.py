@@ -1,4 +1,4 @@
-"""Northbound credentials: API tokens (hashed) and allowed client certificates.
+"""Northbound security: API tokens (hashed), allowed client certificates, the audit log.
 
 Revision ID: 0006_security
 Revises: 0005
@@ -35,6 +35,28 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("identity", name=op.f("pk_client_certificates")),
+    )
+
+    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("principal", sa.String(length=512), nullable=True),
+        sa.Column("auth_method", sa.String(length=16), nullable=True),
+        sa.Column("source", sa.String(length=64), nullable=True),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("path", sa.String(length=2048), nullable=False),
+        sa.Column("path_key", sa.String(length=2048), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("etag_before", sa.String(length=64), nullable=True),
+        sa.Column("etag_after", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("outcome", sa.String(length=256), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
+    )
+    op.create_index(op.f("ix_audit_events_at"), "audit_events", ["at"], unique=False)
+    op.create_index(
+        op.f("ix_audit_events_principal"), "audit_events", ["principal"], unique=False
     )
 
 
