@@ -10,6 +10,7 @@ RUN pip install --no-cache-dir . && useradd --system --home /var/lib/sdnc sdnc \
 USER sdnc
 ENV SDNC_HOST=0.0.0.0 \
     SDNC_PORT=8080 \
+    SDNC_AUTH=token \
     SDNC_DATA_DIR=/var/lib/sdnc
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s \
