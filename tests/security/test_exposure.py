@@ -12,11 +12,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from controller.api.throttle import FailureThrottle
 from controller.app import create_app
 from controller.core.hosts import is_loopback
 from controller.core.roles import Role
 from controller.server import exposure_problem
 from controller.service.access import AccessService
+from controller.service.audit import AuditLog, AuditQuery
 from controller.settings import Settings
 from controller.store.database import Database
 from tests.support.bodies import acl
@@ -108,7 +110,34 @@ async def test_repeated_failed_logins_are_throttled_per_address(
             assert answer.status_code == 201
             listed = await http.get(f"{V1}/accessControlLists", headers=_bearer(good))
             assert [item["resourceId"] for item in listed.json()["value"]] == ["web"]
+    # Every refusal is in the audit log, with the address it came from.
+    audit: AuditLog = app.state.audit
+    refused = [row for _, row in await audit.events(AuditQuery(limit=1000)) if row.status >= 400]
+    assert sorted({(row.source, row.status, row.outcome) for row in refused}) == [
+        ("198.51.100.7", 401, "Unauthorized"),
+        ("198.51.100.7", 429, "TooManyFailedLogins"),
+    ]
+    assert len(refused) == 51
 
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_throttle_forgets_failures_once_they_leave_the_window() -> None:
+    now = [1000.0]
+    throttle = FailureThrottle(3, 60.0, size=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after("192.0.2.1") is None
+        throttle.failed("192.0.2.1")
+    assert throttle.retry_after("192.0.2.1") == 60
+    now[0] += 45
+    assert throttle.retry_after("192.0.2.1") == 15
+    now[0] += 15
+    assert throttle.retry_after("192.0.2.1") is None
+    # Bounded: the address not seen for the longest is forgotten first.
+    for address in ("192.0.2.2", "192.0.2.3", "192.0.2.4"):
+        for _ in range(3):
+            throttle.failed(address)
+    assert throttle.retry_after("192.0.2.2") is None
+    assert throttle.retry_after("192.0.2.4") == 60
