@@ -15,14 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import __version__, security
-from controller.api import diagnostics, docs
+from controller.api import connectivity, diagnostics, docs
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.api.security_docs import document_security
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
+from controller.policy.trace import CompiledPolicy, compiled_policy
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
+from controller.service.connectivity import ConnectivityChecks, PolicyReader
 from controller.service.resources import ResourceService
 from controller.service.slb_state import HealthReader, SlbDiagnostics, no_health_reports
 from controller.settings import Settings
@@ -87,7 +89,7 @@ def create_app(
         NbiMiddleware,
         registry=REGISTRY,
         max_body_bytes=settings.max_body_bytes,
-        words=diagnostics.PATH_WORDS,
+        words=(*diagnostics.PATH_WORDS, *connectivity.PATH_WORDS),
     )
     security.install_cors(app, settings, guard)
     _add_error_handlers(app)
@@ -107,6 +109,10 @@ def create_app(
     app.include_router(
         diagnostics.diagnostics_router(slb_state, max_json_depth=settings.max_json_depth)
     )
+    checks = ConnectivityChecks(db, REGISTRY, _compiled_policy(southbound))
+    app.include_router(
+        connectivity.connectivity_router(checks, max_json_depth=settings.max_json_depth)
+    )
     app.include_router(southbound.router())
     _document(app)
     return app
@@ -114,6 +120,20 @@ def create_app(
 
 def database_timeouts(settings: Settings) -> Timeouts:
     return Timeouts(total=settings.database_timeout, connect=settings.database_connect_timeout)
+
+
+def _compiled_policy(southbound: Southbound) -> PolicyReader:
+    """The replica's compiled policy for the connectivity check, once it holds everything
+    committed when the check arrived."""
+
+    async def read() -> tuple[int, CompiledPolicy] | None:
+        revision = await southbound.caught_up(southbound.options.revision_wait)
+        if revision is None:
+            return None
+        compiler = southbound.compiler
+        return revision, compiled_policy(compiler.objects, compiler.snapshot)
+
+    return read
 
 
 def _waiter(southbound: Southbound) -> WaitApplied:
@@ -165,7 +185,7 @@ def _document(app: FastAPI) -> None:
                 routes=app.routes,
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                docs.components(REGISTRY, diagnostics.DOC_MODELS)
+                docs.components(REGISTRY, (*diagnostics.DOC_MODELS, *connectivity.DOC_MODELS))
             )
             document_security(schema)
             app.openapi_schema = schema

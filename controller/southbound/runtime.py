@@ -171,6 +171,20 @@ class Southbound:
                 self._secret = await self.database.run(work)
             return self._secret
 
+    async def caught_up(self, within: float) -> int | None:
+        """This replica's compiled revision once it has compiled everything committed when
+        called (waiting up to ``within`` seconds); None if it is still behind then."""
+
+        async def committed(connection: AsyncConnection) -> int:
+            return await ChangeLog(connection, is_postgres=self.database.is_postgres).current()
+
+        head = await self.database.run(committed, write=False)
+        if head > self.compiler.revision:
+            self.follower.wake()
+            if not await self.follower.processed(head, within):
+                return None
+        return self.compiler.revision
+
     async def _has_revision(self, revision: int) -> bool:
         """Whether this replica has processed ``revision`` -- waiting for it a while when it
         is committed but this replica lags behind the one the agent came from."""
