@@ -8,6 +8,7 @@ the answer carries). The request id is the ``x-ms-request-id`` the client got.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
@@ -19,10 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.auth import Denial, DenialSink, principal_of
 from controller.api.docs import json_doc
-from controller.api.responses import json_response
+from controller.api.responses import error_response, json_response
 from controller.core.roles import READ_METHODS
+from controller.errors import ControllerError
 from controller.service.audit import AuditLog, AuditQuery, AuditRow
 
+log = logging.getLogger(__name__)
 # The scope key under which the NBI middleware leaves the request id it answers with.
 REQUEST_ID = "sdnc.request_id"
 EVENTS_PATH = "/admin/v1/auditEvents"
@@ -74,7 +77,14 @@ class WriteAuditMiddleware:
             return
         before = None
         if scope["path"].lower().startswith("/networking/"):
-            before = await self.audit.etag_before(scope["path"])
+            try:
+                before = await self.audit.etag_before(scope["path"])
+            except ControllerError as exc:
+                # The database did not answer within its bound: the write could not have
+                # either. Answer as the write would have (503, Retry-After), at once.
+                log.warning("%s %s not attempted: %s", scope["method"], scope["path"], exc)
+                await error_response(exc)(scope, receive, send)
+                return
         answer: dict[str, Any] = {"status": 500, "etag": None}
 
         async def watched(message: Message) -> None:

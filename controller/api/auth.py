@@ -100,7 +100,13 @@ class AuthMiddleware:
         if scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        refusal, principal = await self._check(scope)
+        try:
+            refusal, principal = await self._check(scope)
+        except ControllerError as exc:
+            # Credentials could not be looked up (the database did not answer in time): the
+            # request is answered as any would be then (503), and counts as no failure.
+            await self._refuse(exc, scope, receive, send)
+            return
         if refusal is not None:
             await self.on_denied(Denial(scope, principal, refusal))
             await self._refuse(refusal, scope, receive, send)

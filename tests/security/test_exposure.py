@@ -20,7 +20,7 @@ from controller.server import exposure_problem
 from controller.service.access import AccessService
 from controller.service.audit import AuditLog, AuditQuery
 from controller.settings import Settings
-from controller.store.database import Database
+from controller.store.database import Database, Timeouts
 from tests.support.bodies import acl
 from tests.support.nbi import PS_HEADERS, V1, serve
 
@@ -141,3 +141,31 @@ def test_the_throttle_forgets_failures_once_they_leave_the_window() -> None:
             throttle.failed(address)
     assert throttle.retry_after("192.0.2.2") is None
     assert throttle.retry_after("192.0.2.4") == 60
+
+
+async def test_credentials_that_cannot_be_checked_are_answered_503(
+    settings: Settings, database: Database, database_url: str
+) -> None:
+    """The database does not answer: a token cannot be looked up, nor an etag read for the
+    audit; both are answered 503 with Retry-After, as the request itself would be."""
+    secured = settings.model_copy(update={"auth": "token"})
+    _, good = await AccessService(database).create_token("ops", Role.OPERATOR)
+    app = create_app(secured, database=database)
+    async with serve(app) as http:
+        broken = Database("postgresql+psycopg://nobody@127.0.0.1:9/none", timeouts=_short())
+        app.state.access.database = broken
+        app.state.audit.database = broken
+        answer = await http.get(f"{V1}/accessControlLists", headers=_bearer(good))
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"]
+        app.state.access.database = database
+        put = await http.put(
+            f"{V1}/accessControlLists/web", json=acl(), headers={**PS_HEADERS, **_bearer(good)}
+        )
+        assert put.status_code == 503, put.text
+        assert put.json()["error"]["code"] == "ServiceUnavailable"
+        await broken.dispose()
+
+
+def _short() -> Timeouts:
+    return Timeouts(total=1.0, connect=0.5)
