@@ -59,6 +59,7 @@ def serve(
     from pydantic import ValidationError
 
     from controller.app import create_app
+    from controller.security import oidc_options
     from controller.server import (
         Server,
         build_config,
@@ -81,7 +82,9 @@ def serve(
     try:
         settings = Settings(**overrides)
         reloader = tls_reloader(settings)
-    except (ValidationError, TlsError) as exc:
+        if "oidc" in settings.auth_modes():
+            oidc_options(settings)  # refuses algorithms that are not asymmetric
+    except (ValidationError, TlsError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     listen = host or settings.host

@@ -169,3 +169,25 @@ async def test_credentials_that_cannot_be_checked_are_answered_503(
 
 def _short() -> Timeouts:
     return Timeouts(total=1.0, connect=0.5)
+
+
+def test_serve_refuses_symmetric_oidc_algorithms(tmp_path: Path) -> None:
+    """An HMAC algorithm would let anyone holding the issuer's public key sign tokens."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SDNC_DATA_DIR": str(tmp_path / "data"),
+        "SDNC_OIDC_ISSUER": "https://id.example",
+        "SDNC_OIDC_AUDIENCE": "sdnc",
+        "SDNC_OIDC_ALGORITHMS": "RS256,HS256",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "serve", "--auth", "oidc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "must be asymmetric" in result.stderr
+    assert "HS256" in result.stderr
