@@ -9,12 +9,14 @@ the answer carries). The request id is the ``x-ms-request-id`` the client got.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,17 +77,43 @@ class WriteAuditMiddleware:
         if scope["type"] != "http" or scope["method"] in UNAUDITED:
             await self.app(scope, receive, send)
             return
-        before = None
+        etags: dict[str, str | None] = {"before": None}
         if scope["path"].lower().startswith("/networking/"):
-            try:
-                before = await self.audit.etag_before(scope["path"])
-            except ControllerError as exc:
-                # The database did not answer within its bound: the write could not have
-                # either. Answer as the write would have (503, Retry-After), at once.
-                log.warning("%s %s not attempted: %s", scope["method"], scope["path"], exc)
-                await error_response(exc)(scope, receive, send)
-                return
-        answer: dict[str, Any] = {"status": 500, "etag": None}
+            if _has_body(scope):
+                # Read once the body is in: a client trickling its body holds no database
+                # connection meanwhile (the write itself waits for the body too).
+                receive = self._reading_etag(scope, receive, etags)
+            else:
+                try:
+                    etags["before"] = await self.audit.etag_before(scope["path"])
+                except ControllerError as exc:
+                    # The database did not answer within its bound: the write could not
+                    # have either. Answer as the write would have (503, Retry-After).
+                    log.warning("%s %s not attempted: %s", scope["method"], scope["path"], exc)
+                    await error_response(exc)(scope, receive, send)
+                    return
+        await self._audited(scope, receive, send, etags)
+
+    def _reading_etag(
+        self, scope: Scope, receive: Receive, etags: dict[str, str | None]
+    ) -> Receive:
+        read = False
+
+        async def receiving() -> Message:
+            nonlocal read
+            message = await receive()
+            if not read and message["type"] == "http.request" and not message.get("more_body"):
+                read = True
+                # A ControllerError (503) here is the handler's, answered in the envelope.
+                etags["before"] = await self.audit.etag_before(scope["path"])
+            return message
+
+        return receiving
+
+    async def _audited(
+        self, scope: Scope, receive: Receive, send: Send, etags: dict[str, str | None]
+    ) -> None:
+        answer: dict[str, Any] = {"status": None, "etag": None}
 
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -98,21 +126,29 @@ class WriteAuditMiddleware:
         try:
             await self.app(scope, receive, watched)
         finally:
-            principal = principal_of(scope)
-            await self.audit.record(
-                AuditRow(
-                    at=self.audit.now(),
-                    principal=principal.name if principal else None,
-                    auth_method=principal.method if principal else None,
-                    source=_source(scope),
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=answer["status"],
-                    etag_before=before,
-                    etag_after=answer["etag"],
-                    request_id=scope.get(REQUEST_ID),
-                )
+            # Unanswered: the client left (or was dropped) before its request was in, so
+            # nothing was attempted. Recording it would let slow clients make database work.
+            if answer["status"] is not None:
+                await self._record(scope, answer, etags)
+
+    async def _record(
+        self, scope: Scope, answer: dict[str, Any], etags: dict[str, str | None]
+    ) -> None:
+        principal = principal_of(scope)
+        await self.audit.record(
+            AuditRow(
+                at=self.audit.now(),
+                principal=principal.name if principal else None,
+                auth_method=principal.method if principal else None,
+                source=_source(scope),
+                method=scope["method"],
+                path=scope["path"],
+                status=answer["status"],
+                etag_before=etags["before"],
+                etag_after=answer["etag"],
+                request_id=scope.get(REQUEST_ID),
             )
+        )
 
 
 _TEXT = {"type": ["string", "null"]}
@@ -152,6 +188,24 @@ PAGE_DOC: dict[str, Any] = {
 BAD_QUERY = "A filter is not valid (a time that is not ISO 8601, a page size out of range)"
 
 
+def _not_a_number(value: object) -> object:
+    # pydantic reads "0.5" as seconds since 1970; the document promises ISO 8601 times only.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("a time is ISO 8601 (2026-12-05T08:00:00Z), not a number")
+    return value
+
+
+_NUMBER = re.compile(r"[-+]?[0-9.eE+-]*")
+Time = Annotated[datetime, BeforeValidator(_not_a_number)]
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 def render_event(event_id: int, row: AuditRow) -> dict[str, Any]:
     return {
         "id": str(event_id),
@@ -173,8 +227,8 @@ def audit_router(audit: AuditLog) -> APIRouter:
     router = APIRouter()
 
     async def list_events(
-        since: Annotated[datetime | None, Query(alias="from")] = None,
-        until: Annotated[datetime | None, Query(alias="to")] = None,
+        since: Annotated[Time | None, Query(alias="from")] = None,
+        until: Annotated[Time | None, Query(alias="to")] = None,
         principal: Annotated[str | None, Query(max_length=512)] = None,
         path: Annotated[str | None, Query(max_length=2048)] = None,
         top: Annotated[int, Query(alias="$top", ge=1, le=MAX_PAGE)] = 100,

@@ -141,9 +141,10 @@ async def test_filters_and_pages(client: Client) -> None:
             break
         answer = await client.call("GET", body["nextLink"])
     assert pages == [["aa", "r"], ["c", "b"], ["a"]]
-    bad = await client.call("GET", EVENTS, params={"from": "yesterday"})
-    assert bad.status_code == 400
-    assert bad.json()["error"]["code"] == "InvalidInput"
+    for wrong in ({"from": "yesterday"}, {"to": "0.5"}, {"$top": "0"}, {"$top": "1001"}):
+        bad = await client.call("GET", EVENTS, params=wrong)
+        assert bad.status_code == 400, wrong
+        assert bad.json()["error"]["code"] == "InvalidInput"
 
 
 async def _count(client: Client, wanted: int) -> bool:
