@@ -26,6 +26,7 @@ RUN useradd --system --home /var/lib/sdnc sdnc \
 USER sdnc
 ENV SDNC_HOST=0.0.0.0 \
     SDNC_PORT=8080 \
+    SDNC_AUTH=token \
     SDNC_DATA_DIR=/var/lib/sdnc
 EXPOSE 8080
 # Ready (database reachable, schema current, change follower caught up), not merely alive.

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -13,11 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from controller import __version__
+from controller import __version__, security
 from controller.api import connectivity, diagnostics, docs, hints
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
+from controller.api.security_docs import document_security
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
 from controller.ops import routes as ops
 from controller.ops.health import known_migrations
@@ -48,9 +50,11 @@ def create_app(
     *,
     database: Database | None = None,
     dip_health: HealthReader | None = None,
+    issuer_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
     """``dip_health`` reads the DIP health for the slbState diagnostics (by default what the
-    hosts reported, as stored)."""
+    hosts reported, as stored); ``issuer_client`` reaches the OIDC issuer (default: a client
+    of its own)."""
     owns_database = database is None
     db = database or Database(
         settings.resolved_database_url(),
@@ -71,8 +75,10 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.ensure_singletons()
         await southbound.start()
+        guard.start()
         yield
         await southbound.stop()
+        await guard.aclose()
         if owns_database:
             await db.dispose()
 
@@ -84,12 +90,15 @@ def create_app(
     )
     app.state.service = service
     app.state.southbound = southbound
+    # Inside the NBI middleware: refusals get request ids, and see canonical paths.
+    guard = security.install(app, settings, db, issuer_client=issuer_client)
     app.add_middleware(
         NbiMiddleware,
         registry=REGISTRY,
         max_body_bytes=settings.max_body_bytes,
         words=WORDS,
     )
+    security.install_cors(app, settings, guard)
     _add_error_handlers(app)
     app.add_api_route(
         "/networking/discovery",
@@ -205,6 +214,7 @@ def _document(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 docs.components(REGISTRY, (*diagnostics.DOC_MODELS, *connectivity.DOC_MODELS))
             )
+            document_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

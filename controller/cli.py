@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from controller.cli_access import cert_app, token_app
+from controller.cli_agent import agent, configure_logging
 from controller.client import commands as client
 from controller.client.trace import trace
 from controller.settings import Settings
@@ -27,12 +29,9 @@ app.add_typer(bench_app, name="bench")
 CLIENT = "Client (talks to a running controller)"
 for command in (client.get, client.apply, client.delete, client.hosts, client.describe, trace):
     app.command(rich_help_panel=CLIENT)(command)
-
-
-def _configure_logging(settings: Settings) -> None:
-    from controller import logs
-
-    logs.configure(settings.log_level, settings.log_format)
+app.add_typer(token_app, name="token")
+app.add_typer(cert_app, name="cert")
+app.command()(agent)
 
 
 def settings_epilog() -> str:
@@ -68,19 +67,68 @@ def serve(
             show_default="8080",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Serve TLS with this certificate (chain), PEM."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The certificate's private key, PEM.")
+    ] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Accept client certificates signed by this CA, PEM."),
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODES", help="How clients authenticate: none, or any of token,x509,oidc."
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow --auth none on a non-loopback address.")
+    ] = False,
 ) -> None:
-    """Apply pending migrations and serve the northbound API.
+    """Apply pending migrations and serve the northbound API. SIGHUP reloads the TLS files.
 
     Every other setting comes from an SDNC_* environment variable (below; README.md says
     what each means)."""
-    import uvicorn
+    from pydantic import ValidationError
 
     from controller.app import create_app
-    from controller.server import build_config, raise_open_files_limit
+    from controller.security import oidc_options
+    from controller.server import (
+        Server,
+        build_config,
+        exposure_problem,
+        raise_open_files_limit,
+        tls_reloader,
+    )
     from controller.store import migrate
+    from controller.tls import TlsError
 
-    settings = Settings()
-    _configure_logging(settings)
+    given = {
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": client_ca,
+        "auth": auth,
+        "insecure": insecure or None,
+    }
+    # Options given on the command line win over the SDNC_* environment.
+    overrides: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    try:
+        settings = Settings(**overrides)
+        reloader = tls_reloader(settings)
+        if "oidc" in settings.auth_modes():
+            oidc_options(settings)  # refuses algorithms that are not asymmetric
+    except (ValidationError, TlsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    listen = host or settings.host
+    problem = exposure_problem(settings, listen)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    configure_logging(settings)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
     migrate.upgrade(url)
@@ -88,12 +136,13 @@ def serve(
     config = build_config(
         create_app(settings),
         settings,
-        host=host or settings.host,
+        host=listen,
         port=settings.port if port is None else port,
         # JSON lines: the web server's records go through the root logger's formatter too.
         own_logging=settings.log_format == "text",
+        tls=reloader.context if reloader is not None else None,
     )
-    server = uvicorn.Server(config)
+    server = Server(config, reloader)
     server.run()
     if not server.started:
         raise typer.Exit(3)
@@ -105,7 +154,7 @@ def db_upgrade() -> None:
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     settings.ensure_data_dir()
     migrate.upgrade(settings.resolved_database_url())
     typer.echo(f"database at revision {migrate.current_revision(settings.resolved_database_url())}")
@@ -284,7 +333,7 @@ def simulate_agents(
     from controller.bench.fleet import run_fleet
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     asyncio.run(
         run_fleet(
             settings.resolved_database_url(),
@@ -294,76 +343,6 @@ def simulate_agents(
             failing_dips=frozenset(dip.lower() for dip in fail_dip or ()),
         )
     )
-
-
-@app.command()
-def agent(
-    controller: Annotated[
-        list[str],
-        typer.Option(
-            metavar="URL",
-            help="Controller base URL; repeat to give fallbacks (in SDNC_URL: space-separated).",
-            envvar="SDNC_URL",
-            show_envvar=True,
-        ),
-    ],
-    server: Annotated[
-        str,
-        typer.Option(
-            metavar="ID",
-            help="This host's servers resourceId.",
-            envvar="SDNC_AGENT_SERVER",
-            show_envvar=True,
-        ),
-    ],
-    token: Annotated[
-        str,
-        typer.Option(
-            metavar="TOKEN",
-            help="The agent token (see `sdnc agent-token`); better in the environment, where "
-            "`ps` does not show it.",
-            envvar="SDNC_AGENT_TOKEN",
-            show_envvar=True,
-        ),
-    ],
-    provider_address: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS",
-            help="This host's provider (underlay) address.",
-            envvar="SDNC_AGENT_PROVIDER_ADDRESS",
-            show_envvar=True,
-        ),
-    ] = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="DIR",
-            help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER.",
-            envvar="SDNC_AGENT_STATE_DIR",
-            show_envvar=True,
-        ),
-    ] = None,
-    resync_interval: Annotated[
-        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds between drift repairs.")
-    ] = 10.0,
-) -> None:
-    """Run the Linux host agent in this network namespace until SIGTERM (which leaves the
-    data plane in place)."""
-    import asyncio
-
-    from controller.agent.linux.daemon import Options, run_agent
-
-    _configure_logging(Settings())
-    options = Options(
-        controllers=controller,
-        server=server,
-        token=token,
-        provider_address=provider_address,
-        state_dir=state_dir or Path("/var/lib/sdnc-agent") / server,
-        resync_interval=resync_interval,
-    )
-    asyncio.run(run_agent(options))
 
 
 @app.command()

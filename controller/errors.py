@@ -11,6 +11,8 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     │   ├── InvalidReference            400 InvalidReference      (reference to a missing resource)
     │   ├── ResourceIdMismatch          400 ResourceIdMismatch    (body resourceId differs from URI)
     │   └── MalformedRequest            400 MalformedRequest      (not valid HTTP/1.1)
+    ├── Unauthorized                    401 Unauthorized          (no or bad credentials)
+    ├── Forbidden                       403 Forbidden             (the role does not allow it)
     ├── NotFound                        404 NotFound
     ├── MethodNotAllowed                405 MethodNotAllowed
     ├── Conflict                        409 Conflict              (state conflict)
@@ -26,6 +28,8 @@ them, and every unexpected exception, as the MS-NCNBI error envelope
     ├── UriTooLong                      414 UriTooLong
     ├── UnsupportedMediaType            415 UnsupportedMediaType
     ├── TooManyConnections              429 TooManyConnections    (per client address)
+    ├── TooManyFailedLogins             429 TooManyFailedLogins   (failed authentication, per
+    │                                                              client address)
     ├── RequestHeaderFieldsTooLarge     431 RequestHeaderFieldsTooLarge
     └── ServiceUnavailable              503 ServiceUnavailable    (database unreachable or slow,
                                                                    or the connection limit)
@@ -87,6 +91,16 @@ class ResourceIdMismatch(InvalidInput):
 
 class MalformedRequest(InvalidInput):
     code = "MalformedRequest"
+
+
+class Unauthorized(ControllerError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(ControllerError):
+    status = 403
+    code = "Forbidden"
 
 
 class NotFound(ControllerError):
@@ -156,6 +170,15 @@ class UnsupportedMediaType(ControllerError):
 class TooManyConnections(ControllerError):
     status = 429
     code = "TooManyConnections"
+
+
+class TooManyFailedLogins(ControllerError):
+    status = 429
+    code = "TooManyFailedLogins"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RequestHeaderFieldsTooLarge(ControllerError):

@@ -5,8 +5,12 @@ controller run the same uvicorn configuration, with the protocol classes of
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
+import signal
+import socket
+import ssl
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -14,8 +18,10 @@ from uvicorn.config import LOGGING_CONFIG
 
 from controller.api.connection import GuardedWebSocketProtocol, guarded_protocol
 from controller.api.limits import HttpLimits
+from controller.core.hosts import is_loopback
 from controller.settings import Settings
 from controller.southbound.runtime import WEBSOCKET_OPTIONS
+from controller.tls import TlsFiles, TlsReloader
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +85,17 @@ def build_config(
     port: int,
     log_level: str | None = None,
     own_logging: bool = True,
+    tls: ssl.SSLContext | None = None,
 ) -> uvicorn.Config:
-    """The uvicorn configuration serving ``app`` on ``host:port``; without ``own_logging``
-    uvicorn's loggers propagate to the root logger instead of having handlers of their own."""
+    """The uvicorn configuration serving ``app`` on ``host:port`` (over TLS with the context
+    ``tls``); without ``own_logging`` uvicorn's loggers propagate to the root logger instead of
+    having handlers of their own."""
     open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def tls_context(_: uvicorn.Config, __: object) -> ssl.SSLContext:
+        assert tls is not None
+        return tls
+
     return uvicorn.Config(
         app,
         host=host,
@@ -93,5 +106,48 @@ def build_config(
         log_config=LOGGING_CONFIG if own_logging else None,
         proxy_headers=False,
         server_header=False,
+        # Our own context rather than uvicorn's ssl_* options: it is the one a reload changes.
+        ssl_context_factory=tls_context if tls is not None else None,
         **WEBSOCKET_OPTIONS,
     )
+
+
+def exposure_problem(settings: Settings, host: str) -> str | None:
+    """Why serving on ``host`` with these settings would expose the network to anyone, or
+    None. Without authentication every client is an admin: acceptable where only this
+    machine's users can connect, and only on purpose anywhere else."""
+    if "none" not in settings.auth_modes() or is_loopback(host) or settings.insecure:
+        return None
+    return (
+        f"refusing to listen on {host} without authentication: anyone who can reach it could "
+        "rewrite every tenant's network. Choose --auth token, x509 or oidc (see docs/security.md), "
+        "listen on 127.0.0.1, or give --insecure to accept the risk."
+    )
+
+
+def tls_reloader(settings: Settings) -> TlsReloader | None:
+    """The TLS context of the configured certificate and key, None when TLS is not configured
+    (``Settings`` checks that both or neither are)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return TlsReloader(TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, and SIGHUP reloading the TLS certificate (the listener stays open)."""
+
+    def __init__(self, config: uvicorn.Config, reloader: TlsReloader | None = None) -> None:
+        super().__init__(config)
+        self.reloader = reloader
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        reloader = self.reloader
+        if reloader is None:
+            await super().serve(sockets)
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+        try:
+            await super().serve(sockets)
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)

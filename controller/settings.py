@@ -67,10 +67,80 @@ class Settings(BaseSettings):
     vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
     vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)
 
+    # TLS for the northbound API and the agent channel: the server's certificate (chain) and
+    # key, PEM; with a client CA, clients may present a certificate signed by it. Both files
+    # are read again on SIGHUP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    # How northbound clients authenticate: "none" (everyone is admin; ``sdnc serve`` allows it
+    # on a loopback address only, unless insecure), or any of token, x509, oidc, comma-separated.
+    auth: str = "none"
+    insecure: bool = False
+    # OIDC: the issuer (its discovery document names its keys, unless oidc_jwks_url does), the
+    # audience tokens must name, the claim holding the role(s), the signature algorithms taken.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_role_claim: str = "roles"
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_jwks_url: str = ""
+    # After this many failed authentications within the window (seconds), a client address is
+    # answered 429 until the window has passed over them.
+    auth_failure_limit: int = Field(default=10, ge=1, le=100_000)
+    auth_failure_window: float = Field(default=60.0, gt=0, le=86_400)
+
+    # Browser origins allowed to call the API with credentials (CORS), comma-separated, each
+    # scheme://host[:port]; empty: no cross-origin access. Never "*".
+    cors_origins: str = ""
+    # Audit events older than this are deleted, by every replica, every prune interval.
+    audit_retention_days: int = Field(default=90, ge=1, le=36_500)
+    audit_prune_interval: float = Field(default=3600.0, gt=0, le=86_400)
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _any_casing(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin]
+
+    @model_validator(mode="after")
+    def _cors_explicit(self) -> Self:
+        for origin in self.cors_origin_list():
+            if "*" in origin or "://" not in origin:
+                raise ValueError(
+                    f"SDNC_CORS_ORIGINS: '{origin}' is not an origin (scheme://host[:port]); "
+                    "list each one, never '*'"
+                )
+        return self
+
+    def auth_modes(self) -> frozenset[str]:
+        return frozenset(mode.strip().lower() for mode in self.auth.split(",") if mode.strip())
+
+    @model_validator(mode="after")
+    def _auth_modes(self) -> Self:
+        modes = self.auth_modes()
+        known = {"none", "token", "x509", "oidc"}
+        if not modes or modes - known:
+            raise ValueError(
+                f"SDNC_AUTH '{self.auth}': give none, or any of token, x509, oidc (comma-separated)"
+            )
+        if "none" in modes and len(modes) > 1:
+            raise ValueError("SDNC_AUTH none cannot be combined with other modes")
+        if "x509" in modes and self.tls_client_ca is None:
+            raise ValueError("SDNC_AUTH x509 needs a client CA (SDNC_TLS_CLIENT_CA, --client-ca)")
+        if "oidc" in modes and not (self.oidc_issuer and self.oidc_audience):
+            raise ValueError("SDNC_AUTH oidc needs SDNC_OIDC_ISSUER and SDNC_OIDC_AUDIENCE")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("SDNC_TLS_CERT and SDNC_TLS_KEY go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("SDNC_TLS_CLIENT_CA needs TLS: give SDNC_TLS_CERT and SDNC_TLS_KEY")
+        return self
 
     @model_validator(mode="after")
     def _vsid_range(self) -> Self:

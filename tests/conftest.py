@@ -39,6 +39,9 @@ TABLES = (
     "change_log",
     "controller_secrets",
     "diagnostic_results",
+    "api_tokens",
+    "client_certificates",
+    "audit_events",
 )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,10 +85,11 @@ class AgentSession:
         self,
         controllers: Sequence[str],
         server: str,
-        token: str,
+        token: str | None,
         dataplane: Dataplane,
         *,
         provider_address: str | None = None,
+        tls: ssl.SSLContext | None = None,
         state: AgentState | None = None,
         ping_interval: float = 10.0,
         max_backoff: float = 5.0,
@@ -95,7 +97,9 @@ class AgentSession:
     ) -> None:
         self.controllers = [url.rstrip("/") for url in controllers]
         self.server = server
+        # None: the agent authenticates with the client certificate of ``tls`` alone.
         self.token = token
+        self.tls = tls
         self.dataplane = dataplane
         self.provider_address = provider_address
         self.state = state or AgentState()
@@ -163,10 +167,13 @@ class AgentSession:
         log.info("agent %s: the controller at %s answered HTTP %d", self.server, base, status)
 
     async def _serve(self, base: str) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        url = self.url(base)
         async with connect(
-            self.url(base),
+            url,
             additional_headers=headers,
+            # wss:// verifies the controller with this context (default: the system's CAs).
+            ssl=self.tls if url.startswith("wss:") else None,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_interval,
             max_size=None,

@@ -25,9 +25,10 @@ admission slot until it closes.
 
 Both extend uvicorn internals; ``check_uvicorn`` verifies them when a server is built,
 pyproject.toml pins the uvicorn versions they were checked against, and
-``tests/project/test_uvicorn_internals.py`` fails if they move. The TLS client certificate (to come)
-fits the same shape: read it from the transport in ``connection_made`` and add it to the scope
-in ``on_message_begin`` here and in the WebSocket handshake's scope.
+``tests/project/test_uvicorn_internals.py`` fails if they move. Both also hand the application
+the connection's TLS state (the verified client certificate), which uvicorn does not: read from
+the transport in ``connection_made``, added to every request's scope in ``on_message_begin``
+and to the WebSocket handshake's in ``handle_connect`` (``controller/api/peer.py``).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.http11 import Request
 
 from controller.api.limits import Admission, HttpLimits, Slot
+from controller.api.peer import tls_extension, with_tls
 from controller.api.responses import JSON_MEDIA_TYPE, error_body
 from controller.errors import (
     ControllerError,
@@ -83,7 +86,7 @@ EXTENDED: dict[type, tuple[str, ...]] = {
         "_unset_keepalive_if_required",
     ),
     RequestResponseCycle: ("receive", "send"),
-    WebSocketsSansIOProtocol: ("connection_made", "connection_lost"),
+    WebSocketsSansIOProtocol: ("connection_made", "connection_lost", "handle_connect"),
 }
 
 
@@ -170,6 +173,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refusal: ControllerError | None = None
         self._lingering = False
         self._lingered_bytes = 0
+        self._tls: dict[str, Any] | None = None
 
     # -- the connection ------------------------------------------------------------------------
 
@@ -182,6 +186,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             transport.close()
             return
         self._slot = admitted
+        self._tls = tls_extension(transport)
         super().connection_made(transport)
         self._arm(self.limits.header_timeout, self._head_deadline_passed)
 
@@ -234,6 +239,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = with_tls(self.scope.get("extensions"), self._tls)
         self._header_count = self._header_bytes = 0
         if self._deadline is None:
             self._arm(self.limits.header_timeout, self._head_deadline_passed)
@@ -380,9 +387,21 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     took over until it closes."""
 
     _slot: Slot | None = None
+    _tls: dict[str, Any] | None = None
 
     def adopt(self, slot: Slot) -> None:
         self._slot = slot
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tls = tls_extension(transport)
+        super().connection_made(transport)
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # The application's task is created but has not run yet: it sees the extension.
+        scope = getattr(self, "scope", None)
+        if scope is not None and self._tls is not None:
+            scope["extensions"] = with_tls(scope.get("extensions"), self._tls)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:

@@ -140,6 +140,8 @@ class NbiMiddleware:
         if path != scope["path"]:
             scope = {**scope, "path": path, "raw_path": quote(path).encode()}
         ids = self._id_headers(scope)
+        # The audit log records the request id the client is answered with.
+        scope["sdnc.request_id"] = ids[0][1].decode()
         context = RequestContext(
             request_id=ids[0][1].decode(),
             method=str(scope.get("method", "")),

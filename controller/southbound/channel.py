@@ -1,8 +1,11 @@
 """The WebSocket endpoint agents connect to: ``/southbound/v1/servers/{serverId}/channel``.
 
-The agent authenticates with its server's token (``Authorization: Bearer ...``); a missing,
-malformed or wrong token, a token of another server, or a server id that cannot name a server
-is refused before the WebSocket is accepted (HTTP 403). Then: ``hello`` within
+The agent authenticates with its server's token (``Authorization: Bearer ...``) or, over TLS
+with a client CA, with a client certificate whose subject common name or DNS alternative name is
+the server's resourceId (as NC's host certificates name their host). A missing, malformed or
+wrong token, a token or certificate of another server, or a server id that cannot name a server
+is refused before the WebSocket is accepted (HTTP 403): an agent's credential only ever yields
+its own server's policy. Then: ``hello`` within
 ``hello_timeout``, the snapshot or resume, and from there deltas and bookmarks down, acks up.
 Every agent message is checked by ``controller.protocol``; a violation is answered with an
 ``error`` message and a close (1008), and logged as one warning. Dead peers are found by
@@ -26,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from controller import protocol
 from controller.core.values import check_resource_id
 from controller.errors import ServiceUnavailable
+from controller.service.identities import client_certificate, host_names
 from controller.southbound import tokens
 from controller.southbound.hub import Hub, Session
 
@@ -187,6 +191,8 @@ class Channel:
         """The server the agent's credential opens, or why it opens none (for the log only:
         the agent is told no more than 403, whatever the reason)."""
         header = websocket.headers.get("authorization", "")
+        if not header:
+            return await self._by_certificate(websocket, server_resource_id)
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -203,6 +209,23 @@ class Channel:
         if not tokens.verify(await self.secret(), str(server[0]), token):
             return Refusal("its token is not this server's (a wrong or another server's token)")
         return server
+
+    async def _by_certificate(
+        self, websocket: WebSocket, server_resource_id: str
+    ) -> tuple[uuid.UUID, str] | Refusal:
+        # The handshake verified the certificate against the client CA; it names its host.
+        der = client_certificate(websocket.scope)
+        if der is None:
+            return Refusal("it sent no bearer token (and no client certificate)")
+        wanted = server_resource_id.lower()
+        if not any(name.lower() == wanted for name in host_names(der)):
+            return Refusal("its client certificate names another host")
+        try:
+            check_resource_id(server_resource_id)
+        except ValueError:
+            return Refusal("no server can have this id")
+        server = await self.find_server(server_resource_id)
+        return server if server is not None else Refusal("there is no such server")
 
     def _log_refusal(self, server_resource_id: str, refusal: Refusal) -> None:
         """One warning per server and ``REFUSAL_LOG_INTERVAL``: a refused agent retries every

@@ -215,3 +215,55 @@ class DipHealthReport(Base):
     )
     state: Mapped[str] = mapped_column(String(16))
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A northbound API token: only its SHA-256 is kept, never the token."""
+
+    __tablename__ = "api_tokens"
+
+    # The name lower-cased: names compare case-insensitively.
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so that an operator can tell which one a client holds.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientCertificate(Base):
+    """A client certificate allowed in, by its thumbprint (``thumbprint:HEX``) or its subject
+    (``subject:CN=...``), and the role it gets."""
+
+    __tablename__ = "client_certificates"
+
+    identity: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One recorded event: a write, a denied request or a credential change. Never a secret:
+    no body, no header, no credential value."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Who (token:NAME, subject:CN=..., oidc:NAME, anonymous, local:USER), None if unknown.
+    principal: Mapped[str | None] = mapped_column(String(512), index=True)
+    # How they proved it: token, x509, oidc, none, cli.
+    auth_method: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(2048))
+    # The path lower-cased, for filtering: resource paths compare case-insensitively.
+    path_key: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[int] = mapped_column(Integer)
+    etag_before: Mapped[str | None] = mapped_column(String(64))
+    etag_after: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    # What was decided (the error code of a denial, the credential change made).
+    outcome: Mapped[str | None] = mapped_column(String(256))

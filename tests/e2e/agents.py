@@ -25,6 +25,22 @@ STOP_TIMEOUT = 10.0
 CHANGES = re.compile(r"\b(start|apply|resync): (\d+) changes\b")
 
 
+def admin_token(database_url: str) -> str:
+    """A new admin token for the test's NBI client: ``sdnc token create`` as an operator runs
+    it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDNC_")}
+    env["SDNC_DATABASE_URL"] = database_url
+    result = subprocess.run(
+        [SDNC, "token", "create", "e2e", "--role", "admin"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
 def agent_token(database_url: str, server: str) -> str:
     """The token of ``server``, as an operator gets it: ``sdnc agent-token`` with the
     controller's settings."""
@@ -46,6 +62,8 @@ class AgentProcess:
     state_dir: Path
     log_path: Path
     resync_interval: float = 10.0
+    # The CA the controller's certificate is checked against (https:// controllers).
+    ca_file: Path | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def command(self) -> list[str]:
@@ -54,15 +72,17 @@ class AgentProcess:
             SDNC, "agent",
             "--controller", self.controller,
             "--server", self.server,
-            "--token", self.token,
             "--provider-address", self.host.provider_address,
             "--state-dir", str(self.state_dir),
             "--resync-interval", f"{self.resync_interval:g}",
+            *(["--ca-file", str(self.ca_file)] if self.ca_file else []),
         ]  # fmt: skip
 
     def start(self) -> None:
         assert self._process is None or self._process.poll() is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("SDNC_")}
+        # From the environment, as an operator should: not in the process list.
+        env["SDNC_AGENT_TOKEN"] = self.token
         with self.log_path.open("ab") as log:
             log.write(f"--- started at {time.monotonic():.3f}\n".encode())
             log.flush()

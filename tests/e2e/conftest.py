@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import create_database
-from tests.e2e.agents import SDNC, AgentProcess, agent_token
+from tests.e2e.agents import SDNC, AgentProcess, admin_token, agent_token
 from tests.e2e.fabric import Api, Tenants, create_servers, create_tenants
 from tests.e2e.netns import Underlay, namespaces, remove_namespaces, underlay
+from tests.support.pki import CertificateAuthority
 from tests.support.server import ControllerServer
 from tests.support.southbound import FAST_ENV
 
@@ -87,8 +88,19 @@ def deployment(
     with contextlib.ExitStack() as cleanup:
         url = cleanup.enter_context(create_database(postgres_server))
         net = cleanup.enter_context(underlay(HOSTS))
-        controller = ControllerServer(url, host=net.gateway, extra_env=FAST_ENV)
-        api = Api(controller.base_url)
+        # Served as it should be on a real network: TLS with a certificate for the address
+        # the agents reach, token authentication; the agents verify it against the CA.
+        ca = CertificateAuthority(workdir)
+        certificate = ca.server("controller", hosts=(net.gateway,))
+        tls = ["--tls-cert", str(certificate.cert_path), "--tls-key", str(certificate.key_path)]
+        controller = ControllerServer(
+            url,
+            host=net.gateway,
+            extra_env=FAST_ENV,
+            extra_args=[*tls, "--auth", "token"],
+            trust=ca.client_trust(),
+        )
+        api = Api(controller.base_url, verify=ca.client_trust())
         deployed = Deployment(net, controller, api, {}, {}, Tenants({}, {}, {}))
 
         def remove_agent_namespaces() -> None:
@@ -101,12 +113,14 @@ def deployment(
         cleanup.callback(api.close)
         try:
             controller.start()
+            api.authorize(admin_token(url))
             deployed.servers.update(create_servers(api, net))
             for index, host in enumerate(net.hosts, start=1):
                 name = f"host{index}"
                 agent = AgentProcess(
                     host, name, agent_token(url, name), controller.base_url,
                     workdir / f"state-{name}", workdir / f"agent-{name}.log", RESYNC_INTERVAL,
+                    ca.cert_path,
                 )  # fmt: skip
                 deployed.agents[index] = agent
                 cleanup.callback(agent.stop)

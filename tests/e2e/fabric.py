@@ -7,6 +7,7 @@ on one endpoint, a 50 Mbit/s outbound cap on another.
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -90,8 +91,12 @@ def https_only_acl(*, http: str = "Deny") -> Json:
 class Api:
     """A synchronous NBI client that asserts success."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=60)
+    def __init__(self, base_url: str, *, verify: ssl.SSLContext | bool = True) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=60, verify=verify)
+
+    def authorize(self, token: str) -> None:
+        """Send ``token`` with every request from now on."""
+        self.http.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self.http.close()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class ControllerServer:
         cwd: Path | None = None,
         extra_env: dict[str, str] | None = None,
         host: str = "127.0.0.1",
+        extra_args: Sequence[str] = (),
+        trust: ssl.SSLContext | None = None,
     ) -> None:
         self.database_url = database_url
         self.log_level = log_level
@@ -54,7 +57,11 @@ class ControllerServer:
         # namespaces must reach it).
         self.host = host
         self.port = free_port()
-        self.base_url = f"http://{host}:{self.port}"
+        # More options of ``sdnc serve`` (--tls-cert ..., --auth ...).
+        self.extra_args = tuple(extra_args)
+        # Given, the controller serves TLS and this client context trusts its certificate.
+        self.trust = trust
+        self.base_url = f"{'https' if trust else 'http'}://{host}:{self.port}"
         handle, name = tempfile.mkstemp(prefix="sdnc-server-", suffix=".log")
         os.close(handle)
         self.log_path = Path(name)
@@ -75,6 +82,7 @@ class ControllerServer:
             self.host,
             "--port",
             str(self.port),
+            *self.extra_args,
         ]
         # Appended to: a controller started again (after ``kill``) keeps the earlier log.
         with self.log_path.open("ab") as log:
@@ -98,7 +106,11 @@ class ControllerServer:
                     f"the controller exited with {self._process.returncode}:\n{self.log()}"
                 )
             try:
-                response = httpx.get(f"{self.base_url}/networking/discovery", timeout=2.0)
+                response = httpx.get(
+                    f"{self.base_url}/networking/discovery",
+                    timeout=2.0,
+                    verify=self.trust or True,
+                )
             except httpx.TransportError:
                 time.sleep(0.1)
                 continue

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 class Options:
     controllers: Sequence[str]
     server: str
-    token: str
+    token: str | None
     provider_address: str | None
     state_dir: Path
     resync_interval: float = 10.0
+    tls: ssl.SSLContext | None = None
 
 
 async def run_agent(options: Options) -> None:
@@ -55,6 +57,7 @@ async def run_agent(options: Options) -> None:
         dataplane,
         provider_address=options.provider_address,
         state=AgentState(saved.applied_revision, dict(saved.objects)),
+        tls=options.tls,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

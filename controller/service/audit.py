@@ -1,0 +1,105 @@
+"""The audit log as the API and the credential commands use it.
+
+What is recorded (``controller/store/audit.py`` keeps it): every NBI write, every request
+refused by authentication or authorization (and every refused CORS preflight), every change of
+a credential; each with the time, the principal and how it authenticated, the client address,
+method, path, status, the aggregate's etag before and after, and the request id. Never a
+body, a header or a credential value. Events older than the retention are pruned by every
+replica in the background (deleting what another already deleted is harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.errors import ControllerError
+from controller.store import audit
+from controller.store.audit import AuditQuery, AuditRow
+from controller.store.database import Database
+
+log = logging.getLogger(__name__)
+__all__ = ["AuditLog", "AuditQuery", "AuditRow", "top_level_ref"]
+
+
+def top_level_ref(nbi_path: str) -> str | None:
+    """``/accessControlLists/web`` of ``/networking/v1/accessControlLists/web/aclRules/r``:
+    the top-level resource whose etag a write under the path changes."""
+    parts = nbi_path.split("/")
+    if len(parts) < 5 or parts[1].lower() != "networking" or not parts[4]:
+        return None
+    return f"/{parts[3]}/{parts[4]}"
+
+
+class AuditLog:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        retention: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.database = database
+        self.retention = retention
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    async def record(self, row: AuditRow) -> None:
+        """Append ``row``; an audit that cannot be written is logged, not raised: the request
+        it describes has been answered already."""
+
+        async def work(connection: AsyncConnection) -> None:
+            await audit.append(connection, row)
+
+        try:
+            await self.database.run(work)
+        except (ControllerError, SQLAlchemyError) as exc:
+            log.error("could not write the audit event %s %s %d: %s", *_what(row), exc)
+
+    async def etag_before(self, nbi_path: str) -> str | None:
+        ref = top_level_ref(nbi_path)
+        if ref is None:
+            return None
+
+        async def work(connection: AsyncConnection) -> str | None:
+            return await audit.top_level_etag(connection, ref)
+
+        return await self.database.run(work, write=False)
+
+    async def events(self, query: AuditQuery) -> list[tuple[int, AuditRow]]:
+        async def work(connection: AsyncConnection) -> list[tuple[int, AuditRow]]:
+            return await audit.events(connection, query)
+
+        return await self.database.run(work, write=False)
+
+    async def prune(self) -> int:
+        """Delete the events older than the retention; how many went."""
+        horizon = self.clock() - self.retention
+
+        async def work(connection: AsyncConnection) -> int:
+            return await audit.prune(connection, horizon)
+
+        return await self.database.run(work)
+
+    async def prune_every(self, interval: float) -> None:
+        """Prune now and every ``interval`` seconds, until cancelled."""
+        while True:
+            try:
+                pruned = await self.prune()
+            except (ControllerError, SQLAlchemyError) as exc:
+                log.warning("could not prune the audit log: %s", exc)
+            else:
+                if pruned:
+                    log.info("pruned %d audit events older than %s", pruned, self.retention)
+            await asyncio.sleep(interval)
+
+
+def _what(row: AuditRow) -> tuple[str, str, int]:
+    return row.method, row.path, row.status
