@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from controller import protocol
 from controller.agent.linux import nft
-from controller.agent.linux.kernel import Kernel
+from controller.agent.linux.kernel import Kernel, Result
+from controller.agent.linux.observe import Observed
 from controller.agent.linux.plan import HostPlan, plan
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import Saved, StateDir
@@ -24,6 +25,7 @@ from controller.agent.session import Body, Failure
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[list[Failure]], Awaitable[None]]
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class LinuxDataplane:
         self.owned: set[str] = set(saved.namespaces)
         self.kernel = Kernel(self.runner, dict(saved.rulesets))
         self.last: Report | None = None
+        # What the agent put in the kernel (the last plan applied whole), and the ruleset
+        # tables of each router namespace; None until a full reconcile has run.
+        self.model: HostPlan | None = None
+        self.tables: dict[str, nft.Tables] = {}
+        self.generation = 0  # moves with every apply and every change made
         self._lock = asyncio.Lock()
 
     async def apply(
@@ -63,10 +70,24 @@ class LinuxDataplane:
     ) -> list[Failure]:
         async with self._lock:
             self.desired = dict(desired)
-            report = await self._reconcile("apply")
+            self.generation += 1
+            report = await self._delta(self.model) if self.model is not None else None
+            if report is None:
+                report = await self._reconcile("apply")
         return report.failures
 
     async def reconcile(self, reason: str = "resync") -> Report:
+        """The full observe-and-repair. The host is read without holding up applies; only
+        the repair waits for (and holds up) them. An apply while reading makes what was read
+        stale: then read again, and after a few tries read while holding them up."""
+        for _ in range(READ_ATTEMPTS):
+            generation = self.generation
+            started = time.monotonic()
+            wanted, rulesets, failures = self._desired()
+            observed = await self.kernel.observe(wanted, self.owned)
+            async with self._lock:
+                if generation == self.generation:
+                    return await self._repair(reason, started, wanted, rulesets, failures, observed)
         async with self._lock:
             return await self._reconcile(reason)
 
@@ -89,11 +110,11 @@ class LinuxDataplane:
             self.server_id = host.partition("/")[2]
         return plan(self.desired, self.server_id or self.server, self.provider_address)
 
-    async def _reconcile(self, reason: str) -> Report:
-        started = time.monotonic()
+    def _desired(self) -> tuple[HostPlan, dict[str, nft.Ruleset], list[Failure]]:
+        """The plan, the ruleset of each router namespace, and what cannot be applied."""
         wanted = self._plan()
         failures = list(wanted.failures)
-        rulesets: dict[str, str] = {}
+        rulesets: dict[str, nft.Ruleset] = {}
         acls = nft.acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
             endpoints = [
@@ -101,16 +122,75 @@ class LinuxDataplane:
                 for f in wanted.filtered.get(router, ())
             ]
             ruleset = nft.render(endpoints, acls)
-            rulesets[router] = ruleset.text
+            rulesets[router] = ruleset
             failures += [
                 Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems
             ]
+        return wanted, rulesets, failures
+
+    async def _reconcile(self, reason: str) -> Report:
+        started = time.monotonic()
+        wanted, rulesets, failures = self._desired()
         # Record the NIC namespaces about to be created before creating them: a crash in
         # between must not leave namespaces the agent would no longer know are its own.
         self.owned |= set(wanted.ports)
         self._save()
-        result = await self.kernel.reconcile(wanted, rulesets, self.owned)
+        observed = await self.kernel.observe(wanted, self.owned)
+        return await self._repair(reason, started, wanted, rulesets, failures, observed)
+
+    async def _repair(
+        self,
+        reason: str,
+        started: float,
+        wanted: HostPlan,
+        rulesets: dict[str, nft.Ruleset],
+        failures: list[Failure],
+        observed: Observed,
+    ) -> Report:
+        if not set(wanted.ports) <= self.owned:
+            self.owned |= set(wanted.ports)
+            self._save()
+        texts = {router: ruleset.text for router, ruleset in rulesets.items()}
+        result = await self.kernel.repair(wanted, texts, self.owned, observed)
+        return self._finish(reason, started, wanted, rulesets, failures, result)
+
+    async def _delta(self, model: HostPlan) -> Report | None:
+        """Apply the change against the model (see ``Kernel.delta``); None when it must be
+        a full reconcile. A change the kernel refused falls back to the full reconcile, which
+        repairs whatever half of it was done."""
+        started = time.monotonic()
+        wanted, rulesets, failures = self._desired()
+        if not set(wanted.ports) <= self.owned:
+            self.owned |= set(wanted.ports)
+            self._save()
+        scripts = {
+            router: ruleset.tables.changes_from(self.tables.get(router, nft.Tables()))
+            for router, ruleset in rulesets.items()
+        }
+        result = await self.kernel.delta(model, wanted, scripts, self.owned)
+        if result is None or result.failures:
+            if result is not None:
+                log.warning("delta apply failed (%s); reconciling", result.failures[0].message)
+            self.model = None
+            return None
+        return self._finish("apply", started, wanted, rulesets, failures, result)
+
+    def _finish(
+        self,
+        reason: str,
+        started: float,
+        wanted: HostPlan,
+        rulesets: dict[str, nft.Ruleset],
+        failures: list[Failure],
+        result: Result,
+    ) -> Report:
         self.owned = result.owned
+        # The model is what the agent put in the kernel; after a refused change it is
+        # unknown, and the next apply is a full reconcile.
+        self.model = None if result.failures else wanted
+        self.tables = {router: ruleset.tables for router, ruleset in rulesets.items()}
+        if result.changes:
+            self.generation += 1
         self._save()
         failures += result.failures
         report = Report(result.changes, _unique(failures), time.monotonic() - started)

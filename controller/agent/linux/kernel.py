@@ -9,6 +9,7 @@ they are created, next to the provider address) and then moved into the router n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from controller.agent.linux.changes import (
     execute,
 )
 from controller.agent.linux.observe import LIST_RULESET, NamespaceView, Observed, observe
+from controller.agent.linux.observe import port as observe_port
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
 from controller.agent.linux.runner import GLOBAL, CommandError, Runner
 from controller.agent.session import Failure
@@ -57,7 +59,16 @@ class Kernel:
     async def reconcile(
         self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str]
     ) -> Result:
-        observed = await observe(self.runner, plan.routers, [*plan.ports, *owned])
+        return await self.repair(plan, rulesets, owned, await self.observe(plan, owned))
+
+    async def observe(self, plan: HostPlan, owned: set[str]) -> Observed:
+        """Everything the plan or the agent's ownership may touch (the full scan)."""
+        return await observe(self.runner, plan.routers, [*plan.ports, *owned])
+
+    async def repair(
+        self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str], observed: Observed
+    ) -> Result:
+        """Change what ``observed`` shows differs from the plan."""
         changes = diff(plan, observed, owned, rulesets, self.loaded)
         outcome = await execute(self.runner, changes)
         for command in outcome.succeeded:
@@ -70,6 +81,58 @@ class Kernel:
             n for n in owned if n not in plan.ports and f"netns del {n}" in outcome.failed_lines
         }
         return Result(outcome.changes, changes.describe(), outcome.failures, kept | set(plan.ports))
+
+    async def delta(
+        self,
+        old: HostPlan,
+        new: HostPlan,
+        scripts: Mapping[str, str],
+        owned: set[str],
+    ) -> Result | None:
+        """Apply the difference between the plan the kernel holds (``old``, the model) and
+        ``new`` without reading the whole host: new NICs are built from nothing, changed ones
+        are observed alone, removed ones deleted, neighbour/FDB entries changed by difference
+        and ``scripts`` (per router, one nft transaction of the elements and chains that
+        changed) loaded. None: a structural change, for a full reconcile to apply."""
+        if structural(old, new) or any(
+            (p.router, p.veth) != (new.ports[n].router, new.ports[n].veth)
+            for n, p in old.ports.items()
+            if n in new.ports
+        ):
+            return None
+        changes = Changes()
+        for name in sorted(old.ports.keys() - new.ports.keys()):
+            if name in owned:
+                changes.add(HOST, "ip", GLOBAL, f"netns del {name}")
+        changed = [p for n, p in sorted(new.ports.items()) if old.ports.get(n) != p]
+        seen = await asyncio.gather(
+            *(
+                observe_port(self.runner, p.router, p.veth, p.netns)
+                for p in changed
+                if p.netns in old.ports
+            )
+        )
+        views = iter(seen)
+        for port in changed:
+            before = old.ports.get(port.netns)
+            port_changes(changes, before, port, next(views) if before is not None else None)
+        entry_changes(changes, old, new)
+        for router, script in sorted(scripts.items()):
+            if script:
+                argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]
+                summary = f"nft -f - ({script.count(chr(10))} changes to inet/bridge sdnc)"
+                keys = tuple(sorted(new.keys_of_router.get(router, ())))
+                changes.command(FINISH, Command(router, argv, keys, script, summary))
+        outcome = await execute(self.runner, changes)
+        for command in outcome.succeeded:
+            if command.stdin is not None and command.netns is not None:
+                # Loaded in place: the next full reconcile reloads it whole once, which
+                # also checks it (there is no listing of the whole ruleset to compare to).
+                self.loaded[command.netns] = ("", "")
+        removed = old.ports.keys() - new.ports.keys()
+        kept = {n for n in owned if n not in new.ports and n not in removed}
+        kept |= {n for n in removed & owned if f"netns del {n}" in outcome.failed_lines}
+        return Result(outcome.changes, changes.describe(), outcome.failures, kept | set(new.ports))
 
     async def _remember(self, router: str, text: str) -> None:
         try:
@@ -354,3 +417,98 @@ def _qdisc(
     burst = max(32 * 1024, rate // 50)  # 20 ms at full rate
     line = f"qdisc replace dev {dev} root tbf rate {mbps}mbit burst {burst} latency 50ms"
     changes.add(FINISH, "tc", netns, line, keys)
+
+
+# ---------------------------------------------------------------- delta applies
+
+
+def structural(old: HostPlan, new: HostPlan) -> bool:
+    """A change of the host's skeleton (server, provider address, virtual networks, VSIDs):
+    rare, and applied by a full reconcile rather than in place."""
+    return (
+        old.server != new.server
+        or old.provider_address != new.provider_address
+        or old.routers != new.routers
+        or old.segments != new.segments
+    )
+
+
+Entry = tuple[str, str, str]  # (router, device, address or MAC)
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """The neighbour and FDB entries a plan puts in its router namespaces, and their objects."""
+
+    local: dict[Entry, tuple[str, ...]]  # (router, br<vsid>, mac): bridge fdb self local
+    neighbours: dict[Entry, tuple[str, str]]  # (router, br<vsid>, ip) -> (mac, key)
+    static: dict[Entry, tuple[str, str]]  # (router, vx<vsid>, mac) -> (bridge, key)
+    tunnels: dict[Entry, tuple[str, str]]  # (router, vx<vsid>, mac) -> (underlay, key)
+
+
+def _entries(plan: HostPlan) -> _Entries:
+    found = _Entries({}, {}, {}, {})
+    for port in plan.ports.values():
+        for vsid in port.vsids:
+            found.local[(port.router, f"br{vsid}", port.mac)] = port.keys
+    for remote in sorted(plan.remotes.values(), key=lambda r: r.key):
+        bridge, vxlan = f"br{remote.vsid}", f"vx{remote.vsid}"
+        found.neighbours[(remote.router, bridge, remote.ip)] = (remote.mac, remote.key)
+        found.static[(remote.router, vxlan, remote.mac)] = (bridge, remote.key)
+        found.tunnels.setdefault((remote.router, vxlan, remote.mac), (remote.underlay, remote.key))
+    return found
+
+
+def entry_changes(changes: Changes, old: HostPlan, new: HostPlan) -> None:
+    """The neighbour and FDB lines turning ``old``'s entries into ``new``'s (pure)."""
+    before, after = _entries(old), _entries(new)
+    for (router, dev, mac), keys in sorted(after.local.items()):
+        if (router, dev, mac) not in before.local:
+            changes.add(FINISH, "bridge", router, f"fdb replace {mac} dev {dev} self local", keys)
+    for router, dev, mac in sorted(before.local.keys() - after.local.keys()):
+        changes.add(FINISH, "bridge", router, f"fdb del {mac} dev {dev} self local")
+    for (router, dev, ip), (mac, key) in sorted(after.neighbours.items()):
+        if before.neighbours.get((router, dev, ip), ("",))[0] != mac:
+            line = f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
+            changes.add(CONFIGURE, "ip", router, line, (key,))
+    for router, dev, ip in sorted(before.neighbours.keys() - after.neighbours.keys()):
+        changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}")
+    for (router, dev, mac), (bridge, key) in sorted(after.static.items()):
+        if before.static.get((router, dev, mac), ("",))[0] != bridge:
+            line = f"fdb replace {mac} dev {dev} master static"
+            changes.add(FINISH, "bridge", router, line, (key,))
+    for router, dev, mac in sorted(before.static.keys() - after.static.keys()):
+        changes.add(FINISH, "bridge", router, f"fdb del {mac} dev {dev} master")
+    for (router, dev, mac), (underlay, _) in sorted(before.tunnels.items()):
+        if after.tunnels.get((router, dev, mac), ("",))[0] != underlay:
+            line = f"fdb del {mac} dev {dev} self dst {underlay}"
+            changes.add(DELETE, "bridge", router, line)
+    for (router, dev, mac), (underlay, key) in sorted(after.tunnels.items()):
+        if before.tunnels.get((router, dev, mac), ("",))[0] != underlay:
+            line = f"fdb append {mac} dev {dev} self dst {underlay} permanent"
+            changes.add(FINISH, "bridge", router, line, (key,))
+
+
+def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observed | None) -> None:
+    """The lines making one NIC right: from nothing when it is new (``observed`` None: the
+    model says nothing of it is in the kernel), else from what was observed of it."""
+    router = NamespaceView(netconf={"all": {"forwarding": 1}})  # the router is already up
+    nic = NamespaceView()
+    wired = False
+    if observed is None:
+        changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys)
+    else:
+        router.links = observed.views[new.router].links
+        router.routes = observed.views[new.router].routes
+        router.netconf.update(observed.views[new.router].netconf)
+        router.qdiscs = observed.views[new.router].qdiscs
+        nic = observed.views.get(new.netns, NamespaceView())
+        wired = router.kind(new.veth) == "veth" and nic.kind(ENDPOINT_DEV) == "veth"
+        if new.netns not in observed.namespaces:
+            changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys)
+    _sysctls(changes, router, new.router, new.keys, [new])
+    _router_port(changes, router, new, wired)
+    _port(changes, nic, new, wired)
+    if old is not None and wired:
+        for ip in sorted(set(old.ips) - set(new.ips)):
+            changes.add(DELETE, "ip", new.router, f"route del {ip}/32 dev {new.veth}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -98,12 +98,6 @@ class AclPolicy:
     inbound: tuple[Rule, ...] = ()
     outbound: tuple[Rule, ...] = ()
     problems: tuple[Problem, ...] = ()
-
-
-@dataclass(frozen=True)
-class Ruleset:
-    text: str
-    problems: tuple[Problem, ...]
 
 
 class Unenforceable(ValueError):
@@ -296,18 +290,17 @@ def endpoint_chain(key: str, direction: str) -> str:
     return f"ep_{ident(key.partition('/')[2])}_{_SUFFIX[direction]}"
 
 
-def _acl_lines(acl_id: str, policy: AclPolicy, direction: str) -> list[str]:
+def _acl_chain(acl_id: str, policy: AclPolicy, direction: str) -> tuple[str, tuple[str, ...]]:
     rules, permit = (
         (policy.inbound, policy.inbound_permit)
         if direction == "inbound"
         else (policy.outbound, policy.outbound_permit)
     )
-    lines = [f"chain {acl_chain(acl_id, direction)} {{"]
+    lines: list[str] = []
     for rule in rules:
         verdict = verdict_of(rule.allow)
         lines += [f"{match} {verdict}".strip() for match in match_expressions(rule)]
-    lines += [verdict_of(permit), "}"]
-    return lines
+    return acl_chain(acl_id, direction), (*lines, verdict_of(permit))
 
 
 def verdict_of(allow: bool) -> str:
@@ -339,6 +332,85 @@ def _check_endpoint(endpoint: FilteredEndpoint, problems: list[Problem]) -> _Por
     return _Port(endpoint, address, mac)
 
 
+@dataclass(frozen=True)
+class Tables:
+    """What a ruleset holds that changes with the objects: the set and map elements and the
+    ACL and endpoint chains (the declarations and the fixed chains never change). ``text``
+    renders it whole; ``changes_from`` says how to get to it from another one in place."""
+
+    macs: tuple[str, ...] = ()  # bridge set endpoint_macs
+    maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # map -> (key, verdict)s
+    ports: tuple[str, ...] = ()  # inet set endpoint_ports ('"veth"')
+    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and endpoint chains, in order
+
+    @property
+    def text(self) -> str:
+        macs = _named("set endpoint_macs", "ether_addr", list(self.macs))
+        bridge = _table("bridge", [*macs, *_PREROUTING])
+        lines: list[str] = []
+        for name, elements in self.maps:
+            version = name[-1]
+            listed = [f"{key} : {verdict}" for key, verdict in elements]
+            lines += _named(f"map {name}", f"ifname . ipv{version}_addr : verdict", listed)
+        lines += _named("set endpoint_ports", "ifname", list(self.ports))
+        for name, rules in self.chains:
+            lines += [f"chain {name} {{", *rules, "}"]
+        return bridge + _table("inet", [*lines, *_TAIL.splitlines()])
+
+    def changes_from(self, old: Tables) -> str:
+        """One ``nft -f`` transaction turning a kernel holding ``old`` into one holding this
+        (empty when they are the same): only the elements and chains that differ."""
+        head: list[str] = []  # new chains first: elements and rules may jump to them
+        removals: list[str] = []
+        rules: list[str] = []
+        additions: list[str] = []
+        tail: list[str] = []
+        old_chains, new_chains = dict(old.chains), dict(self.chains)
+        for name, wanted in self.chains:
+            if name not in old_chains:
+                head.append(f"add chain inet {TABLE} {name}")
+            elif old_chains[name] == wanted:
+                continue
+            else:
+                rules.append(f"flush chain inet {TABLE} {name}")
+            rules += [f"add rule inet {TABLE} {name} {rule}" for rule in wanted]
+        for name in old_chains:
+            if name not in new_chains:  # emptied first: a chain with rules cannot be deleted
+                rules.append(f"flush chain inet {TABLE} {name}")
+                tail.append(f"delete chain inet {TABLE} {name}")
+        old_maps, new_maps = dict(old.maps), dict(self.maps)
+        for name in sorted({*old_maps, *new_maps}):
+            before, after = dict(old_maps.get(name, ())), dict(new_maps.get(name, ()))
+            gone = [k for k, v in before.items() if after.get(k) != v]
+            came = [f"{k} : {v}" for k, v in after.items() if before.get(k) != v]
+            removals += _elements("delete", "inet", name, gone)
+            additions += _elements("add", "inet", name, came)
+        for family, name, before_set, after_set in (
+            ("bridge", "endpoint_macs", old.macs, self.macs),
+            ("inet", "endpoint_ports", old.ports, self.ports),
+        ):
+            removals += _elements("delete", family, name, sorted(set(before_set) - set(after_set)))
+            additions += _elements("add", family, name, sorted(set(after_set) - set(before_set)))
+        script = [*head, *removals, *rules, *additions, *tail]
+        return "".join(f"{line}\n" for line in script)
+
+
+def _elements(verb: str, family: str, name: str, elements: list[str]) -> list[str]:
+    if not elements:
+        return []
+    return [f"{verb} element {family} {TABLE} {name} {{ {', '.join(elements)} }}"]
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    tables: Tables
+    problems: tuple[Problem, ...]
+
+    @property
+    def text(self) -> str:
+        return self.tables.text
+
+
 def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module)."""
     problems: list[Problem] = []
@@ -365,19 +437,16 @@ def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy])
             problems.append((port.endpoint.key, message))
     # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
     veths = {e.veth for e in endpoints if _IFNAME.fullmatch(e.veth)}
-    text = _bridge_table(ports.values()) + _inet_table(list(ports.values()), veths, acls, used)
-    return Ruleset(text, tuple(dict.fromkeys(problems)))
+    tables = _tables(list(ports.values()), veths, acls, used)
+    return Ruleset(tables, tuple(dict.fromkeys(problems)))
 
 
-def _bridge_table(ports: Iterable[_Port]) -> str:
-    macs = sorted({port.mac for port in ports if port.mac is not None})
-    prerouting = [
-        "chain prerouting {",
-        "type filter hook prerouting priority 0; policy accept;",
-        "ether daddr @endpoint_macs meta pkttype set host",
-        "}",
-    ]
-    return _table("bridge", [*_named("set endpoint_macs", "ether_addr", macs), *prerouting])
+_PREROUTING = [
+    "chain prerouting {",
+    "type filter hook prerouting priority 0; policy accept;",
+    "ether daddr @endpoint_macs meta pkttype set host",
+    "}",
+]
 
 
 _TAIL = """\
@@ -400,23 +469,27 @@ oifname @endpoint_ports jump inbound
 }"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale)
 
 
-def _inet_table(
+def _tables(
     ports: list[_Port], veths: set[str], acls: Mapping[str, AclPolicy], used: list[str]
-) -> str:
-    lines: list[str] = []
+) -> Tables:
+    maps: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for direction, version in ((d, v) for d in ("outbound", "inbound") for v in (4, 6)):
-        elements = [f'"{p.endpoint.veth}" . {p.address} : {_dispatch(p, direction)}'
-                    for p in ports if p.address.version == version]  # fmt: skip
-        verdicts = f"ifname . ipv{version}_addr : verdict"
-        lines += _named(f"map {direction}_v{version}", verdicts, elements)
-    lines += _named("set endpoint_ports", "ifname", [f'"{veth}"' for veth in sorted(veths)])
+        elements = tuple((f'"{p.endpoint.veth}" . {p.address}', _dispatch(p, direction))
+                         for p in ports if p.address.version == version)  # fmt: skip
+        maps.append((f"{direction}_v{version}", elements))
+    chains: list[tuple[str, tuple[str, ...]]] = []
     for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
-        lines += _acl_lines(acl_id, acls[acl_id], direction)
+        chains.append(_acl_chain(acl_id, acls[acl_id], direction))
     for port, direction in ((p, d) for p in ports if p.endpoint.acl_ids for d in _SUFFIX):
-        jumps = [f"jump {acl_chain(a, direction)}" if a in acls else "drop"
-                 for a in port.endpoint.acl_ids]  # fmt: skip
-        lines += [f"chain {endpoint_chain(port.endpoint.key, direction)} {{", *jumps, "}"]
-    return _table("inet", [*lines, *_TAIL.splitlines()])
+        jumps = tuple(f"jump {acl_chain(a, direction)}" if a in acls else "drop"
+                      for a in port.endpoint.acl_ids)  # fmt: skip
+        chains.append((endpoint_chain(port.endpoint.key, direction), jumps))
+    return Tables(
+        macs=tuple(sorted({port.mac for port in ports if port.mac is not None})),
+        maps=tuple(maps),
+        ports=tuple(f'"{veth}"' for veth in sorted(veths)),
+        chains=tuple(chains),
+    )
 
 
 def _dispatch(port: _Port, direction: str) -> str:
