@@ -653,3 +653,47 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
     nft(lab.router, render(lab_endpoints(lab, ()), {}).text)
     assert lab.connects(lab.b, a, 8080), "no ACL: everything passes"
     assert lab.connects(lab.a, b, 443), "no ACL: everything passes"
+
+
+# ---------------------------------------------------------------- changes in place
+
+
+def test_an_unchanged_ruleset_needs_no_transaction() -> None:
+    tables = render([endpoint(1), endpoint(2)], POLICY).tables
+    assert tables.changes_from(tables) == ""
+
+
+def test_a_new_endpoint_adds_its_elements_and_chains_only() -> None:
+    old = render([endpoint(1)], POLICY).tables
+    new = render([endpoint(1), endpoint(2)], POLICY).tables
+    script = new.changes_from(old).splitlines()
+    assert all(line.startswith(("add chain", "add rule", "add element")) for line in script)
+    assert 'add element inet sdnc endpoint_ports { "s000000000002" }' in script
+    assert "add element bridge sdnc endpoint_macs { 00:15:5d:00:00:02 }" in script
+    assert not any("s000000000001" in line for line in script)
+    first = ACL.replace("-", "")
+    assert not any(f"acl_{first}" in line.split(" jump ")[0] for line in script)
+
+
+def test_a_changed_rule_rewrites_its_acl_chain_alone() -> None:
+    changed = acls_from_objects(
+        {f"acl/{ACL}": acl(), "aclRule/web": rule(priority=110, destinationPortRange="8443")}
+    )
+    endpoints = [endpoint(1), endpoint(2)]
+    old, new = render(endpoints, POLICY).tables, render(endpoints, changed).tables
+    script = new.changes_from(old).splitlines()
+    first = ACL.replace("-", "")
+    assert script[0] == f"flush chain inet sdnc acl_{first}_in"
+    assert all(f"acl_{first}_in" in line for line in script)
+    assert "add element" not in "".join(script)
+
+
+def test_a_removed_endpoint_is_emptied_then_deleted() -> None:
+    old = render([endpoint(1), endpoint(2)], POLICY).tables
+    new = render([endpoint(1)], POLICY).tables
+    script = new.changes_from(old).splitlines()
+    gone = endpoint_chain("endpoint/ep-2", "inbound")
+    assert script.index(f"flush chain inet sdnc {gone}") < script.index(
+        f"delete chain inet sdnc {gone}"
+    )
+    assert any(line.startswith("delete element inet sdnc inbound_v4") for line in script)

@@ -33,6 +33,7 @@ class Report:
     changes: int
     failures: list[Failure]
     seconds: float
+    kind: str = "full"  # "delta": applied against the model, without reading the host
 
 
 class LinuxDataplane:
@@ -173,7 +174,7 @@ class LinuxDataplane:
                 log.warning("delta apply failed (%s); reconciling", result.failures[0].message)
             self.model = None
             return None
-        return self._finish("apply", started, wanted, rulesets, failures, result)
+        return self._finish("apply", started, wanted, rulesets, failures, result, "delta")
 
     def _finish(
         self,
@@ -183,6 +184,7 @@ class LinuxDataplane:
         rulesets: dict[str, nft.Ruleset],
         failures: list[Failure],
         result: Result,
+        kind: str = "full",
     ) -> Report:
         self.owned = result.owned
         # The model is what the agent put in the kernel; after a refused change it is
@@ -193,7 +195,7 @@ class LinuxDataplane:
             self.generation += 1
         self._save()
         failures += result.failures
-        report = Report(result.changes, _unique(failures), time.monotonic() - started)
+        report = Report(result.changes, _unique(failures), time.monotonic() - started, kind)
         self.last = report
         if result.changes:
             for line in result.described:
@@ -201,8 +203,9 @@ class LinuxDataplane:
         level = logging.INFO if result.changes or reason != "resync" else logging.DEBUG
         log.log(
             level,
-            "%s: %d changes, %d failing objects, %.0f ms",
+            "%s (%s): %d changes, %d failing objects, %.0f ms",
             reason,
+            kind,
             report.changes,
             len({f.key for f in report.failures}),
             report.seconds * 1000,

@@ -390,7 +390,11 @@ def _port(changes: Changes, nic: NamespaceView, port: Port, wired: bool) -> None
     if not nic.up(ENDPOINT_DEV):
         changes.add(CONFIGURE, "ip", netns, f"link set {ENDPOINT_DEV} up", keys)
     default = [r for r in nic.routes if r.get("dst") == "default"]
-    if [(r.get("gateway"), r.get("dev")) for r in default] != [(port.gateway, ENDPOINT_DEV)]:
+    # Deleting an address takes the routes through its subnet along, the default among them.
+    readdressed = bool(present - set(port.addresses))
+    if readdressed or [(r.get("gateway"), r.get("dev")) for r in default] != [
+        (port.gateway, ENDPOINT_DEV)
+    ]:
         line = f"route replace default via {port.gateway} dev {ENDPOINT_DEV} onlink"
         changes.add(CONFIGURE, "ip", netns, line, keys)
     _qdisc(changes, nic, netns, ENDPOINT_DEV, port.outbound_mbps, keys)
