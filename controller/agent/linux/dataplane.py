@@ -18,7 +18,7 @@ from controller import protocol
 from controller.agent.linux import nft
 from controller.agent.linux.kernel import Kernel, Result
 from controller.agent.linux.observe import Observed
-from controller.agent.linux.plan import HostPlan, plan
+from controller.agent.linux.plan import HostPlan, plan, replan
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import Saved, StateDir
 from controller.agent.session import Body, Failure
@@ -70,9 +70,12 @@ class LinuxDataplane:
         self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
     ) -> list[Failure]:
         async with self._lock:
-            self.desired = dict(desired)
+            before, self.desired = self.desired, dict(desired)
             self.generation += 1
-            report = await self._delta(self.model) if self.model is not None else None
+            report = None
+            if self.model is not None:
+                changed = {key: _nic(before.get(key)) for key in [*upserts, *deletes]}
+                report = await self._delta(self.model, replan(self.model, self.desired, changed))
             if report is None:
                 report = await self._reconcile("apply")
         return report.failures
@@ -111,9 +114,12 @@ class LinuxDataplane:
             self.server_id = host.partition("/")[2]
         return plan(self.desired, self.server_id or self.server, self.provider_address)
 
-    def _desired(self) -> tuple[HostPlan, dict[str, nft.Ruleset], list[Failure]]:
-        """The plan, the ruleset of each router namespace, and what cannot be applied."""
-        wanted = self._plan()
+    def _desired(
+        self, planned: HostPlan | None = None
+    ) -> tuple[HostPlan, dict[str, nft.Ruleset], list[Failure]]:
+        """The plan (``planned`` if given), the ruleset of each router namespace, and what
+        cannot be applied."""
+        wanted = planned or self._plan()
         failures = list(wanted.failures)
         rulesets: dict[str, nft.Ruleset] = {}
         acls = nft.acls_from_objects(self.desired)
@@ -155,12 +161,12 @@ class LinuxDataplane:
         result = await self.kernel.repair(wanted, texts, self.owned, observed)
         return self._finish(reason, started, wanted, rulesets, failures, result)
 
-    async def _delta(self, model: HostPlan) -> Report | None:
+    async def _delta(self, model: HostPlan, planned: HostPlan | None) -> Report | None:
         """Apply the change against the model (see ``Kernel.delta``); None when it must be
         a full reconcile. A change the kernel refused falls back to the full reconcile, which
         repairs whatever half of it was done."""
         started = time.monotonic()
-        wanted, rulesets, failures = self._desired()
+        wanted, rulesets, failures = self._desired(planned)
         if not set(wanted.ports) <= self.owned:
             self.owned |= set(wanted.ports)
             self._save()
@@ -217,6 +223,11 @@ class LinuxDataplane:
             self.state_dir.save_objects(
                 self.desired, self.server_id, self.owned, self.kernel.loaded
             )
+
+
+def _nic(body: Body | None) -> str | None:
+    nic = (body or {}).get("nic")
+    return str(nic) if nic is not None else None
 
 
 def _unique(failures: list[Failure]) -> list[Failure]:

@@ -28,6 +28,7 @@ with the kernel's listed without those counts (``nft -s``), which traffic change
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -411,12 +412,21 @@ class Ruleset:
         return self.tables.text
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, ...]]:
+    # Cached: every change re-renders a router's endpoints, which are mostly the same ones.
+    problems: list[Problem] = []
+    port = _check_endpoint(endpoint, problems)
+    return port, tuple(problems)
+
+
 def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module)."""
     problems: list[Problem] = []
     ports: dict[tuple[str, str], _Port] = {}
     for endpoint in sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)):
-        port = _check_endpoint(endpoint, problems)
+        port, found = _checked(endpoint)
+        problems += found
         if port is None:
             continue
         slot = (endpoint.veth, str(port.address))
