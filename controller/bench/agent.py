@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from typing import Any
 from controller.agent.linux.dataplane import LinuxDataplane
 from controller.agent.linux.plan import router_name
 from controller.agent.linux.runner import Runner
+from controller.agent.linux.state import StateDir
 from controller.bench.common import BenchError, percentile
 
 Body = dict[str, Any]
@@ -236,7 +238,28 @@ def _rss_mb() -> float:
 
 
 async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[str], None]) -> Body:
-    dataplane = LinuxDataplane(fabric.server, runner=Runner(host_netns=host))
+    with tempfile.TemporaryDirectory(prefix="sdnc-bench-agent-") as state:
+        # A state directory as the daemon keeps one: every apply records what it applied.
+        dataplane = LinuxDataplane(
+            fabric.server, runner=Runner(host_netns=host), state_dir=StateDir(Path(state))
+        )
+        flushing = asyncio.create_task(_flush(dataplane))
+        try:
+            return await _timings(options, fabric, dataplane, log)
+        finally:
+            flushing.cancel()
+
+
+async def _flush(dataplane: LinuxDataplane) -> None:
+    """What the daemon does in the background: write the applied objects twice a second."""
+    while True:
+        await asyncio.sleep(0.5)
+        await dataplane.flush()
+
+
+async def _timings(
+    options: Options, fabric: Fabric, dataplane: LinuxDataplane, log: Callable[[str], None]
+) -> Body:
     feed = Feed(dataplane)
     log(f"cold build of {options.endpoints} endpoints")
     cold = await feed.snapshot(fabric.base(options.endpoints))

@@ -161,6 +161,7 @@ async def test_drift_is_repaired_and_a_restart_changes_nothing(lab: Lab, tmp_pat
     assert ping(first, "10.1.0.11")
     assert (await dataplane.reconcile()).changes == 0
 
+    await dataplane.flush()  # as the daemon does before it records a revision
     restarted = LinuxDataplane(
         "server", runner=Runner(host_netns=host), state_dir=state, saved=state.load()
     )

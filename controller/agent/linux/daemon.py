@@ -65,7 +65,7 @@ async def run_agent(options: Options) -> None:
         asyncio.create_task(
             dataplane.resync(options.resync_interval, session.report), name="resync"
         ),
-        asyncio.create_task(_keep_revision(session, state_dir), name="revision"),
+        asyncio.create_task(_keep_revision(session, dataplane, state_dir), name="revision"),
     ]
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -74,16 +74,22 @@ async def run_agent(options: Options) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    state_dir.save_revision(session.state.applied_revision)
+    revision = session.state.applied_revision
+    await dataplane.flush()
+    state_dir.save_revision(revision)
     log.info("agent %s: stopped at revision %d", options.server, session.state.applied_revision)
 
 
-async def _keep_revision(session: AgentSession, state_dir: StateDir) -> None:
-    """Persist the applied revision as it moves (the objects were saved when applied)."""
+async def _keep_revision(
+    session: AgentSession, dataplane: LinuxDataplane, state_dir: StateDir
+) -> None:
+    """Persist the applied objects and revision as they move: the objects first, so the
+    revision never claims more than they hold."""
     written = session.state.applied_revision
     while True:
         await asyncio.sleep(0.5)
         revision = session.state.applied_revision
+        await dataplane.flush()
         if revision != written:
             state_dir.save_revision(revision)
             written = revision

@@ -64,6 +64,7 @@ class LinuxDataplane:
         self.model: HostPlan | None = None
         self.tables: dict[str, nft.Tables] = {}
         self.generation = 0  # moves with every apply and every change made
+        self._dirty = False  # applied since the state directory was last written
         self._lock = asyncio.Lock()
 
     async def apply(
@@ -138,10 +139,7 @@ class LinuxDataplane:
     async def _reconcile(self, reason: str) -> Report:
         started = time.monotonic()
         wanted, rulesets, failures = self._desired()
-        # Record the NIC namespaces about to be created before creating them: a crash in
-        # between must not leave namespaces the agent would no longer know are its own.
-        self.owned |= set(wanted.ports)
-        self._save()
+        self._own(wanted)
         observed = await self.kernel.observe(wanted, self.owned)
         return await self._repair(reason, started, wanted, rulesets, failures, observed)
 
@@ -154,9 +152,7 @@ class LinuxDataplane:
         failures: list[Failure],
         observed: Observed,
     ) -> Report:
-        if not set(wanted.ports) <= self.owned:
-            self.owned |= set(wanted.ports)
-            self._save()
+        self._own(wanted)
         texts = {router: ruleset.text for router, ruleset in rulesets.items()}
         result = await self.kernel.repair(wanted, texts, self.owned, observed)
         return self._finish(reason, started, wanted, rulesets, failures, result)
@@ -167,9 +163,7 @@ class LinuxDataplane:
         repairs whatever half of it was done."""
         started = time.monotonic()
         wanted, rulesets, failures = self._desired(planned)
-        if not set(wanted.ports) <= self.owned:
-            self.owned |= set(wanted.ports)
-            self._save()
+        self._own(wanted)
         scripts = {
             router: ruleset.tables.changes_from(self.tables.get(router, nft.Tables()))
             for router, ruleset in rulesets.items()
@@ -199,7 +193,7 @@ class LinuxDataplane:
         self.tables = {router: ruleset.tables for router, ruleset in rulesets.items()}
         if result.changes:
             self.generation += 1
-        self._save()
+        self._dirty = True
         failures += result.failures
         report = Report(result.changes, _unique(failures), time.monotonic() - started, kind)
         self.last = report
@@ -218,11 +212,30 @@ class LinuxDataplane:
         )
         return report
 
-    def _save(self) -> None:
-        if self.state_dir is not None:
-            self.state_dir.save_objects(
-                self.desired, self.server_id, self.owned, self.kernel.loaded
-            )
+    def _own(self, wanted: HostPlan) -> None:
+        """Record the NIC namespaces about to be created before creating them: a crash in
+        between must not leave namespaces the agent would no longer know are its own."""
+        if not set(wanted.ports) <= self.owned:
+            self.owned |= set(wanted.ports)
+            if self.state_dir is not None:
+                self.state_dir.save_namespaces(self.owned)
+
+    async def flush(self) -> None:
+        """Write what was applied to the state directory, if anything was since the last
+        time. Not on every apply: writing every object costs what the host holds; the
+        daemon flushes before it records a revision, so the revision never claims more."""
+        if self.state_dir is None or not self._dirty:
+            return
+        self._dirty = False
+        owned = set(self.owned)
+        await asyncio.to_thread(
+            self.state_dir.save_objects,
+            dict(self.desired),
+            self.server_id,
+            owned,
+            dict(self.kernel.loaded),
+        )
+        self.state_dir.save_namespaces(owned)  # forgets the namespaces deleted since
 
 
 def _nic(body: Body | None) -> str | None:

@@ -482,24 +482,43 @@ oifname @endpoint_ports jump inbound
 def _tables(
     ports: list[_Port], veths: set[str], acls: Mapping[str, AclPolicy], used: list[str]
 ) -> Tables:
-    maps: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    for direction, version in ((d, v) for d in ("outbound", "inbound") for v in (4, 6)):
-        elements = tuple((f'"{p.endpoint.veth}" . {p.address}', _dispatch(p, direction))
-                         for p in ports if p.address.version == version)  # fmt: skip
-        maps.append((f"{direction}_v{version}", elements))
+    maps: dict[str, list[tuple[str, str]]] = {
+        f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
+    }
     chains: list[tuple[str, tuple[str, ...]]] = []
     for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
         chains.append(_acl_chain(acl_id, acls[acl_id], direction))
-    for port, direction in ((p, d) for p in ports if p.endpoint.acl_ids for d in _SUFFIX):
-        jumps = tuple(f"jump {acl_chain(a, direction)}" if a in acls else "drop"
-                      for a in port.endpoint.acl_ids)  # fmt: skip
-        chains.append((endpoint_chain(port.endpoint.key, direction), jumps))
+    for port in ports:
+        known = frozenset(a for a in port.endpoint.acl_ids if a in acls)
+        elements, own = _port_pieces(port, known)
+        for name, element in elements:
+            maps[name].append(element)
+        chains += own
     return Tables(
         macs=tuple(sorted({port.mac for port in ports if port.mac is not None})),
-        maps=tuple(maps),
+        maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
         ports=tuple(f'"{veth}"' for veth in sorted(veths)),
         chains=tuple(chains),
     )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _port_pieces(
+    port: _Port, known: frozenset[str]
+) -> tuple[tuple[tuple[str, tuple[str, str]], ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """A port's map elements (map, (key, verdict)) and its endpoint chains, given which of
+    its ACLs exist. Cached: a change re-renders every port of the router, mostly unchanged."""
+    key = f'"{port.endpoint.veth}" . {port.address}'
+    elements = tuple(
+        (f"{direction}_v{port.address.version}", (key, _dispatch(port, direction)))
+        for direction in _SUFFIX
+    )
+    chains: list[tuple[str, tuple[str, ...]]] = []
+    for direction in _SUFFIX if port.endpoint.acl_ids else ():
+        jumps = tuple(f"jump {acl_chain(a, direction)}" if a in known else "drop"
+                      for a in port.endpoint.acl_ids)  # fmt: skip
+        chains.append((endpoint_chain(port.endpoint.key, direction), jumps))
+    return elements, tuple(chains)
 
 
 def _dispatch(port: _Port, direction: str) -> str:
