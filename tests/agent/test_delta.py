@@ -94,6 +94,7 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     assert nics[1] not in sh("ip", "netns", "list")
     in_place = host_state([router, *live])
 
+    await dataplane.runner.close()  # the first agent is gone; its netlink sockets with it
     for name in [router, *live]:
         sh("ip", "netns", "del", name)
     # The kernel frees a deleted namespace's devices (and the VXLAN's VNI) in the background.

@@ -27,7 +27,7 @@ from controller.agent.linux.changes import (
 from controller.agent.linux.observe import LIST_RULESET, NamespaceView, Observed, observe
 from controller.agent.linux.observe import port as observe_port
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
-from controller.agent.linux.runner import GLOBAL, CommandError, Runner
+from controller.agent.linux.runner import GLOBAL, CommandError, Op, Runner
 from controller.agent.session import Failure
 
 VXLAN_PORT = 4789
@@ -63,7 +63,9 @@ class Kernel:
 
     async def observe(self, plan: HostPlan, owned: set[str]) -> Observed:
         """Everything the plan or the agent's ownership may touch (the full scan)."""
-        return await observe(self.runner, plan.routers, [*plan.ports, *owned])
+        observed = await observe(self.runner, plan.routers, [*plan.ports, *owned])
+        self.runner.keep_only(observed.namespaces | {self.runner.host_netns or ""})
+        return observed
 
     async def repair(
         self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str], observed: Observed
@@ -102,6 +104,11 @@ class Kernel:
             return None
         changes = Changes()
         for name in sorted(old.ports.keys() - new.ports.keys()):
+            # The veth pair first: the kernel dismantles a deleted namespace in the
+            # background, and its veth (with the /32 routes) must be gone when this returns.
+            gone = old.ports[name]
+            op = Op("del", gone.veth)
+            changes.add(DELETE, "ip", gone.router, f"link del {gone.veth}", (), op)
             if name in owned:
                 changes.add(HOST, "ip", GLOBAL, f"netns del {name}")
         changed = [p for n, p in sorted(new.ports.items()) if old.ports.get(n) != p]
@@ -204,7 +211,8 @@ def _sysctls(
     if settings:
         argv = ["ip", "netns", "exec", router, "sysctl", "-q", "-w", *settings]
         summary = "sysctl -w " + " ".join(settings)
-        changes.command(CONFIGURE, Command(router, argv, keys, None, summary))
+        pairs = tuple((name, value) for name, _, value in (s.partition("=") for s in settings))
+        changes.command(CONFIGURE, Command(router, argv, keys, None, summary, pairs))
 
 
 def _segment(
@@ -360,11 +368,12 @@ def _router_port(changes: Changes, view: NamespaceView, port: Port, wired: bool)
             changes.add(DELETE, "ip", router, f"link del {veth}")
         view = NamespaceView()
     if not view.up(veth):
-        changes.add(CONFIGURE, "ip", router, f"link set {veth} up", keys)
+        changes.add(CONFIGURE, "ip", router, f"link set {veth} up", keys, Op("up", veth))
     routes = {(str(r.get("dst")), r.get("dev")) for r in view.routes}
     for ip in port.ips:
         if (ip, veth) not in routes:
-            changes.add(CONFIGURE, "ip", router, f"route replace {ip}/32 dev {veth}", keys)
+            op = Op("route-replace", veth, (f"{ip}/32", ""))
+            changes.add(CONFIGURE, "ip", router, f"route replace {ip}/32 dev {veth}", keys, op)
     _qdisc(changes, view, router, veth, port.inbound_mbps, keys)
 
 
@@ -375,20 +384,30 @@ def _port(changes: Changes, nic: NamespaceView, port: Port, wired: bool) -> None
         if nic.kind(ENDPOINT_DEV) is not None:
             changes.add(DELETE, "ip", netns, f"link del {ENDPOINT_DEV}")
         line = f"link add {veth} netns {router} type veth peer name {ENDPOINT_DEV} netns {netns}"
-        changes.add(HOST, "ip", None, line, keys)
+        changes.add(HOST, "ip", None, line, keys, Op("veth", veth, (router, ENDPOINT_DEV, netns)))
         nic = NamespaceView()
     if not nic.up("lo"):
-        changes.add(CONFIGURE, "ip", netns, "link set lo up", keys)
+        changes.add(CONFIGURE, "ip", netns, "link set lo up", keys, Op("up", "lo"))
     if nic.links.get(ENDPOINT_DEV, {}).get("address") != port.mac:
-        changes.add(CONFIGURE, "ip", netns, f"link set {ENDPOINT_DEV} address {port.mac}", keys)
+        line = f"link set {ENDPOINT_DEV} address {port.mac}"
+        changes.add(CONFIGURE, "ip", netns, line, keys, Op("mac", ENDPOINT_DEV, (port.mac,)))
     present = nic.ipv4(ENDPOINT_DEV)
     for address in sorted(present - set(port.addresses)):
-        changes.add(CONFIGURE, "ip", netns, f"addr del {address} dev {ENDPOINT_DEV}")
+        line, op = (
+            f"addr del {address} dev {ENDPOINT_DEV}",
+            Op("addr-del", ENDPOINT_DEV, (address,)),
+        )
+        changes.add(CONFIGURE, "ip", netns, line, (), op)
     for address in port.addresses:
         if address not in present:
-            changes.add(CONFIGURE, "ip", netns, f"addr add {address} dev {ENDPOINT_DEV}", keys)
+            line = f"addr add {address} dev {ENDPOINT_DEV}"
+            changes.add(
+                CONFIGURE, "ip", netns, line, keys, Op("addr-add", ENDPOINT_DEV, (address,))
+            )
     if not nic.up(ENDPOINT_DEV):
-        changes.add(CONFIGURE, "ip", netns, f"link set {ENDPOINT_DEV} up", keys)
+        changes.add(
+            CONFIGURE, "ip", netns, f"link set {ENDPOINT_DEV} up", keys, Op("up", ENDPOINT_DEV)
+        )
     default = [r for r in nic.routes if r.get("dst") == "default"]
     # Deleting an address takes the routes through its subnet along, the default among them.
     readdressed = bool(present - set(port.addresses))
@@ -396,7 +415,8 @@ def _port(changes: Changes, nic: NamespaceView, port: Port, wired: bool) -> None
         (port.gateway, ENDPOINT_DEV)
     ]:
         line = f"route replace default via {port.gateway} dev {ENDPOINT_DEV} onlink"
-        changes.add(CONFIGURE, "ip", netns, line, keys)
+        op = Op("route-replace", ENDPOINT_DEV, ("0.0.0.0/0", port.gateway))
+        changes.add(CONFIGURE, "ip", netns, line, keys, op)
     _qdisc(changes, nic, netns, ENDPOINT_DEV, port.outbound_mbps, keys)
 
 
@@ -474,9 +494,11 @@ def entry_changes(changes: Changes, old: HostPlan, new: HostPlan) -> None:
     for (router, dev, ip), (mac, key) in sorted(after.neighbours.items()):
         if before.neighbours.get((router, dev, ip), ("",))[0] != mac:
             line = f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
-            changes.add(CONFIGURE, "ip", router, line, (key,))
+            op = Op("neigh-replace", dev, (ip, mac))
+            changes.add(CONFIGURE, "ip", router, line, (key,), op)
     for router, dev, ip in sorted(before.neighbours.keys() - after.neighbours.keys()):
-        changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}")
+        op = Op("neigh-del", dev, (ip,))
+        changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}", (), op)
     for (router, dev, mac), (bridge, key) in sorted(after.static.items()):
         if before.static.get((router, dev, mac), ("",))[0] != bridge:
             line = f"fdb replace {mac} dev {dev} master static"
@@ -515,4 +537,5 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
     _port(changes, nic, new, wired)
     if old is not None and wired:
         for ip in sorted(set(old.ips) - set(new.ips)):
-            changes.add(DELETE, "ip", new.router, f"route del {ip}/32 dev {new.veth}")
+            op = Op("route-del", new.veth, (f"{ip}/32", ""))
+            changes.add(DELETE, "ip", new.router, f"route del {ip}/32 dev {new.veth}", (), op)
