@@ -32,7 +32,7 @@ from controller.agent.linux.nft import (
     FilteredEndpoint,
     Unenforceable,
     acls_from_objects,
-    endpoint_chain,
+    list_chain,
     match_expressions,
     parse_ports,
     parse_prefixes,
@@ -263,7 +263,7 @@ def test_dispatch_by_port_and_address() -> None:
     result = render(endpoints, POLICY)
     text = result.text
     assert result.problems == ()
-    assert re.search(r'"s000000000001" \. 10\.0\.0\.1 : goto ep_h[0-9a-f]{24}_out', text)
+    assert re.search(r'"s000000000001" \. 10\.0\.0\.1 : goto acls_h[0-9a-f]{24}_out', text)
     assert '"s000000000002" . 10.0.0.2 : return' in text
     assert '"s000000000003" . fd00::3 : return' in text
     assert 'elements = { "s000000000001", "s000000000002", "s000000000003" }' in text
@@ -297,8 +297,8 @@ def test_acl_chains_hold_rules_in_priority_order_then_the_default() -> None:
         "ip6 daddr fd00::/8 meta l4proto udp th dport 53 counter return",
         "counter drop",
     ]
-    endpoint_chain = next(line.split()[1] for line in text.splitlines() if "chain ep_" in line)
-    assert chain(text, endpoint_chain) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
+    shared = list_chain((ACL, SECOND), "inbound")
+    assert chain(text, shared) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
 
 
 def test_short_lists_become_rules_and_long_ones_sets() -> None:
@@ -335,7 +335,7 @@ def test_unusable_endpoints_and_acls_are_reported_not_fatal() -> None:
     ]
     ep1 = [line for line in result.text.splitlines() if '"s000000000001" . 10.0.0.1' in line]
     assert ep1, "the first endpoint on a port and address wins"
-    assert chain(result.text, endpoint_chain("endpoint/ep-1", "inbound")) == [
+    assert chain(result.text, list_chain(("missing-acl", ACL), "inbound")) == [
         "drop",  # the unknown ACL fails closed
         f"jump acl_{ACL.replace('-', '')}_in",
     ]
@@ -688,11 +688,17 @@ def test_a_changed_rule_rewrites_its_acl_chain_alone() -> None:
     assert "add element" not in "".join(script)
 
 
-def test_a_removed_endpoint_is_emptied_then_deleted() -> None:
-    old = render([endpoint(1), endpoint(2)], POLICY).tables
+def test_endpoints_with_the_same_acls_share_their_chains() -> None:
+    text = render([endpoint(n) for n in range(1, 40)], POLICY).text
+    assert len([line for line in text.splitlines() if "chain acls_" in line]) == 2
+    assert text.count(f"goto {list_chain((ACL,), 'inbound')}") == 39
+
+
+def test_the_last_endpoint_of_an_acl_list_takes_its_chain_along() -> None:
+    old = render([endpoint(1), endpoint(2, acls=(SECOND,))], POLICY).tables
     new = render([endpoint(1)], POLICY).tables
     script = new.changes_from(old).splitlines()
-    gone = endpoint_chain("endpoint/ep-2", "inbound")
+    gone = list_chain((SECOND,), "inbound")
     assert script.index(f"flush chain inet sdnc {gone}") < script.index(
         f"delete chain inet sdnc {gone}"
     )

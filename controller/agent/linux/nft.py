@@ -20,8 +20,10 @@ traffic of local endpoints with conntrack (replies of accepted flows pass): a pa
 endpoint port meets its sender's outbound ACLs, then one to an endpoint port its receiver's
 inbound ACLs, each found by one verdict-map lookup on (port, address); an address that is no
 endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a chain per direction,
-rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default.
-Endpoints without ACLs pass. ``logging`` is not enforced; established flows survive a change.
+rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default;
+an endpoint's ACLs, in order, are a chain per direction shared by every endpoint with the same
+list (the verdict map goes to it). Endpoints without ACLs pass. ``logging`` is not enforced;
+established flows survive a change.
 Every ACL rule and default counts the packets it decides (``counter``); a ruleset is compared
 with the kernel's listed without those counts (``nft -s``), which traffic changes.
 """
@@ -287,8 +289,12 @@ def acl_chain(acl_id: str, direction: str) -> str:
     return f"acl_{ident(acl_id)}_{_SUFFIX[direction]}"
 
 
-def endpoint_chain(key: str, direction: str) -> str:
-    return f"ep_{ident(key.partition('/')[2])}_{_SUFFIX[direction]}"
+def list_chain(acl_ids: Sequence[str], direction: str) -> str:
+    """The chain of an ACL list, shared by every endpoint with that list: a host of many
+    endpoints behind the same ACLs has a few chains, not two per endpoint (nft reads every
+    chain before each transaction, and the kernel checks the jumps of all at commit)."""
+    digest = hashlib.sha256("\n".join(acl_ids).encode()).hexdigest()[:24]
+    return f"acls_h{digest}_{_SUFFIX[direction]}"
 
 
 def _acl_chain(acl_id: str, policy: AclPolicy, direction: str) -> tuple[str, tuple[str, ...]]:
@@ -336,13 +342,13 @@ def _check_endpoint(endpoint: FilteredEndpoint, problems: list[Problem]) -> _Por
 @dataclass(frozen=True)
 class Tables:
     """What a ruleset holds that changes with the objects: the set and map elements and the
-    ACL and endpoint chains (the declarations and the fixed chains never change). ``text``
+    ACL and ACL-list chains (the declarations and the fixed chains never change). ``text``
     renders it whole; ``changes_from`` says how to get to it from another one in place."""
 
     macs: tuple[str, ...] = ()  # bridge set endpoint_macs
     maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # map -> (key, verdict)s
     ports: tuple[str, ...] = ()  # inet set endpoint_ports ('"veth"')
-    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and endpoint chains, in order
+    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and ACL-list chains, in order
 
     @property
     def text(self) -> str:
@@ -485,20 +491,21 @@ def _tables(
     maps: dict[str, list[tuple[str, str]]] = {
         f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
     }
-    chains: list[tuple[str, tuple[str, ...]]] = []
+    chains: dict[str, tuple[str, ...]] = {}
     for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
-        chains.append(_acl_chain(acl_id, acls[acl_id], direction))
+        name, rules = _acl_chain(acl_id, acls[acl_id], direction)
+        chains[name] = rules
     for port in ports:
         known = frozenset(a for a in port.endpoint.acl_ids if a in acls)
-        elements, own = _port_pieces(port, known)
+        elements, lists = _port_pieces(port, known)
         for name, element in elements:
             maps[name].append(element)
-        chains += own
+        chains.update(lists)
     return Tables(
         macs=tuple(sorted({port.mac for port in ports if port.mac is not None})),
         maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
         ports=tuple(f'"{veth}"' for veth in sorted(veths)),
-        chains=tuple(chains),
+        chains=tuple(chains.items()),
     )
 
 
@@ -506,7 +513,7 @@ def _tables(
 def _port_pieces(
     port: _Port, known: frozenset[str]
 ) -> tuple[tuple[tuple[str, tuple[str, str]], ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """A port's map elements (map, (key, verdict)) and its endpoint chains, given which of
+    """A port's map elements (map, (key, verdict)) and its ACL list's chains, given which of
     its ACLs exist. Cached: a change re-renders every port of the router, mostly unchanged."""
     key = f'"{port.endpoint.veth}" . {port.address}'
     elements = tuple(
@@ -517,14 +524,14 @@ def _port_pieces(
     for direction in _SUFFIX if port.endpoint.acl_ids else ():
         jumps = tuple(f"jump {acl_chain(a, direction)}" if a in known else "drop"
                       for a in port.endpoint.acl_ids)  # fmt: skip
-        chains.append((endpoint_chain(port.endpoint.key, direction), jumps))
+        chains.append((list_chain(port.endpoint.acl_ids, direction), jumps))
     return elements, tuple(chains)
 
 
 def _dispatch(port: _Port, direction: str) -> str:
-    # goto: the end of the endpoint's chain returns to forward, which goes on to inbound.
+    # goto: the end of the list's chain returns to forward, which goes on to inbound.
     if port.endpoint.acl_ids:
-        return f"goto {endpoint_chain(port.endpoint.key, direction)}"
+        return f"goto {list_chain(port.endpoint.acl_ids, direction)}"
     return "return"
 
 
