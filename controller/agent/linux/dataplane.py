@@ -203,12 +203,12 @@ class LinuxDataplane:
         level = logging.INFO if result.changes or reason != "resync" else logging.DEBUG
         log.log(
             level,
-            "%s (%s): %d changes, %d failing objects, %.0f ms",
+            "%s: %d changes, %d failing objects, %.0f ms (%s)",
             reason,
-            kind,
             report.changes,
             len({f.key for f in report.failures}),
             report.seconds * 1000,
+            kind,
         )
         return report
 
