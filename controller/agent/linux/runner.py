@@ -47,6 +47,7 @@ GLOBAL = ""
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
+PROCESSES = 8  # commands running at once
 SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
 RT_SCOPE_LINK = 253
 RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
@@ -90,6 +91,9 @@ class Runner:
     use_netlink: bool = True
     _sockets: OrderedDict[str, AsyncIPRoute] = field(default_factory=OrderedDict)
     _using: dict[str, int] = field(default_factory=dict)  # batches running, by namespace
+    # A scan of a thousand namespaces would start two thousand processes at once; a few at a
+    # time finish sooner (and leave the machine to the endpoints).
+    _processes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PROCESSES))
 
     def tool(self, tool: str, netns: str | None) -> list[str]:
         """argv prefix for ``ip``/``bridge``/``tc`` acting in ``netns`` (None: the host)."""
@@ -105,13 +109,14 @@ class Runner:
         self, argv: Sequence[str], *, stdin: str | None = None, check: bool = True
     ) -> tuple[int, str, str]:
         self.commands += 1
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate(stdin.encode() if stdin is not None else None)
+        async with self._processes:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await process.communicate(stdin.encode() if stdin is not None else None)
         code = process.returncode if process.returncode is not None else -1
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if check and code != 0:
