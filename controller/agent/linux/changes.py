@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controller.agent.linux.runner import GLOBAL, CommandError, Op, Runner
+from controller.agent.linux.runner import CommandError, Op, Runner
 from controller.agent.session import Failure
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ async def execute(runner: Runner, changes: Changes) -> Outcome:
 
 async def _batch(runner: Runner, batch: Batch, outcome: Outcome) -> None:
     ops = [line.op for line in batch.lines if line.op is not None]
-    if runner.use_netlink and batch.netns != GLOBAL and len(ops) == len(batch.lines):
+    if runner.use_netlink and len(ops) == len(batch.lines):
         result = await runner.netlink(batch.netns, ops)
     else:
         result = await runner.batch(batch.tool, batch.netns, [line.text for line in batch.lines])

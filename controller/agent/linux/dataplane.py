@@ -125,11 +125,7 @@ class LinuxDataplane:
         rulesets: dict[str, nft.Ruleset] = {}
         acls = nft.acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
-            endpoints = [
-                nft.FilteredEndpoint(f.key, f.veth, f.address, f.mac, f.acl_ids)
-                for f in wanted.filtered.get(router, ())
-            ]
-            ruleset = nft.render(endpoints, acls)
+            ruleset = nft.render(wanted.filtered.get(router, []), acls)
             rulesets[router] = ruleset
             failures += [
                 Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems

@@ -488,9 +488,11 @@ def entry_changes(changes: Changes, old: HostPlan, new: HostPlan) -> None:
     before, after = _entries(old), _entries(new)
     for (router, dev, mac), keys in sorted(after.local.items()):
         if (router, dev, mac) not in before.local:
-            changes.add(FINISH, "bridge", router, f"fdb replace {mac} dev {dev} self local", keys)
+            line, op = f"fdb replace {mac} dev {dev} self local", Op("fdb-local", dev, (mac,))
+            changes.add(FINISH, "bridge", router, line, keys, op)
     for router, dev, mac in sorted(before.local.keys() - after.local.keys()):
-        changes.add(FINISH, "bridge", router, f"fdb del {mac} dev {dev} self local")
+        line, op = f"fdb del {mac} dev {dev} self local", Op("fdb-local-del", dev, (mac,))
+        changes.add(FINISH, "bridge", router, line, (), op)
     for (router, dev, ip), (mac, key) in sorted(after.neighbours.items()):
         if before.neighbours.get((router, dev, ip), ("",))[0] != mac:
             line = f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
@@ -522,7 +524,8 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
     nic = NamespaceView()
     wired = False
     if observed is None:
-        changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys)
+        op = Op("netns-add", new.netns)
+        changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys, op)
     else:
         router.links = observed.views[new.router].links
         router.routes = observed.views[new.router].routes
@@ -531,7 +534,8 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
         nic = observed.views.get(new.netns, NamespaceView())
         wired = router.kind(new.veth) == "veth" and nic.kind(ENDPOINT_DEV) == "veth"
         if new.netns not in observed.namespaces:
-            changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys)
+            op = Op("netns-add", new.netns)
+            changes.add(DELETE, "ip", GLOBAL, f"netns add {new.netns}", new.keys, op)
     _sysctls(changes, router, new.router, new.keys, [new])
     _router_port(changes, router, new, wired)
     _port(changes, nic, new, wired)

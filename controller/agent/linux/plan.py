@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import protocol
+from controller.agent.linux.nft import FilteredEndpoint as Filtered  # the renderer's input
 from controller.agent.session import Failure
 
 ROUTER_PREFIX = "sdnc-rd-"
@@ -112,17 +113,6 @@ class Remote:
     ip: str
     mac: str
     underlay: str
-
-
-@dataclass(frozen=True)
-class Filtered:
-    """Input of the ruleset renderer: one per local ipConfiguration."""
-
-    key: str
-    veth: str
-    address: str
-    mac: str
-    acl_ids: tuple[str, ...]
 
 
 @dataclass

@@ -27,8 +27,9 @@ import logging
 import os
 import re
 import socket
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +48,15 @@ GLOBAL = ""
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
 PROCESSES = 8  # commands running at once
 SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
 RT_SCOPE_LINK = 253
 RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
 RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
+NTF_SELF = 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -61,7 +65,9 @@ class Op:
     """One batch line as a netlink request. ``kind``: ``up``, ``del``, ``mac``, ``addr-add``,
     ``addr-del``, ``route-replace``, ``route-del`` (``args``: destination, gateway or ""),
     ``veth`` (``args``: its namespace, the peer's name, the peer's namespace),
-    ``neigh-replace`` (``args``: address, MAC), ``neigh-del`` (``args``: address)."""
+    ``neigh-replace`` (``args``: address, MAC), ``neigh-del`` (``args``: address),
+    ``fdb-local``/``fdb-local-del`` (``args``: MAC; ``dev``: the bridge), ``netns-add``
+    (``dev``: the namespace; in the ``GLOBAL`` batch)."""
 
     kind: str
     dev: str
@@ -156,6 +162,16 @@ class Runner:
     async def netlink(self, netns: str | None, ops: Sequence[Op]) -> BatchResult:
         """Apply ``ops`` in order over netlink, continuing past failing ones (as ``-force``)."""
         failed: dict[int, str] = {}
+        if netns == GLOBAL:  # namespaces themselves: ``netns-add`` only
+            for number, op in enumerate(ops):
+                try:
+                    if op.kind != "netns-add":
+                        raise OSError(f"{op.kind} is no namespace request")
+                    await self._forget(op.dev)
+                    await _in_thread(_make_namespace, op.dev)
+                except OSError as exc:
+                    failed[number] = str(exc)
+            return BatchResult(failed)
         try:
             route = await self._socket(netns)
         except OSError as exc:
@@ -291,6 +307,53 @@ def _entered(netns: str) -> Iterator[None]:
         os.close(home)
 
 
+async def _in_thread(work: Callable[[str], None], name: str) -> None:
+    """``work(name)`` in a thread of its own, which ends with it: whatever namespace the
+    thread is left in, no other work runs there after it."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def run() -> None:
+        try:
+            work(name)
+        except BaseException as exc:  # handed to the awaiting task
+            done.get_loop().call_soon_threadsafe(_settle, done, exc)
+        else:
+            done.get_loop().call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=run, name=f"netns {name}", daemon=True).start()
+    await done
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if not done.cancelled():
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+def _make_namespace(name: str) -> None:
+    """``ip netns add NAME`` without the process: a new network namespace for this thread,
+    bound to ``/run/netns/NAME`` (the mount point ``ip netns add`` has made shared)."""
+    path = NETNS_DIR / name
+    NETNS_DIR.mkdir(exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            raise _errno("unshare")
+        source = b"/proc/thread-self/ns/net"
+        if _libc.mount(source, bytes(path), b"none", MS_BIND, None) != 0:
+            raise _errno(f"bind {path}")
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _errno(what: str) -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, f"{what}: {os.strerror(code)}")
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
@@ -331,6 +394,12 @@ async def _request(route: AsyncIPRoute, index: int, op: Op) -> None:
         finally:
             os.close(home)
             os.close(away)
+    elif op.kind in ("fdb-local", "fdb-local-del"):
+        # ``bridge fdb replace|del MAC dev BRIDGE self local``: the bridge delivers MAC to its
+        # own IP layer (``bridge`` reads every link of the namespace first; this does not).
+        verb = "replace" if op.kind == "fdb-local" else "del"
+        state = NUD_NOARP | NUD_PERMANENT
+        await route.fdb(verb, ifindex=index, lladdr=op.args[0], state=state, flags=NTF_SELF)
     elif op.kind in ("neigh-replace", "neigh-del"):
         if op.kind == "neigh-del":
             await route.neigh("del", dst=op.args[0], ifindex=index)
