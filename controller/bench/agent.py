@@ -26,6 +26,7 @@ import ipaddress
 import json
 import os
 import resource
+import signal
 import subprocess
 import tempfile
 import time
@@ -230,6 +231,10 @@ def _acl_holds(router: str, port: int) -> bool:
     return f"dport {port} " in done.stdout
 
 
+def _exit(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -248,6 +253,7 @@ async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[s
             return await _timings(options, fabric, dataplane, log)
         finally:
             flushing.cancel()
+            await dataplane.close()
 
 
 async def _flush(dataplane: LinuxDataplane) -> None:
@@ -309,8 +315,13 @@ async def _timings(
 
 def run(options: Options, log: Callable[[str], None] = lambda _: None) -> Body:
     fabric = Fabric()
-    with host_namespace(fabric) as host:
-        report = asyncio.run(_measure(options, fabric, host, log))
+    # Stopped (SIGTERM), it still deletes what it made: the exit unwinds through the cleanup.
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        with host_namespace(fabric) as host:
+            report = asyncio.run(_measure(options, fabric, host, log))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not report["kernel_checked"]:
         raise BenchError(f"the kernel does not hold what the agent acknowledged: {report}")
     return report

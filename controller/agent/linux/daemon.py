@@ -74,6 +74,7 @@ async def run_agent(options: Options) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await dataplane.close()
     revision = session.state.applied_revision
     await dataplane.flush()
     state_dir.save_revision(revision)

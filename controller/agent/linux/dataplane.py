@@ -65,6 +65,7 @@ class LinuxDataplane:
         self.tables: dict[str, nft.Tables] = {}
         self.generation = 0  # moves with every apply and every change made
         self._dirty = False  # applied since the state directory was last written
+        self._recording: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     async def apply(
@@ -170,7 +171,25 @@ class LinuxDataplane:
                 log.warning("delta apply failed (%s); reconciling", result.failures[0].message)
             self.model = None
             return None
-        return self._finish("apply", started, wanted, rulesets, failures, result, "delta")
+        report = self._finish("apply", started, wanted, rulesets, failures, result, "delta")
+        if self.kernel.pending and self._recording is None:
+            # After the apply (its ack need not wait), before the next one (which queues
+            # behind it on the lock): the listing is of what this apply loaded.
+            self._recording = asyncio.create_task(self._record())
+        return report
+
+    async def close(self) -> None:
+        """Finish the listing of the last in-place change, close the netlink sockets."""
+        if self._recording is not None:
+            await self._recording
+        await self.runner.close()
+
+    async def _record(self) -> None:
+        async with self._lock:
+            self._recording = None
+            pending = self.kernel.pending & self.tables.keys()
+            await self.kernel.record({router: self.tables[router].text for router in pending})
+            self._dirty = True
 
     def _finish(
         self,

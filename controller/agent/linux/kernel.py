@@ -55,6 +55,7 @@ class Kernel:
     # Per router namespace: digest of the ruleset text loaded, digest of `nft -s list ruleset`
     # right after; both unchanged => the ruleset in the kernel is the one wanted.
     loaded: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)  # changed in place, listing not recorded
 
     async def reconcile(
         self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str]
@@ -133,13 +134,23 @@ class Kernel:
         outcome = await execute(self.runner, changes)
         for command in outcome.succeeded:
             if command.stdin is not None and command.netns is not None:
-                # Loaded in place: the next full reconcile reloads it whole once, which
-                # also checks it (there is no listing of the whole ruleset to compare to).
+                # Changed in place: until ``record`` lists it, a full reconcile would
+                # reload it (which resets the counters), having nothing to compare with.
                 self.loaded[command.netns] = ("", "")
+                self.pending.add(command.netns)
         removed = old.ports.keys() - new.ports.keys()
         kept = {n for n in owned if n not in new.ports and n not in removed}
         kept |= {n for n in removed & owned if f"netns del {n}" in outcome.failed_lines}
         return Result(outcome.changes, changes.describe(), outcome.failures, kept | set(new.ports))
+
+    async def record(self, texts: Mapping[str, str]) -> None:
+        """List the rulesets changed in place, as after loading them whole: a later full
+        reconcile compares the kernel's listing with that one (``texts``: each router's
+        whole ruleset, as ``render`` makes it)."""
+        for router in sorted(self.pending):
+            if router in texts:
+                await self._remember(router, texts[router])
+        self.pending.clear()
 
     async def _remember(self, router: str, text: str) -> None:
         try:
@@ -470,7 +481,13 @@ class _Entries:
     tunnels: dict[Entry, tuple[str, str]]  # (router, vx<vsid>, mac) -> (underlay, key)
 
 
+_recent: list[tuple[HostPlan, _Entries]] = []  # the model's entries are the last apply's
+
+
 def _entries(plan: HostPlan) -> _Entries:
+    for known, entries in _recent:
+        if known is plan:  # the same plan, not an equal one: plans are not changed in place
+            return entries
     found = _Entries({}, {}, {}, {})
     for port in plan.ports.values():
         for vsid in port.vsids:
@@ -480,6 +497,7 @@ def _entries(plan: HostPlan) -> _Entries:
         found.neighbours[(remote.router, bridge, remote.ip)] = (remote.mac, remote.key)
         found.static[(remote.router, vxlan, remote.mac)] = (bridge, remote.key)
         found.tunnels.setdefault((remote.router, vxlan, remote.mac), (remote.underlay, remote.key))
+    _recent[:] = [*_recent[-1:], (plan, found)]
     return found
 
 
