@@ -11,6 +11,9 @@ holding it):
 * ``endpoint_add_*``: a delta upserting one new endpoint (NIC, namespace, ACL'd);
 * ``acl_change_*``: a delta changing one rule of the ACL every endpoint uses;
 * ``noop_resync_ms``: the periodic full observe-and-repair on a host that is right;
+* ``listing_after_change_p50_ms``: the ruleset listing the agent takes after an in-place
+  change, once the apply has returned (the changes are fed one at a time, each after the
+  previous one's listing: a change arriving during it waits for it);
 * ``rss_mb``: the process's resident memory at the end.
 
 After the timings the kernel is checked (every added endpoint's namespace holds its address,
@@ -67,6 +70,7 @@ class Feed:
     def __init__(self, dataplane: LinuxDataplane) -> None:
         self.dataplane = dataplane
         self.objects: dict[str, Body] = {}
+        self.listings: list[float] = []  # ms: ruleset listings after in-place changes
 
     async def snapshot(self, objects: dict[str, Body]) -> float:
         deletes = [key for key in self.objects if key not in objects]
@@ -74,6 +78,11 @@ class Feed:
         return await self._timed(dict(objects), deletes)
 
     async def delta(self, upserts: dict[str, Body], deletes: list[str] | None = None) -> float:
+        # Changes one at a time, as users make them: the previous change's ruleset listing
+        # (taken after its apply returned) is done, and timed on its own.
+        listed = await self.dataplane.settle()
+        if listed:
+            self.listings.append(listed * 1000)
         for key in deletes or ():
             self.objects.pop(key, None)
         self.objects.update(upserts)
@@ -306,6 +315,7 @@ async def _timings(
         "acl_change_p50_ms": percentile(changes, 50),
         "acl_change_p99_ms": percentile(changes, 99),
         "noop_resync_ms": percentile(resyncs, 50),
+        "listing_after_change_p50_ms": percentile(sorted(feed.listings), 50),
         "cold_build_s": round(cold, 2),
         "rss_mb": _rss_mb(),
         "commands": dataplane.runner.commands,

@@ -66,6 +66,7 @@ class LinuxDataplane:
         self.generation = 0  # moves with every apply and every change made
         self._dirty = False  # applied since the state directory was last written
         self._recording: asyncio.Task[None] | None = None
+        self.recorded = 0.0  # seconds the last listing after an in-place change took
         self._lock = asyncio.Lock()
 
     async def apply(
@@ -178,18 +179,28 @@ class LinuxDataplane:
             self._recording = asyncio.create_task(self._record())
         return report
 
+    async def settle(self) -> float:
+        """Wait for the listing of the last in-place change (the next apply would wait for
+        it on the lock); how many seconds the listing took (0.0: none was due)."""
+        task = self._recording
+        if task is None:
+            return 0.0
+        await task
+        return self.recorded
+
     async def close(self) -> None:
         """Finish the listing of the last in-place change, close the netlink sockets."""
-        if self._recording is not None:
-            await self._recording
+        await self.settle()
         await self.runner.close()
 
     async def _record(self) -> None:
         async with self._lock:
+            started = time.monotonic()
             self._recording = None
             pending = self.kernel.pending & self.tables.keys()
             await self.kernel.record({router: self.tables[router].text for router in pending})
             self._dirty = True
+            self.recorded = time.monotonic() - started
 
     def _finish(
         self,
