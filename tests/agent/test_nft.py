@@ -26,20 +26,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.agent.linux.nft import (
+from controller.agent.linux.acls import (
     PROTOCOLS,
     AclPolicy,
-    FilteredEndpoint,
     Unenforceable,
     acls_from_objects,
-    list_chain,
     match_expressions,
     parse_ports,
     parse_prefixes,
     parse_rule,
     pick,
-    render,
 )
+from controller.agent.linux.nft import FilteredEndpoint, list_chain, render
 from tests.support.nftables import rule_packets
 from tests.support.processes import stop_process
 

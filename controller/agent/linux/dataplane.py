@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from controller import protocol
 from controller.agent.linux import nft
+from controller.agent.linux.acls import acls_from_objects
 from controller.agent.linux.kernel import Kernel, Result
 from controller.agent.linux.observe import Observed
 from controller.agent.linux.plan import HostPlan, plan, replan
@@ -125,7 +126,7 @@ class LinuxDataplane:
         wanted = planned or self._plan()
         failures = list(wanted.failures)
         rulesets: dict[str, nft.Ruleset] = {}
-        acls = nft.acls_from_objects(self.desired)
+        acls = acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
             ruleset = nft.render(wanted.filtered.get(router, []), acls)
             rulesets[router] = ruleset
