@@ -14,15 +14,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import __version__
-from controller.api import diagnostics, docs
+from controller.api import connectivity, diagnostics, docs, hints
 from controller.api.middleware import NbiMiddleware
 from controller.api.responses import error_response, json_response
 from controller.api.routes import ApiOptions, RouteBuilder, WaitApplied, discovery
 from controller.errors import ControllerError, InvalidInput, MethodNotAllowed, NotFound
+from controller.ops import routes as ops
+from controller.ops.health import known_migrations
+from controller.policy.trace import CompiledPolicy, compiled_policy
 from controller.resources import REGISTRY
 from controller.service.allocation import AllocationSettings, Allocator
+from controller.service.connectivity import ConnectivityChecks, PolicyReader
 from controller.service.resources import ResourceService
-from controller.service.slb_state import HealthReader, SlbDiagnostics, no_health_reports
+from controller.service.slb_state import HealthReader, SlbDiagnostics, stored_health
 from controller.settings import Settings
 from controller.southbound.runtime import Southbound, SouthboundOptions
 from controller.store.database import Database, Timeouts
@@ -35,13 +39,18 @@ live under `/networking/v1` (and `v2`..`v5`), bodies use the NC envelope (`resou
 """
 
 
+# Fixed path segments of routes that are no resource (matched case-insensitively).
+WORDS = (*diagnostics.PATH_WORDS, *connectivity.PATH_WORDS)
+
+
 def create_app(
     settings: Settings,
     *,
     database: Database | None = None,
-    dip_health: HealthReader = no_health_reports,
+    dip_health: HealthReader | None = None,
 ) -> FastAPI:
-    """``dip_health`` reads the DIP health the hosts reported (for the slbState diagnostics)."""
+    """``dip_health`` reads the DIP health for the slbState diagnostics (by default what the
+    hosts reported, as stored)."""
     owns_database = database is None
     db = database or Database(
         settings.resolved_database_url(),
@@ -79,7 +88,7 @@ def create_app(
         NbiMiddleware,
         registry=REGISTRY,
         max_body_bytes=settings.max_body_bytes,
-        words=diagnostics.PATH_WORDS,
+        words=WORDS,
     )
     _add_error_handlers(app)
     app.add_api_route(
@@ -91,12 +100,25 @@ def create_app(
         summary="Which REST versions this controller serves",
         openapi_extra={"responses": docs.discovery_responses()},
     )
+    metrics = ops.install(
+        app,
+        database=db,
+        southbound=southbound,
+        registry=REGISTRY,
+        words=WORDS,
+        migrations=known_migrations(),
+    )
     options = ApiOptions(max_json_depth=settings.max_json_depth)
-    builder = RouteBuilder(service, options, wait_applied=_waiter(southbound))
+    waiter = metrics.timed_waiter(_waiter(southbound))
+    builder = RouteBuilder(service, options, wait_applied=waiter)
     app.include_router(builder.router(REGISTRY))
-    slb_state = SlbDiagnostics(db, health=dip_health)
+    slb_state = SlbDiagnostics(db, health=dip_health or stored_health(db))
     app.include_router(
         diagnostics.diagnostics_router(slb_state, max_json_depth=settings.max_json_depth)
+    )
+    checks = ConnectivityChecks(db, REGISTRY, _compiled_policy(southbound))
+    app.include_router(
+        connectivity.connectivity_router(checks, max_json_depth=settings.max_json_depth)
     )
     app.include_router(southbound.router())
     _document(app)
@@ -105,6 +127,20 @@ def create_app(
 
 def database_timeouts(settings: Settings) -> Timeouts:
     return Timeouts(total=settings.database_timeout, connect=settings.database_connect_timeout)
+
+
+def _compiled_policy(southbound: Southbound) -> PolicyReader:
+    """The replica's compiled policy for the connectivity check, once it holds everything
+    committed when the check arrived."""
+
+    async def read() -> tuple[int, CompiledPolicy] | None:
+        revision = await southbound.caught_up(southbound.options.revision_wait)
+        if revision is None:
+            return None
+        compiler = southbound.compiler
+        return revision, compiled_policy(compiler.objects, compiler.snapshot)
+
+    return read
 
 
 def _waiter(southbound: Southbound) -> WaitApplied:
@@ -122,17 +158,28 @@ async def _discovery() -> Response:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def controller_error(_: Request, exc: Exception) -> Response:
+    async def controller_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ControllerError)
-        return error_response(exc)
+        response = error_response(exc)
+        if isinstance(exc, MethodNotAllowed):
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error: ControllerError
+        path = request.scope["path"]
         if exc.status_code == 404:
-            error = NotFound("no resource or collection at this URI")
+            error = NotFound(hints.path_hint(REGISTRY, path, WORDS))
         elif exc.status_code == 405:
-            error = MethodNotAllowed("this method is not supported on this URI")
+            allowed = hints.allowed_methods(app.router.routes, request.scope)
+            error = MethodNotAllowed(
+                f"{request.method} is not supported on this URI; it answers {', '.join(allowed)}"
+            )
+            response = error_response(error)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         else:
             error = ControllerError(str(exc.detail))
             error.status = exc.status_code
@@ -156,7 +203,7 @@ def _document(app: FastAPI) -> None:
                 routes=app.routes,
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                docs.components(REGISTRY, diagnostics.DOC_MODELS)
+                docs.components(REGISTRY, (*diagnostics.DOC_MODELS, *connectivity.DOC_MODELS))
             )
             app.openapi_schema = schema
         return app.openapi_schema

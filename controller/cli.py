@@ -3,40 +3,76 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from controller.client import commands as client
+from controller.client.trace import trace
 from controller.settings import Settings
 
 app = typer.Typer(
     help="SDN network controller with an MS-NCNBI compatible northbound API.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+# The client commands: HTTP to a running controller (controller/client/).
+CLIENT = "Client (talks to a running controller)"
+for command in (client.get, client.apply, client.delete, client.hosts, client.describe, trace):
+    app.command(rich_help_panel=CLIENT)(command)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings) -> None:
+    from controller import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
-@app.command()
+def settings_epilog() -> str:
+    """The SDNC_* settings with their defaults, for ``serve --help`` (kept verbatim: the
+    ``\b`` line stops click from re-flowing them into one paragraph)."""
+    lines = ["\b", "Settings (environment variables) and their defaults:"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(empty: embedded SQLite)" if name == "database_url" else str(default)
+        lines.append(f"  SDNC_{name.upper():<36} {shown}")
+    return "\n".join(lines)
+
+
+@app.command(epilog=settings_epilog())
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port to listen on.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Address to listen on.",
+            envvar="SDNC_HOST",
+            show_envvar=True,
+            show_default="127.0.0.1",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            help="TCP port to listen on.",
+            envvar="SDNC_PORT",
+            show_envvar=True,
+            show_default="8080",
+        ),
+    ] = None,
 ) -> None:
-    """Apply pending migrations and serve the northbound API."""
+    """Apply pending migrations and serve the northbound API.
+
+    Every other setting comes from an SDNC_* environment variable (below; README.md says
+    what each means)."""
     import uvicorn
 
     from controller.app import create_app
@@ -44,7 +80,7 @@ def serve(
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     url = settings.resolved_database_url()
     migrate.upgrade(url)
@@ -54,6 +90,8 @@ def serve(
         settings,
         host=host or settings.host,
         port=settings.port if port is None else port,
+        # JSON lines: the web server's records go through the root logger's formatter too.
+        own_logging=settings.log_format == "text",
     )
     server = uvicorn.Server(config)
     server.run()
@@ -67,7 +105,7 @@ def db_upgrade() -> None:
     from controller.store import migrate
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     settings.ensure_data_dir()
     migrate.upgrade(settings.resolved_database_url())
     typer.echo(f"database at revision {migrate.current_revision(settings.resolved_database_url())}")
@@ -88,26 +126,32 @@ def bench_api(
     controller: Annotated[
         str | None,
         typer.Option(
-            help="Base URL of a running controller; default: start one on the configured database."
+            metavar="URL",
+            help="Base URL of a running controller; default: start one on the configured database.",
         ),
     ] = None,
-    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 32,
-    requests: Annotated[int, typer.Option(min=1, help="Requests per phase.")] = 5000,
+    clients: Annotated[int, typer.Option(min=1, metavar="N", help="Concurrent clients.")] = 32,
+    requests: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per phase.")] = 5000,
     list_size: Annotated[
-        int, typer.Option(min=1, help="logicalNetworks created for the list phase.")
+        int, typer.Option(min=1, metavar="N", help="logicalNetworks created for the list phase.")
     ] = 50,
     keep: Annotated[bool, typer.Option(help="Keep the resources the benchmark created.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     phase: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="PHASE",
             help="Run only this phase (repeatable): create, get, list, update, nic-create, "
-            "nic-child-add. Default: all."
+            "nic-child-add. Default: all.",
         ),
     ] = None,
     configs_per_nic: Annotated[
         int,
-        typer.Option(min=1, help="ipConfigurations nic-child-add adds to each container-host NIC."),
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="ipConfigurations nic-child-add adds to each container-host NIC.",
+        ),
     ] = 64,
 ) -> None:
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
@@ -135,26 +179,49 @@ def bench_api(
 def bench_convergence(
     controller: Annotated[
         str | None,
-        typer.Option(help="A running controller on the configured database; default: start one."),
+        typer.Option(
+            metavar="URL",
+            help="A running controller on the configured database; default: start one.",
+        ),
     ] = None,
-    agents: Annotated[int, typer.Option(min=1, help="Servers, each with a simulated agent.")] = 100,
-    endpoints: Annotated[int, typer.Option(min=1, help="Endpoints spread over them.")] = 10_000,
-    changes: Annotated[int, typer.Option(min=1, help="Timed changes of each kind.")] = 50,
+    agents: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Servers, each with a simulated agent.")
+    ] = 100,
+    endpoints: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Endpoints spread over them.")
+    ] = 10_000,
+    changes: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Timed changes of each kind.")
+    ] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="default: ACL and endpoint changes; lb: DIP changes and failed probes of "
+            "load balancers (uses --vips, not --endpoints).",
+        ),
+    ] = "default",
+    vips: Annotated[
+        int, typer.Option(min=1, metavar="N", help="lb scenario: load balancers of 10 DIPs each.")
+    ] = 100,
 ) -> None:
     """Time a northbound change until every affected simulated agent has acknowledged it."""
-    from controller.bench import convergence
+    from controller.bench import convergence, lb
     from controller.bench.common import BenchError
 
     settings = Settings()
-    options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+    log = lambda line: typer.echo(line, err=True)  # noqa: E731
     try:
-        report = convergence.run(
-            controller,
-            settings.resolved_database_url(),
-            options,
-            log=lambda line: typer.echo(line, err=True),
-        )
+        if scenario == "lb":
+            lb_options = lb.Options(agents=agents, vips=vips, changes=changes)
+            report = lb.run(controller, settings.resolved_database_url(), lb_options, log=log)
+        elif scenario == "default":
+            options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+            report = convergence.run(controller, settings.resolved_database_url(), options, log=log)
+        else:
+            typer.echo(f"error: no scenario '{scenario}' (default, lb)", err=True)
+            raise typer.Exit(2)
     except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -164,8 +231,12 @@ def bench_convergence(
 
 @bench_app.command("agent")
 def bench_agent(
-    endpoints: Annotated[int, typer.Option(min=1, help="Local endpoints on the host.")] = 250,
-    samples: Annotated[int, typer.Option(min=1, help="Timed changes of each kind.")] = 20,
+    endpoints: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Local endpoints on the host.")
+    ] = 250,
+    samples: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Timed changes of each kind.")
+    ] = 20,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Time the reference Linux agent on one host in a network namespace (root)."""
@@ -185,9 +256,12 @@ def bench_agent(
 
 @app.command("agent-token")
 def agent_token(
-    server: Annotated[str, typer.Argument(help="The server's resourceId.")],
+    server: Annotated[str, typer.Argument(metavar="SERVER", help="The server's resourceId.")],
 ) -> None:
-    """Print the token the host agent of SERVER authenticates with."""
+    """Print the token the host agent of SERVER authenticates with.
+
+    It reads the controller's database: run it with the controller's SDNC_DATABASE_URL (or,
+    on the embedded store, in the directory holding its SDNC_DATA_DIR)."""
     import asyncio
 
     from controller.southbound.admin import agent_token as token_of
@@ -210,12 +284,24 @@ def agent_token(
 @app.command("simulate-agents")
 def simulate_agents(
     controller: Annotated[
-        list[str], typer.Option(help="Controller base URL; repeat to give agents fallbacks.")
+        list[str],
+        typer.Option(metavar="URL", help="Controller base URL; repeat to give agents fallbacks."),
     ],
-    count: Annotated[int, typer.Option(min=1, help="How many servers get an agent.")] = 10,
+    count: Annotated[
+        int, typer.Option(min=1, metavar="N", help="How many servers get an agent.")
+    ] = 10,
     provider_network: Annotated[
-        str, typer.Option(help="Provider addresses are handed out from this prefix.")
+        str,
+        typer.Option(metavar="PREFIX", help="Provider addresses are handed out from this prefix."),
     ] = "10.250.0.0/16",
+    fail_dip: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ID",
+            help="The instanceId of an ipConfiguration whose load balancer probes fail on "
+            "its host (it is reported Down); repeat for more.",
+        ),
+    ] = None,
 ) -> None:
     """Run simulated host agents (in memory) for the first COUNT servers, until interrupted."""
     import asyncio
@@ -223,26 +309,68 @@ def simulate_agents(
     from controller.bench.fleet import run_fleet
 
     settings = Settings()
-    _configure_logging(settings.log_level)
-    asyncio.run(run_fleet(settings.resolved_database_url(), controller, count, provider_network))
+    _configure_logging(settings)
+    asyncio.run(
+        run_fleet(
+            settings.resolved_database_url(),
+            controller,
+            count,
+            provider_network,
+            failing_dips=frozenset(dip.lower() for dip in fail_dip or ()),
+        )
+    )
 
 
 @app.command()
 def agent(
     controller: Annotated[
-        list[str], typer.Option(help="Controller base URL; repeat to give fallbacks.")
+        list[str],
+        typer.Option(
+            metavar="URL",
+            help="Controller base URL; repeat to give fallbacks (in SDNC_URL: space-separated).",
+            envvar="SDNC_URL",
+            show_envvar=True,
+        ),
     ],
-    server: Annotated[str, typer.Option(help="This host's servers resourceId.")],
-    token: Annotated[str, typer.Option(help="The agent token (see `sdnc agent-token`).")],
+    server: Annotated[
+        str,
+        typer.Option(
+            metavar="ID",
+            help="This host's servers resourceId.",
+            envvar="SDNC_AGENT_SERVER",
+            show_envvar=True,
+        ),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            metavar="TOKEN",
+            help="The agent token (see `sdnc agent-token`); better in the environment, where "
+            "`ps` does not show it.",
+            envvar="SDNC_AGENT_TOKEN",
+            show_envvar=True,
+        ),
+    ],
     provider_address: Annotated[
-        str | None, typer.Option(help="This host's provider (underlay) address.")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="This host's provider (underlay) address.",
+            envvar="SDNC_AGENT_PROVIDER_ADDRESS",
+            show_envvar=True,
+        ),
     ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER."),
+        typer.Option(
+            metavar="DIR",
+            help="Where applied state is kept; default /var/lib/sdnc-agent/SERVER.",
+            envvar="SDNC_AGENT_STATE_DIR",
+            show_envvar=True,
+        ),
     ] = None,
     resync_interval: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between drift repairs.")
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds between drift repairs.")
     ] = 10.0,
 ) -> None:
     """Run the Linux host agent in this network namespace until SIGTERM (which leaves the
@@ -251,7 +379,7 @@ def agent(
 
     from controller.agent.linux.daemon import Options, run_agent
 
-    _configure_logging(Settings().log_level)
+    _configure_logging(Settings())
     options = Options(
         controllers=controller,
         server=server,
@@ -265,7 +393,9 @@ def agent(
 
 @app.command()
 def openapi(
-    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write to this file, not stdout.")
+    ] = None,
 ) -> None:
     """Print the OpenAPI document of the northbound API."""
     text = openapi_text()

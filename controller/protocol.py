@@ -6,7 +6,7 @@ rules; pure (no I/O). docs/southbound.md is the prose specification.
 
 agent -> controller
     hello     {protocol, server, appliedRevision, providerAddress?, agent?}
-    ack       {revision, failures: [{key, code, message}]}
+    ack       {revision, failures: [{key, code, message}], health?: [{probe, dip, state}]}
 controller -> agent
     snapshot  {revision, objects: {key: body}}            replaces the agent's whole state
     delta     {revision, upserts: {key: body}, deletes: [key], resume?: true}
@@ -60,6 +60,11 @@ MAX_CODE_LENGTH = 128
 MAX_TEXT_LENGTH = 1024  # a failure's message
 MAX_NAME_LENGTH = 256  # hello's `server` and `agent`
 MAX_ADDRESS_LENGTH = 45  # the longest textual IPv6 address
+# Health changes one ack may carry: a host reports changes, not every probe, and a host
+# with more DIPs changing at once sends them over several acks (``ack`` cuts them).
+MAX_HEALTH_REPORTS = 1024
+UP = "Up"
+DOWN = "Down"
 
 Message = dict[str, Any]
 Revision = Annotated[int, Field(ge=0, le=MAX_REVISION)]
@@ -67,6 +72,11 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CODE_LENGTH)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
+# A resource's instanceId, in the canonical lower-case form the controller sends.
+InstanceId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
 
 # Object kinds: an object's key is "<kind>/<instanceId>" (docs/southbound.md, "Objects").
 HOST = "host"
@@ -76,6 +86,12 @@ MAPPING = "mapping"
 ACL = "acl"
 ACL_RULE = "aclRule"
 ROUTE_TABLE = "routeTable"
+LB_RULE = "lbRule"
+LB_NAT = "lbNat"
+LB_OUTBOUND = "lbOutbound"
+PUBLIC_IP = "publicIp"
+PROBE = "probe"
+VIP_MAP = "vipMap"
 
 
 def object_key(kind: str, instance_id: str) -> str:
@@ -130,10 +146,21 @@ class Hello(_Message):
         return address
 
 
+class Health(_Message):
+    """A DIP's state under a probe: ``probe`` and ``dip`` (the ipConfiguration) are the
+    instanceIds the ``probe/<id>`` object names."""
+
+    probe: InstanceId
+    dip: InstanceId
+    state: Literal["Up", "Down"]
+
+
 class Ack(_Message):
     type: Literal["ack"]
     revision: Revision
     failures: list[Failure] = Field(default_factory=list, max_length=MAX_FAILURES)
+    # Optional: agents without load balancing (and older ones) leave it out.
+    health: list[Health] = Field(default_factory=list, max_length=MAX_HEALTH_REPORTS)
 
     def reported(self) -> list[dict[str, str]]:
         return [failure.model_dump() for failure in self.failures]
@@ -240,11 +267,17 @@ def hello(
     }
 
 
-def ack(revision: int, failures: list[dict[str, str]] | None = None) -> Message:
+def ack(
+    revision: int,
+    failures: list[dict[str, str]] | None = None,
+    health: list[dict[str, str]] | None = None,
+) -> Message:
     """An ack within the limits a controller accepts: each failure's members cut to their
     length, at most MAX_FAILURES of them, and no more than fit in a frame (the rest are left
-    out: a host failing that much is reported as failing, if not object by object)."""
-    budget = MAX_FRAME_BYTES - 1024
+    out: a host failing that much is reported as failing, if not object by object). Health
+    changes (at most MAX_HEALTH_REPORTS, the caller sends the rest in the next ack) are
+    added only when there are some, so an ack without them is what older agents send."""
+    budget = MAX_FRAME_BYTES - 1024 - MAX_HEALTH_REPORTS * 128
     kept: list[dict[str, str]] = []
     for failure in failures or []:
         if len(kept) == MAX_FAILURES:
@@ -258,4 +291,7 @@ def ack(revision: int, failures: list[dict[str, str]] | None = None) -> Message:
         if budget < 0:
             break
         kept.append(entry)
-    return {"type": ACK, "revision": revision, "failures": kept}
+    message: Message = {"type": ACK, "revision": revision, "failures": kept}
+    if health:
+        message["health"] = health[:MAX_HEALTH_REPORTS]
+    return message

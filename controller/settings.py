@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from controller.logs import LogFormat
 
 MIB = 1024 * 1024
 
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     # JSON nested deeper than this is refused with 400 (real NC payloads are about 8 deep).
     max_json_depth: int = Field(default=64, ge=8, le=512)
     log_level: str = "info"
+    # text: one line per record, for a terminal; json: one JSON object per line, with the
+    # request id and resource path of the request that caused it (controller/logs.py).
+    log_format: LogFormat = "text"
     # The HTTP server's own defences (controller/api/connection.py). A request's line and
     # headers must arrive within http_header_timeout seconds of the connection (or of the
     # request's first byte on a kept-alive connection), its body within http_body_timeout of
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
     # VxLAN VNIs (VSIDs) handed to virtual subnets; 24 bits, the first 4096 left to the fabric.
     vsid_min: int = Field(default=4096, ge=1, le=16_777_214)
     vsid_max: int = Field(default=16_777_214, ge=1, le=16_777_214)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _any_casing(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _vsid_range(self) -> Self:

@@ -30,6 +30,8 @@ if [ -z "${SDNC_TEST_DATABASE_URL:-}" ] && ! have_postgres_binaries; then
 fi
 mapfile -t e2e_packages < <(missing_e2e_packages)
 packages+=("${e2e_packages[@]}")
+# tests/project/test_deploy.py validates docker-compose.yml with `docker-compose config`.
+command -v docker-compose >/dev/null || packages+=(docker-compose)
 if [ "${#packages[@]}" -gt 0 ]; then
     echo "--- installing ${packages[*]}"
     as_root apt-get update -q

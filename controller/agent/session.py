@@ -13,17 +13,24 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from controller import protocol
 
 log = logging.getLogger(__name__)
+# A refused credential is said at WARNING on the first refusal and every this many retries
+# after (about every 100 s at the longest backoff).
+REFUSAL_WARNING_EVERY = 20
 Body = dict[str, Any]
+# (probe instanceId, DIP ipConfiguration instanceId) -> "Up" | "Down".
+HealthStates = dict[tuple[str, str], str]
+# Runs the probes of the host's DIPs over its desired state: their states now.
+Prober = Callable[[dict[str, Body]], HealthStates]
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class AgentSession:
         state: AgentState | None = None,
         ping_interval: float = 10.0,
         max_backoff: float = 5.0,
+        prober: Prober | None = None,
     ) -> None:
         self.controllers = [url.rstrip("/") for url in controllers]
         self.server = server
@@ -94,6 +102,12 @@ class AgentSession:
         self.ping_interval = ping_interval
         self.max_backoff = max_backoff
         self.stats = SessionStats()
+        self.prober = prober
+        # The DIP states this agent found (a DIP not listed is Up, as the controller assumes
+        # until told otherwise), and the changes the controller has not been sent yet.
+        self.health: HealthStates = {}
+        self._health_unsent: HealthStates = {}
+        self._resend = False
         self.last_refusal: tuple[str, str] | None = None  # (code, message) of the last error
         self.connected = asyncio.Event()
         self._next = 0
@@ -113,6 +127,9 @@ class AgentSession:
             try:
                 await self._serve(base)
                 failures = 0
+            except InvalidStatus as exc:
+                self._refused(base, exc.response.status_code, failures)
+                failures += 1
             except (
                 OSError,
                 WebSocketException,
@@ -125,6 +142,25 @@ class AgentSession:
             self._next += 1
             delay = min(self.max_backoff, 0.05 * 2 ** min(failures, 7))
             await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    def _refused(self, base: str, status: int, failures: int) -> None:
+        """The controller answered the channel's upgrade with an HTTP status: 403 means it
+        does not take this agent's credential, which no retry will change -- said at WARNING
+        on the first refusal and then every ``REFUSAL_WARNING_EVERY`` retries."""
+        if status in (401, 403):
+            self.stats.refusals += 1
+            if failures % REFUSAL_WARNING_EVERY == 0:
+                log.warning(
+                    "agent %s: the controller at %s refuses this agent's credential (HTTP %d): "
+                    "check --token (`sdnc agent-token %s` prints the right one, where the "
+                    "controller's database is) and --server; retrying",
+                    self.server,
+                    base,
+                    status,
+                    self.server,
+                )
+            return
+        log.info("agent %s: the controller at %s answered HTTP %d", self.server, base, status)
 
     async def _serve(self, base: str) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -142,6 +178,10 @@ class AgentSession:
                 self.server, self.state.applied_revision, provider_address=self.provider_address
             )
             await websocket.send(protocol.encode(hello))
+            # A new connection (perhaps to another replica, after a report was lost, or from
+            # an agent that restarted and remembers nothing): say every state once more with
+            # the first ack; the controller keeps only what differs from what it holds.
+            self._resend = True
             self.connected.set()
             self._websocket = websocket
             try:
@@ -192,7 +232,34 @@ class AgentSession:
         elif kind != protocol.BOOKMARK:
             return
         self.state.applied_revision = max(self.state.applied_revision, revision)
+        if kind != protocol.BOOKMARK:
+            self._probe()
         await self._ack(websocket, revision)
+
+    def _probe(self) -> None:
+        """Run the probes over the state now; keep the changes to report."""
+        if self.prober is None:
+            return
+        found = self.prober(self.state.objects)
+        if self._resend:
+            self._resend = False
+            self._health_unsent = dict(found)
+        for key in [k for k in self.health if k not in found]:
+            del self.health[key]  # no longer this host's to probe
+            self._health_unsent.pop(key, None)
+        for key, state in found.items():
+            if self.health.get(key, protocol.UP) != state:
+                self._health_unsent[key] = state
+            self.health[key] = state
+
+    async def probe_again(self) -> None:
+        """A probe's outcome changed between changes of the desired state: report it now, as
+        an ack of the revision already applied."""
+        self._probe()
+        websocket = self._websocket
+        if websocket is not None and self._health_unsent:
+            with contextlib.suppress(WebSocketException):
+                await self._ack(websocket, self.state.applied_revision)
 
     async def _ack(self, websocket: ClientConnection, revision: int) -> None:
         # An ack means "all up to revision is applied except these": every object still
@@ -201,8 +268,18 @@ class AgentSession:
             {"key": f.key, "code": f.code, "message": f.message}
             for f in self.state.failing.values()
         ]
+        health = [
+            {"probe": probe, "dip": dip, "state": state}
+            for (probe, dip), state in list(self._health_unsent.items())[
+                : protocol.MAX_HEALTH_REPORTS
+            ]
+        ]
         async with self._sending:
-            await websocket.send(protocol.encode(protocol.ack(revision, report)))
+            await websocket.send(protocol.encode(protocol.ack(revision, report, health)))
+        for entry in health:  # sent; a change since is sent with the next ack
+            key = (entry["probe"], entry["dip"])
+            if self._health_unsent.get(key) == entry["state"]:
+                del self._health_unsent[key]
 
     async def report(self, failures: Sequence[Failure]) -> None:
         """The host's failing objects changed outside an apply (a resync found drift it could

@@ -24,6 +24,7 @@ from pydantic.json_schema import JsonSchemaValue, models_json_schema
 from pydantic_core import CoreSchema
 
 from controller.core.kinds import Kind, Registry
+from controller.core.shape import Shape
 
 _REF = "#/components/schemas/{model}"
 _INPUT = "Input"
@@ -104,6 +105,9 @@ def resource_models(registry: Registry) -> dict[str, type[BaseModel]]:
                 fields[backref.member] = _ro(list[ResourceRefOut], [])
         for member, annotation in kind.computed_members:
             fields[member] = _ro(annotation | None, None)
+        for rendered in kind.shape.members:
+            if rendered.read_only is not None:
+                fields[rendered.name] = _ro(rendered.read_only, rendered.value)
         properties: Any = create_model(
             f"{kind.title}Properties", __base__=kind.properties, **fields
         )
@@ -144,10 +148,60 @@ def components(registry: Registry, extra: Sequence[type[BaseModel]] = ()) -> dic
     inputs = [(models[kind.key], "validation") for kind in registry.kinds]
     _, read = models_json_schema(inputs, ref_template=_REF)  # type: ignore[arg-type]
     schemas = dict(written.get("$defs", {}))
+    shaped: dict[str, Shape] = {}
+    for kind in registry.kinds:
+        _document_shape(schemas, f"{kind.title}Properties", kind.shape, shaped)
     schemas.update(
         {name + _INPUT: _suffix_refs(schema) for name, schema in read.get("$defs", {}).items()}
     )
     return schemas
+
+
+def _document_shape(
+    schemas: dict[str, Any], name: str, shape: Shape, shaped: dict[str, Shape]
+) -> None:
+    """Mark the members ``shape`` always renders as required in the response schema ``name``
+    (and its nested objects' schemas), never null, with the value rendered by default."""
+    if name in shaped:
+        if shaped[name] is not shape:
+            # One schema cannot tell the truth about two different shapes.
+            raise ValueError(f"the response schema {name} is shaped twice")
+        return
+    shaped[name] = shape
+    schema = schemas[name]
+    members: dict[str, Any] = schema["properties"]
+    required: list[str] = list(schema.get("required", []))
+    for member in shape.members:
+        if member.always or member.read_only is not None:
+            members[member.name] = {
+                **_not_null(members[member.name]),
+                "default": member.rendered_default(),
+            }
+            if member.name not in required:
+                required.append(member.name)
+        if member.shape is not None:
+            _document_shape(schemas, _component(members[member.name]), member.shape, shaped)
+    if required:
+        schema["required"] = required
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
+    if "anyOf" not in schema:
+        return schema
+    kept = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**kept, **branches[0]} if len(branches) == 1 else {**kept, "anyOf": branches}
+
+
+def _component(schema: dict[str, Any]) -> str:
+    """The name of the component schema a member's schema refers to (the object's, or the
+    array items')."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[1]
+    for inner in (schema.get("items"), *schema.get("anyOf", ())):
+        if isinstance(inner, dict):
+            return _component(inner)
+    raise ValueError(f"no object schema in {schema}")
 
 
 def _suffix_refs(value: Any) -> Any:

@@ -4,6 +4,7 @@
   ``/networking/v1/logicalNetworks`` (NC clients mix the casing of path segments and add
   trailing slashes);
 * request ids: every response carries ``x-ms-request-id``; ``x-ms-client-request-id`` is echoed;
+  log lines the request causes carry both, with its canonical path (``controller/logs.py``);
 * path segments: an NBI path whose segments are not UTF-8, are empty, or hold a control
   character is refused with 400 before routing (so before any database work: PostgreSQL
   cannot even compare a string holding NUL); an encoded ``/`` separates segments like ``/``;
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller.api.responses import error_response
 from controller.core.kinds import Registry
 from controller.errors import ControllerError, InvalidInput, PayloadTooLarge
+from controller.logs import RequestContext, request_context
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,23 @@ class NbiMiddleware:
         if path != scope["path"]:
             scope = {**scope, "path": path, "raw_path": quote(path).encode()}
         ids = self._id_headers(scope)
+        context = RequestContext(
+            request_id=ids[0][1].decode(),
+            method=str(scope.get("method", "")),
+            path=path,
+            client_request_id=ids[1][1].decode("latin-1") if len(ids) > 1 else None,
+        )
+        with request_context(context):
+            await self._answer(scope, receive, send, ids, problem)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ids: list[tuple[bytes, bytes]],
+        problem: InvalidInput | None,
+    ) -> None:
         started = False
 
         async def send_with_ids(message: Message) -> None:

@@ -26,7 +26,8 @@ def render(view: ResourceView) -> dict[str, Any]:
     properties: dict[str, Any] = {"provisioningState": view.provisioning_state}
     if view.configuration_state is not None:
         properties["configurationState"] = view.configuration_state
-    properties.update(view.properties)
+    # The stored document with the members NC always renders filled in (never stored).
+    properties.update(view.kind.shape.render(view.properties))
     properties.update(view.computed)
     for name, children in view.children.items():
         properties[name] = [render(child) for child in children]

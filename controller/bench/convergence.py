@@ -29,25 +29,25 @@ import ipaddress
 import math
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.agent.simulator import AgentSpec, Fleet
-from controller.bench.common import BenchError, percentile, started_controller
-from controller.southbound.admin import server_tokens
-from controller.store.database import Database
+from controller.bench.calls import (
+    agent_tokens,
+    put,
+    put_all,
+    southbound_status,
+    summary,
+    timed_puts,
+)
+from controller.bench.common import BenchError, started_controller
 
-API = "/networking/v1"
-HEADERS = {"Content-Type": "application/json"}
 ENDPOINTS_PER_NETWORK = 1000
 PREFIX = "bench"
-ANALYZE_TIMEOUT = 300.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -111,34 +111,15 @@ def _nic(server: int, network: int, count: int) -> dict[str, Any]:
     }
 
 
-async def _put(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
-    response = await client.put(API + path, content=orjson.dumps(body), headers=HEADERS)
-    if response.status_code not in (200, 201):
-        raise BenchError(f"PUT {path}: {response.status_code} {response.text[:500]}")
-    return response
-
-
-async def _put_all(
-    client: httpx.AsyncClient, limit: int, puts: Sequence[tuple[str, dict[str, Any]]]
-) -> None:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(path: str, body: dict[str, Any]) -> None:
-        async with gate:
-            await _put(client, path, body)
-
-    await asyncio.gather(*(one(path, body) for path, body in puts))
-
-
 async def _provision(
     client: httpx.AsyncClient, options: Options, log: Callable[[str], None]
 ) -> int:
     """Create the topology; returns the number of virtual networks."""
     networks = max(1, math.ceil(options.endpoints / ENDPOINTS_PER_NETWORK))
-    await _put(
+    await put(
         client, f"/credentials/{PREFIX}", {"properties": {"type": "X509Certificate", "value": "00"}}
     )
-    await _put(
+    await put(
         client,
         f"/logicalNetworks/{PREFIX}-pa",
         {"properties": {"networkVirtualizationEnabled": True}},
@@ -146,26 +127,26 @@ async def _provision(
     mac_pool = {
         "properties": {"startMacAddress": "02-00-00-00-00-00", "endMacAddress": "02-00-00-FF-FF-FF"}
     }
-    await _put(client, f"/macPools/{PREFIX}", mac_pool)
-    await _put(client, f"/accessControlLists/{PREFIX}", _acl())
+    await put(client, f"/macPools/{PREFIX}", mac_pool)
+    await put(client, f"/accessControlLists/{PREFIX}", _acl())
     connection = {
         "managementAddresses": ["host.example"],
         "credential": {"resourceRef": f"/credentials/{PREFIX}"},
     }
     started = time.perf_counter()
     server = {"properties": {"connections": [connection]}}
-    await _put_all(
+    await put_all(
         client,
         options.concurrency,
         [(f"/servers/{PREFIX}-{i}", server) for i in range(options.agents)],
     )
-    await _put_all(
+    await put_all(
         client,
         options.concurrency,
         [(f"/virtualNetworks/{PREFIX}-{v}", _network(v)) for v in range(networks)],
     )
     share, extra = divmod(options.endpoints, options.agents)
-    await _put_all(
+    await put_all(
         client,
         options.concurrency,
         [
@@ -180,25 +161,6 @@ async def _provision(
     return networks
 
 
-async def _tokens(database_url: str, count: int) -> dict[str, str]:
-    """The agents' tokens; on PostgreSQL, first refresh the planner's statistics, as
-    autovacuum would after a bulk load (where it is off, plans made for empty tables turn
-    millisecond queries into hundreds of milliseconds)."""
-    database = Database(database_url)
-    try:
-        if database.is_postgres:
-
-            async def analyze(connection: AsyncConnection) -> None:
-                await connection.execute(text("ANALYZE"))
-
-            # A request's database bound is too short for the statistics of 100,000
-            # endpoints on a busy machine.
-            await database.run(analyze, within=ANALYZE_TIMEOUT)
-        return dict(await server_tokens(database, count + 100))
-    finally:
-        await database.dispose()
-
-
 def _fleet(base_url: str, tokens: dict[str, str], options: Options) -> Fleet:
     addresses = ipaddress.ip_network("10.250.0.0/16").hosts()
     specs = [
@@ -208,52 +170,21 @@ def _fleet(base_url: str, tokens: dict[str, str], options: Options) -> Fleet:
     return Fleet([base_url], specs)
 
 
-async def _status(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get("/southbound/v1/status")
-    response.raise_for_status()
-    status: dict[str, Any] = response.json()
-    return status
-
-
-async def _timed_puts(
-    client: httpx.AsyncClient, paths_and_bodies: Sequence[tuple[str, dict[str, Any]]], within: float
-) -> tuple[list[float], int]:
-    """PUT each with ?wait=applied, one after the other; latencies (ms) and how many timed out."""
-    latencies: list[float] = []
-    timeouts = 0
-    for path, body in paths_and_bodies:
-        started = time.perf_counter()
-        response = await _put(client, f"{path}?wait=applied&timeout={within:g}", body)
-        latencies.append((time.perf_counter() - started) * 1000)
-        timeouts += response.headers.get("x-sdnc-applied") != "true"
-    return latencies, timeouts
-
-
-def _summary(name: str, latencies: list[float], timeouts: int) -> dict[str, Any]:
-    ordered = sorted(latencies)
-    return {
-        f"{name}_p50_ms": percentile(ordered, 50),
-        f"{name}_p99_ms": percentile(ordered, 99),
-        f"{name}_max_ms": round(ordered[-1], 2) if ordered else 0.0,
-        f"{name}_timeouts": timeouts,
-    }
-
-
 async def _measure(
     base_url: str, database_url: str, options: Options, log: Callable[[str], None]
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base_url, timeout=options.timeout + 30) as client:
         networks = await _provision(client, options, log)
-        tokens = await _tokens(database_url, options.agents)
+        tokens = await agent_tokens(database_url, options.agents)
         warm = _fleet(base_url, tokens, options)
         warm.start()
         if not await warm.connected(120):
             raise BenchError("the simulated agents did not all connect")
-        revision = (await _status(client))["revision"]
+        revision = (await southbound_status(client))["revision"]
         await warm.applied(revision, 120)
         await warm.stop()
 
-        revision = (await _status(client))["revision"]
+        revision = (await southbound_status(client))["revision"]
         cold = _fleet(base_url, tokens, options)
         started = time.perf_counter()
         cold.start()
@@ -274,7 +205,7 @@ async def _measure(
 async def _changes(
     client: httpx.AsyncClient, fleet: Fleet, options: Options, networks: int, cold: float
 ) -> dict[str, Any]:
-    before = await _status(client)
+    before = await southbound_status(client)
     received = sum(s.stats.bytes_received for s in fleet.sessions)
     acl_changes = [
         (f"/accessControlLists/{PREFIX}/aclRules/r0", {**_rule(9000 + n)})
@@ -282,12 +213,12 @@ async def _changes(
     ]
     for _, body in acl_changes:
         body["properties"]["priority"] = 100
-    acl_latencies, acl_timeouts = await _timed_puts(client, acl_changes, options.timeout)
+    acl_latencies, acl_timeouts = await timed_puts(client, acl_changes, options.timeout)
     acl_bytes = sum(s.stats.bytes_received for s in fleet.sessions) - received
-    middle = await _status(client)
+    middle = await southbound_status(client)
     adds = [_endpoint_add(n, options.agents, networks) for n in range(options.changes)]
-    add_latencies, add_timeouts = await _timed_puts(client, adds, options.timeout)
-    after = await _status(client)
+    add_latencies, add_timeouts = await timed_puts(client, adds, options.timeout)
+    after = await southbound_status(client)
     acl_compile = (middle["compileSecondsTotal"] - before["compileSecondsTotal"]) * 1000
     add_compile = (after["compileSecondsTotal"] - middle["compileSecondsTotal"]) * 1000
     return {
@@ -295,8 +226,8 @@ async def _changes(
         "endpoints": options.endpoints,
         "virtual_networks": networks,
         "changes": options.changes,
-        **_summary("acl_change", acl_latencies, acl_timeouts),
-        **_summary("endpoint_add", add_latencies, add_timeouts),
+        **summary("acl_change", acl_latencies, acl_timeouts),
+        **summary("endpoint_add", add_latencies, add_timeouts),
         "bytes_per_host_per_change": round(acl_bytes / (options.changes * options.agents), 1),
         "acl_compile_ms_per_change": round(acl_compile / max(1, options.changes), 3),
         "endpoint_add_compile_ms_per_change": round(add_compile / max(1, options.changes), 3),

@@ -19,9 +19,15 @@ log = logging.getLogger("simulate-agents")
 
 
 async def run_fleet(
-    database_url: str, controllers: Sequence[str], count: int, provider_network: str
+    database_url: str,
+    controllers: Sequence[str],
+    count: int,
+    provider_network: str,
+    *,
+    failing_dips: frozenset[str] = frozenset(),
 ) -> None:
-    """``sdnc simulate-agents``: agents for the first ``count`` servers, reporting every 5 s."""
+    """``sdnc simulate-agents``: agents for the first ``count`` servers, reporting every 5 s;
+    the probes of ``failing_dips`` (ipConfiguration instanceIds) fail on their hosts."""
     database = Database(database_url)
     try:
         servers = await server_tokens(database, count)
@@ -32,7 +38,7 @@ async def run_fleet(
         controllers,
         [AgentSpec(server, token, str(next(addresses))) for server, token in servers],
     )
-    fleet.start()
+    fleet.start(failing_dips=failing_dips)
     try:
         while True:
             await asyncio.sleep(5)

@@ -8,6 +8,7 @@ embedded child becomes a node of its own kind.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import ValidationError
@@ -108,7 +109,11 @@ def validate_model(model: type[WireModel], raw: dict[str, Any], where: str) -> W
         return model.model_validate(raw)
     except ValidationError as exc:
         details = tuple(
-            ErrorDetail("InvalidInput", _message(error), _join(where, _location(error)))
+            ErrorDetail(
+                "InvalidInput",
+                _message(error, model, raw),
+                _join(where, _location(error)),
+            )
             for error in exc.errors(include_url=False)
         )
         first = details[0]
@@ -117,10 +122,52 @@ def validate_model(model: type[WireModel], raw: dict[str, Any], where: str) -> W
         ) from None
 
 
-def _message(error: ErrorDetails) -> str:
+# Prefixes pydantic puts before the message of a validator's exception: its wording, not ours.
+_LIBRARY_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _message(error: ErrorDetails, model: type[WireModel], raw: dict[str, Any]) -> str:
     if error["type"] != "duplicate_member" and is_powershell_leftover(error.get("input")):
         return f"got '{error['input']}': {POWERSHELL_DEPTH_HINT}"
-    return error["msg"]
+    if error["type"] == "missing":
+        return _missing(error["loc"], model, raw)
+    message = error["msg"]
+    for prefix in _LIBRARY_PREFIXES:
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message
+
+
+def _missing(loc: tuple[int | str, ...], model: type[WireModel], raw: dict[str, Any]) -> str:
+    """A required member is missing: say so, and name a member the client sent that the model
+    does not know and that is spelled close to it (``adressPrefix``), the likely typo."""
+    member = str(loc[-1]) if loc else "a member"
+    message = f"{member} is required"
+    sent, model_at = _object_at(raw, model, loc[:-1])
+    if sent is None or model_at is None:
+        return message
+    known = model_at.member_names()
+    strangers = {str(key).lower(): str(key) for key in sent if str(key).lower() not in known}
+    close = difflib.get_close_matches(member.lower(), list(strangers), n=1, cutoff=0.75)
+    if close:
+        message += f"; '{strangers[close[0]]}' is not a member: did you mean '{member}'?"
+    return message
+
+
+def _object_at(
+    raw: object, model: type[WireModel] | None, loc: tuple[int | str, ...]
+) -> tuple[dict[str, Any] | None, type[WireModel] | None]:
+    """The object the client sent at ``loc`` (member names matched in any casing) and the
+    model that reads it."""
+    for part in loc:
+        if isinstance(part, int):
+            raw = raw[part] if isinstance(raw, list) and 0 <= part < len(raw) else None
+            continue
+        if not isinstance(raw, dict) or model is None:
+            return None, None
+        raw = next((v for k, v in raw.items() if str(k).lower() == part.lower()), None)
+        model = model.member_model(part)
+    return (raw if isinstance(raw, dict) else None), model
 
 
 def _location(error: ErrorDetails) -> tuple[int | str, ...]:

@@ -1,8 +1,9 @@
 """Resource kinds: the declarative description the generic NBI engine works from.
 
 A ``Kind`` says where a resource lives in the URI tree (``name`` and ``parent``), what its
-``properties`` look like (a ``WireModel``), which semantic checks it needs, and which read-only
-reverse references the server computes for it. The ``Registry`` indexes all kinds for routing
+``properties`` look like (a ``WireModel``), which semantic checks it needs, which read-only
+reverse references the server computes for it, and which members its responses always carry
+(its ``Shape``). The ``Registry`` indexes all kinds for routing
 and reference resolution. Nothing here does I/O.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller.core.shape import Shape
 from controller.core.wire import WireModel
 
 if TYPE_CHECKING:
@@ -83,6 +85,9 @@ class Kind:
     # Names and types of the members ``computed`` adds, for the OpenAPI description.
     computed_members: tuple[tuple[str, Any], ...] = ()
     secret_members: SecretPolicy | None = None
+    # The members NC's responses always carry and their defaults, filled in on every rendering
+    # (controller/core/shape.py).
+    shape: Shape = field(default_factory=Shape)
     description: str = ""
     key: str = field(init=False)
 

@@ -11,7 +11,7 @@ import re
 from typing import Annotated
 
 import netaddr
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from controller.core.scalars import IntRange
 
@@ -125,8 +125,17 @@ def _canonical_port_range(value: str) -> str:
     return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in parse_port_range(text))
 
 
+def _blank_is_absent(value: object) -> object:
+    """NC answers some unset addresses as ``""`` (a VnetLocal route's ``nextHopIpAddress``, a
+    public IP frontend's ``privateIPAddress``, a peer's ``localIPAddress``), and a client
+    putting back what it read sends them so: unset, like ``null``."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 AddressPrefix = Annotated[str, AfterValidator(_canonical_prefix)]
 IPAddress = Annotated[str, AfterValidator(_canonical_address)]
+# An optional address member: ``""`` reads as absent.
+OptionalIPAddress = Annotated[IPAddress | None, BeforeValidator(_blank_is_absent)]
 DashedMac = Annotated[str, AfterValidator(_canonical_dashed_mac)]
 BareMac = Annotated[str, AfterValidator(_canonical_bare_mac)]
 PortRange = Annotated[str, AfterValidator(_canonical_port_range)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
@@ -122,9 +122,35 @@ class WireModel(BaseModel):
                 target["properties"][member] = widened if member in required else _nullable(widened)
         return json_schema
 
+    @classmethod
+    def member_names(cls) -> frozenset[str]:
+        """Every spelling of a member this model reads, lower-cased."""
+        return frozenset(cls._member_lookup)
+
+    @classmethod
+    def member_model(cls, member: str) -> type[WireModel] | None:
+        """The model of member ``member`` (any spelling) when it holds objects of one, or of
+        lists of them; None otherwise."""
+        canonical = cls._member_lookup.get(member.lower())
+        for name, field in cls.model_fields.items():
+            if canonical in (name, field.alias):
+                return _wire_model_in(field.annotation)
+        return None
+
     def dump(self) -> dict[str, Any]:
         """The canonical JSON form: aliases, typed values, unset members left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _wire_model_in(annotation: Any) -> type[WireModel] | None:
+    """The WireModel an annotation holds (``list[Subnet] | None`` -> Subnet), if one."""
+    if isinstance(annotation, type) and issubclass(annotation, WireModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _wire_model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def _is_read_only(extra: object) -> bool:

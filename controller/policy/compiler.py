@@ -97,7 +97,9 @@ class Compiler:
         gone, came = _difference(old, new)
         names, configs = _dirty(self.model, gone)
         self.model.replace(change.root, new)
-        after_names, after_configs = _dirty(self.model, came)
+        # What went with what the change removed (a DIP's health with the DIP) shaped objects
+        # too; the model as it is now still tells which.
+        after_names, after_configs = _dirty(self.model, [*came, *self.model.take_dropped()])
         names |= after_names
         names |= _naming(self.model, _appeared_or_vanished(old, new))
         for config in configs | after_configs:

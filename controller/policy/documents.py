@@ -15,15 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.policy.topology import PROVIDER_ADDRESS_KIND, SOURCE_ROOTS
+from controller.policy.topology import DIP_HEALTH_KIND, PROVIDER_ADDRESS_KIND, SOURCE_ROOTS
 
 Json = dict[str, Any]
 
 __all__ = [
+    "DIP_HEALTH_KIND",
     "PROVIDER_ADDRESS_KIND",
     "SOURCE_ROOTS",
     "DocumentRow",
     "aggregate_document",
+    "dip_health_document",
+    "dip_health_root",
     "provider_address_document",
     "provider_address_root",
 ]
@@ -62,3 +65,13 @@ def provider_address_root(server: uuid.UUID) -> uuid.UUID:
 
 def provider_address_document(server_ref: str, address: str) -> Json:
     return {"server": server_ref, "address": address}
+
+
+def dip_health_root(dip: uuid.UUID, probe: uuid.UUID) -> uuid.UUID:
+    """The aggregate id under which the health of a DIP (ipConfiguration) under a probe is
+    kept: one per pair, whichever host reported it."""
+    return uuid.uuid5(dip, f"health:{probe}")
+
+
+def dip_health_document(server_ref: str, probe: uuid.UUID, dip: uuid.UUID, state: str) -> Json:
+    return {"server": server_ref, "probe": str(probe), "dip": str(dip), "state": state}

@@ -11,12 +11,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from controller.policy.balancing import Balancing
 from controller.policy.topology import (
+    LB_ENTITIES,
     Acl,
+    DipHealth,
     Entity,
     Fabric,
     IpConfig,
     Nic,
+    Probe,
     ProviderAddress,
     RouteTable,
     Server,
@@ -86,6 +90,16 @@ class Model:
     # A memo of the host sets read from those counts, by group name, dropped when they
     # change (which groups it holds depends on what was asked, not only on the model).
     hosts_of_group: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    # Load balancing: its entities and indexes.
+    lb: Balancing = field(default_factory=Balancing)
+    # The aggregate (an agent's report) of each DIP health, by its key, and the health keys
+    # by what they go with: the DIP (ipConfiguration id), the probe (id), the reporting server
+    # (key). A report goes when any of them does, as the store's ON DELETE CASCADE takes it.
+    health_roots: dict[str, str] = field(default_factory=dict)
+    health_of: defaultdict[str, set[str]] = field(default_factory=_index)
+    # Entities a ``replace`` dropped with what it removed (reports of a server, a DIP or a
+    # probe that is gone): the compiler takes them to mark what they shaped dirty.
+    dropped: list[Entity] = field(default_factory=list, compare=False)
 
     def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
         """Make ``entities`` what aggregate ``root`` contributes; returns what it did before.
@@ -99,11 +113,17 @@ class Model:
             self._unlink(entity)
             if isinstance(entity, ProviderAddress) and self.provider_roots.get(entity.key) == root:
                 del self.provider_roots[entity.key]
+            if isinstance(entity, DipHealth):
+                self._forget_health(entity, root)
         new = list(entities)
         for entity in new:
             self._link(entity)
             if isinstance(entity, ProviderAddress):
                 self.provider_roots[entity.key] = root
+            if isinstance(entity, DipHealth):
+                self.health_roots[entity.key] = root
+                for owner in (entity.dip, entity.probe, entity.server):
+                    self.health_of[owner].add(entity.key)
         if new:
             self.contributed[root] = new
         kept = {entity.key for entity in new if isinstance(entity, Server)}
@@ -111,8 +131,27 @@ class Model:
             if isinstance(entity, Server) and entity.key not in kept:
                 reporter = self.provider_roots.get(entity.key)
                 if reporter is not None:
-                    self.replace(reporter, [])
+                    self.dropped += self.replace(reporter, [])
+        self._drop_health_of(_owners(old) - _owners(new))
         return old
+
+    def _forget_health(self, entity: DipHealth, root: str) -> None:
+        if self.health_roots.get(entity.key) == root:
+            del self.health_roots[entity.key]
+        for owner in (entity.dip, entity.probe, entity.server):
+            _discard(self.health_of, owner, entity.key)
+
+    def _drop_health_of(self, owners: set[str]) -> None:
+        """Drop the health reports of DIPs, probes and servers that are gone."""
+        for owner in owners:
+            for key in list(self.health_of.get(owner, ())):
+                reporter = self.health_roots.get(key)
+                if reporter is not None:
+                    self.dropped += self.replace(reporter, [])
+
+    def take_dropped(self) -> list[Entity]:
+        dropped, self.dropped = self.dropped, []
+        return dropped
 
     def _link(self, entity: Entity) -> None:
         match entity:
@@ -134,6 +173,7 @@ class Model:
                 self.configs_of_nic[entity.nic].add(entity.key)
                 _add(self.configs_of_subnet, entity.subnet, entity.key)
                 _add(self.configs_of_acl, entity.acl, entity.key)
+                self.lb.link_config(entity)
             case Acl():
                 self.acls[entity.key] = entity
             case RouteTable():
@@ -142,6 +182,8 @@ class Model:
                 self.provider[entity.key] = entity.address
             case Fabric():
                 self.fabric = entity
+            case _ if isinstance(entity, LB_ENTITIES):
+                self.lb.link(entity)
 
     def _unlink(self, entity: Entity) -> None:
         match entity:
@@ -163,6 +205,7 @@ class Model:
                 _discard(self.configs_of_nic, entity.nic, entity.key)
                 _discard(self.configs_of_subnet, entity.subnet, entity.key)
                 _discard(self.configs_of_acl, entity.acl, entity.key)
+                self.lb.unlink_config(entity)
             case Acl():
                 self.acls.pop(entity.key, None)
             case RouteTable():
@@ -171,6 +214,8 @@ class Model:
                 self.provider.pop(entity.key, None)
             case Fabric():
                 self.fabric = None
+            case _ if isinstance(entity, LB_ENTITIES):
+                self.lb.unlink(entity)
 
     # -- placement ------------------------------------------------------------------------
 
@@ -286,6 +331,17 @@ class Model:
         subnet = self.subnets[config.subnet or ""]
         acls = tuple(dict.fromkeys(a for a in (subnet.acl, config.acl) if a is not None))
         return Placement(host, subnet.vnet, acls, subnet.route_table)
+
+
+def _owners(entities: Iterable[Entity]) -> set[str]:
+    """What health reports go with: ipConfiguration and probe instanceIds, server keys."""
+    owners: set[str] = set()
+    for entity in entities:
+        if isinstance(entity, IpConfig | Probe):
+            owners.add(entity.id)
+        elif isinstance(entity, Server):
+            owners.add(entity.key)
+    return owners
 
 
 def _add(index: defaultdict[str, set[str]], key: str | None, value: str) -> None:

@@ -60,6 +60,11 @@ class IpConfig:
     ip: str | None
     subnet: str | None  # key of the subnet (virtual or logical)
     acl: str | None
+    # Load balancing: keys of the backend pools it is a DIP of, of the inbound NAT rules that
+    # forward to it, and of its 1:1 public IP.
+    pools: tuple[str, ...] = ()
+    nat_rules: tuple[str, ...] = ()
+    public_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,93 @@ class ProviderAddress:
     address: str
 
 
+@dataclass(frozen=True)
+class Frontend:
+    """A VIP of a load balancer: its own private address, or that of ``public_ip``."""
+
+    key: str
+    id: str
+    ip: str | None
+    subnet: str | None  # key of its subnet (a virtual subnet: an internal VIP)
+    public_ip: str | None  # key of the public IP
+
+
+@dataclass(frozen=True)
+class LbRule:
+    """A load-balancing rule (``kind`` "rule"), an inbound NAT rule ("nat") or an outbound NAT
+    rule ("outbound"): each names frontends, and a pool (not a NAT rule) or a probe (a
+    load-balancing rule only)."""
+
+    key: str
+    id: str
+    kind: str
+    frontends: tuple[str, ...]
+    pool: str | None
+    probe: str | None
+    protocol: str
+    frontend_port: int | None
+    backend_port: int | None
+    distribution: str | None
+    floating_ip: bool
+    idle_timeout: int | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    key: str
+    id: str
+    protocol: str
+    port: int
+    request_path: str | None
+    interval: int
+    count: int
+
+
+@dataclass(frozen=True)
+class PublicIp:
+    key: str
+    id: str
+    ip: str | None
+    idle_timeout: int
+
+
+@dataclass(frozen=True)
+class Mux:
+    key: str
+    id: str
+    server: str | None  # key of the server it runs on
+
+
+@dataclass(frozen=True)
+class DipHealth:
+    """What a host reported of one DIP (ipConfiguration instanceId) under one probe
+    (instanceId); ``server`` is the key of the reporting server."""
+
+    key: str
+    probe: str
+    dip: str
+    server: str
+    state: str
+
+
+LB_ENTITIES = (Frontend, LbRule, Probe, PublicIp, Mux, DipHealth)
+
 Entity = (
-    Server | VirtualNetwork | Subnet | Nic | IpConfig | Acl | RouteTable | Fabric | ProviderAddress
+    Server
+    | VirtualNetwork
+    | Subnet
+    | Nic
+    | IpConfig
+    | Acl
+    | RouteTable
+    | Fabric
+    | ProviderAddress
+    | Frontend
+    | LbRule
+    | Probe
+    | PublicIp
+    | Mux
+    | DipHealth
 )
 
 
@@ -106,8 +196,20 @@ def _ref(properties: Mapping[str, Any], member: str) -> str | None:
     return None
 
 
+def _refs(properties: Mapping[str, Any], member: str) -> tuple[str, ...]:
+    """The keys a list of references names, in order, each once."""
+    found = [
+        str(item["resourceRef"]).lower()
+        for item in properties.get(member) or ()
+        if isinstance(item, dict) and isinstance(item.get("resourceRef"), str)
+    ]
+    return tuple(dict.fromkeys(found))
+
+
 # The kind of the documents an agent's reported provider address arrives in (not an NBI kind).
 PROVIDER_ADDRESS_KIND = "agentProviderAddress"
+# The kind of the documents a DIP's health, as its host reported it, arrives in.
+DIP_HEALTH_KIND = "agentDipHealth"
 
 # How rows of the aggregate (the row, and all rows of its aggregate) become entities.
 Source = Callable[[str, Json, list[Json]], Iterator[Entity]]
@@ -120,6 +222,14 @@ def entities_of(kind: str, document: Json | None) -> list[Entity]:
         return []
     if kind == PROVIDER_ADDRESS_KIND:
         return [ProviderAddress(str(document["server"]).lower(), str(document["address"]))]
+    if kind == DIP_HEALTH_KIND:
+        # A DIP is Up until reported Down: only Down is a fact the compiler keeps (an Up
+        # report removes it), so a DIP never reported and one reported Up are the same.
+        if document["state"] != "Down":
+            return []
+        probe, dip = str(document["probe"]), str(document["dip"])
+        server = str(document["server"]).lower()
+        return [DipHealth(f"{probe}/{dip}", probe, dip, server, "Down")]
     rows: list[Json] = document.get("rows", [])
     return [
         entity
@@ -146,6 +256,9 @@ def _ip_configuration(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity
         props.get("privateIPAddress"),
         _ref(props, "subnet"),
         _ref(props, "accessControlList"),
+        _refs(props, "loadBalancerBackendAddressPools"),
+        _refs(props, "loadBalancerInboundNatRules"),
+        _ref(props, "publicIPAddress"),
     )
 
 
@@ -207,6 +320,62 @@ def _acl(key: str, row: Json, rule_rows: list[Json]) -> Acl:
     )
 
 
+def _frontend(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
+    yield Frontend(
+        key,
+        row["id"],
+        props.get("privateIPAddress"),
+        _ref(props, "subnet"),
+        _ref(props, "publicIPAddress"),
+    )
+
+
+def _lb_rule(kind: str) -> Source:
+    def source(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+        props: Json = row["properties"]
+        yield LbRule(
+            key,
+            row["id"],
+            kind,
+            _refs(props, "frontendIPConfigurations"),
+            _ref(props, "backendAddressPool"),
+            _ref(props, "probe"),
+            str(props.get("protocol", "All")),
+            props.get("frontendPort"),
+            props.get("backendPort"),
+            props.get("loadDistribution"),
+            bool(props.get("enableFloatingIP", False)),
+            props.get("idleTimeoutInMinutes"),
+        )
+
+    return source
+
+
+def _probe(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
+    yield Probe(
+        key,
+        row["id"],
+        str(props.get("protocol", "Tcp")),
+        int(props.get("port", 0)),
+        props.get("requestPath"),
+        int(props.get("intervalInSeconds", 15)),
+        int(props.get("numberOfProbes", 2)),
+    )
+
+
+def _public_ip(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    props: Json = row["properties"]
+    yield PublicIp(
+        key, row["id"], props.get("ipAddress"), int(props.get("idleTimeoutInMinutes", 4))
+    )
+
+
+def _mux(key: str, row: Json, _rows: list[Json]) -> Iterator[Entity]:
+    yield Mux(key, row["id"], _ref(row["properties"], "server"))
+
+
 # Every NBI kind (of an aggregate's rows) the compiler reads, and how. The change follower
 # loads the aggregates of exactly these kinds' top-level kinds (``SOURCE_ROOTS``), so a kind
 # read here cannot be missing from what a starting replica loads.
@@ -219,5 +388,12 @@ SOURCES: dict[str, Source] = {
     "accessControlLists": _access_control_list,
     "routeTables": _route_table,
     "virtualNetworkManager": _fabric,
+    "loadBalancers/frontendIPConfigurations": _frontend,
+    "loadBalancers/loadBalancingRules": _lb_rule("rule"),
+    "loadBalancers/inboundNatRules": _lb_rule("nat"),
+    "loadBalancers/outboundNatRules": _lb_rule("outbound"),
+    "loadBalancers/probes": _probe,
+    "publicIPAddresses": _public_ip,
+    "loadBalancerMuxes": _mux,
 }
 SOURCE_ROOTS: tuple[str, ...] = tuple(dict.fromkeys(kind.split("/")[0] for kind in SOURCES))

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field
 
 from controller.core.kinds import BackRef, Kind
 from controller.core.scalars import IntRange
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
 from controller.core.values import PortRange, ShortText, parse_address, parse_prefix
 from controller.core.wire import WireEnum, WireModel
@@ -150,6 +151,9 @@ ACCESS_CONTROL_LISTS = Kind(
     name="accessControlLists",
     title="AccessControlList",
     properties=AccessControlListProperties,
+    shape=Shape(
+        default("inboundDefaultAction", "Permit"), default("outboundDefaultAction", "Permit")
+    ),
     validate=validate_access_control_list,
     backrefs=(
         BackRef("ipConfigurations", ("networkInterfaces/ipConfigurations",)),
@@ -162,6 +166,7 @@ ACL_RULES = Kind(
     name="aclRules",
     title="AclRule",
     properties=AclRuleProperties,
+    shape=Shape(default("logging", "Enabled")),
     parent=ACCESS_CONTROL_LISTS,
     description="One rule of an access control list.",
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from controller.core.kinds import Kind
+from controller.core.refs import ResourceRef
+from controller.core.shape import Shape, read_only
 from controller.core.tree import Node
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
@@ -63,6 +65,7 @@ CREDENTIALS = Kind(
     name="credentials",
     title="Credential",
     properties=CredentialProperties,
+    shape=Shape(read_only("networks", [], list[ResourceRef])),
     validate=validate_credential,
     secret_members=secret_members,
     description="A secret or certificate identity used to reach hosts and devices.",

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import Field
 
 from controller.core.kinds import Facts, Kind
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
-from controller.core.values import AddressPrefix, IPAddress
+from controller.core.values import AddressPrefix, OptionalIPAddress
 from controller.core.wire import WireModel
 from controller.errors import InvalidInput
 from controller.resources.refs import IpPoolRef
@@ -28,7 +29,7 @@ CONFIG_PATH = "/loadBalancerManager/config"
 
 class LoadBalancerManagerProperties(WireModel):
     # Required by NC for a working SLB; optional here so the singleton exists from the start.
-    load_balancer_manager_ip_address: IPAddress | None = Field(
+    load_balancer_manager_ip_address: OptionalIPAddress = Field(
         default=None, alias="loadBalancerManagerIPAddress"
     )
     vip_ip_pools: list[IpPoolRef] = Field(default_factory=list, alias="vipIpPools")
@@ -63,6 +64,11 @@ LOAD_BALANCER_MANAGER = Kind(
     name="loadBalancerManager",
     title="LoadBalancerManager",
     properties=LoadBalancerManagerProperties,
+    shape=Shape(
+        default("vipIpPools", []),
+        default("outboundNatIPExemptions", []),
+        default("isOutboundNatEnabled", True),
+    ),
     singleton_id="config",
     validate=validate_load_balancer_manager,
     computed=vip_pools_in_use,

@@ -10,7 +10,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from controller.core.values import IPAddress
+from controller.core.values import OptionalIPAddress
 from controller.core.wire import WireEnum, WireModel
 from controller.resources.network_interfaces import AllocationMethod
 from controller.resources.refs import (
@@ -53,7 +53,7 @@ class FrontendIPConfigurationProperties(WireModel):
     """A VIP: a private address of ``subnet`` (a logical subnet holding VIP pools, or a virtual
     subnet for an internal load balancer), or the address of ``publicIPAddress``."""
 
-    private_ip_address: IPAddress | None = Field(default=None, alias="privateIPAddress")
+    private_ip_address: OptionalIPAddress = Field(default=None, alias="privateIPAddress")
     private_ip_allocation_method: AllocationMethod | None = Field(
         default=None, alias="privateIPAllocationMethod"
     )

@@ -10,11 +10,14 @@ says whether that host's agent is connected.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from controller.core.kinds import Kind
+from controller.core.shape import Shape, default, nested, read_only
 from controller.core.tree import Node
-from controller.core.values import IPAddress
+from controller.core.values import IPAddress, OptionalIPAddress
 from controller.core.wire import WireModel
 from controller.errors import InvalidInput
 from controller.resources.refs import ServerRef
@@ -22,7 +25,7 @@ from controller.resources.slb_values import Asn
 
 
 class PeerRouterConfiguration(WireModel):
-    local_ip_address: IPAddress | None = Field(default=None, alias="localIPAddress")
+    local_ip_address: OptionalIPAddress = Field(default=None, alias="localIPAddress")
     peer_asn: Asn = Field(alias="peerASN")
     router_ip_address: IPAddress = Field(alias="routerIPAddress")
     router_name: str | None = Field(default=None, max_length=256, alias="routerName")
@@ -63,6 +66,11 @@ LOAD_BALANCER_MUXES = Kind(
     name="loadBalancerMuxes",
     title="LoadBalancerMux",
     properties=LoadBalancerMuxProperties,
+    shape=Shape(
+        nested("routerConfiguration", default("peerRouterConfigurations", [])),
+        # NC's mux connections come from its virtual server, which we do not model.
+        read_only("connections", [], list[dict[str, Any]]),
+    ),
     validate=validate_load_balancer_mux,
     description="A MUX of the software load balancer: its host and its BGP peering.",
 )

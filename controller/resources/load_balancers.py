@@ -12,6 +12,7 @@ back-reference is computed on read. The models are in ``load_balancer_models``, 
 from __future__ import annotations
 
 from controller.core.kinds import BackRef, Kind
+from controller.core.shape import Shape, default
 from controller.resources.load_balancer_checks import (
     NAT_RULES,
     OUTBOUND_RULES,
@@ -82,6 +83,11 @@ LOAD_BALANCING_RULES = Kind(
     name=RULES,
     title="LoadBalancingRule",
     properties=LoadBalancingRuleProperties,
+    shape=Shape(
+        default("enableFloatingIP", False),
+        default("idleTimeoutInMinutes", 4),
+        default("loadDistribution", "Default"),
+    ),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_load_balancing_rule,
     description="Balances a frontend port over the DIPs of a backend pool.",
@@ -91,6 +97,7 @@ PROBES = Kind(
     name="probes",
     title="Probe",
     properties=ProbeProperties,
+    shape=Shape(default("intervalInSeconds", 15), default("numberOfProbes", 2)),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_probe,
     backrefs=(BackRef(RULES, (RULES_KEY,), via=("probe",)),),
@@ -101,6 +108,7 @@ INBOUND_NAT_RULES = Kind(
     name=NAT_RULES,
     title="InboundNatRule",
     properties=InboundNatRuleProperties,
+    shape=Shape(default("idleTimeoutInMinutes", 4), default("enableFloatingIP", False)),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_inbound_nat_rule,
     backrefs=(

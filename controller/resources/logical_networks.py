@@ -15,12 +15,15 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from controller.core.kinds import BackRef, Facts, Kind, UsedBy
+from controller.core.refs import ResourceRef
 from controller.core.scalars import IntRange, WireBool
+from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
 from controller.core.values import (
     AddressPrefix,
     IPAddress,
     IPNetwork,
+    OptionalIPAddress,
     parse_address,
     prefixes_overlap,
 )
@@ -37,7 +40,7 @@ class LogicalNetworkProperties(WireModel):
 
 class SubnetRoute(WireModel):
     destination_prefix: AddressPrefix = Field(alias="destinationPrefix")
-    next_hop: IPAddress | None = Field(default=None, alias="nextHop")
+    next_hop: OptionalIPAddress = Field(default=None, alias="nextHop")
     metric: Annotated[int, IntRange(0, 65535)] | None = None
 
 
@@ -171,6 +174,7 @@ LOGICAL_NETWORKS = Kind(
     name="logicalNetworks",
     title="LogicalNetwork",
     properties=LogicalNetworkProperties,
+    shape=Shape(default("networkVirtualizationEnabled", False)),
     validate=validate_logical_network,
     check_referrers=check_still_a_provider_network,
     backrefs=(BackRef("virtualNetworks", ("virtualNetworks",), via=("logicalNetwork",)),),
@@ -181,6 +185,14 @@ LOGICAL_SUBNETS = Kind(
     name="subnets",
     title="LogicalSubnet",
     properties=LogicalSubnetProperties,
+    shape=Shape(
+        default("vlanID", 0),
+        default("defaultGateways", []),
+        default("dnsServers", []),
+        default("isPublic", False),
+        default("routes", []),
+        read_only("gatewayPools", [], list[ResourceRef]),
+    ),
     parent=LOGICAL_NETWORKS,
     uri_aliases=("logicalSubnets",),
     validate=validate_logical_subnet,

@@ -15,12 +15,15 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 
 from controller.core.kinds import Kind
+from controller.core.refs import ResourceRef
 from controller.core.scalars import IntRange, WireBool
+from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
 from controller.core.values import (
     Bandwidth,
     BareMac,
     IPAddress,
+    OptionalIPAddress,
     Percent,
     UInt32,
     parse_address,
@@ -93,7 +96,8 @@ class PortSettings(WireModel):
     iov_interrupt_moderation: InterruptModeration | None = Field(
         default=None, alias="iovInterruptModeration"
     )
-    iov_queue_pairs_requested: Annotated[int, IntRange(1, 4096)] | None = Field(
+    # NC answers 0 for a NIC that never asked for queue pairs; a client puts that back.
+    iov_queue_pairs_requested: Annotated[int, IntRange(0, 4096)] | None = Field(
         default=None, alias="iovQueuePairsRequested"
     )
     qos_settings: QosSettings | None = Field(default=None, alias="qosSettings")
@@ -131,7 +135,7 @@ class NetworkInterfaceProperties(WireModel):
 
 
 class IpConfigurationProperties(WireModel):
-    private_ip_address: IPAddress | None = Field(default=None, alias="privateIPAddress")
+    private_ip_address: OptionalIPAddress = Field(default=None, alias="privateIPAddress")
     private_ip_allocation_method: AllocationMethod | None = Field(
         default=None, alias="privateIPAllocationMethod"
     )
@@ -254,6 +258,26 @@ NETWORK_INTERFACES = Kind(
     name="networkInterfaces",
     title="NetworkInterface",
     properties=NetworkInterfaceProperties,
+    shape=Shape(
+        default("dnsSettings", {}, default("dnsServers", [])),
+        # Hyper-V's port defaults, as NC renders them for a NIC that never set them.
+        default(
+            "portSettings",
+            {},
+            default("macSpoofingEnabled", "Disabled"),
+            default("arpGuardEnabled", "Disabled"),
+            default("dhcpGuardEnabled", "Disabled"),
+            default("stormLimit", 0),
+            default("portFlowLimit", 0),
+            default("vmqWeight", 100),
+            default("iovWeight", 0),
+        ),
+        default("isHostVirtualNetworkInterface", False),
+        default("isPrimary", True),
+        default("isMultitenantStack", False),
+        # Service insertion is not implemented: no NIC has elements.
+        read_only("serviceInsertionElements", [], list[ResourceRef]),
+    ),
     validate=validate_network_interface,
     description="A VM NIC or container host NIC: a MAC and one ipConfiguration per endpoint.",
 )
@@ -262,6 +286,10 @@ IP_CONFIGURATIONS = Kind(
     name="ipConfigurations",
     title="IpConfiguration",
     properties=IpConfigurationProperties,
+    shape=Shape(
+        default("loadBalancerBackendAddressPools", []),
+        default("loadBalancerInboundNatRules", []),
+    ),
     parent=NETWORK_INTERFACES,
     description="One IP endpoint of a NIC: its subnet, address and ACL.",
 )

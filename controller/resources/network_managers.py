@@ -11,6 +11,7 @@ from pydantic import Field
 
 from controller.core.kinds import Kind
 from controller.core.scalars import WireBool
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
 from controller.core.values import Bandwidth, Percent
 from controller.core.wire import WireEnum, WireModel
@@ -63,6 +64,7 @@ VIRTUAL_NETWORK_MANAGER = Kind(
     name="virtualNetworkManager",
     title="VirtualNetworkManager",
     properties=VirtualNetworkManagerProperties,
+    shape=Shape(default("networkVirtualizationProtocol", "Vxlan")),
     singleton_id="configuration",
     description="Fabric-wide settings of network virtualization (encapsulation protocol).",
 )
@@ -71,6 +73,7 @@ VIRTUAL_SWITCH_MANAGER = Kind(
     name="virtualSwitchManager",
     title="VirtualSwitchManager",
     properties=VirtualSwitchManagerProperties,
+    shape=Shape(default("qosSettings", {})),
     singleton_id="configuration",
     validate=validate_switch_manager,
     description="Fabric-wide virtual switch settings (QoS reservation mode and offloads).",

@@ -10,13 +10,14 @@ use cannot be deleted (409 naming its user).
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
 from controller.core.kinds import BackRef, Kind
+from controller.core.shape import Shape, default, read_only
 from controller.core.tree import Node
-from controller.core.values import IPAddress, parse_address
+from controller.core.values import OptionalIPAddress, parse_address
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 from controller.resources.network_interfaces import AllocationMethod
@@ -34,7 +35,7 @@ class PublicIpDnsSettings(WireModel):
 
 
 class PublicIPAddressProperties(WireModel):
-    ip_address: IPAddress | None = Field(default=None, alias="ipAddress")
+    ip_address: OptionalIPAddress = Field(default=None, alias="ipAddress")
     public_ip_allocation_method: AllocationMethod | None = Field(
         default=None, alias="publicIPAllocationMethod"
     )
@@ -72,6 +73,12 @@ PUBLIC_IP_ADDRESSES = Kind(
     name="publicIPAddresses",
     title="PublicIPAddress",
     properties=PublicIPAddressProperties,
+    shape=Shape(
+        default("idleTimeoutInMinutes", 4),
+        default("publicIPAddressVersion", "IPv4"),
+        # NC's traffic counters; the controller keeps none.
+        read_only("counters", [], list[dict[str, Any]]),
+    ),
     validate=validate_public_ip_address,
     backrefs=(
         BackRef(

@@ -10,7 +10,12 @@ from pydantic import Field
 
 from controller.core.kinds import BackRef, Kind
 from controller.core.tree import Node
-from controller.core.values import AddressPrefix, IPAddress, parse_address, parse_prefix
+from controller.core.values import (
+    AddressPrefix,
+    OptionalIPAddress,
+    parse_address,
+    parse_prefix,
+)
 from controller.core.wire import WireEnum, WireModel
 from controller.errors import InvalidInput
 
@@ -26,7 +31,7 @@ class NextHopType(WireEnum):
 class RouteProperties(WireModel):
     address_prefix: AddressPrefix = Field(alias="addressPrefix")
     next_hop_type: NextHopType = Field(alias="nextHopType")
-    next_hop_ip_address: IPAddress | None = Field(default=None, alias="nextHopIpAddress")
+    next_hop_ip_address: OptionalIPAddress = Field(default=None, alias="nextHopIpAddress")
 
 
 class RouteTableProperties(WireModel):

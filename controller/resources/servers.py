@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field
 
 from controller.core.kinds import BackRef, Kind
 from controller.core.scalars import WireBool
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
 from controller.core.values import Port, parse_address
 from controller.core.wire import WireModel
@@ -94,6 +95,7 @@ SERVER_NETWORK_INTERFACES = Kind(
     name="networkInterfaces",
     title="ServerNetworkInterface",
     properties=ServerNetworkInterfaceProperties,
+    shape=Shape(default("isBMC", False), default("logicalSubnets", [])),
     parent=SERVERS,
     description="A physical NIC of a server and the provider logical subnets it attaches to.",
 )

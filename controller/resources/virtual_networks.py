@@ -15,6 +15,7 @@ from pydantic import Field
 
 from controller.core.ipam import subnet_host_range
 from controller.core.kinds import BackRef, Facts, Kind
+from controller.core.shape import Shape, default
 from controller.core.tree import Node
 from controller.core.values import AddressPrefix, IPAddress, IPNetwork, prefixes_overlap
 from controller.core.wire import WireModel
@@ -108,6 +109,7 @@ VIRTUAL_NETWORKS = Kind(
     name="virtualNetworks",
     title="VirtualNetwork",
     properties=VirtualNetworkProperties,
+    shape=Shape(default("dhcpOptions", {}, default("dnsServers", []))),
     validate=validate_virtual_network,
     description="A tenant virtual network (routing domain) over an HNV provider network.",
 )

@@ -36,6 +36,9 @@ async def configuration_states(
     server_keys = {_server_key(row) for row in (*nics, *muxes)} - {None}
     found = await repo.find(sorted(k for k in server_keys if k))
     server_of = {key: found[key][0] for key in server_keys if key in found}
+    # Messages name a server as operators do: by its resourceRef.
+    refs = dict(found.values())
+    refs.update((row.instance_id, row.resource_ref) for row in servers)
     wanted = list({*server_of.values(), *(s.instance_id for s in servers)})
     states = await AgentRepository(repo.connection, is_postgres=is_postgres).states(wanted)
     children = _configs_by_nic(rows)
@@ -45,12 +48,12 @@ async def configuration_states(
         key = _server_key(nic)
         server = server_of.get(key) if key else None
         result[nic.instance_id] = _nic_state(
-            nic, server, states.get(server) if server else None, children, now
+            nic, server, states.get(server) if server else None, children, now, refs
         )
     for server_row in servers:
         state = states.get(server_row.instance_id)
         server_id = server_row.instance_id
-        result[server_id] = _server_state(server_id, server_id, state, now)
+        result[server_id] = _server_state(server_id, server_id, state, now, refs)
     for mux in muxes:
         key = _server_key(mux)
         server = server_of.get(key) if key else None
@@ -58,7 +61,7 @@ async def configuration_states(
             result[mux.instance_id] = _state(mux.instance_id, "Uninitialized", now, [])
         else:
             state = states.get(server)
-            result[mux.instance_id] = _server_state(mux.instance_id, server, state, now)
+            result[mux.instance_id] = _server_state(mux.instance_id, server, state, now, refs)
     return result
 
 
@@ -91,11 +94,12 @@ def _state(
     }
 
 
-def _not_connected(server: uuid.UUID | None) -> dict[str, str]:
+def _not_connected(server: uuid.UUID, refs: Mapping[uuid.UUID, str]) -> dict[str, str]:
+    name = refs.get(server, str(server))
     return {
         "source": SOURCE,
         "code": "HostNotConnectedToController",
-        "message": f"no host agent of server {server} is connected to the controller",
+        "message": f"no host agent of server {name} is connected to the controller",
     }
 
 
@@ -105,11 +109,12 @@ def _nic_state(
     state: AgentState | None,
     configs: Mapping[uuid.UUID, set[str]],
     now: datetime,
+    refs: Mapping[uuid.UUID, str],
 ) -> dict[str, Any]:
     if server is None:
         return _state(nic.instance_id, "Uninitialized", now, [])
     if not _live(state, now):
-        return _state(nic.instance_id, "Failure", now, [_not_connected(server)])
+        return _state(nic.instance_id, "Failure", now, [_not_connected(server, refs)])
     assert state is not None
     mine = configs.get(nic.instance_id, set()) | {f"nic/{nic.instance_id}"}
     reported = (state.failures or {}).get("failures") or []
@@ -125,9 +130,13 @@ def _nic_state(
 
 
 def _server_state(
-    resource: uuid.UUID, server: uuid.UUID, state: AgentState | None, now: datetime
+    resource: uuid.UUID,
+    server: uuid.UUID,
+    state: AgentState | None,
+    now: datetime,
+    refs: Mapping[uuid.UUID, str],
 ) -> dict[str, Any]:
     """The state of ``server``, or of a mux on it (``resource``), from the server's agent."""
     if _live(state, now):
         return _state(resource, "Success", now, [])
-    return _state(resource, "Failure", now, [_not_connected(server)])
+    return _state(resource, "Failure", now, [_not_connected(server, refs)])

@@ -7,8 +7,9 @@ result that is already ``Succeeded``): the state is read in one consistent snaps
 DIP health the hosts reported, and stored in the database, so that any replica answers the
 GET. Results expire (an hour by default); expired ones are pruned when a new one is written.
 
-DIP health comes from the southbound through ``HealthReader``, a function the application
-wires in; without one every probed DIP is ``Unknown``.
+DIP health comes through ``HealthReader``, a function the application wires in: by default
+``stored_health``, what the hosts reported (``dip_health``); a DIP no host reported on is
+``Unknown``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from controller.resources.public_ip_addresses import PUBLIC_IP_ADDRESSES
 from controller.service.slb_report import DipHealth, Json, SlbRows, build_slb_report
 from controller.store.database import Database
 from controller.store.diagnostics import DiagnosticResults, StoredResult
+from controller.store.health import HealthRepository, HealthRow
 from controller.store.repository import ResourceRepository
 
 # Reads the DIP health the hosts reported:
@@ -37,8 +39,23 @@ RESULT_LIFETIME = timedelta(hours=1)
 
 
 async def no_health_reports() -> DipHealth:
-    """The health reader before any host reports: every probed DIP is Unknown."""
+    """A health reader with no reports: every probed DIP is Unknown."""
     return {}
+
+
+def stored_health(database: Database) -> HealthReader:
+    """The health the hosts reported, as stored (any replica reads the same)."""
+
+    async def read() -> DipHealth:
+        async def work(connection: AsyncConnection) -> list[HealthRow]:
+            return await HealthRepository(connection).all()
+
+        health: dict[str, dict[str, str]] = {}
+        for row in await database.run(work, write=False):
+            health.setdefault(str(row.dip_id), {})[str(row.probe_id)] = row.state
+        return health
+
+    return read
 
 
 def _utcnow() -> datetime:

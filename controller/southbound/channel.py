@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 from starlette.responses import Response
@@ -32,11 +34,19 @@ log = logging.getLogger(__name__)
 ServerLookup = Callable[[str], Awaitable[tuple[uuid.UUID, str] | None]]
 SecretSource = Callable[[], Awaitable[str]]
 AddressRegistry = Callable[[uuid.UUID, str, str], Awaitable[None]]
+# Records DIP health changes a server's agent reported (server id, server resourceRef).
+HealthRegistry = Callable[[uuid.UUID, str, Sequence[protocol.Health]], Awaitable[None]]
 # Whether this replica has (or, within a bounded wait, gets to) a revision an agent names.
 RevisionCheck = Callable[[int], Awaitable[bool]]
 
 # A token is 43 characters (base64 of an HMAC-SHA256); anything much longer is not one.
 MAX_TOKEN_LENGTH = 256
+# A refused agent's retries are logged once per server in this many seconds; the ids logged
+# are cut to MAX_LOGGED_ID characters, and at most MAX_REFUSALS_REMEMBERED are remembered
+# (a scan of made-up ids cannot grow the memory or the log without bound).
+REFUSAL_LOG_INTERVAL = 60.0
+MAX_LOGGED_ID = 128
+MAX_REFUSALS_REMEMBERED = 4096
 
 
 class Channel:
@@ -49,6 +59,7 @@ class Channel:
         register_address: AddressRegistry,
         known_addresses: Callable[[uuid.UUID], str | None],
         has_revision: RevisionCheck,
+        report_health: HealthRegistry | None = None,
         hello_timeout: float = 10.0,
     ) -> None:
         self.hub = hub
@@ -57,7 +68,10 @@ class Channel:
         self.register_address = register_address
         self.known_addresses = known_addresses
         self.has_revision = has_revision
+        self.report_health = report_health
         self.hello_timeout = hello_timeout
+        # When a refusal of each server's agent was last logged (monotonic seconds).
+        self._refusals_logged: dict[str, float] = {}
 
     async def serve(self, websocket: WebSocket, server_resource_id: str) -> None:
         try:
@@ -65,7 +79,8 @@ class Channel:
         except ServiceUnavailable as exc:
             await _unavailable(websocket, exc)
             return
-        if server is None:
+        if isinstance(server, Refusal):
+            self._log_refusal(server_resource_id, server)
             await websocket.close(code=protocol.POLICY_VIOLATION)
             return
         await websocket.accept()
@@ -81,7 +96,7 @@ class Channel:
             return
         except WebSocketDisconnect:
             return
-        await self._run(websocket, server_id, hello)
+        await self._run(websocket, server_id, server_ref, hello)
 
     async def _hello(
         self, websocket: WebSocket, server_id: uuid.UUID, server_ref: str
@@ -105,7 +120,9 @@ class Channel:
             await self.register_address(server_id, server_ref, address)
         return hello
 
-    async def _run(self, websocket: WebSocket, server: uuid.UUID, hello: protocol.Hello) -> None:
+    async def _run(
+        self, websocket: WebSocket, server: uuid.UUID, server_ref: str, hello: protocol.Hello
+    ) -> None:
         session = Session(server, websocket.send_bytes)
         session.on_overflow = lambda: _close_soon(websocket, protocol.TRY_AGAIN_LATER)
         applied = hello.applied_revision
@@ -115,10 +132,16 @@ class Channel:
         pump = asyncio.create_task(self._send(websocket, session), name=f"send-{server}")
         violation: protocol.ProtocolError | None = None
         try:
-            await self._receive_acks(websocket, session)
+            await self._receive_acks(websocket, session, server_ref)
             await websocket.close(code=protocol.TRY_AGAIN_LATER)  # it overflowed
         except protocol.ProtocolError as exc:
             violation = exc
+        except ServiceUnavailable as exc:
+            # Health it reported could not be recorded: it reconnects later and reports
+            # again what it holds.
+            log.warning("agent of %s: its report could not be recorded (%s)", server, exc)
+            with contextlib.suppress(Exception):
+                await websocket.close(code=protocol.TRY_AGAIN_LATER)
         except (WebSocketDisconnect, RuntimeError) as exc:
             log.info("agent of %s disconnected: %s", server, exc or type(exc).__name__)
         finally:
@@ -129,7 +152,7 @@ class Channel:
         if violation is not None:
             await _refuse(websocket, server, violation)
 
-    async def _receive_acks(self, websocket: WebSocket, session: Session) -> None:
+    async def _receive_acks(self, websocket: WebSocket, session: Session, server_ref: str) -> None:
         while not session.overflowed:
             ack = protocol.read_ack(await _receive(websocket, None))
             # Everything the agent holds came from this session (after its hello): a higher
@@ -140,6 +163,8 @@ class Channel:
                     f"to {session.sent_revision}"
                 )
             self.hub.acked(session, ack.revision, ack.reported())
+            if ack.health and self.report_health is not None:
+                await self.report_health(session.server, server_ref, ack.health)
 
     @staticmethod
     async def _send(websocket: WebSocket, session: Session) -> None:
@@ -158,20 +183,51 @@ class Channel:
 
     async def _authenticate(
         self, websocket: WebSocket, server_resource_id: str
-    ) -> tuple[uuid.UUID, str] | None:
+    ) -> tuple[uuid.UUID, str] | Refusal:
+        """The server the agent's credential opens, or why it opens none (for the log only:
+        the agent is told no more than 403, whatever the reason)."""
         header = websocket.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not _plausible_token(token):
-            return None
+        if scheme.lower() != "bearer" or not token:
+            return Refusal("it sent no bearer token")
+        if not _plausible_token(token):
+            return Refusal("its token is malformed")
         try:
             check_resource_id(server_resource_id)
         except ValueError:
-            return None  # no server could have this id: refused like an unknown one
+            return Refusal("no server can have this id")
         server = await self.find_server(server_resource_id)
-        if server is None or not tokens.verify(await self.secret(), str(server[0]), token):
-            return None
+        if server is None:
+            return Refusal("there is no such server")
+        if not tokens.verify(await self.secret(), str(server[0]), token):
+            return Refusal("its token is not this server's (a wrong or another server's token)")
         return server
+
+    def _log_refusal(self, server_resource_id: str, refusal: Refusal) -> None:
+        """One warning per server and ``REFUSAL_LOG_INTERVAL``: a refused agent retries every
+        few seconds, forever, and each retry would say the same."""
+        now = time.monotonic()
+        key = server_resource_id[:MAX_LOGGED_ID]
+        last = self._refusals_logged.get(key)
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            return
+        if len(self._refusals_logged) >= MAX_REFUSALS_REMEMBERED:
+            self._refusals_logged.clear()
+        self._refusals_logged[key] = now
+        log.warning(
+            "refused the agent channel of server %r (HTTP 403): %s; give the agent the token "
+            "`sdnc agent-token SERVER` prints",
+            key,
+            refusal.reason,
+        )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an agent's credential opens no channel."""
+
+    reason: str
 
 
 def _plausible_token(token: str) -> bool:

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +30,13 @@ from controller.errors import ServiceUnavailable
 from controller.lifecycle import Stopper, stop_tasks
 from controller.policy import Change, Compiler
 from controller.policy.documents import (
+    DIP_HEALTH_KIND,
     PROVIDER_ADDRESS_KIND,
     SOURCE_ROOTS,
     DocumentRow,
     aggregate_document,
+    dip_health_document,
+    dip_health_root,
     provider_address_document,
     provider_address_root,
 )
@@ -40,6 +44,7 @@ from controller.southbound.hub import Hub
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
 from controller.store.database import Database, connect_timeout
+from controller.store.health import HealthRepository, HealthRow
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -71,6 +76,8 @@ class Follower:
         self.poll_interval = poll_interval
         self.bookmark_interval = bookmark_interval
         self.stats = FollowerStats()
+        # Told the seconds each change took to compile (the metrics' histogram).
+        self.on_compiled: Callable[[float], None] = lambda seconds: None
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,9 +126,9 @@ class Follower:
             subnets = [r["instance_id"] for r in rows if r["kind"] == "virtualNetworks/subnets"]
             allocations = AllocationRepository(connection, is_postgres=self.database.is_postgres)
             vsids = await allocations.held_by(VSIDS, subnets)
-            return revision, _changes(
-                revision, rows, {s: a.value for s, a in vsids.items()}, addresses
-            )
+            health = await HealthRepository(connection).all()
+            changes = _changes(revision, rows, {s: a.value for s, a in vsids.items()}, addresses)
+            return revision, changes + _health_changes(revision, health)
 
         revision, changes = await self.database.run(
             read, write=False, isolation="REPEATABLE READ", within=LOAD_TIMEOUT
@@ -185,6 +192,7 @@ class Follower:
         self.stats.changes += 1
         self.stats.compile_seconds += elapsed
         self.stats.last_compile_ms = elapsed * 1000
+        self.on_compiled(elapsed)
         self.hub.dispatch(change.revision, deltas)
 
     async def _bookmarks(self) -> None:
@@ -245,3 +253,16 @@ def _changes(
         for server, ref, address in addresses
     ]
     return changes
+
+
+def _health_changes(revision: int, rows: list[HealthRow]) -> list[Change]:
+    """The DIP health the hosts reported, as changes at ``revision``."""
+    return [
+        Change(
+            revision,
+            str(dip_health_root(row.dip_id, row.probe_id)),
+            DIP_HEALTH_KIND,
+            dip_health_document(row.server_ref, row.probe_id, row.dip_id, row.state),
+        )
+        for row in rows
+    ]

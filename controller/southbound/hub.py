@@ -114,6 +114,8 @@ class Hub:
         self.affected: OrderedDict[int, frozenset[uuid.UUID]] = OrderedDict()
         self._fragments: dict[str, tuple[int, orjson.Fragment]] = {}
         self._watches: list[ApplyWatch] = []
+        # Acknowledgements received (for the metrics).
+        self.acks = 0
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -211,6 +213,7 @@ class Hub:
     def acked(self, session: Session, revision: int, failures: list[dict[str, Any]]) -> None:
         if session.farewell is not None:
             return  # no longer served: the server's status is not this connection's
+        self.acks += 1
         session.applied_revision = max(session.applied_revision, revision)
         self.status.acked(session.server, revision, failures)
         for watch in self._watches:

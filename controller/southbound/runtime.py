@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +21,14 @@ from controller import protocol
 from controller.errors import ServiceUnavailable
 from controller.policy import Compiler
 from controller.policy.documents import (
+    DIP_HEALTH_KIND,
     PROVIDER_ADDRESS_KIND,
+    dip_health_document,
+    dip_health_root,
     provider_address_document,
     provider_address_root,
 )
+from controller.policy.objects.lb import probe_dips
 from controller.southbound import heap
 from controller.southbound.channel import Channel
 from controller.southbound.directory import ServerDirectory
@@ -34,6 +39,7 @@ from controller.southbound.tokens import SECRET_NAME
 from controller.store.agents import AgentRepository, AgentState
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
+from controller.store.health import HealthRepository
 
 log = logging.getLogger(__name__)
 CHANNEL_PATH = "/southbound/v1/servers/{serverId}/channel"
@@ -101,6 +107,7 @@ class Southbound:
             find_server=self.servers.find,
             secret=self.secret,
             register_address=self._register_address,
+            report_health=self._report_health,
             known_addresses=self._known_address,
             has_revision=self._has_revision,
         )
@@ -171,6 +178,20 @@ class Southbound:
                 self._secret = await self.database.run(work)
             return self._secret
 
+    async def caught_up(self, within: float) -> int | None:
+        """This replica's compiled revision once it has compiled everything committed when
+        called (waiting up to ``within`` seconds); None if it is still behind then."""
+
+        async def committed(connection: AsyncConnection) -> int:
+            return await ChangeLog(connection, is_postgres=self.database.is_postgres).current()
+
+        head = await self.database.run(committed, write=False)
+        if head > self.compiler.revision:
+            self.follower.wake()
+            if not await self.follower.processed(head, within):
+                return None
+        return self.compiler.revision
+
     async def _has_revision(self, revision: int) -> bool:
         """Whether this replica has processed ``revision`` -- waiting for it a while when it
         is committed but this replica lags behind the one the agent came from."""
@@ -218,6 +239,58 @@ class Southbound:
 
         revision = await self.database.run(work)
         self.follower.wake(revision)
+
+    async def _report_health(
+        self, server: uuid.UUID, ref: str, reports: Sequence[protocol.Health]
+    ) -> None:
+        """Record the DIP health changes an agent reported, as changes every replica follows
+        (the compiler takes a DIP that is Down out of the slot tables of the rules that probe
+        it). A report of a DIP that is not this host's under that probe (any more: the NIC
+        moved, the probe changed) is ignored, as is one that changes nothing."""
+        model = self.compiler.model
+        host, reporter = str(server), ref.lower()
+        # (probe, dip) -> (state, whether the compiler must see it): a DIP is Up for the
+        # compiler until reported Down, so a first Up is stored (slbState shows it) but not
+        # logged -- the first ack of every connection says Up of each healthy DIP.
+        wanted: dict[tuple[str, str], tuple[str, bool]] = {}
+        for report in reports:
+            key = (report.probe, report.dip)
+            if probe_dips(model, report.probe).get(report.dip) != host:
+                continue
+            held = model.lb.health.get(key)
+            if held is None:
+                wanted[key] = (report.state, report.state == protocol.DOWN)
+            elif (held.server, held.state) != (reporter, report.state):
+                wanted[key] = (report.state, True)
+            else:
+                wanted.pop(key, None)
+        if not wanted:
+            return
+
+        async def work(connection: AsyncConnection) -> int:
+            now = datetime.now(UTC)
+            health = HealthRepository(connection)
+            changed = [
+                (uuid.UUID(probe), uuid.UUID(dip), state)
+                for (probe, dip), (state, logged) in wanted.items()
+                if await health.record(server, uuid.UUID(probe), uuid.UUID(dip), state, now)
+                and logged
+            ]
+            changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
+            revision = 0
+            for probe, dip, state in changed:  # logged last: the counter row stays locked
+                revision = await changes.record(
+                    dip_health_root(dip, probe),
+                    DIP_HEALTH_KIND,
+                    dip_health_document(ref, probe, dip, state),
+                    now,
+                    resource=False,
+                )
+            return revision
+
+        revision = await self.database.run(work)
+        if revision:
+            self.follower.wake(revision)
 
     # -- waiting for hosts ----------------------------------------------------------------
 

@@ -257,6 +257,18 @@ class Database:
             retry_after=self.timeouts.retry_after,
         )
 
+    def pool_usage(self) -> tuple[int, int]:
+        """Connections checked out of the pools now, and the pools' sizes (for the metrics;
+        on SQLite the reader's and the writer's pools together)."""
+        engines = {id(e): e for e in (self.engine, self._write_engine)}.values()
+        in_use = size = 0
+        for engine in engines:
+            pool: Any = engine.pool
+            if hasattr(pool, "checkedout") and hasattr(pool, "size"):
+                in_use += int(pool.checkedout())
+                size += int(pool.size())
+        return in_use, size
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._write_engine is not self.engine:

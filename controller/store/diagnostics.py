@@ -52,3 +52,13 @@ class DiagnosticResults:
         )
         row = (await self.connection.execute(query)).first()
         return None if row is None else StoredResult(**row._mapping)
+
+    async def of_kind(self, kind: str, now: datetime, *, limit: int) -> list[StoredResult]:
+        """The unexpired results of ``kind``, newest first, at most ``limit``."""
+        query = (
+            select(RESULTS)
+            .where(RESULTS.c.kind == kind, RESULTS.c.expires_at > now)
+            .order_by(RESULTS.c.created_at.desc(), RESULTS.c.operation_id)
+            .limit(limit)
+        )
+        return [StoredResult(**row._mapping) for row in await self.connection.execute(query)]

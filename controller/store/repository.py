@@ -171,6 +171,16 @@ class ResourceRepository:
                 found[key] = (instance_id, ref)
         return found
 
+    async def refs_of(self, instance_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The resourceRef of each existing resource among ``instance_ids``."""
+        found: dict[uuid.UUID, str] = {}
+        for chunk in _chunks(sorted(instance_ids, key=str)):
+            query = select(RESOURCES.c.instance_id, RESOURCES.c.resource_ref).where(
+                RESOURCES.c.instance_id.in_(chunk)
+            )
+            found.update({row[0]: row[1] for row in await self.connection.execute(query)})
+        return found
+
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             await self.connection.execute(insert(RESOURCES), list(rows))

@@ -195,3 +195,23 @@ class DiagnosticResult(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DipHealthReport(Base):
+    """The latest health of a DIP (ipConfiguration) under a probe, as the host running the
+    probe reported it. It goes with the DIP, the probe and the reporting server (a server
+    declared gone takes its reports with it; a disconnected one keeps them)."""
+
+    __tablename__ = "dip_health"
+
+    probe_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), primary_key=True
+    )
+    dip_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), primary_key=True
+    )
+    server_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

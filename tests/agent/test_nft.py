@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import re
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from controller.agent.linux.acls import (
     pick,
 )
 from controller.agent.linux.nft import FilteredEndpoint, list_chain, render
+from controller.policy.acl_semantics import Packet, decide
 from tests.support.nftables import rule_packets
 from tests.support.processes import stop_process
 
@@ -701,3 +703,143 @@ def test_the_last_endpoint_of_an_acl_list_takes_its_chain_along() -> None:
         f"delete chain inet sdnc {gone}"
     )
     assert any(line.startswith("delete element inet sdnc inbound_v4") for line in script)
+
+
+# ---------------------------------------------------------------- the shared semantics, checked
+
+# Tries several TCP connections at once from fixed source ports; prints one outcome per port
+# (connected, refused, dropped), so a drop costs one short wait for all of them.
+PROBES = """
+import json, socket, sys, threading
+address, timeout, pairs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+outcomes = {}
+def attempt(source, port):
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.settimeout(timeout)
+        sock.bind(("0.0.0.0", int(source)))
+        sock.connect((address, int(port)))
+        outcomes[port] = "connected" if sock.recv(2) == b"ok" else "failed"
+    except ConnectionRefusedError:
+        outcomes[port] = "refused"
+    except TimeoutError:
+        outcomes[port] = "dropped"
+    except OSError as exc:
+        outcomes[port] = f"failed: {exc}"
+    finally:
+        sock.close()
+threads = [threading.Thread(target=attempt, args=pair.split(":")) for pair in pairs]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps(outcomes))
+"""
+LAB_PORTS = (80, 443, 8080)
+lab_prefixes = st.sampled_from(
+    ["*", "Internet", "10.77.0.2", "10.77.0.3", "10.77.0.0/24", "10.77.0.0/31", "192.0.2.0/24",
+     "10.77.0.2, 10.77.0.3"]
+)  # fmt: skip
+lab_ports = st.sampled_from(["*", "80", "443", "80,443", "8000-8090", "1-1023"])
+lab_source_ports = st.sampled_from(["*", "20000-29999", "30000-65535", "1-1023"])
+lab_rules = st.fixed_dictionaries(
+    {
+        "acl": st.sampled_from([ACL, SECOND]),
+        "type": st.sampled_from(["Inbound", "Outbound"]),
+        "priority": st.integers(100, 110),
+        "action": st.sampled_from(["Allow", "Deny"]),
+        "protocol": st.sampled_from(["TCP", "All", "ICMPv4", "UDP"]),
+        "sourceAddressPrefix": lab_prefixes,
+        "sourcePortRange": lab_source_ports,
+        "destinationAddressPrefix": lab_prefixes,
+        "destinationPortRange": lab_ports,
+    }
+)
+lab_objects = st.builds(
+    lambda rules, a, b: (
+        {f"aclRule/r{i}": body for i, body in enumerate(rules)}
+        | {f"acl/{ACL}": acl(*a), f"acl/{SECOND}": acl(*b)}
+    ),
+    st.lists(lab_rules, max_size=6),
+    st.tuples(defaults, defaults),
+    st.tuples(defaults, defaults),
+)
+lab_acls = st.sampled_from([(), (ACL,), (SECOND,), (ACL, SECOND)])
+
+
+class SourcePorts:
+    """Each TCP attempt its own source port, so no connection of an earlier example (in
+    TIME_WAIT, or tracked by conntrack) can stand for a new one."""
+
+    def __init__(self) -> None:
+        self.next = 20000
+
+    def take(self) -> int:
+        self.next = 20000 + (self.next - 20000 + 1) % 40000
+        return self.next
+
+
+@pytest.mark.dataplane("nft", "ping")
+@settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(objects=lab_objects, acls_a=lab_acls, acls_b=lab_acls)
+def test_what_the_connectivity_check_decides_is_what_packets_do(
+    lab: Lab,
+    objects: dict[str, Body],
+    acls_a: tuple[str, ...],
+    acls_b: tuple[str, ...],
+) -> None:
+    """The evaluator (``acl_semantics.decide``: the sender's ACLs outbound, then the
+    receiver's inbound) predicts every TCP connection and ping between two endpoints under
+    random ACLs, as the rendered nftables ruleset really treats them."""
+    ports = SOURCE_PORTS.setdefault(lab.tag, SourcePorts())
+    policies = acls_from_objects(objects)
+    endpoints = [
+        FilteredEndpoint("endpoint/a", f"sa{lab.tag}", ADDRESS["a"], MAC["a"], acls_a),
+        FilteredEndpoint("endpoint/b", f"sb{lab.tag}", ADDRESS["b"], MAC["b"], acls_b),
+    ]
+    nft(lab.router, render(endpoints, policies).text)
+    acls_of = {"a": acls_a, "b": acls_b}
+    namespace = {"a": lab.a, "b": lab.b}
+    for sender, receiver in (("a", "b"), ("b", "a")):
+        attempts = {port: ports.take() for port in LAB_PORTS}
+        pairs = [f"{source}:{port}" for port, source in attempts.items()]
+        command = ("ip", "netns", "exec", namespace[sender], sys.executable, "-c", PROBES,
+                   ADDRESS[receiver], "0.5", *pairs)  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+        outcomes = json.loads(done.stdout)
+        for port, source in attempts.items():
+            packet = Packet(
+                ipaddress.ip_address(ADDRESS[sender]),
+                ipaddress.ip_address(ADDRESS[receiver]),
+                "tcp",
+                source,
+                port,
+            )
+            predicted = predicted_outcome(policies, acls_of[sender], acls_of[receiver], packet)
+            assert outcomes[str(port)] == predicted, (sender, receiver, port, source, objects)
+        ping = Packet(
+            ipaddress.ip_address(ADDRESS[sender]), ipaddress.ip_address(ADDRESS[receiver]), "icmp"
+        )
+        predicted = predicted_outcome(policies, acls_of[sender], acls_of[receiver], ping)
+        command = ("ip", "netns", "exec", namespace[sender], "ping", "-c1", "-W0.5", "-q",
+                   ADDRESS[receiver])  # fmt: skip
+        pinged = run(*command, check=False) == 0
+        assert pinged == (predicted == "connected"), (sender, receiver, "ping", objects)
+
+
+SOURCE_PORTS: dict[str, SourcePorts] = {}
+
+
+def predicted_outcome(
+    policies: dict[str, AclPolicy],
+    sender_acls: tuple[str, ...],
+    receiver_acls: tuple[str, ...],
+    packet: Packet,
+) -> str:
+    out = decide(sender_acls, policies, "outbound", packet)
+    arrived = out.allowed and decide(receiver_acls, policies, "inbound", packet).allowed
+    return "connected" if arrived else "dropped"

@@ -51,6 +51,7 @@ async def test_x509_credential_is_created_and_returns_its_thumbprint(
         "provisioningState": "Succeeded",
         "type": "X509Certificate",
         "value": THUMBPRINT,
+        "networks": [],
     }
     assert await get(client, "/credentials/nchostcert") == created
 
@@ -77,6 +78,7 @@ async def test_password_is_not_returned_by_put_get_or_get_all(client: httpx.Asyn
         "provisioningState": "Succeeded",
         "type": "UsernamePassword",
         "userName": "CONTOSO\\NCAdmin",
+        "networks": [],
     }
     assert one.json() == response.json()
     assert every.json()["value"] == [response.json()]
@@ -85,7 +87,11 @@ async def test_password_is_not_returned_by_put_get_or_get_all(client: httpx.Asyn
 async def test_community_string_is_not_returned(client: httpx.AsyncClient) -> None:
     body = {"properties": {"TYPE": "snmpcommunitystring", "VALUE": COMMUNITY}}
     created = await put(client, "/credentials/snmp", body, status=201)
-    assert props(created) == {"provisioningState": "Succeeded", "type": "SnmpCommunityString"}
+    assert props(created) == {
+        "provisioningState": "Succeeded",
+        "type": "SnmpCommunityString",
+        "networks": [],
+    }
     assert_secret_absent(created, await get(client, "/credentials/snmp"))
     assert_secret_absent(await get_all(client, "/credentials"))
 
@@ -153,6 +159,7 @@ async def test_changing_to_a_certificate_drops_the_password(client: httpx.AsyncC
         "provisioningState": "Succeeded",
         "type": "X509Certificate",
         "value": THUMBPRINT,
+        "networks": [],
     }
     # The old password is gone: going back needs a new one.
     await assert_put_rejected(

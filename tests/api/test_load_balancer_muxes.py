@@ -74,6 +74,7 @@ async def test_a_mux_comes_back_canonical(fabric: httpx.AsyncClient) -> None:
         "provisioningState": "Succeeded",
         "configurationState": state,
         "server": ref(HOST),
+        "connections": [],
         "routerConfiguration": {
             "localASN": 64628,
             "peerRouterConfigurations": [

@@ -94,6 +94,7 @@ async def test_sdn_express_hnv_provider_network_is_canonical(client: httpx.Async
         "dnsServers": ["10.10.0.10", "10.10.0.11"],
         "isPublic": False,
         "routes": [],
+        "gatewayPools": [],
         "ipPools": None,
         "ipConfigurations": [],
         "networkInterfaces": [],

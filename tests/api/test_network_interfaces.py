@@ -133,6 +133,7 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
     config = child(created, "ipConfigurations", "WebVM1_IP1")
     # Placed on host1, whose agent is not connected: the NIC cannot be configured there.
     state = assert_configuration_state(created, "Failure", "HostNotConnectedToController")
+    assert "server /servers/" in state["detailedInfo"][0]["message"]
     assert props(created) == {
         "provisioningState": "Succeeded",
         "configurationState": state,
@@ -161,6 +162,7 @@ async def test_powershell_nic_comes_back_canonical(client: httpx.AsyncClient) ->
         "isMultitenantStack": False,
         "internalDnsNameLabel": "webvm1",
         "server": {"resourceRef": HOST1},
+        "serviceInsertionElements": [],
         "ipConfigurations": [config],
     }
     assert config["resourceRef"] == f"{NIC}/ipConfigurations/WebVM1_IP1"
@@ -203,6 +205,18 @@ async def test_defaults_of_a_bare_nic(client: httpx.AsyncClient) -> None:
         "isHostVirtualNetworkInterface": False,
         "isPrimary": True,
         "isMultitenantStack": False,
+        # What NC renders for a NIC that never set them (docs/nbi.md).
+        "dnsSettings": {"dnsServers": []},
+        "portSettings": {
+            "macSpoofingEnabled": "Disabled",
+            "arpGuardEnabled": "Disabled",
+            "dhcpGuardEnabled": "Disabled",
+            "stormLimit": 0,
+            "portFlowLimit": 0,
+            "vmqWeight": 100,
+            "iovWeight": 0,
+        },
+        "serviceInsertionElements": [],
         "ipConfigurations": [],
     }
     flags = {"isHostVirtualNetworkInterface": "true", "isPrimary": "False"}

@@ -59,6 +59,7 @@ async def test_a_dynamic_public_ip_comes_from_the_public_vip_pool(
         "publicIPAllocationMethod": "Dynamic",
         "idleTimeoutInMinutes": 4,
         "publicIPAddressVersion": "IPv4",
+        "counters": [],
     }
     # Kept over re-PUTs, whether the client echoes it or not.
     assert address(await put(fabric, PIP, public_ip(), status=200)) == PUBLIC_ADDRESSES[0]

@@ -133,10 +133,9 @@ async def test_virtual_appliance_needs_a_next_hop_address(
 ) -> None:
     body = table(route("default", "0.0.0.0/0", "VirtualAppliance", None))
     if hop is not None:
+        # A blank address is no address (NC answers a VnetLocal route's so).
         body["properties"]["routes"][0]["properties"]["nextHopIpAddress"] = hop
-        target = "routes[0].properties.nextHopIpAddress"
-    else:
-        target = "routes/default/properties/nextHopIpAddress"
+    target = "routes/default/properties/nextHopIpAddress"
     await assert_put_rejected(client, RT, body, target=target)
     await assert_absent(client, RT)
 

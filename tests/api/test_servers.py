@@ -105,6 +105,10 @@ async def test_sdn_express_host_is_created_and_canonical(client: httpx.AsyncClie
     assert uuid.UUID(created["instanceId"])
     # No host agent of this server is connected (yet).
     state = assert_configuration_state(created, "Failure", "HostNotConnectedToController")
+    # Named as an operator names it: by resourceRef, not instanceId.
+    assert state["detailedInfo"][0]["message"] == (
+        f"no host agent of server {SERVER} is connected to the controller"
+    )
     assert props(created) | {"networkInterfaces": None} == {
         "provisioningState": "Succeeded",
         "configurationState": state,

@@ -285,7 +285,16 @@ async def test_tenant_buildout_and_teardown(client: httpx.AsyncClient) -> None:
         assert props(item)["server"] == {"resourceRef": HOST}
         # The host has no agent connected: provisioned, but not configured there.
         assert_configuration_state(item, "Failure", "HostNotConnectedToController")
-        assert props(item)["portSettings"] == {"macSpoofingEnabled": "Disabled"}
+        # What the client sent, and NC's defaults for the port settings it did not send.
+        assert props(item)["portSettings"] == {
+            "macSpoofingEnabled": "Disabled",
+            "arpGuardEnabled": "Disabled",
+            "dhcpGuardEnabled": "Disabled",
+            "stormLimit": 0,
+            "portFlowLimit": 0,
+            "vmqWeight": 100,
+            "iovWeight": 0,
+        }
         for config in props(item)["ipConfigurations"]:
             assert props(config)["provisioningState"] == "Succeeded"
             assert config["etag"] == item["etag"]

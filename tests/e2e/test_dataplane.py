@@ -10,13 +10,15 @@ recorded with the ``figures`` fixture and only bounded generously here.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.fabric import LATE, QOS_MBPS, WEB_ACL
+from tests.e2e.fabric import ENDPOINTS, LATE, QOS_MBPS, WEB_ACL, Endpoint, https_only_acl
 from tests.e2e.netns import in_ns, ip_json, link_stats, links, namespaces, ping, run
 from tests.e2e.probes import (
     Listener,
@@ -29,8 +31,9 @@ from tests.e2e.probes import (
     reach,
     wait_until,
 )
-from tests.support.bodies import acl_rule_properties
+from tests.support.bodies import acl, acl_rule, acl_rule_properties
 from tests.support.figures import Figures
+from tests.support.nbi import PS_HEADERS, url
 from tests.support.nftables import rule_packets
 from tests.support.tc import assert_capped
 
@@ -156,6 +159,81 @@ def test_an_acl_allows_443_denies_80_and_a_change_applies_by_the_time_it_is_ackn
         _change_deny_http(d, figures, "Deny")
         _assert_dropped_by_the_acl(d, listener, client, 80)
         assert connects(client, BLUE_B, 443)
+
+
+# The ACL of blue-b while the connectivity check is compared with packets: inbound only TCP
+# 443 from subnet web (default Deny: blue-c in subnet app is refused, pings are dropped),
+# outbound TCP 8080 denied (default Permit).
+STRICT_ACL = acl(
+    acl_rule("web-https", 100, destinationPortRange="443", sourceAddressPrefix="10.20.1.0/24"),
+    acl_rule("no-8080-out", 100, destinationPortRange="8080", action="Deny", type="Outbound"),
+    inboundDefaultAction="Deny",
+    outboundDefaultAction="Permit",
+)
+CHECKED_PORTS = (80, 443, 8080)
+
+
+def _checked(d: Deployment, sender: Endpoint, receiver: Endpoint, port: int | None) -> str:
+    """The connectivity check's verdict (Success/Failure) for a TCP connection to ``port``, or
+    a ping when ``port`` is None."""
+    config = {"tcpProtocolConfig": {"destinationPort": port}} if port else {}
+    body = {
+        "properties": {
+            "senderIpAddress": sender.ip,
+            "receiverIpAddress": receiver.ip,
+            "senderVirtualNetwork": {"resourceRef": f"/virtualNetworks/{sender.vnet}"},
+            "receiverVirtualNetwork": {"resourceRef": f"/virtualNetworks/{receiver.vnet}"},
+            "protocol": "Tcp" if port else "Icmp",
+            **config,
+        }
+    }
+    answer = d.api.http.put(url("/diagnostics/connectivityCheck"), json=body, headers=PS_HEADERS)
+    assert answer.status_code == 201, answer.text
+    result_ref = answer.json()["properties"]["connectivityCheckResult"]["resourceRef"]
+    return str(d.api.get(result_ref)["properties"]["result"]["status"])
+
+
+def _compare_every_pair(d: Deployment) -> tuple[int, int]:
+    """For every pair of endpoints of one virtual network, every checked port and ping: the
+    check's verdict against the packets'. Returns (probes compared, of them Failure)."""
+    compared = failures = 0
+    with contextlib.ExitStack() as stack:
+        for endpoint in ENDPOINTS:
+            stack.enter_context(listening(d.endpoint_ns(endpoint.name), CHECKED_PORTS))
+        for sender, receiver in itertools.permutations(ENDPOINTS, 2):
+            if sender.vnet != receiver.vnet:
+                continue
+            client = d.endpoint_ns(sender.name)
+            for port in (*CHECKED_PORTS, None):
+                verdict = _checked(d, sender, receiver, port)
+                if port is None:
+                    real = "Success" if ping(client, receiver.ip, count=1) else "Failure"
+                else:
+                    outcome = reach(client, receiver.ip, port)
+                    assert outcome in ("connected", "dropped"), (sender, receiver, port, outcome)
+                    real = "Success" if outcome == "connected" else "Failure"
+                what = f"{sender.name} -> {receiver.name} {port or 'ping'}"
+                assert verdict == real, f"{what}: the check says {verdict}, packets {real}"
+                compared += 1
+                failures += verdict == "Failure"
+    return compared, failures
+
+
+def test_the_connectivity_check_predicts_every_pair_as_packets_go(
+    deployment: Deployment, figures: Figures
+) -> None:
+    d = deployment
+    d.api.put(WEB_ACL, https_only_acl(), wait=True)
+    compared, failures = _compare_every_pair(d)
+    d.api.put(WEB_ACL, STRICT_ACL, wait=True)
+    try:
+        strict_compared, strict_failures = _compare_every_pair(d)
+    finally:
+        d.api.put(WEB_ACL, https_only_acl(), wait=True)
+    figures.record("connectivity checks compared with packets", compared + strict_compared)
+    figures.record("of them Failure (dropped)", failures + strict_failures)
+    assert failures >= 2, "the https-only ACL drops TCP 80 toward blue-b"
+    assert strict_failures > failures, "the strict ACL drops more"
 
 
 def test_outbound_maximum_caps_an_endpoint_at_50_mbps(

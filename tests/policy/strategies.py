@@ -22,7 +22,13 @@ The generated clients (``OPERATIONS``) only make writes the NBI accepts: create,
 delete any aggregate, move a NIC to another server or unbind it, re-address an
 ipConfiguration, add or remove ipConfigurations, subnets, ACL rules and routes, attach and
 detach ACLs and route tables, change QoS, flip the encapsulation, report provider addresses,
-re-PUT a resource unchanged, and write kinds the compiler does not read.
+re-PUT a resource unchanged, and write kinds the compiler does not read. Load balancing too:
+load balancers (public, public-IP and internal frontends, pools, probes, load-balancing,
+inbound and outbound NAT rules) created, edited and deleted, public IPs, muxes placed on
+servers, ipConfigurations joining and leaving pools, NAT rules and public IPs, and agents'
+reports of DIP health (``agentDipHealth`` changes, as the southbound records them). A report
+goes with its DIP, its probe and its reporting server, as the store's ON DELETE CASCADE
+takes it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from controller.policy import Change
-from controller.policy.documents import DocumentRow, aggregate_document
+from controller.policy.documents import (
+    DIP_HEALTH_KIND,
+    DocumentRow,
+    aggregate_document,
+    dip_health_document,
+    dip_health_root,
+)
 
 Json = dict[str, Any]
 Draw = st.DrawFn
@@ -58,6 +70,12 @@ CONFIG_IDS = ("IpConfig1", "IpConfig2", "IpConfig3")
 RULE_IDS = ("AllowWeb", "AllowRDP", "DenyAll", "AllowDNS")
 ROUTE_IDS = ("ToNVA", "Default", "OnPrem")
 PROVIDER_ADDRESSES = ("10.10.56.11", "10.10.56.12", "10.10.56.13", "10.10.56.14")
+LB_IDS = ("Web-LB", "Internal-LB")
+PUBLIC_IP_IDS = ("PIP1", "PIP2")
+MUX_IDS = ("Mux1", "Mux2")
+VIP_SUBNET = "/logicalNetworks/PublicVIP/subnets/VIP"
+VIPS = ("41.40.40.8", "41.40.40.9", "41.40.40.10", "41.40.40.11")
+PUBLIC_ADDRESSES = ("41.40.40.20", "41.40.40.21", "41.40.40.22")
 
 HNVPA = "/logicalNetworks/HNVPA"
 HNVPA_SUBNET = f"{HNVPA}/subnets/PA"
@@ -142,6 +160,40 @@ class ConfigWrite:
     ip: str
     static: bool = False
     acl: str | None = None
+    pools: tuple[str, ...] = ()  # backend pool resourceRefs
+    nat: str | None = None  # inbound NAT rule resourceRef
+    public_ip: str | None = None  # public IP resourceId
+
+
+@dataclass(frozen=True)
+class FrontendWrite:
+    rid: str
+    ip: str | None = None  # in the VIP subnet, or in ``subnet`` (internal)
+    subnet: str | None = None  # a virtual subnet ref: an internal VIP
+    public_ip: str | None = None  # public IP resourceId (then no ip)
+
+
+@dataclass(frozen=True)
+class LbRuleWrite:
+    rid: str
+    kind: str  # "loadBalancingRules", "inboundNatRules", "outboundNatRules"
+    frontend: str  # frontend resourceId
+    pool: str | None = None  # pool resourceId (not for NAT rules)
+    probe: str | None = None  # probe resourceId (load-balancing rules only)
+    port: int = 80
+    distribution: str = "Default"
+
+
+@dataclass(frozen=True)
+class LbWrite:
+    rid: str
+    frontends: tuple[FrontendWrite, ...] = ()
+    pools: tuple[str, ...] = ()
+    probes: tuple[tuple[str, int], ...] = ()  # (resourceId, port)
+    rules: tuple[LbRuleWrite, ...] = ()
+
+    def path(self, collection: str, child: str) -> str:
+        return f"/loadBalancers/{self.rid}/{collection}/{child}"
 
 
 @dataclass(frozen=True)
@@ -180,6 +232,11 @@ class World:
         self.nics: dict[str, NicWrite] = {}
         self.encapsulation: str | None = None  # None until the singleton is first written
         self.hosts_seen: list[str] = []  # instanceId of every server ever created
+        self.lbs: dict[str, LbWrite] = {}
+        self.public_ips: dict[str, str] = {}  # resourceId -> address
+        self.muxes: dict[str, str | None] = {}  # resourceId -> server resourceId
+        # (probe ref, ipConfiguration ref) -> (reporting server resourceId, state)
+        self.health: dict[tuple[str, str], tuple[str, str]] = {}
         self.vlan_dns = False
         # Written before the history starts: the provider and the VLAN logical networks.
         for path in (HNVPA, HNVPA_SUBNET, VLAN, VLAN_SUBNET, f"{VLAN_SUBNET}/ipPools/Pool1"):
@@ -211,8 +268,10 @@ class World:
 
     def delete_server(self, rid: str) -> Change:
         assert not any(n.server == rid for n in self.nics.values()), "server in use"
+        assert rid not in self.muxes.values(), "server of a mux"
         del self.servers[rid]
         self.addresses.pop(rid, None)  # the agent's row goes with the server
+        self.health = {k: v for k, v in self.health.items() if v[0] != rid}  # and its reports
         return self._delete(ref("servers", rid), "servers")
 
     def report_address(self, rid: str, address: str) -> Change:
@@ -296,6 +355,74 @@ class World:
         self._macs.pop(ref("networkInterfaces", rid))
         return self._delete(ref("networkInterfaces", rid), "networkInterfaces")
 
+    def put_lb(self, write: LbWrite) -> Change:
+        path = ref("loadBalancers", write.rid)
+        children = [write.path("frontendIPConfigurations", f.rid) for f in write.frontends]
+        children += [write.path("backendAddressPools", p) for p in write.pools]
+        children += [write.path("probes", p) for p, _ in write.probes]
+        children += [write.path(r.kind, r.rid) for r in write.rules]
+        for gone in set(self._children.get(path, set())) - set(children):
+            assert not self.lb_child_in_use(gone), f"{gone} in use"
+        for frontend in write.frontends:
+            assert frontend.public_ip is None or frontend.public_ip in self.public_ips
+            assert frontend.subnet is None or frontend.subnet in self._vsids
+        self._place(path, children)
+        self.lbs[write.rid] = write
+        return self._change(self._ids[path], "loadBalancers", self._lb_document(write))
+
+    def delete_lb(self, rid: str) -> Change:
+        path = ref("loadBalancers", rid)
+        assert not any(self.lb_child_in_use(c) for c in self._children[path])
+        del self.lbs[rid]
+        return self._delete(path, "loadBalancers")
+
+    def put_public_ip(self, rid: str, address: str) -> Change:
+        path = ref("publicIPAddresses", rid)
+        self._place(path, [])
+        self.public_ips[rid] = address
+        document = self._public_ip_document(rid)
+        return self._change(self._ids[path], "publicIPAddresses", document)
+
+    def _public_ip_document(self, rid: str) -> Json:
+        properties = {
+            "ipAddress": self.public_ips[rid],
+            "publicIPAllocationMethod": "Static",
+            "idleTimeoutInMinutes": 4,
+            "publicIPAddressVersion": "IPv4",
+        }
+        path = ref("publicIPAddresses", rid)
+        return {"rows": [self._row(path, "publicIPAddresses", properties)]}
+
+    def delete_public_ip(self, rid: str) -> Change:
+        assert not self.public_ip_in_use(rid)
+        del self.public_ips[rid]
+        return self._delete(ref("publicIPAddresses", rid), "publicIPAddresses")
+
+    def put_mux(self, rid: str, server: str | None) -> Change:
+        assert server is None or server in self.servers
+        path = ref("loadBalancerMuxes", rid)
+        self._place(path, [])
+        self.muxes[rid] = server
+        return self._change(self._ids[path], "loadBalancerMuxes", self._mux_document(rid))
+
+    def delete_mux(self, rid: str) -> Change:
+        del self.muxes[rid]
+        return self._delete(ref("loadBalancerMuxes", rid), "loadBalancerMuxes")
+
+    def report_health(self, server: str, probe: str, config: str, state: str) -> Change:
+        """An agent's report of a DIP's state under a probe, as the southbound records it."""
+        assert server in self.servers
+        assert probe in self._ids
+        assert config in self._ids
+        self.health[(probe, config)] = (server, state)
+        return self._change(*self._health_change(probe, config))
+
+    def _health_change(self, probe: str, config: str) -> tuple[str, str, Json]:
+        server, state = self.health[(probe, config)]
+        probe_id, config_id = uuid.UUID(self._ids[probe]), uuid.UUID(self._ids[config])
+        document = dip_health_document(ref("servers", server), probe_id, config_id, state)
+        return str(dip_health_root(config_id, probe_id)), DIP_HEALTH_KIND, document
+
     def put_fabric(self, encapsulation: str) -> Change:
         self.encapsulation = encapsulation
         return self._change(self._ids[FABRIC], "virtualNetworkManager", self._fabric_document())
@@ -340,6 +467,8 @@ class World:
         for gone in self._children.get(root, set()) - wanted:
             del self._ids[gone]
             self._vsids.pop(gone, None)
+            # The store deletes the health reports of a DIP or probe with it.
+            self.health = {k: v for k, v in self.health.items() if gone not in k}
         for path in [root, *sorted(wanted)]:
             if path not in self._ids:
                 self._ids[path] = self._guid()
@@ -446,9 +575,75 @@ class World:
                 members["accessControlList"] = {
                     "resourceRef": ref("accessControlLists", config.acl)
                 }
+            members["loadBalancerBackendAddressPools"] = [{"resourceRef": p} for p in config.pools]
+            members["loadBalancerInboundNatRules"] = (
+                [{"resourceRef": config.nat}] if config.nat is not None else []
+            )
+            if config.public_ip is not None:
+                members["publicIPAddress"] = {
+                    "resourceRef": ref("publicIPAddresses", config.public_ip)
+                }
             config_path = f"{path}/ipConfigurations/{config.rid}"
             rows.append(self._row(config_path, "networkInterfaces/ipConfigurations", members))
         return {"rows": rows}
+
+    def _lb_document(self, write: LbWrite) -> Json:
+        path = ref("loadBalancers", write.rid)
+        rows = [self._row(path, "loadBalancers", {})]
+
+        def child(collection: str, rid: str, properties: Json) -> None:
+            kind = f"loadBalancers/{collection}"
+            rows.append(self._row(write.path(collection, rid), kind, properties))
+
+        for frontend in write.frontends:
+            members: Json = {"privateIPAllocationMethod": "Static"}
+            if frontend.public_ip is not None:
+                members["publicIPAddress"] = {
+                    "resourceRef": ref("publicIPAddresses", frontend.public_ip)
+                }
+            else:
+                members["privateIPAddress"] = frontend.ip
+                members["subnet"] = {"resourceRef": frontend.subnet or VIP_SUBNET}
+            child("frontendIPConfigurations", frontend.rid, members)
+        for pool in write.pools:
+            child("backendAddressPools", pool, {})
+        for probe, port in write.probes:
+            probe_members = {
+                "protocol": "Tcp",
+                "port": port,
+                "intervalInSeconds": 5,
+                "numberOfProbes": 2,
+            }
+            child("probes", probe, probe_members)
+        for rule in write.rules:
+            members = {
+                "protocol": "Tcp",
+                "frontendIPConfigurations": [
+                    {"resourceRef": write.path("frontendIPConfigurations", rule.frontend)}
+                ],
+                "idleTimeoutInMinutes": 4,
+                "enableFloatingIP": False,
+            }
+            if rule.kind != "outboundNatRules":
+                members |= {"frontendPort": rule.port, "backendPort": rule.port + 8000}
+            if rule.pool is not None:
+                members["backendAddressPool"] = {
+                    "resourceRef": write.path("backendAddressPools", rule.pool)
+                }
+            if rule.probe is not None:
+                members["probe"] = {"resourceRef": write.path("probes", rule.probe)}
+            if rule.kind == "loadBalancingRules":
+                members["loadDistribution"] = rule.distribution
+            child(rule.kind, rule.rid, members)
+        return {"rows": rows}
+
+    def _mux_document(self, rid: str) -> Json:
+        server = self.muxes[rid]
+        properties: Json = (
+            {} if server is None else {"server": {"resourceRef": ref("servers", server)}}
+        )
+        path = ref("loadBalancerMuxes", rid)
+        return {"rows": [self._row(path, "loadBalancerMuxes", properties)]}
 
     def _fabric_document(self) -> Json:
         properties = {"networkVirtualizationProtocol": self.encapsulation}
@@ -485,6 +680,19 @@ class World:
         if self.encapsulation is not None:
             changes.append(at(FABRIC, "virtualNetworkManager", self._fabric_document()))
         changes += [
+            at(ref("loadBalancers", lb.rid), "loadBalancers", self._lb_document(lb))
+            for lb in self.lbs.values()
+        ]
+        changes += [
+            at(ref("publicIPAddresses", rid), "publicIPAddresses", self._public_ip_document(rid))
+            for rid in self.public_ips
+        ]
+        changes += [
+            at(ref("loadBalancerMuxes", m), "loadBalancerMuxes", self._mux_document(m))
+            for m in self.muxes
+        ]
+        changes += [Change(revision, *self._health_change(*key)) for key in self.health]
+        changes += [
             Change(
                 revision,
                 provider_address_root(self._ids[ref("servers", server)]),
@@ -511,11 +719,25 @@ class World:
                 yield nic, config
 
     def subnet_in_use(self, path: str) -> bool:
-        return any(config.subnet == path for _, config in self.configs())
+        frontends = (f for lb in self.lbs.values() for f in lb.frontends)
+        return any(config.subnet == path for _, config in self.configs()) or any(
+            f.subnet == path for f in frontends
+        )
 
     def acl_in_use(self, rid: str) -> bool:
         subnets = (s for v in self.vnets.values() for s in v.subnets)
         return any(s.acl == rid for s in subnets) or any(c.acl == rid for _, c in self.configs())
+
+    def lb_child_in_use(self, path: str) -> bool:
+        """Whether an ipConfiguration names a load balancer child (a pool or a NAT rule), or
+        a rule of another load balancer write would still name it."""
+        return any(path in c.pools or c.nat == path for _, c in self.configs())
+
+    def public_ip_in_use(self, rid: str) -> bool:
+        frontends = (f for lb in self.lbs.values() for f in lb.frontends)
+        return any(f.public_ip == rid for f in frontends) or any(
+            c.public_ip == rid for _, c in self.configs()
+        )
 
     def table_in_use(self, rid: str) -> bool:
         return any(s.table == rid for v in self.vnets.values() for s in v.subnets)
@@ -647,7 +869,7 @@ def server_replace(world: World, draw: Draw) -> Written:
 
 
 def server_delete(world: World, draw: Draw) -> Written:
-    used = {n.server for n in world.nics.values()}
+    used = {n.server for n in world.nics.values()} | set(world.muxes.values())
     return "server.delete", world.delete_server(
         _pick(draw, [s for s in world.servers if s not in used])
     )
@@ -896,6 +1118,194 @@ def unread_kind(world: World, draw: Draw) -> Written:
     return "virtualSwitchManager.put", world.put_switch(draw(st.booleans()))
 
 
+# -- load balancing ----------------------------------------------------------------------
+
+
+def _lb_pools(world: World) -> list[str]:
+    return [lb.path("backendAddressPools", p) for lb in world.lbs.values() for p in lb.pools]
+
+
+def _free_nats(world: World) -> list[str]:
+    bound = {c.nat for _, c in world.configs()}
+    nats = [
+        lb.path(r.kind, r.rid)
+        for lb in world.lbs.values()
+        for r in lb.rules
+        if r.kind == "inboundNatRules"
+    ]
+    return [n for n in nats if n not in bound]
+
+
+def _free_public_ips(world: World) -> list[str]:
+    return [p for p in world.public_ips if not world.public_ip_in_use(p)]
+
+
+def _frontend(draw: Draw, world: World, rid: str, taken: set[str]) -> FrontendWrite:
+    ways = ["vip", *(["public"] if _free_public_ips(world) else [])]
+    ways += ["internal"] if world.subnet_refs() else []
+    way = _pick(draw, ways)
+    if way == "public":
+        free = [p for p in _free_public_ips(world) if p not in taken]
+        if free:
+            chosen = _pick(draw, free)
+            taken.add(chosen)
+            return FrontendWrite(rid, public_ip=chosen)
+    if way == "internal":
+        subnet = _pick(draw, world.subnet_refs())
+        third = 2 * world.subnet(subnet).slot
+        return FrontendWrite(rid, f"192.168.{third}.{100 + FRONTEND_IDS.index(rid)}", subnet)
+    used = {f.ip for lb in world.lbs.values() for f in lb.frontends}
+    return FrontendWrite(rid, _pick(draw, [v for v in VIPS if v not in used] or VIPS[:1]))
+
+
+FRONTEND_IDS = ("FE1", "FE2")
+LB_POOL_IDS = ("Pool1", "Pool2")
+PROBE_IDS = ("Probe1", "Probe2")
+LB_RULE_IDS = ("Rule1", "Rule2", "Rule3")
+LB_RULE_KINDS = ("loadBalancingRules", "loadBalancingRules", "inboundNatRules", "outboundNatRules")
+
+
+def _lb_rule(draw: Draw, lb: LbWrite, rid: str) -> LbRuleWrite:
+    kind = _pick(draw, LB_RULE_KINDS)
+    frontend = _pick(draw, [f.rid for f in lb.frontends])
+    port = _pick(draw, (80, 443, 3389))
+    if kind == "inboundNatRules":
+        return LbRuleWrite(rid, kind, frontend, port=port)
+    pool = _pick(draw, lb.pools)
+    probe = _optional(draw, [p for p, _ in lb.probes]) if kind == "loadBalancingRules" else None
+    distribution = _pick(draw, ("Default", "SourceIP"))
+    return LbRuleWrite(rid, kind, frontend, pool, probe, port, distribution)
+
+
+def lb_create(world: World, draw: Draw) -> Written:
+    rid = _pick(draw, [b for b in LB_IDS if b not in world.lbs])
+    taken: set[str] = set()
+    frontends = tuple(
+        _frontend(draw, world, f, taken) for f in FRONTEND_IDS[: draw(st.integers(1, 2))]
+    )
+    pools = LB_POOL_IDS[: draw(st.integers(1, 2))]
+    probes = tuple((p, 8080 + i) for i, p in enumerate(PROBE_IDS[: draw(st.integers(0, 2))]))
+    lb = LbWrite(rid, frontends, pools, probes)
+    rules = tuple(_lb_rule(draw, lb, r) for r in LB_RULE_IDS[: draw(st.integers(1, 3))])
+    return "lb.create", world.put_lb(replace(lb, rules=rules))
+
+
+def lb_replace(world: World, draw: Draw) -> Written:
+    lb = world.lbs[_pick(draw, world.lbs)]
+    removable = [r for r in lb.rules if not world.lb_child_in_use(lb.path(r.kind, r.rid))]
+    free = [r for r in LB_RULE_IDS if r not in {k.rid for k in lb.rules}]
+    ways = [
+        "same",
+        *(["rule.add"] if free else []),
+        *(["rule.delete"] if removable else []),
+        *(["probe.port"] if lb.probes else []),
+        *(["rule.probe"] if lb.probes and lb.rules else []),
+        "frontend.address",
+    ]
+    way = _pick(draw, ways)
+    new = lb
+    if way == "rule.add":
+        new = replace(lb, rules=(*lb.rules, _lb_rule(draw, lb, _pick(draw, free))))
+    elif way == "rule.delete":
+        gone = _pick(draw, removable)
+        new = replace(lb, rules=tuple(r for r in lb.rules if r != gone))
+    elif way == "probe.port":
+        edited = _pick(draw, [p for p, _ in lb.probes])
+        port = draw(st.integers(8000, 8003))
+        new = replace(lb, probes=tuple((p, port if p == edited else q) for p, q in lb.probes))
+    elif way == "rule.probe":
+        rules = [r for r in lb.rules if r.kind == "loadBalancingRules"]
+        if rules:
+            rule = _pick(draw, rules)
+            probe = _optional(draw, [p for p, _ in lb.probes])
+            edited = replace(rule, probe=probe)
+            new = replace(lb, rules=tuple(edited if r == rule else r for r in lb.rules))
+    elif way == "frontend.address":
+        frontend = _pick(draw, lb.frontends)
+        if frontend.public_ip is None and frontend.subnet is None:
+            used = {f.ip for b in world.lbs.values() for f in b.frontends}
+            free_vips = [v for v in VIPS if v not in used]
+            if free_vips:
+                moved = replace(frontend, ip=_pick(draw, free_vips))
+                frontends = tuple(moved if f == frontend else f for f in lb.frontends)
+                new = replace(lb, frontends=frontends)
+    return ("lb.same" if new == lb else f"lb.{way}"), world.put_lb(new)
+
+
+def lb_delete(world: World, draw: Draw) -> Written:
+    free = [
+        b
+        for b, lb in world.lbs.items()
+        if not any(world.lb_child_in_use(c) for c in world._children[ref("loadBalancers", b)])
+    ]
+    return "lb.delete", world.delete_lb(_pick(draw, free))
+
+
+def _lb_deletable(world: World) -> bool:
+    return any(
+        not any(world.lb_child_in_use(c) for c in world._children[ref("loadBalancers", b)])
+        for b in world.lbs
+    )
+
+
+def public_ip_put(world: World, draw: Draw) -> Written:
+    rid = _pick(draw, PUBLIC_IP_IDS)
+    used = {a for p, a in world.public_ips.items() if p != rid}
+    address = _pick(draw, [a for a in PUBLIC_ADDRESSES if a not in used])
+    return "publicIp.put", world.put_public_ip(rid, address)
+
+
+def public_ip_delete(world: World, draw: Draw) -> Written:
+    return "publicIp.delete", world.delete_public_ip(_pick(draw, _free_public_ips(world)))
+
+
+def mux_put(world: World, draw: Draw) -> Written:
+    rid = _pick(draw, MUX_IDS)
+    return "mux.put", world.put_mux(rid, _optional(draw, world.servers))
+
+
+def mux_delete(world: World, draw: Draw) -> Written:
+    return "mux.delete", world.delete_mux(_pick(draw, world.muxes))
+
+
+def _probed(world: World) -> list[tuple[str, str, str | None]]:
+    """(probe ref, ipConfiguration ref, its NIC's server) of every DIP a probe covers."""
+    found = []
+    for lb in world.lbs.values():
+        for rule in lb.rules:
+            if rule.probe is None or rule.pool is None:
+                continue
+            pool = lb.path("backendAddressPools", rule.pool)
+            for nic, config in world.configs():
+                if pool in config.pools:
+                    config_ref = f"/networkInterfaces/{nic.rid}/ipConfigurations/{config.rid}"
+                    found.append((lb.path("probes", rule.probe), config_ref, nic.server))
+    return found
+
+
+def health_report(world: World, draw: Draw) -> Written:
+    probe, config, server = _pick(draw, _probed(world))
+    reporter = server if server is not None else _pick(draw, world.servers)
+    state = _pick(draw, ("Up", "Down"))
+    held = world.health.get((probe, config))
+    label = "health.same" if held == (reporter, state) else f"health.{state.lower()}"
+    return label, world.report_health(reporter, probe, config, state)
+
+
+def nic_balance(world: World, draw: Draw) -> Written:
+    """Put an ipConfiguration into (or out of) backend pools, a NAT rule, a public IP."""
+    nic = world.nics[_pick(draw, [n for n, w in world.nics.items() if w.configs])]
+    config = _pick(draw, nic.configs)
+    pools = tuple(p for p in _lb_pools(world) if draw(st.booleans()))
+    nats = [n for n in _free_nats(world) if n != config.nat]
+    nat = _optional(draw, [*nats, *([config.nat] if config.nat else [])])
+    public = _optional(
+        draw, [*_free_public_ips(world), *([config.public_ip] if config.public_ip else [])]
+    )
+    new = _with_config(nic, replace(config, pools=pools, nat=nat, public_ip=public))
+    return ("nic.same" if new == nic else "nic.balance"), world.put_nic(new)
+
+
 @dataclass(frozen=True)
 class Operation:
     run: Callable[[World, Draw], Written]
@@ -904,7 +1314,7 @@ class Operation:
 
 
 def _has_unused(world: World) -> bool:
-    used = {n.server for n in world.nics.values()}
+    used = {n.server for n in world.nics.values()} | set(world.muxes.values())
     return any(s not in used for s in world.servers)
 
 
@@ -935,6 +1345,15 @@ OPERATIONS = (
     Operation(nic_delete, lambda w: bool(w.nics)),
     Operation(fabric_put, lambda w: True),
     Operation(unread_kind, lambda w: True),
+    Operation(lb_create, lambda w: len(w.lbs) < len(LB_IDS)),
+    Operation(lb_replace, lambda w: bool(w.lbs), 2),
+    Operation(lb_delete, _lb_deletable),
+    Operation(public_ip_put, lambda w: True),
+    Operation(public_ip_delete, lambda w: bool(_free_public_ips(w))),
+    Operation(mux_put, lambda w: True),
+    Operation(mux_delete, lambda w: bool(w.muxes)),
+    Operation(nic_balance, lambda w: bool(w.lbs) and any(n.configs for n in w.nics.values()), 3),
+    Operation(health_report, lambda w: bool(_probed(w)) and bool(w.servers), 4),
 )
 
 
@@ -968,6 +1387,18 @@ def build(world: World, draw: Draw) -> Iterator[Written]:
         yield vnet_create(world, draw, subnets=1)
     for _ in range(draw(st.integers(2, len(NIC_IDS)))):
         yield nic_create(world, draw, placed=draw(st.integers(0, 4)) > 0)
+    if draw(st.integers(0, 3)):  # three build-outs in four balance some load
+        if draw(st.booleans()):
+            yield public_ip_put(world, draw)
+        yield lb_create(world, draw)
+        if draw(st.booleans()):
+            yield mux_put(world, draw)
+        for _ in range(
+            draw(st.integers(1, 3)) if any(n.configs for n in world.nics.values()) else 0
+        ):
+            yield nic_balance(world, draw)
+        for _ in range(draw(st.integers(0, 3)) if _probed(world) else 0):
+            yield health_report(world, draw)
 
 
 @st.composite

@@ -81,3 +81,43 @@ def test_the_agents_ack_stays_within_what_the_controller_accepts() -> None:
     # Within the limits nothing is cut.
     small = [{"key": "endpoint/1", "code": "Broken", "message": "no route"}]
     assert orjson.loads(protocol.encode(protocol.ack(7, small)))["failures"] == small
+
+
+PROBE_ID = "0b5e8c1e-2f4a-4c55-9f31-6a3d1e7b9c20"
+DIP_ID = "5a7e3c92-1d48-4b6f-8a20-e7c5b9d3f164"
+
+
+def test_health_is_optional_and_read_when_present() -> None:
+    assert protocol.read_ack(orjson.dumps({"type": "ack", "revision": 3})).health == []
+    health = [{"probe": PROBE_ID, "dip": DIP_ID, "state": "Down"}]
+    ack = protocol.ack(3, [], health)
+    assert protocol.ack(3) == {"type": "ack", "revision": 3, "failures": []}
+    read = protocol.read_ack(orjson.dumps(ack))
+    assert [(h.probe, h.dip, h.state) for h in read.health] == [(PROBE_ID, DIP_ID, "Down")]
+
+
+@pytest.mark.parametrize(
+    ("entry", "member"),
+    [
+        ({"probe": PROBE_ID.upper(), "dip": DIP_ID, "state": "Up"}, "health.0.probe"),
+        ({"probe": PROBE_ID, "dip": "VM1", "state": "Up"}, "health.0.dip"),
+        ({"probe": PROBE_ID, "dip": DIP_ID, "state": "Sick"}, "health.0.state"),
+        ({"probe": PROBE_ID, "dip": DIP_ID}, "health.0.state"),
+    ],
+)
+def test_a_health_report_breaking_a_rule_names_its_member(
+    entry: dict[str, str], member: str
+) -> None:
+    frame = orjson.dumps({"type": "ack", "revision": 1, "health": [entry]})
+    with pytest.raises(protocol.ProtocolError, match=member):
+        protocol.read_ack(frame)
+
+
+def test_health_reports_are_bounded_and_the_agent_stays_within() -> None:
+    entry = {"probe": PROBE_ID, "dip": DIP_ID, "state": "Up"}
+    many = [entry] * (protocol.MAX_HEALTH_REPORTS + 1)
+    with pytest.raises(protocol.ProtocolError, match="health"):
+        protocol.read_ack(orjson.dumps({"type": "ack", "revision": 1, "health": many}))
+    assert len(protocol.read_ack(orjson.dumps(protocol.ack(1, [], many))).health) == (
+        protocol.MAX_HEALTH_REPORTS
+    )

@@ -14,12 +14,22 @@ from controller.policy.objects.acls import ACL, ACL_RULE
 from controller.policy.objects.base import Body, Computed, ObjectKind
 from controller.policy.objects.endpoints import ENDPOINT, MAPPING
 from controller.policy.objects.hosts import HOST, SCHEMA_VERSION
+from controller.policy.objects.lb import LB_KINDS
 from controller.policy.objects.networks import NETWORK
 from controller.policy.objects.route_tables import ROUTE_TABLE
 
 __all__ = ["KINDS", "SCHEMA_VERSION", "Body", "Computed", "ObjectKind", "compute", "kind_named"]
 
-KINDS: tuple[ObjectKind, ...] = (HOST, ENDPOINT, NETWORK, MAPPING, ACL, ACL_RULE, ROUTE_TABLE)
+KINDS: tuple[ObjectKind, ...] = (
+    HOST,
+    ENDPOINT,
+    NETWORK,
+    MAPPING,
+    ACL,
+    ACL_RULE,
+    ROUTE_TABLE,
+    *LB_KINDS,
+)
 _BY_WIRE = {kind.wire: kind for kind in KINDS}
 if len(_BY_WIRE) != len(KINDS):  # pragma: no cover - a programming error caught at import
     raise RuntimeError("two object kinds share a wire name")

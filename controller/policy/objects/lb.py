@@ -1,0 +1,436 @@
+"""The objects of software load balancing, each sent only to the hosts that need it:
+
+``lbRule/<loadBalancingRule>``       VIPs, protocol, ports, distribution, and the slot table of
+                                     the healthy DIPs (``controller.policy.slots``); to the
+                                     hosts of the pool's DIPs, the muxes, and for an internal
+                                     VIP the hosts of its virtual network
+``lbNat/<inboundNatRule>``           VIPs:frontend port to one DIP:backend port; to the DIP's
+                                     host, the muxes (and the virtual network's hosts)
+``lbOutbound/<outboundNatRule>``     the VIPs the pool's DIPs leave through, with a block of
+                                     source ports per DIP; to the DIPs' hosts and the muxes
+``publicIp/<publicIPAddress>``       a public IP bound 1:1 to an ipConfiguration; to its host
+                                     and the muxes
+``probe/<probe>``                    a probe and the DIPs it covers (with their hosts); to the
+                                     hosts of those DIPs, which run it
+``vipMap/<frontendIPConfiguration>`` where each DIP behind a VIP lives (provider address); to
+                                     the muxes
+
+A DIP is an ipConfiguration with an address whose NIC is on a known server; "the muxes" are
+the servers of the loadBalancerMuxes. What makes which object dirty is computed by
+``_Touched`` from the model's load-balancing indexes (``controller.policy.balancing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from controller import protocol
+from controller.policy import slots
+from controller.policy.balancing import DOWN, NAT, OUTBOUND, RULE
+from controller.policy.model import VNET, Model
+from controller.policy.objects.base import Body, Computed, Keys, ObjectKind
+from controller.policy.topology import (
+    DipHealth,
+    Frontend,
+    IpConfig,
+    LbRule,
+    Mux,
+    Nic,
+    Probe,
+    ProviderAddress,
+    PublicIp,
+    Server,
+    Subnet,
+)
+
+# The source ports outbound NAT shares out among the DIPs of a pool.
+FIRST_NAT_PORT = 1024
+NAT_PORTS = 65536 - FIRST_NAT_PORT
+
+
+# -- reading the model ------------------------------------------------------------------------
+
+
+def dip_host(model: Model, config_key: str) -> str | None:
+    """The server (instanceId) of a DIP: an ipConfiguration with an address on a NIC bound to
+    a known server."""
+    config = model.configs.get(config_key)
+    if config is None or config.ip is None:
+        return None
+    nic = model.nics.get(config.nic)
+    server = model.servers.get(nic.server or "") if nic is not None else None
+    return server.id if server is not None else None
+
+
+def _dips(model: Model, configs: Iterable[str]) -> list[tuple[IpConfig, str]]:
+    """The placed DIPs among ``configs``, with their hosts, in key order."""
+    placed = []
+    for key in sorted(configs):
+        host = dip_host(model, key)
+        if host is not None:
+            placed.append((model.configs[key], host))
+    return placed
+
+
+def mux_hosts(model: Model) -> frozenset[str]:
+    servers = (model.servers.get(mux.server or "") for mux in model.lb.muxes.values())
+    return frozenset(server.id for server in servers if server is not None)
+
+
+def _vip(model: Model, frontend: Frontend) -> str | None:
+    if frontend.public_ip is not None:
+        public = model.lb.public_ips.get(frontend.public_ip)
+        return public.ip if public is not None else None
+    return frontend.ip
+
+
+def _vips(model: Model, rule: LbRule) -> list[str]:
+    found = (model.lb.frontends.get(key) for key in rule.frontends)
+    return slots.ordered(v for f in found if f is not None and (v := _vip(model, f)) is not None)
+
+
+def _internal_hosts(model: Model, rule: LbRule) -> frozenset[str]:
+    """The hosts of the virtual networks of the rule's internal VIPs (frontends in a virtual
+    subnet), which reach those VIPs without a mux."""
+    hosts: frozenset[str] = frozenset()
+    for key in rule.frontends:
+        frontend = model.lb.frontends.get(key)
+        subnet = model.subnets.get(frontend.subnet or "") if frontend is not None else None
+        if subnet is not None:
+            hosts |= model.vnet_hosts(subnet.vnet)
+    return hosts
+
+
+def _common(rule: LbRule, vips: list[str]) -> Body:
+    return {
+        "vips": vips,
+        "protocol": rule.protocol,
+        "frontendPort": rule.frontend_port,
+        "backendPort": rule.backend_port,
+        "floatingIp": rule.floating_ip,
+        "idleTimeoutMinutes": rule.idle_timeout,
+    }
+
+
+# -- building ---------------------------------------------------------------------------------
+
+
+def _rule(model: Model, key: str) -> Computed | None:
+    rule = model.lb.rules.get(key)
+    if rule is None or rule.kind != RULE:
+        return None
+    vips = _vips(model, rule)
+    if not vips:
+        return None
+    dips = _dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
+    probe = model.lb.probes.get(rule.probe or "")
+    healthy = [
+        config.ip
+        for config, _ in dips
+        if probe is None or model.lb.state(probe.id, config.id) != DOWN
+    ]
+    hosts = frozenset(host for _, host in dips) | mux_hosts(model) | _internal_hosts(model, rule)
+    if not hosts:
+        return None
+    addresses = slots.ordered(ip for ip in healthy if ip is not None)
+    body = _common(rule, vips) | {
+        "distribution": rule.distribution or "Default",
+        "dips": addresses,
+        "slots": slots.encoded(addresses),
+    }
+    return Computed(protocol.object_key(protocol.LB_RULE, rule.id), body, hosts)
+
+
+def _nat(model: Model, key: str) -> Computed | None:
+    rule = model.lb.rules.get(key)
+    if rule is None or rule.kind != NAT:
+        return None
+    vips = _vips(model, rule)
+    dips = _dips(model, model.lb.configs_of_nat.get(key, ()))
+    if not vips or not dips:
+        return None
+    config, host = dips[0]  # the NBI binds a NAT rule to one ipConfiguration at most
+    hosts = frozenset({host}) | mux_hosts(model) | _internal_hosts(model, rule)
+    body = _common(rule, vips) | {"dip": config.ip, "ipConfiguration": config.id}
+    return Computed(protocol.object_key(protocol.LB_NAT, rule.id), body, hosts)
+
+
+def port_blocks(addresses: list[str]) -> list[Body]:
+    """An equal block of source ports per DIP, in address order."""
+    if not addresses:
+        return []
+    size = NAT_PORTS // len(addresses)
+    return [
+        {
+            "dip": ip,
+            "firstPort": FIRST_NAT_PORT + index * size,
+            "lastPort": FIRST_NAT_PORT + (index + 1) * size - 1,
+        }
+        for index, ip in enumerate(addresses)
+    ]
+
+
+def _outbound(model: Model, key: str) -> Computed | None:
+    rule = model.lb.rules.get(key)
+    if rule is None or rule.kind != OUTBOUND:
+        return None
+    vips = _vips(model, rule)
+    dips = _dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
+    if not vips or not dips:
+        return None
+    hosts = frozenset(host for _, host in dips) | mux_hosts(model)
+    addresses = slots.ordered(config.ip for config, _ in dips if config.ip is not None)
+    body: Body = {"vips": vips, "protocol": rule.protocol, "portBlocks": port_blocks(addresses)}
+    return Computed(protocol.object_key(protocol.LB_OUTBOUND, rule.id), body, hosts)
+
+
+def _public_ip(model: Model, key: str) -> Computed | None:
+    public = model.lb.public_ips.get(key)
+    dips = _dips(model, model.lb.configs_of_public_ip.get(key, ()))
+    if public is None or public.ip is None or not dips:
+        return None
+    config, host = dips[0]  # a public IP is bound to one ipConfiguration at most
+    nic = model.nics[config.nic]
+    body: Body = {
+        "publicIPAddress": public.ip,
+        "privateIPAddress": config.ip,
+        "ipConfiguration": config.id,
+        "providerAddress": model.provider.get(nic.server or ""),
+        "idleTimeoutMinutes": public.idle_timeout,
+    }
+    hosts = frozenset({host}) | mux_hosts(model)
+    return Computed(protocol.object_key(protocol.PUBLIC_IP, public.id), body, hosts)
+
+
+def _probed(model: Model, probe_key: str) -> list[tuple[IpConfig, str]]:
+    """The DIPs a probe covers: those of the pools of the rules that use it."""
+    configs: set[str] = set()
+    for rule_key in model.lb.rules_of_probe.get(probe_key, ()):
+        rule = model.lb.rules[rule_key]
+        configs |= model.lb.configs_of_pool.get(rule.pool or "", set())
+    return _dips(model, configs)
+
+
+def probe_dips(model: Model, probe_id: str) -> dict[str, str]:
+    """The DIPs (ipConfiguration id -> host) the probe of instanceId ``probe_id`` covers."""
+    key = model.lb.probe_keys.get(probe_id)
+    return {config.id: host for config, host in _probed(model, key)} if key else {}
+
+
+def _probe(model: Model, key: str) -> Computed | None:
+    probe = model.lb.probes.get(key)
+    dips = _probed(model, key)
+    if probe is None or not dips:
+        return None
+    body: Body = {
+        "protocol": probe.protocol,
+        "port": probe.port,
+        "requestPath": probe.request_path,
+        "intervalInSeconds": probe.interval,
+        "numberOfProbes": probe.count,
+        "dips": [{"ipConfiguration": c.id, "ip": c.ip, "host": host} for c, host in dips],
+    }
+    hosts = frozenset(host for _, host in dips)
+    return Computed(protocol.object_key(protocol.PROBE, probe.id), body, hosts)
+
+
+def _vip_map(model: Model, key: str) -> Computed | None:
+    frontend = model.lb.frontends.get(key)
+    vip = _vip(model, frontend) if frontend is not None else None
+    muxes = mux_hosts(model)
+    if frontend is None or vip is None or not muxes:
+        return None
+    configs: set[str] = set()
+    for rule_key in model.lb.rules_of_frontend.get(key, ()):
+        rule = model.lb.rules[rule_key]
+        members = model.lb.configs_of_nat if rule.kind == NAT else model.lb.configs_of_pool
+        configs |= members.get(rule_key if rule.kind == NAT else rule.pool or "", set())
+    located = {}
+    for config, _ in _dips(model, configs):
+        address = model.provider.get(model.nics[config.nic].server or "")
+        if address is not None and config.ip is not None:
+            located[config.ip] = address
+    dips = [{"ip": ip, "providerAddress": located[ip]} for ip in slots.ordered(located)]
+    body: Body = {"vip": vip, "dips": dips}
+    return Computed(protocol.object_key(protocol.VIP_MAP, frontend.id), body, muxes)
+
+
+# -- what makes them dirty --------------------------------------------------------------------
+
+
+@dataclass
+class _Touched:
+    """Object keys, by kind, that a change of some entity may shape."""
+
+    model: Model
+    keys: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, wire: str, keys: Iterable[str]) -> None:
+        self.keys.setdefault(wire, set()).update(keys)
+
+    def rule(self, rule: LbRule) -> None:
+        wire = {RULE: protocol.LB_RULE, NAT: protocol.LB_NAT, OUTBOUND: protocol.LB_OUTBOUND}
+        self.add(wire[rule.kind], (rule.key,))
+        self.add(protocol.VIP_MAP, rule.frontends)
+        if rule.probe is not None:
+            self.add(protocol.PROBE, (rule.probe,))
+
+    def rules(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            found = self.model.lb.rules.get(key)
+            if found is not None:
+                self.rule(found)
+
+    def frontends(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.add(protocol.VIP_MAP, (key,))
+            self.rules(self.model.lb.rules_of_frontend.get(key, ()))
+
+    def config(self, config: IpConfig) -> None:
+        lb = self.model.lb
+        for pool in config.pools:
+            self.rules(lb.rules_of_pool.get(pool, ()))
+        self.rules(config.nat_rules)
+        if config.public_ip is not None:
+            self.add(protocol.PUBLIC_IP, (config.public_ip,))
+
+    def located(self, config: IpConfig) -> None:
+        """The objects that say where ``config`` lives: the maps of the VIPs it is behind
+        and its public IP."""
+        lb = self.model.lb
+        for pool in config.pools:
+            for rule in lb.rules_of_pool.get(pool, ()):
+                self.add(protocol.VIP_MAP, lb.rules[rule].frontends)
+        for nat in config.nat_rules:
+            found = lb.rules.get(nat)
+            if found is not None:
+                self.add(protocol.VIP_MAP, found.frontends)
+        if config.public_ip is not None:
+            self.add(protocol.PUBLIC_IP, (config.public_ip,))
+
+    def configs(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            found = self.model.configs.get(key)
+            if found is not None:
+                self.config(found)
+
+    def server(self, server_key: str) -> None:
+        for nic in self.model.nics_of_server.get(server_key, ()):
+            self.configs(self.model.configs_of_nic.get(nic, ()))
+
+    def everything(self) -> None:
+        for kind in LB_KINDS:
+            self.add(kind.wire, kind.keys(self.model))
+
+
+def _touched(model: Model, entity: object) -> dict[str, set[str]]:
+    touched = _Touched(model)
+    lb = model.lb
+    match entity:
+        case IpConfig():
+            touched.config(entity)
+        case Nic():
+            touched.configs(model.configs_of_nic.get(entity.key, ()))
+        case Server():
+            touched.server(entity.key)
+            if entity.key in lb.muxes_of_server:
+                touched.everything()  # every object goes to the muxes' hosts
+        case ProviderAddress():
+            # Only where DIPs live names provider addresses: the muxes' maps, public IPs.
+            for nic in model.nics_of_server.get(entity.key, ()):
+                for config_key in model.configs_of_nic.get(nic, ()):
+                    config = model.configs.get(config_key)
+                    if config is not None:
+                        touched.located(config)
+        case Subnet():
+            touched.frontends(lb.frontends_of_subnet.get(entity.key, ()))
+        case Frontend():
+            touched.frontends((entity.key,))
+        case LbRule():
+            touched.rule(entity)
+        case Probe():
+            touched.add(protocol.PROBE, (entity.key,))
+            touched.rules(lb.rules_of_probe.get(entity.key, ()))
+        case PublicIp():
+            touched.add(protocol.PUBLIC_IP, (entity.key,))
+            touched.frontends(lb.frontends_of_public_ip.get(entity.key, ()))
+        case Mux():
+            touched.everything()
+        case DipHealth():
+            # Exactly the rules that use this probe over a pool this DIP is in.
+            config = model.configs.get(lb.config_keys.get(entity.dip, ""))
+            probe = lb.probe_keys.get(entity.probe)
+            if config is not None and probe is not None:
+                pools = set(config.pools)
+                touched.add(
+                    protocol.LB_RULE,
+                    (k for k in lb.rules_of_probe.get(probe, ()) if lb.rules[k].pool in pools),
+                )
+    return touched.keys
+
+
+def _shaped(wire: str) -> dict[type, Callable[[Model, object], Keys]]:
+    def keys(model: Model, entity: object) -> Keys:
+        return _touched(model, entity).get(wire, ())
+
+    types = (IpConfig, Nic, Server, ProviderAddress, Subnet, Frontend, LbRule, Probe, PublicIp, Mux)
+    shaped: dict[type, Callable[[Model, object], Keys]] = dict.fromkeys(types, keys)
+    if wire == protocol.LB_RULE:
+        shaped[DipHealth] = keys
+    return shaped
+
+
+def _rules_of_kind(kind: str) -> Callable[[Model], Keys]:
+    return lambda model: [key for key, rule in model.lb.rules.items() if rule.kind == kind]
+
+
+def _internal_rules(kind: str) -> Callable[[Model, str], Keys]:
+    """Rules of ``kind`` with a VIP in a virtual network: their hosts follow its hosts."""
+
+    def keys(model: Model, vnet_key: str) -> Keys:
+        found: set[str] = set()
+        for subnet in model.subnets_of_vnet.get(vnet_key, ()):
+            for frontend in model.lb.frontends_of_subnet.get(subnet, ()):
+                found |= model.lb.rules_of_frontend.get(frontend, set())
+        return [key for key in found if model.lb.rules[key].kind == kind]
+
+    return keys
+
+
+LB_RULE = ObjectKind(
+    protocol.LB_RULE,
+    _rule,
+    keys=_rules_of_kind(RULE),
+    shaped_by=_shaped(protocol.LB_RULE),
+    follows={VNET: _internal_rules(RULE)},
+)
+LB_NAT = ObjectKind(
+    protocol.LB_NAT,
+    _nat,
+    keys=_rules_of_kind(NAT),
+    shaped_by=_shaped(protocol.LB_NAT),
+    follows={VNET: _internal_rules(NAT)},
+)
+LB_OUTBOUND = ObjectKind(
+    protocol.LB_OUTBOUND,
+    _outbound,
+    keys=_rules_of_kind(OUTBOUND),
+    shaped_by=_shaped(protocol.LB_OUTBOUND),
+)
+PUBLIC_IP = ObjectKind(
+    protocol.PUBLIC_IP,
+    _public_ip,
+    keys=lambda model: model.lb.public_ips,
+    shaped_by=_shaped(protocol.PUBLIC_IP),
+)
+PROBE = ObjectKind(
+    protocol.PROBE, _probe, keys=lambda model: model.lb.probes, shaped_by=_shaped(protocol.PROBE)
+)
+VIP_MAP = ObjectKind(
+    protocol.VIP_MAP,
+    _vip_map,
+    keys=lambda model: model.lb.frontends,
+    shaped_by=_shaped(protocol.VIP_MAP),
+)
+LB_KINDS = (LB_RULE, LB_NAT, LB_OUTBOUND, PUBLIC_IP, PROBE, VIP_MAP)
