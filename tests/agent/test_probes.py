@@ -1,0 +1,153 @@
+"""The health probes of the Linux agent (``controller.agent.linux.probes``): which DIPs a host
+probes, the states their outcomes give, and real TCP and HTTP probes against local servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from controller import protocol
+from controller.agent.linux.probes import Target, Tracker, probe, targets_from_objects
+
+HOST = "server-1"
+
+
+def probe_body(**members: Any) -> dict[str, Any]:
+    return {
+        "protocol": "Http",
+        "port": 8080,
+        "requestPath": "/health",
+        "intervalInSeconds": 5,
+        "numberOfProbes": 2,
+        "dips": [
+            {"ipConfiguration": "ip-a", "ip": "192.0.2.17", "host": HOST},
+            {"ipConfiguration": "ip-b", "ip": "192.0.2.18", "host": "server-2"},
+        ],
+    } | members
+
+
+def target(**members: Any) -> Target:
+    values: dict[str, Any] = {
+        "probe": "p", "dip": "ip-a", "address": "127.0.0.1", "kind": "tcp", "port": 1,
+        "path": "/", "interval": 5, "threshold": 2,
+    } | members  # fmt: skip
+    return Target(**values)
+
+
+# ---------------------------------------------------------------- what to probe
+
+
+def test_a_host_probes_only_its_own_dips() -> None:
+    targets, problems = targets_from_objects({"probe/p": probe_body(), "lbRule/r": {}}, HOST)
+    assert problems == []
+    assert targets == [
+        Target("p", "ip-a", "192.0.2.17", "http", 8080, "/health", 5, 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"protocol": "Udp"}, "protocol"),
+        ({"port": 0}, "port"),
+        ({"requestPath": "health"}, "requestPath"),
+        ({"requestPath": "/a b"}, "requestPath"),
+    ],
+)
+def test_a_probe_that_cannot_run_is_reported(members: dict[str, Any], message: str) -> None:
+    targets, problems = targets_from_objects({"probe/p": probe_body(**members)}, HOST)
+    assert targets == []
+    assert [key for key, _ in problems] == ["probe/p"]
+    assert message in problems[0][1]
+
+
+def test_intervals_and_thresholds_have_floors() -> None:
+    body = probe_body(intervalInSeconds=0, numberOfProbes=0)
+    (found,), _ = targets_from_objects({"probe/p": body}, HOST)
+    assert (found.interval, found.threshold) == (1, 1)
+
+
+# ---------------------------------------------------------------- states
+
+
+def test_a_new_dip_is_down_until_its_first_success() -> None:
+    tracker = Tracker()
+    tracker.keep([target()])
+    assert tracker.states() == {("p", "ip-a"): protocol.DOWN}
+    assert not tracker.record(target(), succeeded=False), "still down: no change"
+    assert tracker.record(target(), succeeded=True)
+    assert tracker.states() == {("p", "ip-a"): protocol.UP}
+
+
+def test_a_dip_goes_down_after_threshold_failures_in_a_row() -> None:
+    tracker, probed = Tracker(), target(threshold=3)
+    tracker.record(probed, succeeded=True)
+    changes = [tracker.record(probed, succeeded=ok) for ok in (False, False, True, False, False)]
+    assert changes == [False, False, False, False, False], "a success resets the count"
+    assert tracker.record(probed, succeeded=False)
+    assert tracker.states()[probed.key] == protocol.DOWN
+
+
+def test_pairs_no_longer_probed_are_forgotten() -> None:
+    tracker = Tracker()
+    tracker.keep([target(), target(dip="ip-b")])
+    tracker.keep([target(dip="ip-b")])
+    assert list(tracker.states()) == [("p", "ip-b")]
+
+
+# ---------------------------------------------------------------- real probes
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def server(handler: Handler) -> AsyncIterator[int]:
+    listening = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async with listening:
+        yield listening.sockets[0].getsockname()[1]
+
+
+def answering(status: bytes) -> Handler:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        ok = request.startswith(b"GET /health HTTP/1.0\r\n")
+        writer.write(status if ok else b"HTTP/1.0 404 Not Found\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(5)
+    writer.close()
+
+
+async def run_probe(kind: str, handler: Handler | None) -> bool:
+    if handler is None:  # nothing listens: a port just released
+        async with server(silent) as port:
+            pass
+        return await probe(target(kind=kind, port=port), asyncio.open_connection, 0.5)
+    async with server(handler) as port:
+        found = target(kind=kind, port=port, path="/health")
+        return await probe(found, asyncio.open_connection, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "handler", "expected"),
+    [
+        ("tcp", silent, True),
+        ("tcp", None, False),
+        ("http", answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), True),
+        ("http", answering(b"HTTP/1.1 503 Service Unavailable\r\n\r\n"), False),
+        ("http", answering(b"garbage\r\n"), False),
+        ("http", silent, False),
+        ("http", None, False),
+    ],
+)
+def test_probes_against_real_servers(kind: str, handler: Handler | None, expected: bool) -> None:
+    assert asyncio.run(run_probe(kind, handler)) is expected
