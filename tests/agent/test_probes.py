@@ -4,6 +4,11 @@ probes, the states their outcomes give, and real TCP and HTTP probes against loc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +16,9 @@ from typing import Any
 import pytest
 
 from controller import protocol
-from controller.agent.linux.probes import Target, Tracker, probe, targets_from_objects
+from controller.agent.linux.probes import Connect, Target, Tracker, probe, targets_from_objects
+from controller.agent.linux.runner import connect_in
+from tests.support.processes import stop_process
 
 HOST = "server-1"
 
@@ -151,3 +158,51 @@ async def run_probe(kind: str, handler: Handler | None) -> bool:
 )
 def test_probes_against_real_servers(kind: str, handler: Handler | None, expected: bool) -> None:
     assert asyncio.run(run_probe(kind, handler)) is expected
+
+
+# ---------------------------------------------------------------- from a namespace
+
+HEALTH_SERVER = """
+import http.server
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.dataplane
+def test_a_probe_leaves_from_the_namespace_it_is_given() -> None:
+    """A server listening on loopback inside a namespace answers a probe made in that
+    namespace; from this namespace the same address and port reach nothing of it."""
+    name = f"sdnc-test-probe-{uuid.uuid4().hex[:6]}"
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(subprocess.run, ["ip", "netns", "del", name], check=False)
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        command = ["ip", "netns", "exec", name, sys.executable, "-c", HEALTH_SERVER]
+        served = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        cleanup.callback(stop_process, served)
+        assert served.stdout is not None
+        port = int(served.stdout.readline())
+
+        def connect(namespace: str) -> Connect:
+            return lambda address, port: connect_in(namespace, address, port)
+
+        health = target(kind="http", port=port, path="/health")
+        assert asyncio.run(probe(health, connect(name), 2.0))
+        missing = target(kind="http", port=port, path="/missing")
+        assert not asyncio.run(probe(missing, connect(name), 2.0))
+        assert not asyncio.run(probe(health, connect(""), 2.0)) or _listening_here(port)
+
+
+def _listening_here(port: int) -> bool:
+    """Something of this namespace happens to listen on ``port`` (then that probe says
+    nothing about namespaces)."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
