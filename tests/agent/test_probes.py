@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from controller import protocol
-from controller.agent.linux.probes import Connect, Target, Tracker, probe, targets_from_objects
+from controller.agent.linux.probes import (
+    Connect,
+    ProbeRunner,
+    Target,
+    Tracker,
+    probe,
+    targets_from_objects,
+)
 from controller.agent.linux.runner import connect_in
 from tests.support.processes import stop_process
 
@@ -206,3 +213,55 @@ def _listening_here(port: int) -> bool:
     nothing about namespaces)."""
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ---------------------------------------------------------------- the runner
+
+
+async def watch_a_dip_come_and_go() -> list[dict[tuple[str, str], str]]:
+    seen: list[dict[tuple[str, str], str]] = []
+    changed = asyncio.Event()
+    namespaces: list[str] = []
+
+    async def connect(namespace: str, address: str, port: int) -> Any:
+        namespaces.append(namespace)
+        return await asyncio.open_connection(address, port)
+
+    runner = ProbeRunner("server-resource", connect, lambda address: "sdnc-rd-x")
+
+    async def report() -> None:
+        seen.append(runner.tracker.states())
+        changed.set()
+
+    listening = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    dip = {"ipConfiguration": "ip-a", "ip": "127.0.0.1", "host": HOST}
+    body = probe_body(protocol="Tcp", port=port, intervalInSeconds=1, numberOfProbes=1, dips=[dip])
+    seen.append(runner.prober({f"host/{HOST}": {}, "probe/p": body}))
+    task = asyncio.create_task(runner.run(report))
+    try:
+        await asyncio.wait_for(changed.wait(), 5)
+        changed.clear()
+        listening.close()
+        await asyncio.wait_for(changed.wait(), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert set(namespaces) == {"sdnc-rd-x"}
+    return seen
+
+
+def test_the_runner_reports_a_dip_up_after_its_first_probe_and_down_when_it_fails() -> None:
+    states = [found[("p", "ip-a")] for found in asyncio.run(watch_a_dip_come_and_go())]
+    assert states == [protocol.DOWN, protocol.UP, protocol.DOWN]
+
+
+def test_a_dip_not_in_the_kernel_stays_down() -> None:
+    async def unreachable(namespace: str, address: str, port: int) -> Any:
+        raise AssertionError("no namespace: nothing to connect from")
+
+    runner = ProbeRunner(HOST, unreachable, lambda address: None)
+    runner.prober({"probe/p": probe_body(protocol="Tcp")})
+    assert not asyncio.run(runner.round(0.0))
+    assert runner.tracker.states() == {("p", "ip-a"): protocol.DOWN}

@@ -152,3 +152,71 @@ async def probe(target: Target, connect: Connect, within: float) -> bool:
                 writer.close()
     except (OSError, TimeoutError, UnicodeError, asyncio.IncompleteReadError):
         return False
+
+
+PROBE_TIMEOUT = 2.0  # seconds a probe may take at most (less when its interval is shorter)
+# Opens a TCP connection to (address, port) from a network namespace ("": the agent's own).
+ConnectIn = Callable[[str, str, int], Awaitable[Streams]]
+
+
+class ProbeRunner:
+    """Runs the host's probes, each target on its interval. ``prober`` is the session's prober
+    (the targets follow the desired state; it returns the states now); ``run`` probes and calls
+    ``changed`` after a round that changed a state, so the session reports it at once."""
+
+    def __init__(
+        self, server: str, connect: ConnectIn, namespace_of: Callable[[str], str | None]
+    ) -> None:
+        self.server = server
+        self.connect = connect
+        self.namespace_of = namespace_of  # DIP address -> the namespace probing it
+        self.tracker = Tracker()
+        self.targets: list[Target] = []
+        self.problems: list[Problem] = []
+        self._due: dict[tuple[str, str], float] = {}
+        self._wake = asyncio.Event()
+
+    def prober(self, objects: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+        # The probes name their hosts by instanceId, which the host/ object carries.
+        hosts = [key.partition("/")[2] for key in objects if protocol.kind_of(key) == protocol.HOST]
+        server = hosts[0] if hosts else self.server
+        self.targets, self.problems = targets_from_objects(objects, server)
+        self.tracker.keep(self.targets)
+        self._wake.set()  # new targets are probed now, not at the end of a sleep
+        return self.tracker.states()
+
+    async def _once(self, target: Target) -> bool:
+        namespace = self.namespace_of(target.address)
+        if namespace is None:  # the DIP is not (yet) in the kernel: it cannot answer
+            return False
+
+        def connect(address: str, port: int) -> Awaitable[Streams]:
+            return self.connect(namespace, address, port)
+
+        return await probe(target, connect, min(target.interval, PROBE_TIMEOUT))
+
+    async def round(self, now: float) -> bool:
+        """Probe the targets due at ``now``; whether a state changed."""
+        due = [t for t in self.targets if self._due.get(t.key, 0.0) <= now]
+        outcomes = await asyncio.gather(*(self._once(t) for t in due))
+        for target in due:
+            self._due[target.key] = now + target.interval
+        wanted = {t.key for t in self.targets}
+        for key in [k for k in self._due if k not in wanted]:
+            del self._due[key]
+        changes = [self.tracker.record(t, ok) for t, ok in zip(due, outcomes, strict=True)]
+        return any(changes)
+
+    async def run(self, changed: Callable[[], Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            if await self.round(loop.time()):
+                await changed()
+            pending = [self._due[t.key] for t in self.targets if t.key in self._due]
+            pause = max(0.0, min(pending) - loop.time()) if pending else 3600.0
+            try:
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
