@@ -118,3 +118,32 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     from_scratch = host_state([router, *live])
     found = differences(in_place, from_scratch)
     assert not found, "\n".join(found)
+    await fresh.close()
+
+
+async def test_a_delta_the_kernel_refuses_falls_back_to_a_full_reconcile(lab: Lab) -> None:
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, first, second = new_id(), new_id(), new_id()
+    lab.owners += [first, second]
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.endpoint("a", first, "020000000800", "10.1.0.10", vnet, VSID)
+    dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
+    assert await dataplane.apply(objects.objects, objects.objects, []) == []
+
+    # The model says the new NIC's namespace is not there; someone made it: creating it fails.
+    sh("ip", "netns", "add", second)
+    objects.endpoint("b", second, "020000000801", "10.1.0.11", vnet, VSID)
+    upsert = {"endpoint/b": objects.objects["endpoint/b"]}
+    assert await dataplane.apply(objects.objects, upsert, []) == []
+    assert dataplane.last is not None
+    assert dataplane.last.kind == "full", "the refused delta was repaired by a full reconcile"
+    assert "10.1.0.11/24" in sh("ip", "-n", second, "addr", "show", "eth0")
+    assert dataplane.model is not None  # the next change is a delta again
+    del objects.objects["endpoint/b"]
+    assert await dataplane.apply(objects.objects, {}, ["endpoint/b"]) == []
+    assert dataplane.last.kind == "delta"
+    assert second not in sh("ip", "netns", "list")
+    # The listing after that in-place change runs after the apply: let it finish (a task
+    # cancelled while starting its process would hold the event loop's shutdown).
+    await dataplane.close()

@@ -190,7 +190,9 @@ class LinuxDataplane:
         return self.recorded
 
     async def close(self) -> None:
-        """Finish the listing of the last in-place change, close the netlink sockets."""
+        """Finish the listing of the last in-place change, close the netlink sockets. Owners
+        call it before their event loop ends: cancelled while starting its process, the
+        listing's task would keep asyncio's shutdown waiting for that process forever."""
         await self.settle()
         await self.runner.close()
 
