@@ -278,6 +278,31 @@ def bench_convergence(
     typer.echo(text)
 
 
+@bench_app.command("agent")
+def bench_agent(
+    endpoints: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Local endpoints on the host.")
+    ] = 250,
+    samples: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Timed changes of each kind.")
+    ] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Time the reference Linux agent on one host in a network namespace (root)."""
+    from controller.bench import agent
+    from controller.bench.common import BenchError
+
+    try:
+        report = agent.run(
+            agent.Options(endpoints=endpoints, samples=samples),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report) if json_output else json.dumps(report, indent=2))
+
+
 @app.command("agent-token")
 def agent_token(
     server: Annotated[str, typer.Argument(metavar="SERVER", help="The server's resourceId.")],

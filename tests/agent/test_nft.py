@@ -27,20 +27,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.agent.linux.nft import (
+from controller.agent.linux.acls import (
     PROTOCOLS,
     AclPolicy,
-    FilteredEndpoint,
     Unenforceable,
     acls_from_objects,
-    endpoint_chain,
     match_expressions,
     parse_ports,
     parse_prefixes,
     parse_rule,
     pick,
-    render,
 )
+from controller.agent.linux.nft import FilteredEndpoint, list_chain, render
 from controller.policy.acl_semantics import Packet, decide
 from tests.support.nftables import rule_packets
 from tests.support.processes import stop_process
@@ -265,7 +263,7 @@ def test_dispatch_by_port_and_address() -> None:
     result = render(endpoints, POLICY)
     text = result.text
     assert result.problems == ()
-    assert re.search(r'"s000000000001" \. 10\.0\.0\.1 : goto ep_h[0-9a-f]{24}_out', text)
+    assert re.search(r'"s000000000001" \. 10\.0\.0\.1 : goto acls_h[0-9a-f]{24}_out', text)
     assert '"s000000000002" . 10.0.0.2 : return' in text
     assert '"s000000000003" . fd00::3 : return' in text
     assert 'elements = { "s000000000001", "s000000000002", "s000000000003" }' in text
@@ -299,8 +297,8 @@ def test_acl_chains_hold_rules_in_priority_order_then_the_default() -> None:
         "ip6 daddr fd00::/8 meta l4proto udp th dport 53 counter return",
         "counter drop",
     ]
-    endpoint_chain = next(line.split()[1] for line in text.splitlines() if "chain ep_" in line)
-    assert chain(text, endpoint_chain) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
+    shared = list_chain((ACL, SECOND), "inbound")
+    assert chain(text, shared) == [f"jump acl_{first}_in", f"jump acl_{second}_in"]
 
 
 def test_short_lists_become_rules_and_long_ones_sets() -> None:
@@ -337,7 +335,7 @@ def test_unusable_endpoints_and_acls_are_reported_not_fatal() -> None:
     ]
     ep1 = [line for line in result.text.splitlines() if '"s000000000001" . 10.0.0.1' in line]
     assert ep1, "the first endpoint on a port and address wins"
-    assert chain(result.text, endpoint_chain("endpoint/ep-1", "inbound")) == [
+    assert chain(result.text, list_chain(("missing-acl", ACL), "inbound")) == [
         "drop",  # the unknown ACL fails closed
         f"jump acl_{ACL.replace('-', '')}_in",
     ]
@@ -655,6 +653,56 @@ def test_real_packets_follow_the_acls(lab: Lab) -> None:
     nft(lab.router, render(lab_endpoints(lab, ()), {}).text)
     assert lab.connects(lab.b, a, 8080), "no ACL: everything passes"
     assert lab.connects(lab.a, b, 443), "no ACL: everything passes"
+
+
+# ---------------------------------------------------------------- changes in place
+
+
+def test_an_unchanged_ruleset_needs_no_transaction() -> None:
+    tables = render([endpoint(1), endpoint(2)], POLICY).tables
+    assert tables.changes_from(tables) == ""
+
+
+def test_a_new_endpoint_adds_its_elements_and_chains_only() -> None:
+    old = render([endpoint(1)], POLICY).tables
+    new = render([endpoint(1), endpoint(2)], POLICY).tables
+    script = new.changes_from(old).splitlines()
+    assert all(line.startswith(("add chain", "add rule", "add element")) for line in script)
+    assert 'add element inet sdnc endpoint_ports { "s000000000002" }' in script
+    assert "add element bridge sdnc endpoint_macs { 00:15:5d:00:00:02 }" in script
+    assert not any("s000000000001" in line for line in script)
+    first = ACL.replace("-", "")
+    assert not any(f"acl_{first}" in line.split(" jump ")[0] for line in script)
+
+
+def test_a_changed_rule_rewrites_its_acl_chain_alone() -> None:
+    changed = acls_from_objects(
+        {f"acl/{ACL}": acl(), "aclRule/web": rule(priority=110, destinationPortRange="8443")}
+    )
+    endpoints = [endpoint(1), endpoint(2)]
+    old, new = render(endpoints, POLICY).tables, render(endpoints, changed).tables
+    script = new.changes_from(old).splitlines()
+    first = ACL.replace("-", "")
+    assert script[0] == f"flush chain inet sdnc acl_{first}_in"
+    assert all(f"acl_{first}_in" in line for line in script)
+    assert "add element" not in "".join(script)
+
+
+def test_endpoints_with_the_same_acls_share_their_chains() -> None:
+    text = render([endpoint(n) for n in range(1, 40)], POLICY).text
+    assert len([line for line in text.splitlines() if "chain acls_" in line]) == 2
+    assert text.count(f"goto {list_chain((ACL,), 'inbound')}") == 39
+
+
+def test_the_last_endpoint_of_an_acl_list_takes_its_chain_along() -> None:
+    old = render([endpoint(1), endpoint(2, acls=(SECOND,))], POLICY).tables
+    new = render([endpoint(1)], POLICY).tables
+    script = new.changes_from(old).splitlines()
+    gone = list_chain((SECOND,), "inbound")
+    assert script.index(f"flush chain inet sdnc {gone}") < script.index(
+        f"delete chain inet sdnc {gone}"
+    )
+    assert any(line.startswith("delete element inet sdnc inbound_v4") for line in script)
 
 
 # ---------------------------------------------------------------- the shared semantics, checked

@@ -6,12 +6,14 @@ import random
 import uuid
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from controller.agent.linux.plan import (
+    HostPlan,
     format_mac,
     plan,
+    replan,
     router_name,
     router_prefix,
     veth_name,
@@ -144,3 +146,66 @@ def test_macs_and_names() -> None:
     assert format_mac("001DD8B71C00") == "00:1d:d8:b7:1c:00"
     assert format_mac("00-1D-D8-B7-1C-00") == "00:1d:d8:b7:1c:00"
     assert veth_name("0A1B2C3D-4E5F-6789-abcd-ef0123456789") == "s0a1b2c3d4e5f"
+
+
+def normalised(planned: HostPlan) -> tuple[object, ...]:
+    """A plan with its lists in one order (a re-plan appends what a full plan sorts)."""
+    return (
+        planned.server, planned.provider_address, planned.routers, planned.segments,
+        planned.ports, planned.remotes,
+        {router: sorted(found, key=repr) for router, found in planned.filtered.items() if found},
+        sorted(planned.failures, key=repr),
+        {router: keys for router, keys in planned.keys_of_router.items() if keys},
+        planned.veths,
+    )  # fmt: skip
+
+
+@st.composite
+def changes(draw: st.DrawFn, objects: dict[str, Body]) -> tuple[dict[str, Body], list[str]]:
+    """Upserts and deletes of endpoints and mappings: removed, readdressed, re-capped,
+    moved to another NIC, broken, or new (on a NIC of its own or an existing one)."""
+    keys = sorted(k for k in objects if k.startswith(("endpoint/", "mapping/")))
+    upserts: dict[str, Body] = {}
+    deletes: list[str] = []
+    for key in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)) if keys else []:
+        body = dict(objects[key])
+        action = draw(st.sampled_from(["delete", "ip", "qos", "nic", "mac", "break"]))
+        if action == "delete":
+            deletes.append(key)
+            continue
+        if action == "ip":
+            body["ip"] = body["ip"].rsplit(".", 1)[0] + f".{draw(st.integers(100, 150))}"
+        elif action == "qos" and "qos" in body:
+            body["qos"] = {"inboundMaximumMbps": 25, "outboundMaximumMbps": 10}
+        elif action == "nic" and "nic" in body:
+            body["nic"] = draw(
+                st.sampled_from(sorted({str(b.get("nic")) for b in objects.values()}))
+            )
+        elif action == "mac":
+            body["mac"] = draw(st.sampled_from(["02AA00000001", "02BB00000000", "02CC00000001"]))
+        else:
+            body["vsid"] = 0
+        upserts[key] = body
+    endpoints = [b for k, b in objects.items() if k.startswith("endpoint/")]
+    if endpoints and draw(st.booleans()):
+        body = dict(draw(st.sampled_from(endpoints)))
+        if draw(st.booleans()):
+            body["nic"] = str(uuid.uuid4())
+            body["mac"] = "02DD00000001"
+        body["ip"] = body["ip"].rsplit(".", 1)[0] + ".160"
+        upserts["endpoint/new"] = body
+    return upserts, deletes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_replan_equals_the_full_plan_or_declines(data: st.DataObject) -> None:
+    objects = data.draw(hosts())
+    upserts, deletes = data.draw(changes(objects))
+    before = plan(objects, SERVER)
+    after = {k: v for k, v in objects.items() if k not in deletes} | upserts
+    nics = {k: objects.get(k, {}).get("nic") for k in [*upserts, *deletes]}
+    replanned = replan(before, after, nics)
+    event("declined" if replanned is None else "re-planned")
+    if replanned is not None:
+        assert normalised(replanned) == normalised(plan(after, SERVER))

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controller.agent.linux.runner import CommandError, Runner
+from controller.agent.linux.runner import CommandError, Op, Runner
 from controller.agent.session import Failure
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ FAILED = "PolicyConfigurationFailure"
 class Line:
     text: str
     keys: tuple[str, ...] = ()
+    op: Op | None = None  # the same change as a netlink request, when there is one
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Command:
     keys: tuple[str, ...] = ()
     stdin: str | None = None
     summary: str = ""
+    sysctls: tuple[tuple[str, str], ...] = ()  # the same settings, written without argv
 
 
 @dataclass
@@ -61,10 +63,16 @@ class Changes:
     commands: list[list[Command]] = field(default_factory=lambda: [[] for _ in range(4)])
 
     def add(
-        self, phase: int, tool: str, netns: str | None, text: str, keys: Sequence[str] = ()
+        self,
+        phase: int,
+        tool: str,
+        netns: str | None,
+        text: str,
+        keys: Sequence[str] = (),
+        op: Op | None = None,
     ) -> None:
         batch = self.batches[phase].setdefault((tool, netns), Batch(tool, netns))
-        batch.lines.append(Line(text, tuple(keys)))
+        batch.lines.append(Line(text, tuple(keys), op))
 
     def command(self, phase: int, command: Command) -> None:
         self.commands[phase].append(command)
@@ -97,7 +105,11 @@ async def execute(runner: Runner, changes: Changes) -> Outcome:
 
 
 async def _batch(runner: Runner, batch: Batch, outcome: Outcome) -> None:
-    result = await runner.batch(batch.tool, batch.netns, [line.text for line in batch.lines])
+    ops = [line.op for line in batch.lines if line.op is not None]
+    if runner.use_netlink and len(ops) == len(batch.lines):
+        result = await runner.netlink(batch.netns, ops)
+    else:
+        result = await runner.batch(batch.tool, batch.netns, [line.text for line in batch.lines])
     for index, message in sorted(result.failed.items()):
         if index >= len(batch.lines):
             continue
@@ -111,8 +123,11 @@ async def _batch(runner: Runner, batch: Batch, outcome: Outcome) -> None:
 
 async def _command(runner: Runner, command: Command, outcome: Outcome) -> None:
     try:
-        await runner.run(command.argv, stdin=command.stdin)
-    except CommandError as exc:
+        if runner.use_netlink and command.sysctls:
+            runner.sysctl(command.netns, command.sysctls)
+        else:
+            await runner.run(command.argv, stdin=command.stdin)
+    except (CommandError, OSError) as exc:
         log.warning("[%s] %s failed: %s", command.netns or "host", command.summary, exc)
         outcome.failures += [Failure(key, FAILED, str(exc)) for key in command.keys]
     else:

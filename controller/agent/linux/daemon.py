@@ -15,7 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller import protocol
 from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.plan import router_name
+from controller.agent.linux.probes import ProbeRunner
+from controller.agent.linux.runner import connect_in
 from controller.agent.linux.state import StateDir
 from controller.agent.session import AgentSession, AgentState
 
@@ -50,6 +54,9 @@ async def run_agent(options: Options) -> None:
     )
     # Repair the host from what was last applied even before a controller answers.
     await dataplane.reconcile("start")
+    # Probes leave from the router namespace of the DIP's virtual network: their source is
+    # the subnet's gateway address, and they do not depend on anything outside the host.
+    probes = ProbeRunner(options.server, connect_in, lambda address: _router_of(dataplane, address))
     session = AgentSession(
         options.controllers,
         options.server,
@@ -58,6 +65,7 @@ async def run_agent(options: Options) -> None:
         provider_address=options.provider_address,
         state=AgentState(saved.applied_revision, dict(saved.objects)),
         tls=options.tls,
+        prober=probes.prober,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,7 +76,8 @@ async def run_agent(options: Options) -> None:
         asyncio.create_task(
             dataplane.resync(options.resync_interval, session.report), name="resync"
         ),
-        asyncio.create_task(_keep_revision(session, state_dir), name="revision"),
+        asyncio.create_task(_keep_revision(session, dataplane, state_dir), name="revision"),
+        asyncio.create_task(probes.run(session.probe_again), name="probes"),
     ]
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -77,16 +86,34 @@ async def run_agent(options: Options) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    state_dir.save_revision(session.state.applied_revision)
+    await dataplane.close()
+    revision = session.state.applied_revision
+    await dataplane.flush()
+    state_dir.save_revision(revision)
     log.info("agent %s: stopped at revision %d", options.server, session.state.applied_revision)
 
 
-async def _keep_revision(session: AgentSession, state_dir: StateDir) -> None:
-    """Persist the applied revision as it moves (the objects were saved when applied)."""
+def _router_of(dataplane: LinuxDataplane, address: str) -> str | None:
+    """The router namespace of the local endpoint with ``address`` in the desired state (its
+    virtual network's), whether or not the last apply went through whole."""
+    for key, body in dataplane.desired.items():
+        if protocol.kind_of(key) == protocol.ENDPOINT and body.get("ip") == address:
+            vnet = body.get("virtualNetwork")
+            server = dataplane.server_id or dataplane.server
+            return router_name(server, str(vnet)) if vnet else None
+    return None
+
+
+async def _keep_revision(
+    session: AgentSession, dataplane: LinuxDataplane, state_dir: StateDir
+) -> None:
+    """Persist the applied objects and revision as they move: the objects first, so the
+    revision never claims more than they hold."""
     written = session.state.applied_revision
     while True:
         await asyncio.sleep(0.5)
         revision = session.state.applied_revision
+        await dataplane.flush()
         if revision != written:
             state_dir.save_revision(revision)
             written = revision

@@ -16,14 +16,17 @@ from dataclasses import dataclass
 
 from controller import protocol
 from controller.agent.linux import nft
-from controller.agent.linux.kernel import Kernel
-from controller.agent.linux.plan import HostPlan, plan
+from controller.agent.linux.acls import acls_from_objects
+from controller.agent.linux.kernel import Kernel, Result
+from controller.agent.linux.observe import Observed
+from controller.agent.linux.plan import HostPlan, plan, replan
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import Saved, StateDir
 from controller.agent.session import Body, Failure
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[list[Failure]], Awaitable[None]]
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Report:
     changes: int
     failures: list[Failure]
     seconds: float
+    kind: str = "full"  # "delta": applied against the model, without reading the host
 
 
 class LinuxDataplane:
@@ -56,17 +60,42 @@ class LinuxDataplane:
         self.owned: set[str] = set(saved.namespaces)
         self.kernel = Kernel(self.runner, dict(saved.rulesets))
         self.last: Report | None = None
+        # What the agent put in the kernel (the last plan applied whole), and the ruleset
+        # tables of each router namespace; None until a full reconcile has run.
+        self.model: HostPlan | None = None
+        self.tables: dict[str, nft.Tables] = {}
+        self.generation = 0  # moves with every apply and every change made
+        self._dirty = False  # applied since the state directory was last written
+        self._recording: asyncio.Task[None] | None = None
+        self.recorded = 0.0  # seconds the last listing after an in-place change took
         self._lock = asyncio.Lock()
 
     async def apply(
         self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
     ) -> list[Failure]:
         async with self._lock:
-            self.desired = dict(desired)
-            report = await self._reconcile("apply")
+            before, self.desired = self.desired, dict(desired)
+            self.generation += 1
+            report = None
+            if self.model is not None:
+                changed = {key: _nic(before.get(key)) for key in [*upserts, *deletes]}
+                report = await self._delta(self.model, replan(self.model, self.desired, changed))
+            if report is None:
+                report = await self._reconcile("apply")
         return report.failures
 
     async def reconcile(self, reason: str = "resync") -> Report:
+        """The full observe-and-repair. The host is read without holding up applies; only
+        the repair waits for (and holds up) them. An apply while reading makes what was read
+        stale: then read again, and after a few tries read while holding them up."""
+        for _ in range(READ_ATTEMPTS):
+            generation = self.generation
+            started = time.monotonic()
+            wanted, rulesets, failures = self._desired()
+            observed = await self.kernel.observe(wanted, self.owned)
+            async with self._lock:
+                if generation == self.generation:
+                    return await self._repair(reason, started, wanted, rulesets, failures, observed)
         async with self._lock:
             return await self._reconcile(reason)
 
@@ -89,31 +118,113 @@ class LinuxDataplane:
             self.server_id = host.partition("/")[2]
         return plan(self.desired, self.server_id or self.server, self.provider_address)
 
-    async def _reconcile(self, reason: str) -> Report:
-        started = time.monotonic()
-        wanted = self._plan()
+    def _desired(
+        self, planned: HostPlan | None = None
+    ) -> tuple[HostPlan, dict[str, nft.Ruleset], list[Failure]]:
+        """The plan (``planned`` if given), the ruleset of each router namespace, and what
+        cannot be applied."""
+        wanted = planned or self._plan()
         failures = list(wanted.failures)
-        rulesets: dict[str, str] = {}
-        acls = nft.acls_from_objects(self.desired)
+        rulesets: dict[str, nft.Ruleset] = {}
+        acls = acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
-            endpoints = [
-                nft.FilteredEndpoint(f.key, f.veth, f.address, f.mac, f.acl_ids)
-                for f in wanted.filtered.get(router, ())
-            ]
-            ruleset = nft.render(endpoints, acls)
-            rulesets[router] = ruleset.text
+            ruleset = nft.render(wanted.filtered.get(router, []), acls)
+            rulesets[router] = ruleset
             failures += [
                 Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems
             ]
-        # Record the NIC namespaces about to be created before creating them: a crash in
-        # between must not leave namespaces the agent would no longer know are its own.
-        self.owned |= set(wanted.ports)
-        self._save()
-        result = await self.kernel.reconcile(wanted, rulesets, self.owned)
+        return wanted, rulesets, failures
+
+    async def _reconcile(self, reason: str) -> Report:
+        started = time.monotonic()
+        wanted, rulesets, failures = self._desired()
+        self._own(wanted)
+        observed = await self.kernel.observe(wanted, self.owned)
+        return await self._repair(reason, started, wanted, rulesets, failures, observed)
+
+    async def _repair(
+        self,
+        reason: str,
+        started: float,
+        wanted: HostPlan,
+        rulesets: dict[str, nft.Ruleset],
+        failures: list[Failure],
+        observed: Observed,
+    ) -> Report:
+        self._own(wanted)
+        texts = {router: ruleset.text for router, ruleset in rulesets.items()}
+        result = await self.kernel.repair(wanted, texts, self.owned, observed)
+        return self._finish(reason, started, wanted, rulesets, failures, result)
+
+    async def _delta(self, model: HostPlan, planned: HostPlan | None) -> Report | None:
+        """Apply the change against the model (see ``Kernel.delta``); None when it must be
+        a full reconcile. A change the kernel refused falls back to the full reconcile, which
+        repairs whatever half of it was done."""
+        started = time.monotonic()
+        wanted, rulesets, failures = self._desired(planned)
+        self._own(wanted)
+        scripts = {
+            router: ruleset.tables.changes_from(self.tables.get(router, nft.Tables()))
+            for router, ruleset in rulesets.items()
+        }
+        result = await self.kernel.delta(model, wanted, scripts, self.owned)
+        if result is None or result.failures:
+            if result is not None:
+                log.warning("delta apply failed (%s); reconciling", result.failures[0].message)
+            self.model = None
+            return None
+        report = self._finish("apply", started, wanted, rulesets, failures, result, "delta")
+        if self.kernel.pending and self._recording is None:
+            # After the apply (its ack need not wait), before the next one (which queues
+            # behind it on the lock): the listing is of what this apply loaded.
+            self._recording = asyncio.create_task(self._record())
+        return report
+
+    async def settle(self) -> float:
+        """Wait for the listing of the last in-place change (the next apply would wait for
+        it on the lock); how many seconds the listing took (0.0: none was due)."""
+        task = self._recording
+        if task is None:
+            return 0.0
+        await task
+        return self.recorded
+
+    async def close(self) -> None:
+        """Finish the listing of the last in-place change, close the netlink sockets. Owners
+        call it before their event loop ends: cancelled while starting its process, the
+        listing's task would keep asyncio's shutdown waiting for that process forever."""
+        await self.settle()
+        await self.runner.close()
+
+    async def _record(self) -> None:
+        async with self._lock:
+            started = time.monotonic()
+            self._recording = None
+            pending = self.kernel.pending & self.tables.keys()
+            await self.kernel.record({router: self.tables[router].text for router in pending})
+            self._dirty = True
+            self.recorded = time.monotonic() - started
+
+    def _finish(
+        self,
+        reason: str,
+        started: float,
+        wanted: HostPlan,
+        rulesets: dict[str, nft.Ruleset],
+        failures: list[Failure],
+        result: Result,
+        kind: str = "full",
+    ) -> Report:
         self.owned = result.owned
-        self._save()
+        # The model is what the agent put in the kernel; after a refused change it is
+        # unknown, and the next apply is a full reconcile.
+        self.model = None if result.failures else wanted
+        self.tables = {router: ruleset.tables for router, ruleset in rulesets.items()}
+        if result.changes:
+            self.generation += 1
+        self._dirty = True
         failures += result.failures
-        report = Report(result.changes, _unique(failures), time.monotonic() - started)
+        report = Report(result.changes, _unique(failures), time.monotonic() - started, kind)
         self.last = report
         if result.changes:
             for line in result.described:
@@ -121,19 +232,44 @@ class LinuxDataplane:
         level = logging.INFO if result.changes or reason != "resync" else logging.DEBUG
         log.log(
             level,
-            "%s: %d changes, %d failing objects, %.0f ms",
+            "%s: %d changes, %d failing objects, %.0f ms (%s)",
             reason,
             report.changes,
             len({f.key for f in report.failures}),
             report.seconds * 1000,
+            kind,
         )
         return report
 
-    def _save(self) -> None:
-        if self.state_dir is not None:
-            self.state_dir.save_objects(
-                self.desired, self.server_id, self.owned, self.kernel.loaded
-            )
+    def _own(self, wanted: HostPlan) -> None:
+        """Record the NIC namespaces about to be created before creating them: a crash in
+        between must not leave namespaces the agent would no longer know are its own."""
+        if not set(wanted.ports) <= self.owned:
+            self.owned |= set(wanted.ports)
+            if self.state_dir is not None:
+                self.state_dir.save_namespaces(self.owned)
+
+    async def flush(self) -> None:
+        """Write what was applied to the state directory, if anything was since the last
+        time. Not on every apply: writing every object costs what the host holds; the
+        daemon flushes before it records a revision, so the revision never claims more."""
+        if self.state_dir is None or not self._dirty:
+            return
+        self._dirty = False
+        owned = set(self.owned)
+        await asyncio.to_thread(
+            self.state_dir.save_objects,
+            dict(self.desired),
+            self.server_id,
+            owned,
+            dict(self.kernel.loaded),
+        )
+        self.state_dir.save_namespaces(owned)  # forgets the namespaces deleted since
+
+
+def _nic(body: Body | None) -> str | None:
+    nic = (body or {}).get("nic")
+    return str(nic) if nic is not None else None
 
 
 def _unique(failures: list[Failure]) -> list[Failure]:

@@ -1,12 +1,8 @@
 """ACLs as one nftables script per router namespace (pure: objects in, ruleset text out).
 
-API (the dataplane calls these; nothing here does I/O):
+API (the dataplane calls these; nothing here does I/O; the ACL policies come from
+``acls.acls_from_objects``):
 
-``acls_from_objects(objects) -> dict[str, AclPolicy]``
-    Reads the ``acl/<id>`` and ``aclRule/<id>`` objects of the host's desired state, keyed by
-    ACL instanceId (the ids an endpoint's ``acls`` member lists). Defined, with what an ACL
-    decides for a packet, in ``controller.policy.acl_semantics``, which the controller's
-    connectivity check shares: what this module renders is what that module evaluates.
 ``render(endpoints, acls) -> Ruleset``
     ``Ruleset.text`` is one script for ``nft -f`` that replaces ``table bridge sdnc`` and
     ``table inet sdnc`` in one transaction (each is created empty, deleted, then defined).
@@ -20,49 +16,26 @@ traffic of local endpoints with conntrack (replies of accepted flows pass): a pa
 endpoint port meets its sender's outbound ACLs, then one to an endpoint port its receiver's
 inbound ACLs, each found by one verdict-map lookup on (port, address); an address that is no
 endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a chain per direction,
-rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default.
-Endpoints without ACLs pass. ``logging`` is not enforced; established flows survive a change.
+rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default;
+an endpoint's ACLs, in order, are a chain per direction shared by every endpoint with the same
+list (the verdict map goes to it). Endpoints without ACLs pass. ``logging`` is not enforced;
+established flows survive a change.
 Every ACL rule and default counts the packets it decides (``counter``); a ruleset is compared
 with the kernel's listed without those counts (``nft -s``), which traffic changes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.policy.acl_semantics import (
-    PROTOCOLS,
-    AclPolicy,
-    Problem,
-    Rule,
-    Unenforceable,
-    acls_from_objects,
-    families,
-    parse_ports,
-    parse_prefixes,
-    parse_rule,
-    pick,
-    version_of,
-)
-
-# What an ACL means is shared with the controller's connectivity check; re-exported here for
-# the dataplane and the tests that read the agent's view of it.
-__all__ = [
-    "PROTOCOLS", "AclPolicy", "FilteredEndpoint", "Problem", "Rule", "Ruleset", "Unenforceable",
-    "acl_chain", "acls_from_objects", "endpoint_chain", "ident", "match_expressions",
-    "parse_ports", "parse_prefixes", "parse_rule", "pick", "render", "verdict_of",
-]  # fmt: skip
+from controller.agent.linux.acls import AclPolicy, Problem, match_expressions
 
 TABLE = "sdnc"
-EXPAND = 8  # at most this many nft rules for one ACL rule before lists become sets
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-L4PROTO = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp"}
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _MAC = re.compile(r"[0-9a-f]{12}")
@@ -81,42 +54,7 @@ class FilteredEndpoint:
     acl_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Ruleset:
-    text: str
-    problems: tuple[Problem, ...]
-
-
 # ---------------------------------------------------------------- rendering
-
-
-def match_expressions(rule: Rule) -> list[str]:
-    """The rule's nft matches (one after the other, same verdict), per IP family it can match;
-    empty when it can match nothing."""
-    return [match for family in families(rule) for match in _match(rule, family)]
-
-
-def _match(rule: Rule, family: int | None) -> list[str]:
-    keyword = "ip6" if family == 6 else "ip"
-    fields: list[tuple[str, list[str]]] = []
-    for field, prefixes in (("saddr", rule.sources), ("daddr", rule.destinations)):
-        chosen = [p for p in prefixes if version_of(p) == family]
-        fields += [(f"{keyword} {field}", chosen)] if chosen else []
-    if rule.protocol in L4PROTO:
-        fields.append(("meta l4proto", [L4PROTO[rule.protocol]]))
-    elif rule.source_ports or rule.destination_ports:  # "All" with ports: those with ports
-        fields.append(("meta l4proto", ["tcp", "udp"]))
-    for field, ranges in (("sport", rule.source_ports), ("dport", rule.destination_ports)):
-        values = [f"{low}-{high}" if high > low else str(low) for low, high in ranges]
-        fields += [(f"th {field}", values)] if values else []
-    # A few rules load much faster than an anonymous set each, so short lists become rules.
-    matches = [""]
-    for head, values in fields:
-        if len(matches) * len(values) <= EXPAND:
-            matches = [f"{match} {head} {value}" for match in matches for value in values]
-        else:
-            matches = [f"{match} {head} {{ {', '.join(values)} }}" for match in matches]
-    return [match.strip() for match in matches]
 
 
 def ident(instance_id: str) -> str:
@@ -131,22 +69,25 @@ def acl_chain(acl_id: str, direction: str) -> str:
     return f"acl_{ident(acl_id)}_{_SUFFIX[direction]}"
 
 
-def endpoint_chain(key: str, direction: str) -> str:
-    return f"ep_{ident(key.partition('/')[2])}_{_SUFFIX[direction]}"
+def list_chain(acl_ids: Sequence[str], direction: str) -> str:
+    """The chain of an ACL list, shared by every endpoint with that list: a host of many
+    endpoints behind the same ACLs has a few chains, not two per endpoint (nft reads every
+    chain before each transaction, and the kernel checks the jumps of all at commit)."""
+    digest = hashlib.sha256("\n".join(acl_ids).encode()).hexdigest()[:24]
+    return f"acls_h{digest}_{_SUFFIX[direction]}"
 
 
-def _acl_lines(acl_id: str, policy: AclPolicy, direction: str) -> list[str]:
+def _acl_chain(acl_id: str, policy: AclPolicy, direction: str) -> tuple[str, tuple[str, ...]]:
     rules, permit = (
         (policy.inbound, policy.inbound_permit)
         if direction == "inbound"
         else (policy.outbound, policy.outbound_permit)
     )
-    lines = [f"chain {acl_chain(acl_id, direction)} {{"]
+    lines: list[str] = []
     for rule in rules:
         verdict = verdict_of(rule.allow)
         lines += [f"{match} {verdict}".strip() for match in match_expressions(rule)]
-    lines += [verdict_of(permit), "}"]
-    return lines
+    return acl_chain(acl_id, direction), (*lines, verdict_of(permit))
 
 
 def verdict_of(allow: bool) -> str:
@@ -178,12 +119,100 @@ def _check_endpoint(endpoint: FilteredEndpoint, problems: list[Problem]) -> _Por
     return _Port(endpoint, address, mac)
 
 
+@dataclass(frozen=True)
+class Tables:
+    """What a ruleset holds that changes with the objects: the set and map elements and the
+    ACL and ACL-list chains (the declarations and the fixed chains never change). ``text``
+    renders it whole; ``changes_from`` says how to get to it from another one in place."""
+
+    macs: tuple[str, ...] = ()  # bridge set endpoint_macs
+    maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # map -> (key, verdict)s
+    ports: tuple[str, ...] = ()  # inet set endpoint_ports ('"veth"')
+    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and ACL-list chains, in order
+
+    @property
+    def text(self) -> str:
+        macs = _named("set endpoint_macs", "ether_addr", list(self.macs))
+        bridge = _table("bridge", [*macs, *_PREROUTING])
+        lines: list[str] = []
+        for name, elements in self.maps:
+            version = name[-1]
+            listed = [f"{key} : {verdict}" for key, verdict in elements]
+            lines += _named(f"map {name}", f"ifname . ipv{version}_addr : verdict", listed)
+        lines += _named("set endpoint_ports", "ifname", list(self.ports))
+        for name, rules in self.chains:
+            lines += [f"chain {name} {{", *rules, "}"]
+        return bridge + _table("inet", [*lines, *_TAIL.splitlines()])
+
+    def changes_from(self, old: Tables) -> str:
+        """One ``nft -f`` transaction turning a kernel holding ``old`` into one holding this
+        (empty when they are the same): only the elements and chains that differ."""
+        head: list[str] = []  # new chains first: elements and rules may jump to them
+        removals: list[str] = []
+        rules: list[str] = []
+        additions: list[str] = []
+        tail: list[str] = []
+        old_chains, new_chains = dict(old.chains), dict(self.chains)
+        for name, wanted in self.chains:
+            if name not in old_chains:
+                head.append(f"add chain inet {TABLE} {name}")
+            elif old_chains[name] == wanted:
+                continue
+            else:
+                rules.append(f"flush chain inet {TABLE} {name}")
+            rules += [f"add rule inet {TABLE} {name} {rule}" for rule in wanted]
+        for name in old_chains:
+            if name not in new_chains:  # emptied first: a chain with rules cannot be deleted
+                rules.append(f"flush chain inet {TABLE} {name}")
+                tail.append(f"delete chain inet {TABLE} {name}")
+        old_maps, new_maps = dict(old.maps), dict(self.maps)
+        for name in sorted({*old_maps, *new_maps}):
+            before, after = dict(old_maps.get(name, ())), dict(new_maps.get(name, ()))
+            gone = [k for k, v in before.items() if after.get(k) != v]
+            came = [f"{k} : {v}" for k, v in after.items() if before.get(k) != v]
+            removals += _elements("delete", "inet", name, gone)
+            additions += _elements("add", "inet", name, came)
+        for family, name, before_set, after_set in (
+            ("bridge", "endpoint_macs", old.macs, self.macs),
+            ("inet", "endpoint_ports", old.ports, self.ports),
+        ):
+            removals += _elements("delete", family, name, sorted(set(before_set) - set(after_set)))
+            additions += _elements("add", family, name, sorted(set(after_set) - set(before_set)))
+        script = [*head, *removals, *rules, *additions, *tail]
+        return "".join(f"{line}\n" for line in script)
+
+
+def _elements(verb: str, family: str, name: str, elements: list[str]) -> list[str]:
+    if not elements:
+        return []
+    return [f"{verb} element {family} {TABLE} {name} {{ {', '.join(elements)} }}"]
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    tables: Tables
+    problems: tuple[Problem, ...]
+
+    @property
+    def text(self) -> str:
+        return self.tables.text
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, ...]]:
+    # Cached: every change re-renders a router's endpoints, which are mostly the same ones.
+    problems: list[Problem] = []
+    port = _check_endpoint(endpoint, problems)
+    return port, tuple(problems)
+
+
 def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module)."""
     problems: list[Problem] = []
     ports: dict[tuple[str, str], _Port] = {}
     for endpoint in sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)):
-        port = _check_endpoint(endpoint, problems)
+        port, found = _checked(endpoint)
+        problems += found
         if port is None:
             continue
         slot = (endpoint.veth, str(port.address))
@@ -204,19 +233,16 @@ def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy])
             problems.append((port.endpoint.key, message))
     # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
     veths = {e.veth for e in endpoints if _IFNAME.fullmatch(e.veth)}
-    text = _bridge_table(ports.values()) + _inet_table(list(ports.values()), veths, acls, used)
-    return Ruleset(text, tuple(dict.fromkeys(problems)))
+    tables = _tables(list(ports.values()), veths, acls, used)
+    return Ruleset(tables, tuple(dict.fromkeys(problems)))
 
 
-def _bridge_table(ports: Iterable[_Port]) -> str:
-    macs = sorted({port.mac for port in ports if port.mac is not None})
-    prerouting = [
-        "chain prerouting {",
-        "type filter hook prerouting priority 0; policy accept;",
-        "ether daddr @endpoint_macs meta pkttype set host",
-        "}",
-    ]
-    return _table("bridge", [*_named("set endpoint_macs", "ether_addr", macs), *prerouting])
+_PREROUTING = [
+    "chain prerouting {",
+    "type filter hook prerouting priority 0; policy accept;",
+    "ether daddr @endpoint_macs meta pkttype set host",
+    "}",
+]
 
 
 _TAIL = """\
@@ -239,29 +265,53 @@ oifname @endpoint_ports jump inbound
 }"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale)
 
 
-def _inet_table(
+def _tables(
     ports: list[_Port], veths: set[str], acls: Mapping[str, AclPolicy], used: list[str]
-) -> str:
-    lines: list[str] = []
-    for direction, version in ((d, v) for d in ("outbound", "inbound") for v in (4, 6)):
-        elements = [f'"{p.endpoint.veth}" . {p.address} : {_dispatch(p, direction)}'
-                    for p in ports if p.address.version == version]  # fmt: skip
-        verdicts = f"ifname . ipv{version}_addr : verdict"
-        lines += _named(f"map {direction}_v{version}", verdicts, elements)
-    lines += _named("set endpoint_ports", "ifname", [f'"{veth}"' for veth in sorted(veths)])
+) -> Tables:
+    maps: dict[str, list[tuple[str, str]]] = {
+        f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
+    }
+    chains: dict[str, tuple[str, ...]] = {}
     for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
-        lines += _acl_lines(acl_id, acls[acl_id], direction)
-    for port, direction in ((p, d) for p in ports if p.endpoint.acl_ids for d in _SUFFIX):
-        jumps = [f"jump {acl_chain(a, direction)}" if a in acls else "drop"
-                 for a in port.endpoint.acl_ids]  # fmt: skip
-        lines += [f"chain {endpoint_chain(port.endpoint.key, direction)} {{", *jumps, "}"]
-    return _table("inet", [*lines, *_TAIL.splitlines()])
+        name, rules = _acl_chain(acl_id, acls[acl_id], direction)
+        chains[name] = rules
+    for port in ports:
+        known = frozenset(a for a in port.endpoint.acl_ids if a in acls)
+        elements, lists = _port_pieces(port, known)
+        for name, element in elements:
+            maps[name].append(element)
+        chains.update(lists)
+    return Tables(
+        macs=tuple(sorted({port.mac for port in ports if port.mac is not None})),
+        maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
+        ports=tuple(f'"{veth}"' for veth in sorted(veths)),
+        chains=tuple(chains.items()),
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _port_pieces(
+    port: _Port, known: frozenset[str]
+) -> tuple[tuple[tuple[str, tuple[str, str]], ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """A port's map elements (map, (key, verdict)) and its ACL list's chains, given which of
+    its ACLs exist. Cached: a change re-renders every port of the router, mostly unchanged."""
+    key = f'"{port.endpoint.veth}" . {port.address}'
+    elements = tuple(
+        (f"{direction}_v{port.address.version}", (key, _dispatch(port, direction)))
+        for direction in _SUFFIX
+    )
+    chains: list[tuple[str, tuple[str, ...]]] = []
+    for direction in _SUFFIX if port.endpoint.acl_ids else ():
+        jumps = tuple(f"jump {acl_chain(a, direction)}" if a in known else "drop"
+                      for a in port.endpoint.acl_ids)  # fmt: skip
+        chains.append((list_chain(port.endpoint.acl_ids, direction), jumps))
+    return elements, tuple(chains)
 
 
 def _dispatch(port: _Port, direction: str) -> str:
-    # goto: the end of the endpoint's chain returns to forward, which goes on to inbound.
+    # goto: the end of the list's chain returns to forward, which goes on to inbound.
     if port.endpoint.acl_ids:
-        return f"goto {endpoint_chain(port.endpoint.key, direction)}"
+        return f"goto {list_chain(port.endpoint.acl_ids, direction)}"
     return "return"
 
 

@@ -121,3 +121,44 @@ async def _ruleset(runner: Runner, netns: str) -> str | None:
     except CommandError:
         return None
     return out
+
+
+async def port(runner: Runner, router: str, veth: str, netns: str) -> Observed:
+    """Only what one NIC touches: its namespace, and its veth in the router namespace (the
+    link, its routes, its netconf, its root qdisc) -- a few processes, whatever the host holds."""
+    commands = [f"addr show dev {veth}", f"route show dev {veth}", f"netconf show dev {veth}"]
+    router_side, qdiscs, nic = await asyncio.gather(
+        _ip_quiet(runner, router, commands),
+        _json_quiet(runner, "tc", router, "qdisc", "show", "dev", veth),
+        _nic_quiet(runner, netns),
+    )
+    view = NamespaceView()
+    if router_side:
+        # Listed by device, the qdiscs and routes do not name it.
+        _fill(view, router_side, [q | {"dev": veth} for q in qdiscs])
+        for route in view.routes:
+            route.setdefault("dev", veth)
+    names = {router} if nic is None else {router, netns}
+    return Observed(names, {}, {router: view, netns: nic or NamespaceView()})
+
+
+async def _nic_quiet(runner: Runner, netns: str) -> NamespaceView | None:
+    try:
+        return await _nic(runner, netns)
+    except CommandError:  # no such namespace (deleted behind the agent's back)
+        return None
+
+
+async def _ip_quiet(runner: Runner, netns: str, commands: list[str]) -> list[Any]:
+    try:  # a device that is not there is an empty view, not an error
+        return await runner.json_batch("ip", netns, commands, details=True)
+    except CommandError:
+        return []
+
+
+async def _json_quiet(runner: Runner, tool: str, netns: str, *args: str) -> list[Json]:
+    try:
+        found: list[Json] = await runner.json(tool, netns, *args)
+    except CommandError:
+        return []
+    return found

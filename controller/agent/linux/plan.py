@@ -9,17 +9,20 @@ that cannot be planned become ``Failure``s; the rest of the host is planned rega
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller import protocol
+from controller.agent.linux.nft import FilteredEndpoint as Filtered  # the renderer's input
 from controller.agent.session import Failure
 
 ROUTER_PREFIX = "sdnc-rd-"
 INVALID = "PolicyConfigurationFailure"
 MAX_VSID = 2**24 - 1
+CLASH = "share the interface name"
 Body = Mapping[str, Any]
 
 
@@ -112,17 +115,6 @@ class Remote:
     underlay: str
 
 
-@dataclass(frozen=True)
-class Filtered:
-    """Input of the ruleset renderer: one per local ipConfiguration."""
-
-    key: str
-    veth: str
-    address: str
-    mac: str
-    acl_ids: tuple[str, ...]
-
-
 @dataclass
 class HostPlan:
     server: str
@@ -134,6 +126,7 @@ class HostPlan:
     filtered: dict[str, list[Filtered]] = field(default_factory=dict)  # by router
     failures: list[Failure] = field(default_factory=list)
     keys_of_router: dict[str, set[str]] = field(default_factory=dict)
+    veths: dict[str, str] = field(default_factory=dict)  # router-side veth -> NIC
 
     def fail(self, key: str, message: str) -> None:
         self.failures.append(Failure(key, INVALID, message))
@@ -181,10 +174,19 @@ def _text(body: Body, member: str) -> str:
 
 
 def _ipv4(value: object, member: str) -> str:
+    canonical = _canonical_ipv4(str(value))
+    if canonical is None:
+        raise PlanError(f"{member} {value!r} is not an IPv4 address")
+    return canonical
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_ipv4(text: str) -> str | None:
+    # Cached: a host plans the same few thousand addresses over and over.
     try:
-        return str(ipaddress.IPv4Address(str(value)))
-    except ValueError as exc:
-        raise PlanError(f"{member} {value!r} is not an IPv4 address") from exc
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
 
 
 def _plan_network(result: HostPlan, owner: dict[int, str], key: str, body: Body) -> None:
@@ -211,9 +213,9 @@ def _plan_port(
         router = router_name(result.server, _text(first, "virtualNetwork"))
         veth = veth_name(_text(first, "nic"))
         mac = format_mac(first.get("mac"))
-        clash = next((p.nic for p in result.ports.values() if p.veth == veth), None)
-        if clash is not None:
-            raise PlanError(f"NIC {nic} and NIC {clash} share the interface name {veth}")
+        clash = result.veths.get(veth)
+        if clash is not None and clash != nic:
+            raise PlanError(f"NIC {nic} and NIC {clash} {CLASH} {veth}")
     except ValueError as exc:
         for key, _ in members:
             result.fail(key, str(exc))
@@ -237,10 +239,9 @@ def _plan_port(
         except ValueError as exc:
             result.fail(key, str(exc))
             continue
-        network = ipaddress.IPv4Network(f"{ip}/{length}", strict=False)
         result.segments.setdefault((router, vsid), Segment(router, vsid, f"{hop}/{length}"))
         gateway = gateway or hop
-        addresses.append(f"{ip}/{network.prefixlen}")
+        addresses.append(f"{ip}/{length}")
         vsids.append(vsid)
         keys.append(key)
         result.claim(router, key)
@@ -248,6 +249,7 @@ def _plan_port(
         result.filtered.setdefault(router, []).append(Filtered(key, veth, ip, mac, acls))
     if not keys:
         return
+    result.veths[veth] = nic
     qos = first.get("qos") or {}
     result.ports[nic] = Port(
         nic=nic,
@@ -286,3 +288,84 @@ def _plan_remote(result: HostPlan, key: str, body: Body, local_macs: set[str]) -
         return
     result.claim(router, key)
     result.remotes[key] = Remote(key, router, vsid, ip, mac, underlay)
+
+
+# Kinds whose change re-plans the host whole: they shape the routers and segments.
+STRUCTURAL = frozenset({protocol.HOST, protocol.NETWORK})
+
+
+def replan(
+    previous: HostPlan,
+    objects: Mapping[str, Body],
+    changed: Mapping[str, str | None],
+) -> HostPlan | None:
+    """``plan(objects, ...)`` computed from ``previous`` by re-planning only what ``changed``
+    touches: the NICs of the endpoints named (``changed`` maps each changed key to the NIC it
+    had before, None if none) and the mappings named. None when it is not such a change (a
+    host or network changed, a router or VSID appears or goes, an interface name or a MAC
+    conflict is involved): then plan the host whole, which also orders conflicts the same way
+    every time."""
+    if any(protocol.kind_of(key) in STRUCTURAL for key in changed):
+        return None
+    endpoints = [k for k in changed if protocol.kind_of(k) == protocol.ENDPOINT]
+    mappings = [k for k in changed if protocol.kind_of(k) == protocol.MAPPING]
+    if not endpoints and not mappings:
+        return previous
+    if endpoints and any(
+        protocol.kind_of(f.key) == protocol.MAPPING or CLASH in f.message for f in previous.failures
+    ):
+        # A mapping refused for a local MAC, or a NIC for another's interface name, may
+        # become right when an endpoint changes, or the reverse.
+        return None
+    result = HostPlan(
+        previous.server,
+        previous.provider_address,
+        set(previous.routers),
+        dict(previous.segments),
+        dict(previous.ports),
+        dict(previous.remotes),
+        {router: list(found) for router, found in previous.filtered.items()},
+        [],
+        {router: set(keys) for router, keys in previous.keys_of_router.items()},
+        dict(previous.veths),
+    )
+    nics = {str(objects[k].get("nic")) for k in endpoints if k in objects}
+    nics |= {nic for k in endpoints if (nic := changed[k]) is not None}
+    remote_macs = {r.mac for r in previous.remotes.values()}
+    for nic in nics:
+        port = result.ports.pop(nic, None)
+        if port is None:
+            continue
+        if port.mac in remote_macs:
+            return None
+        del result.veths[port.veth]
+        result.keys_of_router[port.router] -= set(port.keys)
+        gone = set(port.keys)
+        result.filtered[port.router] = [
+            f for f in result.filtered[port.router] if f.key not in gone
+        ]
+    members: dict[str, list[tuple[str, Body]]] = {nic: [] for nic in nics}
+    for key, body in objects.items():  # only a lookup per object: which NIC it belongs to
+        if protocol.kind_of(key) == protocol.ENDPOINT and body.get("nic") in members:
+            members[str(body.get("nic"))].append((key, body))
+    owner = {vsid: router for router, vsid in previous.segments}
+    touched = {key for found in members.values() for key, _ in found} | set(changed)
+    for nic in sorted(members):
+        if members[nic]:
+            _plan_port(result, owner, nic, sorted(members[nic]))
+    local_macs = {p.mac for p in result.ports.values()}
+    for key in mappings:
+        remote = result.remotes.pop(key, None)
+        if remote is not None:
+            result.keys_of_router[remote.router].discard(key)
+        if key in objects:
+            _plan_remote(result, key, objects[key], local_macs)
+    if (
+        result.segments.keys() != previous.segments.keys()
+        or any(not result.keys_of_router.get(r) for r in result.routers)
+        or any(p.mac in remote_macs for n, p in result.ports.items() if n in nics)
+        or any(CLASH in f.message for f in result.failures)
+    ):
+        return None
+    result.failures = [f for f in previous.failures if f.key not in touched] + result.failures
+    return result

@@ -1,4 +1,4 @@
-"""The only module of the agent that executes commands.
+"""The only module of the agent that touches the kernel: commands, and netlink requests.
 
 Everything the agent does to the kernel goes through ``Runner``: one asyncio subprocess per
 command, many changes per command where the tool allows it (``ip``/``bridge``/``tc`` read
@@ -10,17 +10,33 @@ carries the command line and what the tool printed on stderr.
 ``ip``/``bridge``/``tc`` get ``-n NS``, other tools run under ``ip netns exec NS``. The agent
 itself runs in its host's namespace and leaves it unset; tests use it to run several
 "hosts" on one machine.
+
+``netlink`` runs a batch whose every line also came as an ``Op`` (links up, MACs, addresses,
+routes, veth pairs, permanent neighbours) over a netlink socket opened in the namespace
+(pyroute2), and ``sysctl`` writes ``/proc/sys`` there: no process per change. A socket is
+opened by entering the namespace for the instant of ``socket()`` (it stays bound to that
+namespace); a few are kept, and forgotten when the agent deletes or re-creates the namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
+import os
 import re
-from collections.abc import Sequence
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +46,32 @@ BATCH_TOOLS = ("ip", "bridge", "tc")
 # would be invisible to everyone else).
 GLOBAL = ""
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+PROCESSES = 8  # commands running at once
+SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
+RT_SCOPE_LINK = 253
+RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
+RTNH_F_ONLINK = 4
+NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
+NTF_SELF = 0x02
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One batch line as a netlink request. ``kind``: ``up``, ``del``, ``mac``, ``addr-add``,
+    ``addr-del``, ``route-replace``, ``route-del`` (``args``: destination, gateway or ""),
+    ``veth`` (``args``: its namespace, the peer's name, the peer's namespace),
+    ``neigh-replace`` (``args``: address, MAC), ``neigh-del`` (``args``: address),
+    ``fdb-local``/``fdb-local-del`` (``args``: MAC; ``dev``: the bridge), ``netns-add``
+    (``dev``: the namespace; in the ``GLOBAL`` batch)."""
+
+    kind: str
+    dev: str
+    args: tuple[str, ...] = ()
 
 
 class CommandError(Exception):
@@ -51,6 +93,13 @@ class BatchResult:
 class Runner:
     host_netns: str | None = None
     commands: int = 0  # how many commands were executed (observations included)
+    requests: int = 0  # how many netlink requests were made
+    use_netlink: bool = True
+    _sockets: OrderedDict[str, AsyncIPRoute] = field(default_factory=OrderedDict)
+    _using: dict[str, int] = field(default_factory=dict)  # batches running, by namespace
+    # A scan of a thousand namespaces would start two thousand processes at once; a few at a
+    # time finish sooner (and leave the machine to the endpoints).
+    _processes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PROCESSES))
 
     def tool(self, tool: str, netns: str | None) -> list[str]:
         """argv prefix for ``ip``/``bridge``/``tc`` acting in ``netns`` (None: the host)."""
@@ -66,13 +115,14 @@ class Runner:
         self, argv: Sequence[str], *, stdin: str | None = None, check: bool = True
     ) -> tuple[int, str, str]:
         self.commands += 1
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate(stdin.encode() if stdin is not None else None)
+        async with self._processes:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await process.communicate(stdin.encode() if stdin is not None else None)
         code = process.returncode if process.returncode is not None else -1
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if check and code != 0:
@@ -95,6 +145,11 @@ class Runner:
         """Apply ``lines`` in one process, continuing past failing lines."""
         if not lines:
             return BatchResult()
+        if tool == "ip" and netns == GLOBAL:
+            for line in lines:  # a namespace deleted or made anew: its socket is stale
+                words = line.split()
+                if words[:2] in (["netns", "del"], ["netns", "add"]):
+                    await self._forget(words[2])
         argv = [*self.tool(tool, netns), "-force", "-batch", "-"]
         code, _, stderr = await self.run(argv, stdin="".join(f"{x}\n" for x in lines), check=False)
         if code == 0:
@@ -103,6 +158,97 @@ class Runner:
         if not failed:  # the tool failed as a whole (e.g. no such namespace)
             failed = dict.fromkeys(range(len(lines)), stderr.strip() or f"exit {code}")
         return BatchResult(failed)
+
+    async def netlink(self, netns: str | None, ops: Sequence[Op]) -> BatchResult:
+        """Apply ``ops`` in order over netlink, continuing past failing ones (as ``-force``)."""
+        failed: dict[int, str] = {}
+        if netns == GLOBAL:  # namespaces themselves: ``netns-add`` only
+            for number, op in enumerate(ops):
+                try:
+                    if op.kind != "netns-add":
+                        raise OSError(f"{op.kind} is no namespace request")
+                    await self._forget(op.dev)
+                    await _in_thread(_make_namespace, op.dev)
+                except OSError as exc:
+                    failed[number] = str(exc)
+            return BatchResult(failed)
+        try:
+            route = await self._socket(netns)
+        except OSError as exc:
+            return BatchResult(dict.fromkeys(range(len(ops)), f"namespace {netns}: {exc}"))
+        indexes: dict[str, int] = {}
+        target = self._target(netns)
+        self._using[target] = self._using.get(target, 0) + 1
+        try:
+            await self._run_ops(route, ops, indexes, failed)
+        finally:
+            self._using[target] -= 1
+            if not self._using[target]:
+                del self._using[target]
+            self._trim()
+        return BatchResult(failed)
+
+    async def _run_ops(
+        self,
+        route: AsyncIPRoute,
+        ops: Sequence[Op],
+        indexes: dict[str, int],
+        failed: dict[int, str],
+    ) -> None:
+        for number, op in enumerate(ops):
+            self.requests += 1
+            try:
+                if op.kind != "veth" and op.dev not in indexes:
+                    found = await route.link_lookup(ifname=op.dev)
+                    if not found:
+                        raise NetlinkError(19, f'Cannot find device "{op.dev}"')
+                    indexes[op.dev] = found[0]
+                await _request(route, indexes.get(op.dev, 0), op)
+            except (NetlinkError, OSError) as exc:
+                failed[number] = str(exc)
+            if op.kind == "veth":
+                indexes.pop(op.dev, None)  # moved to another namespace
+
+    def sysctl(self, netns: str | None, settings: Sequence[tuple[str, str]]) -> None:
+        """Write ``net.…`` settings in ``netns`` (None: the host) through ``/proc/sys``."""
+        with _entered(self._target(netns)):
+            for name, value in settings:
+                Path("/proc/sys", *name.split(".")).write_text(value)
+
+    def _target(self, netns: str | None) -> str:
+        return (self.host_netns if netns is None else netns) or ""
+
+    async def _socket(self, netns: str | None) -> AsyncIPRoute:
+        target = self._target(netns)
+        route = self._sockets.pop(target, None)
+        if route is None:
+            with _entered(target):  # the socket belongs to the namespace it is made in
+                raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            route = AsyncIPRoute(use_socket=raw, groups=0)
+        self._sockets[target] = route
+        return route
+
+    def _trim(self) -> None:
+        """Close the least recently used sockets beyond the few kept (none in use)."""
+        idle = [name for name in self._sockets if name not in self._using]
+        for name in idle[: max(0, len(self._sockets) - SOCKETS)]:
+            _close(self._sockets.pop(name))
+
+    async def _forget(self, netns: str) -> None:
+        route = self._sockets.pop(netns, None)
+        if route is not None:
+            _close(route)  # no batch of that namespace runs: deleting it is a phase of its own
+
+    def keep_only(self, namespaces: set[str]) -> None:
+        """Close the sockets of namespaces gone: a socket keeps its namespace (and devices,
+        a VXLAN's VNI among them) alive after ``ip netns del``."""
+        for name in [n for n in self._sockets if n and n not in namespaces]:
+            _close(self._sockets.pop(name))
+
+    async def close(self) -> None:
+        while self._sockets:
+            _, route = self._sockets.popitem()
+            _close(route)
 
 
 def _documents(text: str) -> list[Any]:
@@ -130,3 +276,154 @@ def _failed_lines(stderr: str) -> dict[int, str]:
         failed[int(match.group(1)) - 1] = "; ".join(p for p in pending if p) or "failed"
         pending = []
     return failed
+
+
+async def connect_in(
+    netns: str, address: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection leaving from ``netns`` ("": this namespace): the socket is made in it
+    (a socket stays in the namespace it was made in) and connected from the event loop, so a
+    probe costs no process and no thread."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with _entered(netns):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (address, port))
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _close(route: AsyncIPRoute) -> None:
+    socket_ = route.use_socket
+    route.close()
+    if isinstance(socket_, socket.socket):  # handed to pyroute2, which may leave it open
+        socket_.close()
+
+
+@contextmanager
+def _entered(netns: str) -> Iterator[None]:
+    """This thread in ``netns`` ("": where it is) until the block ends. Nothing in the block
+    may await: the event loop's other tasks would run in the namespace too."""
+    if not netns:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+async def _in_thread(work: Callable[[str], None], name: str) -> None:
+    """``work(name)`` in a thread of its own, which ends with it: whatever namespace the
+    thread is left in, no other work runs there after it."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def run() -> None:
+        try:
+            work(name)
+        except BaseException as exc:  # handed to the awaiting task
+            done.get_loop().call_soon_threadsafe(_settle, done, exc)
+        else:
+            done.get_loop().call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=run, name=f"netns {name}", daemon=True).start()
+    await done
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if not done.cancelled():
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+def _make_namespace(name: str) -> None:
+    """``ip netns add NAME`` without the process: a new network namespace for this thread,
+    bound to ``/run/netns/NAME`` (the mount point ``ip netns add`` has made shared)."""
+    path = NETNS_DIR / name
+    NETNS_DIR.mkdir(exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            raise _errno("unshare")
+        source = b"/proc/thread-self/ns/net"
+        if _libc.mount(source, bytes(path), b"none", MS_BIND, None) != 0:
+            raise _errno(f"bind {path}")
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _errno(what: str) -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+async def _request(route: AsyncIPRoute, index: int, op: Op) -> None:
+    if op.kind == "up":
+        await route.link("set", index=index, state="up")
+    elif op.kind == "del":
+        await route.link("del", index=index)
+    elif op.kind == "mac":
+        await route.link("set", index=index, address=op.args[0])
+    elif op.kind in ("addr-add", "addr-del"):
+        address, _, length = op.args[0].partition("/")
+        verb = "add" if op.kind == "addr-add" else "del"
+        await route.addr(verb, index=index, address=address, prefixlen=int(length))
+    elif op.kind in ("route-replace", "route-del"):
+        destination, gateway = op.args
+        spec: dict[str, Any] = {"dst": destination, "oif": index, "proto": RTPROT_BOOT}
+        if gateway:  # via the gateway, on the link whatever its subnet (``onlink``)
+            spec |= {"gateway": gateway, "flags": RTNH_F_ONLINK}
+        else:
+            spec["scope"] = RT_SCOPE_LINK
+        await route.route("replace" if op.kind == "route-replace" else "del", **spec)
+    elif op.kind == "veth":
+        netns, peer, peer_netns = op.args
+        home = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
+        away = os.open(NETNS_DIR / peer_netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            await route.link(
+                "add",
+                ifname=op.dev,
+                kind="veth",
+                net_ns_fd=home,
+                peer={"ifname": peer, "net_ns_fd": away},
+            )
+        finally:
+            os.close(home)
+            os.close(away)
+    elif op.kind in ("fdb-local", "fdb-local-del"):
+        # ``bridge fdb replace|del MAC dev BRIDGE self local``: the bridge delivers MAC to its
+        # own IP layer (``bridge`` reads every link of the namespace first; this does not).
+        verb = "replace" if op.kind == "fdb-local" else "del"
+        state = NUD_NOARP | NUD_PERMANENT
+        await route.fdb(verb, ifindex=index, lladdr=op.args[0], state=state, flags=NTF_SELF)
+    elif op.kind in ("neigh-replace", "neigh-del"):
+        if op.kind == "neigh-del":
+            await route.neigh("del", dst=op.args[0], ifindex=index)
+        else:
+            await route.neigh(
+                "replace", dst=op.args[0], lladdr=op.args[1], ifindex=index, state=NUD_PERMANENT
+            )
+    else:
+        raise ValueError(f"unknown netlink op {op.kind!r}")

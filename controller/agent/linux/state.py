@@ -3,6 +3,8 @@
 * ``objects.json``: the desired objects last applied, the server's instanceId, the NIC
   namespaces the agent created (it deletes only those and its own router namespaces) and the
   digests of the rulesets it loaded (so an unchanged ruleset is not reloaded after a restart).
+* ``namespaces.json``: the NIC namespaces the agent owns, written (small, and before they are
+  created) whenever more are about to be; ``objects.json`` is written less often.
 * ``revision.json``: the revision the objects are complete up to. It is written after the
   objects, so it never claims more than they hold; a revision behind makes the controller
   resend changes the agent already has, which is harmless (changes are idempotent).
@@ -44,6 +46,9 @@ class StateDir:
             saved.rulesets = {
                 str(k): (str(v[0]), str(v[1])) for k, v in (data.get("rulesets") or {}).items()
             }
+        owned = _read(self.path / "namespaces.json")
+        if isinstance(owned, dict):
+            saved.namespaces |= set(owned.get("namespaces") or ())
         revision = _read(self.path / "revision.json")
         if isinstance(revision, dict) and isinstance(revision.get("appliedRevision"), int):
             saved.applied_revision = revision["appliedRevision"]
@@ -63,6 +68,9 @@ class StateDir:
             "rulesets": {k: list(v) for k, v in sorted(rulesets.items())},
         }
         self._write("objects.json", document)
+
+    def save_namespaces(self, namespaces: set[str]) -> None:
+        self._write("namespaces.json", {"namespaces": sorted(namespaces)})
 
     def save_revision(self, revision: int) -> None:
         self._write("revision.json", {"appliedRevision": revision})

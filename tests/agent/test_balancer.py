@@ -1,0 +1,318 @@
+"""The load-balancing table of the Linux agent (``controller.agent.linux.balancer``).
+
+* reading ``lbRule`` objects: what is enforced, what is reported;
+* rendering: the VIP verdict map, a slot map and a chain per rule, the shared seed;
+* changes in place: a DIP that leaves is element changes of exactly its slots, nothing else;
+* real packets: a router namespace between a client and three DIPs spreads connections over
+  all three by the slot table; a DIP leaving changes elements only, a connection held open to
+  it keeps echoing, new ones avoid it; SourceIP keeps one client on one DIP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from controller.agent.linux.balancer import (
+    FLOW_HASH_SEED,
+    LB_TABLE,
+    LbTables,
+    balancing_from_objects,
+    render,
+)
+from controller.policy import slots
+from tests.support.processes import stop_process
+
+VIP = "198.51.100.10"
+DIPS = ["192.0.2.17", "192.0.2.18", "192.0.2.19"]
+RULE = "lbRule/web"
+
+
+def lb_rule(dips: list[str] = DIPS, **members: Any) -> dict[str, Any]:
+    return {
+        "vips": [VIP],
+        "protocol": "Tcp",
+        "frontendPort": 80,
+        "backendPort": 8080,
+        "distribution": "Default",
+        "dips": dips,
+        "slots": slots.encoded(dips),
+    } | members
+
+
+def tables(**rules: dict[str, Any]) -> LbTables:
+    found, problems = balancing_from_objects({f"lbRule/{k}": v for k, v in rules.items()})
+    assert problems == []
+    return render(found)
+
+
+# ---------------------------------------------------------------- reading the objects
+
+
+def test_a_rule_holds_the_dip_of_every_slot() -> None:
+    found, problems = balancing_from_objects({RULE: lb_rule(), "acl/x": {}})
+    assert problems == []
+    rule = found[RULE]
+    table = slots.table(DIPS)
+    assert rule.slots == tuple(DIPS[index] for index in table)
+    assert len(rule.slots) == slots.SMALL_TABLE
+    assert rule.protocols == ("tcp",)
+    assert (rule.frontend_port, rule.backend_port) == (80, 8080)
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"protocol": "Icmp"}, "protocol"),
+        ({"distribution": "Random"}, "distribution"),
+        ({"frontendPort": 0}, "frontendPort"),
+        ({"backendPort": "80"}, "backendPort"),
+        ({"vips": ["2001:db8::1"]}, "IPv6"),
+        ({"vips": ["not an address"]}, "vips"),
+        ({"slots": "!!"}, "slots"),
+        ({"slots": slots.encode([0, 5], 3)}, "beyond dips"),
+    ],
+)
+def test_what_cannot_be_balanced_is_reported_not_enforced(
+    members: dict[str, Any], message: str
+) -> None:
+    found, problems = balancing_from_objects({RULE: lb_rule(**members)})
+    assert found == {}
+    assert [key for key, _ in problems] == [RULE]
+    assert message in problems[0][1]
+
+
+def test_two_rules_on_one_frontend_keep_the_first() -> None:
+    found, problems = balancing_from_objects({"lbRule/a": lb_rule(), "lbRule/b": lb_rule()})
+    assert list(found) == ["lbRule/a"]
+    assert problems == [("lbRule/b", "its frontend is already balanced by lbRule/a")]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_the_vip_jumps_to_a_chain_hashing_the_flow_into_the_slot_map() -> None:
+    rendered = tables(web=lb_rule())
+    ((key, verdict),) = rendered.vips
+    ((chain, rules),) = rendered.chains
+    ((name, elements),) = rendered.slots
+    assert key == f"{VIP} . tcp . 80"
+    assert verdict == f"jump {chain}"
+    flow = "ip saddr . ip daddr . meta l4proto . th sport . th dport"
+    assert rules == (
+        f"meta l4proto tcp dnat ip to jhash {flow} mod 1021 seed {FLOW_HASH_SEED:#x} map @{name}",
+    )
+    assert elements[:2] == tuple(
+        (slot, f"{DIPS[index]} . 8080") for slot, index in enumerate(slots.table(DIPS)[:2])
+    )
+
+
+@pytest.mark.parametrize(
+    ("distribution", "flow"),
+    [("SourceIP", "jhash ip saddr mod"), ("sourceIPProtocol", "jhash ip saddr . meta l4proto mod")],
+)
+def test_the_distribution_chooses_what_is_hashed(distribution: str, flow: str) -> None:
+    ((_, rules),) = tables(web=lb_rule(distribution=distribution)).chains
+    assert flow in rules[0]
+
+
+def test_all_protocols_balance_tcp_and_udp() -> None:
+    rendered = tables(web=lb_rule(protocol="All"))
+    assert [key for key, _ in rendered.vips] == [f"{VIP} . tcp . 80", f"{VIP} . udp . 80"]
+    assert len(rendered.chains[0][1]) == 2
+
+
+def test_a_rule_without_healthy_dips_drops() -> None:
+    rendered = tables(web=lb_rule(dips=[]))
+    assert rendered.slots == ()
+    assert rendered.chains[0][1] == ("drop",)
+
+
+# ---------------------------------------------------------------- changes in place
+
+
+def test_unchanged_tables_need_no_transaction() -> None:
+    assert tables(web=lb_rule()).changes_from(tables(web=lb_rule())) == ""
+
+
+def test_a_dip_leaving_changes_exactly_its_slots() -> None:
+    old, new = tables(web=lb_rule()), tables(web=lb_rule(dips=DIPS[:2]))
+    script = new.changes_from(old).splitlines()
+    assert len(script) == 2
+    deleted, added = script
+    assert deleted.startswith(f"delete element ip {LB_TABLE} slots_")
+    assert added.startswith(f"add element ip {LB_TABLE} slots_")
+    moved = {slot for slot, index in enumerate(slots.table(DIPS)) if DIPS[index] == DIPS[2]}
+    listed = deleted.split("{ ")[1].rstrip(" }").split(", ")
+    assert {int(slot) for slot in listed} == moved
+    assert DIPS[2] not in added
+    assert added.count(" : ") == len(moved)
+
+
+def test_a_rule_comes_and_goes_with_its_map_and_chain() -> None:
+    empty, full = render({}), tables(web=lb_rule())
+    came = full.changes_from(empty).splitlines()
+    assert came[0].startswith(f"add map ip {LB_TABLE} slots_")
+    assert came[1].startswith(f"add chain ip {LB_TABLE} lb_")
+    assert came[-1].startswith(f"add element ip {LB_TABLE} vips")
+    went = empty.changes_from(full).splitlines()
+    assert went[0].startswith(f"delete element ip {LB_TABLE} vips")
+    assert went[-1].startswith(f"delete map ip {LB_TABLE} slots_")
+
+
+def test_losing_the_last_dip_rewrites_the_chain_to_drop() -> None:
+    script = tables(web=lb_rule(dips=[])).changes_from(tables(web=lb_rule())).splitlines()
+    assert script[0].startswith(f"flush chain ip {LB_TABLE} lb_")
+    assert script[1].endswith(" drop")
+    assert script[2].startswith(f"delete map ip {LB_TABLE} slots_")
+
+
+# ---------------------------------------------------------------- real packets
+
+
+def run(*command: str, stdin: str | None = None, check: bool = True) -> str:
+    done = subprocess.run(
+        command, input=stdin, text=True, capture_output=True, check=False, timeout=60
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+# Accepts on 8080 and answers each connection with the address it was reached at, then echoes.
+SERVER = """
+import socket, threading
+def serve(connection):
+    with connection:
+        connection.sendall(connection.getsockname()[0].encode() + b"\\n")
+        while data := connection.recv(100):
+            connection.sendall(data)
+listener = socket.create_server(("0.0.0.0", 8080), backlog=128)
+print("ready", flush=True)
+while True:
+    connection, _ = listener.accept()
+    threading.Thread(target=serve, args=(connection,), daemon=True).start()
+"""
+# Opens COUNT connections to ADDRESS:PORT one after the other; prints the DIPs that answered.
+CLIENTS = """
+import json, socket, sys
+address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+answers = []
+for _ in range(count):
+    with socket.create_connection((address, port), 2.0) as sock:
+        answers.append(sock.makefile().readline().strip())
+print(json.dumps(answers))
+"""
+# One connection held open: prints the DIP, then echoes each line of stdin through it.
+HOLD = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), 2.0)
+reader = sock.makefile()
+print(reader.readline().strip(), flush=True)
+for line in sys.stdin:
+    sock.sendall(line.encode())
+    print(reader.readline().strip(), flush=True)
+"""
+
+
+@dataclass
+class Lab:
+    router: str
+    client: str
+    dips: str
+
+    def nft(self, script: str) -> None:
+        run("ip", "netns", "exec", self.router, "nft", "-f", "-", stdin=script)
+
+    def connect(self, count: int) -> list[str]:
+        command = ("ip", "netns", "exec", self.client, sys.executable, "-c", CLIENTS, VIP, "80")
+        return list(json.loads(run(*command, str(count))))
+
+    def hold(self) -> subprocess.Popen[str]:
+        command = ["ip", "netns", "exec", self.client, sys.executable, "-c", HOLD, VIP, "80"]
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """A router namespace between a client (192.0.2.1) and a namespace holding the three DIP
+    addresses, with a server on 8080; the router loads the load-balancing table."""
+    tag = uuid.uuid4().hex[:6]
+    lab = Lab(f"sdnc-test-lbr-{tag}", f"sdnc-test-lbc-{tag}", f"sdnc-test-lbd-{tag}")
+    with contextlib.ExitStack() as cleanup:
+        for name in (lab.router, lab.client, lab.dips):
+            cleanup.callback(run, "ip", "netns", "del", name, check=False)
+            run("ip", "netns", "add", name)
+            run("ip", "-n", name, "link", "set", "lo", "up")
+        run("ip", "netns", "exec", lab.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sides = (
+            (lab.client, "c", "192.0.2.14/28", ["192.0.2.1/28"], "192.0.2.14"),
+            (lab.dips, "d", "192.0.2.30/28", [f"{dip}/28" for dip in DIPS], "192.0.2.30"),
+        )
+        for namespace, side, gateway, addresses, via in sides:
+            port = f"lb{side}{tag}"
+            run("ip", "-n", lab.router, "link", "add", port, "type", "veth", "peer", "name",
+                "eth0", "netns", namespace)  # fmt: skip
+            run("ip", "-n", lab.router, "addr", "add", gateway, "dev", port)
+            run("ip", "-n", lab.router, "link", "set", port, "up")
+            for address in addresses:
+                run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
+            run("ip", "-n", namespace, "link", "set", "eth0", "up")
+            run("ip", "-n", namespace, "route", "add", "default", "via", via)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", lab.dips, sys.executable, "-c", SERVER],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        cleanup.callback(stop_process, server)
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        lab.nft(render({}).text)
+        yield lab
+
+
+@pytest.mark.dataplane("nft")
+def test_connections_spread_by_the_slot_table_and_a_dip_change_is_elements(lab: Lab) -> None:
+    before = tables(web=lb_rule())
+    lab.nft(before.changes_from(render({})))
+    counts = Counter(lab.connect(90))
+    print("connections per DIP:", dict(counts))
+    assert set(counts) == set(DIPS), "every DIP gets connections, nothing else answers"
+    assert min(counts.values()) >= 12, "each holds about a third of the slots"
+
+    held = lab.hold()
+    try:
+        assert held.stdin is not None
+        assert held.stdout is not None
+        dip = held.stdout.readline().strip()
+        assert dip in DIPS
+        after = tables(web=lb_rule(dips=[d for d in DIPS if d != dip]))
+        change = after.changes_from(before)
+        assert all(" element " in line for line in change.splitlines()), change
+        lab.nft(change)
+        listed = run("ip", "netns", "exec", lab.router, "nft", "list", "table", "ip", LB_TABLE)
+        assert f"{dip} . 8080" not in listed
+        held.stdin.write("still here\n")
+        held.stdin.flush()
+        assert held.stdout.readline().strip() == "still here", "the held connection echoes"
+        counts = Counter(lab.connect(60))
+        print("after the removal:", dict(counts))
+        assert dip not in counts, "new connections avoid the DIP that left"
+        assert sum(counts.values()) == 60
+    finally:
+        stop_process(held)
+
+
+@pytest.mark.dataplane("nft")
+def test_source_ip_distribution_keeps_a_client_on_one_dip(lab: Lab) -> None:
+    lab.nft(tables(web=lb_rule(distribution="SourceIP")).changes_from(render({})))
+    assert len(set(lab.connect(20))) == 1
