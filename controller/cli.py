@@ -202,6 +202,13 @@ def bench_api(
             help="ipConfigurations nic-child-add adds to each container-host NIC.",
         ),
     ] = 64,
+    controller_pid: Annotated[
+        int | None,
+        typer.Option(
+            help="Process id of the --controller on this machine, to report its CPU time per "
+            "phase (a controller the benchmark starts is measured anyway)."
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
     and IP allocation, under concurrent clients."""
@@ -216,6 +223,7 @@ def bench_api(
             keep=keep,
             phases=tuple(phase) if phase else bench.PHASES,
             configs_per_nic=configs_per_nic,
+            controller_pid=controller_pid,
         )
         report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
     except BenchError as exc:

@@ -19,7 +19,11 @@ event loop (one httpx connection per worker):
 unselected one (``get`` and ``update`` need the accessControlLists of ``create``) gets them
 created first, untimed.
 
-Latency is measured per request with ``time.perf_counter`` around the whole HTTP exchange. The
+Latency is measured per request with ``time.perf_counter`` around the whole HTTP exchange. When
+the benchmark can see the controller's process (it started it, or was given its pid), each phase
+also reports the controller's CPU seconds (user + system, all threads) per 1,000 requests, read
+from /proc before and after the phase: what a request costs the controller, independent of the
+share of the cores the client and the database took. The
 resources carry a per-run prefix and are deleted afterwards unless ``keep`` is set. Without a
 controller URL the benchmark starts ``python -m controller serve`` on a free port with the
 current environment (so on the configured database, migrations included) and stops it at the end.
@@ -28,6 +32,7 @@ current environment (so on the configured database, migrations included) and sto
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -36,137 +41,38 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 
-from controller.bench.common import BenchError, Call, Phase, started_controller
+from controller.bench import bodies
+from controller.bench.common import (
+    BenchError,
+    Call,
+    Phase,
+    controller_process,
+    process_cpu_seconds,
+)
 
 API = "/networking/v1"
 START_TIMEOUT = 60.0
-RULES_PER_ACL = 3
 JSON_HEADERS = {"Content-Type": "application/json"}
 PHASES = ("create", "get", "list", "update", "nic-create", "nic-child-add")
 ACL_PHASES = frozenset({"create", "get", "update"})
 NIC_PHASES = frozenset({"nic-create", "nic-child-add"})
-# The smallest subnet the NIC phases allocate from: 65533 addresses.
-MIN_SUBNET_HOST_BITS = 16
-# macPools of runs are 2^24 MACs each, locally administered (02-..), placed by the run id.
-MAC_POOL_BITS = 24
-LOCAL_MAC_PREFIX = 0x02 << 40
-
-
-# -- request bodies --------------------------------------------------------------------------
-
-
-def _acl_body(serial: int) -> bytes:
-    rules = [
-        {
-            "resourceId": f"rule-{j}",
-            "properties": {
-                "protocol": "TCP",
-                "sourcePortRange": "*",
-                "destinationPortRange": str(1000 + (serial + j) % 60000),
-                "sourceAddressPrefix": "*",
-                "destinationAddressPrefix": f"10.{serial % 256}.{j}.0/24",
-                "action": "Allow" if j % 2 == 0 else "Deny",
-                "priority": 100 + j * 10 + serial % 10,
-                "type": "Inbound" if j < 2 else "Outbound",
-                "description": f"bench rule {j} of {serial}",
-            },
-        }
-        for j in range(RULES_PER_ACL)
-    ]
-    return orjson.dumps({"properties": {"inboundDefaultAction": "Deny", "aclRules": rules}})
-
-
-def _logical_network_body(index: int) -> bytes:
-    third, second = index % 256, index // 256 % 256
-    prefix = f"10.{second}.{third}"
-    subnet = {
-        "resourceId": "subnet-1",
-        "properties": {
-            "addressPrefix": f"{prefix}.0/24",
-            "vlanID": index % 4000 + 1,
-            "defaultGateways": [f"{prefix}.1"],
-            "ipPools": [
-                {
-                    "resourceId": "pool-1",
-                    "properties": {
-                        "startIpAddress": f"{prefix}.10",
-                        "endIpAddress": f"{prefix}.200",
-                    },
-                }
-            ],
-        },
-    }
-    return orjson.dumps({"properties": {"subnets": [subnet]}})
-
-
-def _provider_network_body() -> bytes:
-    return orjson.dumps({"properties": {"networkVirtualizationEnabled": True, "subnets": []}})
-
-
-def _subnet_prefix(addresses: int) -> str:
-    """A virtual subnet of 10.0.0.0/8 with room for ``addresses`` (besides its network,
-    gateway and broadcast addresses), at least a /16."""
-    bits = max(MIN_SUBNET_HOST_BITS, (addresses + 3 - 1).bit_length())
-    if bits > 24:
-        raise BenchError(f"{addresses} addresses do not fit in 10.0.0.0/8")
-    return f"10.0.0.0/{32 - bits}"
-
-
-def _virtual_network_body(provider: str, prefix: str) -> bytes:
-    subnet = {"resourceId": "subnet-1", "properties": {"addressPrefix": prefix}}
-    return orjson.dumps(
-        {
-            "properties": {
-                "addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
-                "logicalNetwork": {"resourceRef": provider},
-                "subnets": [subnet],
-            }
-        }
-    )
-
-
-def _mac_text(value: int) -> str:
-    return "-".join(f"{value:012X}"[i : i + 2] for i in range(0, 12, 2))
-
-
-def _mac_pool_body(run: str) -> bytes:
-    start = LOCAL_MAC_PREFIX | (int(run, 16) & 0xFFFF) << MAC_POOL_BITS
-    end = start + (1 << MAC_POOL_BITS) - 1
-    return orjson.dumps(
-        {"properties": {"startMacAddress": _mac_text(start), "endMacAddress": _mac_text(end)}}
-    )
-
-
-def _ip_configuration(subnet: str) -> dict[str, Any]:
-    return {
-        "privateIPAllocationMethod": "Dynamic",
-        "subnet": {"resourceRef": subnet},
-    }
-
-
-def _nic_body(subnet: str | None) -> bytes:
-    configs = (
-        [] if subnet is None else [{"resourceId": "ip1", "properties": _ip_configuration(subnet)}]
-    )
-    return orjson.dumps(
-        {"properties": {"privateMacAllocationMethod": "Dynamic", "ipConfigurations": configs}}
-    )
-
-
-def _child_body(subnet: str) -> bytes:
-    return orjson.dumps({"properties": _ip_configuration(subnet)})
 
 
 # -- running phases --------------------------------------------------------------------------
 
 
 async def run_phase(
-    client: httpx.AsyncClient, name: str, calls: Sequence[Call], workers: int
+    client: httpx.AsyncClient,
+    name: str,
+    calls: Sequence[Call],
+    workers: int,
+    *,
+    controller_pid: int | None = None,
 ) -> Phase:
     """Send ``calls`` through ``workers`` concurrent workers; each worker takes the next call
-    when its previous one has been answered."""
+    when its previous one has been answered. With ``controller_pid``, the phase also records
+    the CPU time that process spent meanwhile."""
     phase = Phase(name, latencies_ms=[0.0] * len(calls))
     position = 0
 
@@ -188,9 +94,14 @@ async def run_phase(
             phase.latencies_ms[index] = (time.perf_counter() - started) * 1000.0
             phase.statuses[status] += 1
 
+    cpu_before = None if controller_pid is None else process_cpu_seconds(controller_pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(calls))))))
     phase.seconds = time.perf_counter() - started
+    if controller_pid is not None and cpu_before is not None:
+        cpu_after = process_cpu_seconds(controller_pid)
+        if cpu_after is not None:
+            phase.controller_cpu_seconds = cpu_after - cpu_before
     return phase
 
 
@@ -203,6 +114,9 @@ class Options:
     seed: int = 1
     phases: tuple[str, ...] = PHASES
     configs_per_nic: int = 64
+    # The controller's process id, to report its CPU time per phase (set for one started by
+    # the benchmark; for a controller elsewhere, only when it runs on this machine).
+    controller_pid: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.phases) - set(PHASES))
@@ -296,8 +210,10 @@ async def _acl_phases(
 ) -> None:
     rng = random.Random(options.seed)
     acls = names.acls
-    create = [Call("PUT", url, _acl_body(i)) for i, url in enumerate(acls)]
-    created_phase = await run_phase(client, "create", create, options.clients)
+    create = [Call("PUT", url, bodies.acl_body(i)) for i, url in enumerate(acls)]
+    created_phase = await run_phase(
+        client, "create", create, options.clients, controller_pid=options.controller_pid
+    )
     if "create" in options.phases:
         phases["create"] = created_phase
     created = acls if created_phase.errors == 0 else await _existing(client, acls)
@@ -306,55 +222,70 @@ async def _acl_phases(
 
     if "get" in options.phases:
         reads = [Call("GET", rng.choice(created)) for _ in range(options.requests)]
-        phases["get"] = await run_phase(client, "get", reads, options.clients)
+        phases["get"] = await run_phase(
+            client, "get", reads, options.clients, controller_pid=options.controller_pid
+        )
 
     if "update" in options.phases:
         updates = [
-            Call("PUT", created[i % len(created)], _acl_body(options.requests + i))
+            Call("PUT", created[i % len(created)], bodies.acl_body(options.requests + i))
             for i in range(options.requests)
         ]
-        phases["update"] = await run_phase(client, "update", updates, options.clients)
+        phases["update"] = await run_phase(
+            client, "update", updates, options.clients, controller_pid=options.controller_pid
+        )
 
 
 async def _list_phase(
     client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
 ) -> None:
-    setup = [Call("PUT", url, _logical_network_body(i)) for i, url in enumerate(names.networks)]
+    setup = [
+        Call("PUT", url, bodies.logical_network_body(i)) for i, url in enumerate(names.networks)
+    ]
     await _set_up(client, "logicalNetworks", setup, options.clients)
     lists = [Call("GET", f"{API}/logicalNetworks")] * options.requests
-    phases["list"] = await run_phase(client, "list", lists, options.clients)
+    phases["list"] = await run_phase(
+        client, "list", lists, options.clients, controller_pid=options.controller_pid
+    )
 
 
 async def _nic_phases(
     client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
 ) -> None:
     subnet = names.subnet
-    prefix = _subnet_prefix(2 * options.requests)
+    prefix = bodies.subnet_prefix(2 * options.requests)
     await _set_up(
-        client, "the provider network", [Call("PUT", names.provider, _provider_network_body())], 1
+        client,
+        "the provider network",
+        [Call("PUT", names.provider, bodies.provider_network_body())],
+        1,
     )
     network = Call(
         "PUT",
         names.virtual_network,
-        _virtual_network_body(names.provider.removeprefix(API), prefix),
+        bodies.virtual_network_body(names.provider.removeprefix(API), prefix),
     )
-    pool = Call("PUT", names.mac_pool, _mac_pool_body(names.run))
+    pool = Call("PUT", names.mac_pool, bodies.mac_pool_body(names.run))
     await _set_up(client, "the virtual network and macPool", [network, pool], 2)
 
     if "nic-create" in options.phases:
-        creates = [Call("PUT", url, _nic_body(subnet)) for url in names.nics]
-        phases["nic-create"] = await run_phase(client, "nic-create", creates, options.clients)
+        creates = [Call("PUT", url, bodies.nic_body(subnet)) for url in names.nics]
+        phases["nic-create"] = await run_phase(
+            client, "nic-create", creates, options.clients, controller_pid=options.controller_pid
+        )
 
     if "nic-child-add" in options.phases:
-        hosts = [Call("PUT", url, _nic_body(None)) for url in names.hosts]
+        hosts = [Call("PUT", url, bodies.nic_body(None)) for url in names.hosts]
         await _set_up(client, "container-host NICs", hosts, options.clients)
-        body = _child_body(subnet)
+        body = bodies.child_body(subnet)
         adds = [
             Call("PUT", f"{host}/ipConfigurations/container-{j}", body)
             for j in range(options.configs_per_nic)
             for host in names.hosts
         ][: options.requests]
-        phases["nic-child-add"] = await run_phase(client, "nic-child-add", adds, options.clients)
+        phases["nic-child-add"] = await run_phase(
+            client, "nic-child-add", adds, options.clients, controller_pid=options.controller_pid
+        )
 
 
 async def _set_up(
@@ -388,9 +319,10 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
     """Run every phase against ``controller`` (or a controller started for the run); returns
     the report that ``--json`` prints."""
     if controller is None:
-        with started_controller(log, connections=options.clients) as base_url:
-            phases = asyncio.run(_benchmark(base_url, options))
-        url, started = base_url, True
+        with controller_process(log, connections=options.clients) as process:
+            own = dataclasses.replace(options, controller_pid=process.pid)
+            phases = asyncio.run(_benchmark(process.base_url, own))
+        url, started = process.base_url, True
     else:
         url, started = controller.rstrip("/"), False
         phases = asyncio.run(_benchmark(url, options))
@@ -413,7 +345,7 @@ def format_report(report: dict[str, Any]) -> str:
         + f"; {report['clients']} clients, {report['requests']} requests per phase, "
         + f"{report['list_size']} logicalNetworks added for the list phase",
         f"{'phase':<13} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8}",
+        f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'cpu s/1k':>9}",
     ]
     if "nic-child-add" in report["phases"]:
         lines[0] += (
@@ -424,6 +356,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:<13} {phase['requests']:>8} {phase['requests_per_second']:>9.1f} "
             f"{phase['p50_ms']:>8.1f} {phase['p90_ms']:>8.1f} {phase['p99_ms']:>8.1f} "
-            f"{phase['max_ms']:>8.1f} {phase['errors']:>8}"
+            f"{phase['max_ms']:>8.1f} {phase['errors']:>8} {_cpu_text(phase):>9}"
         )
     return "\n".join(lines)
+
+
+def _cpu_text(phase: dict[str, Any]) -> str:
+    cpu = phase["controller_cpu_seconds_per_1000"]
+    return "-" if cpu is None else f"{cpu:.2f}"

@@ -40,6 +40,9 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0
+    # CPU time (user + system) the controller process spent during the phase; None when the
+    # benchmark cannot see the process (a controller elsewhere, or no /proc).
+    controller_cpu_seconds: float | None = None
 
     @property
     def errors(self) -> int:
@@ -58,8 +61,16 @@ class Phase:
             "p99_ms": percentile(ordered, 99),
             "max_ms": round(ordered[-1], 2) if ordered else 0.0,
             "errors": self.errors,
+            "controller_cpu_seconds_per_1000": self.cpu_per_thousand(count),
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
         }
+
+    def cpu_per_thousand(self, count: int) -> float | None:
+        """The controller's CPU seconds per 1,000 requests: what a request costs the
+        controller, whatever share of the cores the client and the database took."""
+        if self.controller_cpu_seconds is None or count == 0:
+            return None
+        return round(self.controller_cpu_seconds * 1000.0 / count, 3)
 
 
 def percentile(ordered: Sequence[float], percent: int) -> float:
@@ -68,6 +79,24 @@ def percentile(ordered: Sequence[float], percent: int) -> float:
         return 0.0
     rank = max(1, -(-percent * len(ordered) // 100))
     return round(ordered[rank - 1], 2)
+
+
+# -- the controller's CPU time --------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (all its threads, so the
+    thread pool's work counts too); None where /proc cannot tell."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    fields = text[text.rindex(")") + 2 :].split()
+    # utime and stime are fields 14 and 15 of stat(5), so 11 and 12 after the name and state.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 # -- a controller of its own -----------------------------------------------------------------
@@ -84,12 +113,27 @@ def _free_port() -> int:
 CONNECTION_HEADROOM = 256
 
 
+@dataclass(frozen=True)
+class StartedController:
+    base_url: str
+    pid: int
+
+
 @contextmanager
 def started_controller(log: Callable[[str], None], *, connections: int) -> Iterator[str]:
+    """:func:`controller_process`, for benchmarks that need only its base URL."""
+    with controller_process(log, connections=connections) as started:
+        yield started.base_url
+
+
+@contextmanager
+def controller_process(
+    log: Callable[[str], None], *, connections: int
+) -> Iterator[StartedController]:
     """``python -m controller serve`` on a free local port, with this process's environment;
-    yields its base URL and stops it afterwards. The benchmark holds up to ``connections``
-    connections at once, all from this one address: the controller's connection caps are
-    raised to fit, unless the environment sets them."""
+    yields its base URL and process id and stops it afterwards. The benchmark holds up to
+    ``connections`` connections at once, all from this one address: the controller's
+    connection caps are raised to fit, unless the environment sets them."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1"]
@@ -111,7 +155,7 @@ def started_controller(log: Callable[[str], None], *, connections: int) -> Itera
         try:
             log(f"started a controller at {base_url} (pid {process.pid})")
             _wait_until_up(process, base_url, log_path)
-            yield base_url
+            yield StartedController(base_url, process.pid)
         finally:
             _stop(process)
 

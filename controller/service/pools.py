@@ -160,11 +160,15 @@ async def allocation_facts(
     if subnets:
         held = await allocations.held_by(VSIDS, subnets)
         facts.update({s: Facts(vsid=held[s].value) for s in subnets if s in held})
-    for row in rows:
-        if row.kind == IP_POOLS.key and row.parent_id is not None:
-            low, high = IpPoolProperties.model_validate(row.properties).bounds()
-            used = await allocations.count(ADDRESSES, low, high, row.parent_id)
-            facts[row.instance_id] = Facts(allocated=used)
+    ip_pools = [row for row in rows if row.kind == IP_POOLS.key and row.parent_id is not None]
+    ranges = [
+        (*IpPoolProperties.model_validate(row.properties).bounds(), row.parent_id)
+        for row in ip_pools
+    ]
+    used = await allocations.counts(ADDRESSES, ranges) if ranges else []
+    facts.update(
+        {row.instance_id: Facts(allocated=n) for row, n in zip(ip_pools, used, strict=True)}
+    )
     return facts
 
 

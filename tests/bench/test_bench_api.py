@@ -19,7 +19,15 @@ from tests.support.server import running_controller
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 PHASES = ("create", "get", "list", "update", "nic-create", "nic-child-add")
-METRICS = ("requests_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors")
+METRICS = (
+    "requests_per_second",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "errors",
+    "controller_cpu_seconds_per_1000",
+)
 
 
 def bench(*args: str, database_url: str) -> dict[str, object]:
@@ -35,7 +43,9 @@ def bench(*args: str, database_url: str) -> dict[str, object]:
     return report
 
 
-def check(report: dict[str, object], expected: tuple[str, ...] = PHASES) -> None:
+def check(
+    report: dict[str, object], expected: tuple[str, ...] = PHASES, *, cpu_measured: bool = False
+) -> None:
     assert report["clients"] == 4
     assert report["requests"] == 50
     phases = report["phases"]
@@ -47,13 +57,22 @@ def check(report: dict[str, object], expected: tuple[str, ...] = PHASES) -> None
         assert phase["errors"] == 0, (name, phase)
         assert all(metric in phase for metric in METRICS), (name, phase)
         assert phase["p50_ms"] <= phase["p90_ms"] <= phase["p99_ms"] <= phase["max_ms"]
+        cpu = phase["controller_cpu_seconds_per_1000"]
+        if cpu_measured:
+            # 50 requests cost the controller some CPU time, and less than the whole phase's
+            # wall time on every core of any machine this runs on.
+            assert isinstance(cpu, float), (name, phase)
+            assert cpu > 0, (name, phase)
+            assert cpu * phase["requests"] / 1000 <= phase["seconds"] * (os.cpu_count() or 1)
+        else:
+            assert cpu is None, (name, phase)
 
 
 def test_bench_starts_its_own_controller(postgres_server: str) -> None:
     with create_database(postgres_server) as url:
         report = bench(database_url=url)
     assert report["started_controller"] is True
-    check(report)
+    check(report, cpu_measured=True)
 
 
 def test_bench_against_a_running_controller(postgres_server: str) -> None:
@@ -61,7 +80,15 @@ def test_bench_against_a_running_controller(postgres_server: str) -> None:
         report = bench("--controller", server.base_url, database_url=url)
     assert report["started_controller"] is False
     assert report["controller"] == server.base_url
+    # Not given the running controller's pid: no CPU figure rather than a wrong one.
     check(report)
+
+
+def test_bench_measures_a_running_controller_given_its_pid(postgres_server: str) -> None:
+    with create_database(postgres_server) as url, running_controller(url) as server:
+        given = ("--controller", server.base_url, "--controller-pid", str(server.pid))
+        report = bench(*given, "--phase", "get", database_url=url)
+    check(report, ("get",), cpu_measured=True)
 
 
 def test_bench_runs_the_chosen_phases(postgres_server: str) -> None:
