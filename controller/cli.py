@@ -205,8 +205,9 @@ def bench_api(
     controller_pid: Annotated[
         int | None,
         typer.Option(
+            metavar="PID",
             help="Process id of the --controller on this machine, to report its CPU time per "
-            "phase (a controller the benchmark starts is measured anyway)."
+            "phase (a controller the benchmark starts is measured anyway).",
         ),
     ] = None,
 ) -> None:
