@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli_access import cert_app, token_app
-from controller.cli_agent import agent, configure_logging
+from controller.cli_agent import agent, agent_teardown, configure_logging
 from controller.client import commands as client
 from controller.client.trace import trace
 from controller.settings import Settings
@@ -32,6 +32,7 @@ for command in (client.get, client.apply, client.delete, client.hosts, client.de
 app.add_typer(token_app, name="token")
 app.add_typer(cert_app, name="cert")
 app.command()(agent)
+app.command("agent-teardown")(agent_teardown)
 
 
 def settings_epilog() -> str:

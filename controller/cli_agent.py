@@ -141,3 +141,38 @@ def agent(
         resync_interval=resync_interval,
     )
     asyncio.run(run_agent(options))
+
+
+def agent_teardown(
+    server: Annotated[
+        str,
+        typer.Option(
+            metavar="ID",
+            help="The servers resourceId the agent ran as.",
+            envvar="SDNC_AGENT_SERVER",
+            show_envvar=True,
+        ),
+    ],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="The agent's state directory; default /var/lib/sdnc-agent/SERVER.",
+            envvar="SDNC_AGENT_STATE_DIR",
+            show_envvar=True,
+        ),
+    ] = None,
+) -> None:
+    """Remove what an agent built on this host (stop it first): its endpoint and router
+    namespaces, with their devices and rulesets, then its state directory. Run it in the
+    network namespace the agent ran in."""
+    import asyncio
+
+    from controller.agent.linux.daemon import tear_down
+
+    configure_logging(Settings())
+    remaining = asyncio.run(tear_down(server, state_dir or Path("/var/lib/sdnc-agent") / server))
+    if remaining:
+        typer.echo(f"error: these namespaces remain: {' '.join(remaining)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed what the agent of {server} built")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from controller import protocol
 from controller.agent.linux.dataplane import LinuxDataplane
-from controller.agent.linux.plan import router_name
+from controller.agent.linux.plan import router_name, router_prefix
 from controller.agent.linux.probes import ProbeRunner
-from controller.agent.linux.runner import connect_in
+from controller.agent.linux.runner import NETNS_DIR, Runner, connect_in
 from controller.agent.linux.state import StateDir
 from controller.agent.session import AgentSession, AgentState
 
@@ -117,3 +117,36 @@ async def _keep_revision(
         if revision != written:
             state_dir.save_revision(revision)
             written = revision
+
+
+async def tear_down(
+    server: str,
+    state_dir: Path,
+    *,
+    provider_address: str | None = None,
+    runner: Runner | None = None,
+) -> list[str]:
+    """Remove what the agent of ``server`` built on this host -- the NIC namespaces its state
+    directory says it created, its router namespaces (with their bridges, VXLAN devices and
+    rulesets) -- then its state directory. The namespaces of its that remain (none, unless the
+    kernel refused to delete one)."""
+    state = StateDir(state_dir)
+    saved = state.load()
+    dataplane = LinuxDataplane(
+        server, runner=runner, state_dir=None, provider_address=provider_address, saved=saved
+    )
+    owned = set(saved.namespaces)
+    try:
+        # Nothing is wanted: the full reconcile this first apply runs deletes what is owned.
+        await dataplane.apply({}, {}, list(saved.objects))
+    finally:
+        await dataplane.close()
+    prefix = router_prefix(saved.server_id or server)
+    present = set(NETNS_DIR.iterdir()) if NETNS_DIR.is_dir() else set()
+    remaining = sorted(
+        path.name for path in present if path.name in owned or path.name.startswith(prefix)
+    )
+    if not remaining:
+        state.remove()
+    log.info("agent %s: torn down (%d namespaces remain)", server, len(remaining))
+    return remaining

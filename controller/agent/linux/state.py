@@ -14,6 +14,7 @@ Every file is replaced atomically (written aside, flushed, renamed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 Body = dict[str, Any]
+FILES = ("objects.json", "namespaces.json", "revision.json")
 
 
 @dataclass
@@ -74,6 +76,15 @@ class StateDir:
 
     def save_revision(self, revision: int) -> None:
         self._write("revision.json", {"appliedRevision": revision})
+
+    def remove(self) -> None:
+        """Forget everything (the agent tore down what it built): the files, then the
+        directory if nothing else is in it."""
+        for name in FILES:
+            for path in (self.path / name, (self.path / name).with_suffix(".tmp")):
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
     def _write(self, name: str, document: object) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
