@@ -21,6 +21,7 @@ from controller.core.kinds import Registry
 from controller.ops.health import HealthProbe, Migrations
 from controller.ops.metrics import HttpMetricsMiddleware, Metrics, ReplicaCollector
 from controller.southbound.runtime import Southbound
+from controller.store.agents import is_live
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
 from controller.store.operations import ServerStatus, server_statuses
@@ -157,7 +158,7 @@ async def _hosts(database: Database, southbound: Southbound) -> dict[str, Any]:
 
 
 def _host(status: ServerStatus, committed: int, now: datetime, stale: timedelta) -> dict[str, Any]:
-    live = status.connected and status.last_seen is not None and now - status.last_seen <= stale
+    live = is_live(status.connected, status.last_seen, now, stale)
     applied = status.applied_revision
     return {
         "resourceRef": status.resource_ref,

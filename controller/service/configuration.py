@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from controller.store.agents import AgentRepository, AgentState
+from controller.store.agents import AgentRepository, AgentState, is_live
 from controller.store.repository import ResourceRepository, StoredResource
 
-STALE_AFTER = timedelta(seconds=30)
 SOURCE = "VirtualSwitch"
 
 
@@ -80,7 +79,7 @@ def _configs_by_nic(rows: Sequence[StoredResource]) -> dict[uuid.UUID, set[str]]
 
 
 def _live(state: AgentState | None, now: datetime) -> bool:
-    return state is not None and state.connected and now - state.last_seen <= STALE_AFTER
+    return state is not None and is_live(state.connected, state.last_seen, now)
 
 
 def _state(

@@ -34,9 +34,9 @@ from controller.southbound.channel import Channel
 from controller.southbound.directory import ServerDirectory
 from controller.southbound.follower import Follower
 from controller.southbound.hub import Farewell, Hub
-from controller.southbound.status import StatusBoard, is_live
+from controller.southbound.status import StatusBoard
 from controller.southbound.tokens import SECRET_NAME
-from controller.store.agents import AgentRepository, AgentState
+from controller.store.agents import STALE_AFTER, AgentRepository, AgentState, is_live
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
 from controller.store.health import HealthRepository
@@ -59,7 +59,7 @@ class SouthboundOptions:
     poll_interval: float = 1.0
     bookmark_interval: float = 5.0
     status_interval: float = 0.1
-    stale_after: float = 30.0
+    stale_after: float = STALE_AFTER.total_seconds()
     # How long a hello naming a revision this replica has not processed yet waits for it.
     revision_wait: float = 5.0
 
@@ -356,6 +356,6 @@ class Southbound:
             server
             for server in remote
             if (state := states.get(server)) is not None
-            and is_live(state, now, stale)
+            and is_live(state.connected, state.last_seen, now, stale)
             and state.applied_revision < revision
         }

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -239,8 +239,3 @@ def _row_refused(exc: Exception) -> bool:
         return isinstance(exc, DataError | IntegrityError)
     # Raised while binding a value (SQLite's driver: an integer over 64 bits).
     return isinstance(exc, StatementError | ValueError | TypeError | OverflowError)
-
-
-def is_live(state: AgentState, now: datetime, stale_after: timedelta) -> bool:
-    """Whether ``state`` says the agent is connected to a replica that is still alive."""
-    return state.connected and now - state.last_seen <= stale_after

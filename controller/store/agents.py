@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
@@ -21,6 +21,21 @@ from controller.store.tables import AgentStatus, ControllerSecret, Resource
 AGENTS = cast(Table, AgentStatus.__table__)
 SECRETS = cast(Table, ControllerSecret.__table__)
 RESOURCES = cast(Table, Resource.__table__)
+
+# A replica renews its agents' rows every few seconds (``StatusBoard.touch_every``); a row
+# not renewed for this long belongs to a replica that died, so its agent is not connected.
+STALE_AFTER = timedelta(seconds=30)
+
+
+def is_live(
+    connected: bool,
+    last_seen: datetime | None,
+    now: datetime,
+    stale_after: timedelta = STALE_AFTER,
+) -> bool:
+    """The one liveness rule: an agent is connected when its row says so and the replica
+    holding its connection has renewed the row within ``stale_after``."""
+    return connected and last_seen is not None and now - last_seen <= stale_after
 
 
 @dataclass(frozen=True)

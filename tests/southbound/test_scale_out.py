@@ -152,6 +152,8 @@ async def test_a_write_through_one_replica_reaches_agents_of_the_other(
     await assert_hosts_hold_their_policy(deployment.database, fabric, running)
     assert await agents_connected(deployment.b.base_url) == 2
     assert await agents_connected(deployment.a.base_url) == 0
+    # A learns of B's agents from the rows B writes on its status beat, not at once.
+    await status_written(deployment.b.base_url)
 
     # Written through A, applied by B's agents, and A's wait sees their acks.
     moved = placed_nic(
