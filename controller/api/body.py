@@ -41,9 +41,9 @@ async def read_json(request: Request, *, max_depth: int) -> object:
     duplicate = find_duplicate_member(text)
     if duplicate is not None:
         raise InvalidInput(
-            f"the member '{duplicate.rpartition('.')[2]}' appears more than once in one "
+            f"the member '{duplicate.rpartition('/')[2]}' appears more than once in one "
             "object; send it once",
-            target=duplicate,
+            target=_resource_of(request.url.path) + duplicate,
         )
     return data
 
@@ -85,8 +85,15 @@ class _Duplicate:
         self.path = path
 
 
+def _resource_of(path: str) -> str:
+    """The resource a request path names (``/networking/v1/virtualNetworks/v`` ->
+    ``/virtualNetworks/v``): targets start with it, as every error's target does."""
+    parts = path.split("/", 3)
+    return "/" + parts[3] if len(parts) == 4 and parts[1] == "networking" else ""
+
+
 def find_duplicate_member(text: str) -> str | None:
-    """The JSON path (``properties.aclRules[3].properties.priority``) of the first member an
+    """The JSON pointer (``/properties/aclRules/3/properties/priority``) of the first member an
     object of ``text`` names twice, or None. orjson, like most parsers, keeps the last value
     silently; the stdlib parser hands every object's members over as a list, which shows them."""
     found = False
@@ -112,18 +119,17 @@ def find_duplicate_member(text: str) -> str | None:
         parsed = json.loads(text, object_pairs_hook=pairs)
     except (ValueError, RecursionError):
         raise InvalidJson("the request body is not valid JSON") from None
-    located = _locate(parsed)
-    return located.lstrip(".") if located is not None else None
+    return _locate(parsed)
 
 
 def _locate(value: object) -> str | None:
     if isinstance(value, _Duplicate):
-        return "." + value.path
+        return "/" + value.path
     if isinstance(value, list):
         for index, item in enumerate(value):
             inner = _locate(item)
             if inner is not None:
-                return f"[{index}]{inner}"
+                return f"/{index}{inner}"
     return None
 
 

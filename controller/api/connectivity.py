@@ -151,7 +151,7 @@ def connectivity_router(checks: ConnectivityChecks, *, max_json_depth: int) -> A
         if not isinstance(properties, dict):
             raise InvalidInput(
                 "properties must be a JSON object naming the sender and the receiver",
-                target="properties",
+                target="/diagnostics/connectivityCheck/properties",
             )
         report = await checks.run(properties)
         operation_id = str(report.operation_id)

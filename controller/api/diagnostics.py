@@ -131,7 +131,9 @@ def diagnostics_router(diagnostics: SlbDiagnostics, *, max_json_depth: int) -> A
         assert isinstance(body, dict)
         properties = fold_members(body, {"properties": "properties"}).get("properties", {})
         if not isinstance(properties, dict):
-            raise InvalidInput("properties must be a JSON object", target="properties")
+            raise InvalidInput(
+                "properties must be a JSON object", target="/diagnostics/slbState/properties"
+            )
         operation = await diagnostics.run()
         stored_id = str(operation.operation_id)
         version = request.path_params["apiVersion"]

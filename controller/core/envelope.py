@@ -35,36 +35,41 @@ _ENVELOPE_MEMBERS = {
 def parse_resource(registry: Registry, path: ResourcePath, body: object) -> Node:
     """Parse the body of ``PUT path``. The URI is authoritative for the resourceId; a body
     resourceId that names another resource is rejected."""
-    envelope = _envelope(body, "")
+    envelope = _envelope(body, path.ref)
     body_id = envelope.get("resourceId")
     if body_id is not None and not isinstance(body_id, str):
-        raise InvalidInput("resourceId must be a string", target="resourceId")
+        raise InvalidInput("resourceId must be a string", target=f"{path.ref}/resourceId")
     if body_id is not None and body_id.lower() != path.resource_id.lower():
         raise ResourceIdMismatch(
             f"resourceId '{body_id}' in the body does not match '{path.resource_id}' in the URI",
-            target="resourceId",
+            target=f"{path.ref}/resourceId",
         )
-    return _parse_node(registry, path, envelope, "")
+    return _parse_node(registry, path, envelope, path.ref)
 
 
 def _parse_node(
     registry: Registry, path: ResourcePath, envelope: dict[str, Any], where: str
 ) -> Node:
+    """``where`` is the resource's ref: every target below it is that ref followed by the
+    member's path in the resource's envelope (``/accessControlLists/a/properties/aclRules``),
+    the one format of ``target`` (errors found later point at members the same way:
+    ``Node.target``)."""
     kind = path.kind
-    raw_properties = _as_object(envelope.get("properties", {}), where + "properties")
+    properties = f"{where}/properties"
+    raw_properties = _as_object(envelope.get("properties", {}), properties)
     children: dict[str, list[Node]] = {}
     for child_kind in registry.children_of(kind):
-        raw_children = _pop_member(raw_properties, child_kind.name, where + "properties")
+        raw_children = _pop_member(raw_properties, child_kind.name, properties)
         if raw_children is not None:
             children[child_kind.name] = _parse_children(
-                registry, path, child_kind, raw_children, f"{where}properties.{child_kind.name}"
+                registry, path, child_kind, raw_children, f"{properties}/{child_kind.name}"
             )
     return Node(
         kind=kind,
         resource_id=path.resource_id,
-        model=validate_model(kind.properties, raw_properties, where + "properties"),
-        tags=_optional_object(envelope.get("tags"), where + "tags"),
-        metadata=_optional_object(envelope.get("resourceMetadata"), where + "resourceMetadata"),
+        model=validate_model(kind.properties, raw_properties, properties),
+        tags=_optional_object(envelope.get("tags"), f"{where}/tags"),
+        metadata=_optional_object(envelope.get("resourceMetadata"), f"{where}/resourceMetadata"),
         children=children,
         ref=path.ref,
     )
@@ -78,7 +83,7 @@ def _parse_children(
     nodes: list[Node] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
-        item_where = f"{where}[{index}]"
+        item_where = f"{where}/{index}"
         envelope = _envelope(item, item_where)
         resource_id = _child_id(envelope.get("resourceId"), item_where)
         if resource_id.lower() in seen:
@@ -87,24 +92,24 @@ def _parse_children(
             )
         seen.add(resource_id.lower())
         child_path = parent.child(kind, resource_id)
-        nodes.append(_parse_node(registry, child_path, envelope, item_where + "."))
+        nodes.append(_parse_node(registry, child_path, envelope, child_path.ref))
     return nodes
 
 
 def _child_id(value: object, where: str) -> str:
     if value is None:
-        raise InvalidInput("an embedded child needs a resourceId", target=f"{where}.resourceId")
+        raise InvalidInput("an embedded child needs a resourceId", target=f"{where}/resourceId")
     if not isinstance(value, str):
-        raise InvalidInput("resourceId must be a string", target=f"{where}.resourceId")
+        raise InvalidInput("resourceId must be a string", target=f"{where}/resourceId")
     try:
         return check_resource_id(value)
     except ValueError as exc:
-        raise InvalidInput(str(exc), target=f"{where}.resourceId") from None
+        raise InvalidInput(str(exc), target=f"{where}/resourceId") from None
 
 
 def validate_model(model: type[WireModel], raw: dict[str, Any], where: str) -> WireModel:
     """Validate ``raw`` into ``model``; pydantic errors become one InvalidInput (400) whose
-    target is the JSON path of the first offending member."""
+    target is ``where`` followed by the path of the first offending member."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -180,7 +185,7 @@ def _location(error: ErrorDetails) -> tuple[int | str, ...]:
 def _join(where: str, loc: tuple[int | str, ...]) -> str:
     path = where
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        path += f"/{part}"
     return path
 
 
@@ -189,7 +194,7 @@ def _pop_member(data: dict[str, Any], name: str, where: str) -> object:
     keys = [key for key in data if key.lower() == name.lower()]
     if len(keys) > 1:
         duplicate = DuplicateMember(name, keys[0], keys[1])
-        raise InvalidInput(str(duplicate), target=f"{where}.{name}")
+        raise InvalidInput(str(duplicate), target=f"{where}/{name}")
     return data.pop(keys[0]) if keys else None
 
 
@@ -197,12 +202,12 @@ def _envelope(value: object, where: str) -> dict[str, Any]:
     try:
         return fold_members(_as_object(value, where), _ENVELOPE_MEMBERS)
     except DuplicateMember as exc:
-        raise InvalidInput(str(exc), target=where + exc.member) from None
+        raise InvalidInput(str(exc), target=f"{where}/{exc.member}") from None
 
 
 def _as_object(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InvalidInput(_expected("a JSON object", where, value), target=where or None)
+        raise InvalidInput(_expected("a JSON object", where, value), target=where)
     return dict(value)
 
 

@@ -43,7 +43,9 @@ class Node:
 
     def target(self, member: str) -> str:
         """Where an error about one of this node's properties points: the node's resourceRef
-        followed by a JSON-pointer-like path (``/aclRules/r1/properties/priority``)."""
+        followed by the member's path in its envelope
+        (``/accessControlLists/a/aclRules/r1/properties/priority``), the one format of every
+        error's ``target`` (the request parser writes the same)."""
         return f"{self.ref}/properties/{member.replace('.', '/')}"
 
     def kids(self, name: str) -> list[Node]:

@@ -56,6 +56,8 @@ _MEMBERS = (
 _LOOKUP = {name.lower(): name for name in _MEMBERS}
 _PROTOCOLS = {"icmp": "Icmp", "tcp": "Tcp", "udp": "Udp"}
 _PORTS = {"sourceport": "sourcePort", "destinationport": "destinationPort"}
+# Errors point at members as every error does: the resource, then the member's path.
+_AT = "/diagnostics/connectivityCheck/properties"
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,13 @@ def parse_request(properties: Json) -> Request:
     if sender.version != receiver.version:
         raise InvalidInput(
             "senderIpAddress and receiverIpAddress are of different IP versions",
-            target="properties.receiverIpAddress",
+            target=f"{_AT}/receiverIpAddress",
         )
     sender_network = _reference(members, "senderVirtualNetwork")
     if sender_network is None:
         raise InvalidInput(
             'senderVirtualNetwork is required: {"resourceRef": "/virtualNetworks/<id>"}',
-            target="properties.senderVirtualNetwork",
+            target=f"{_AT}/senderVirtualNetwork",
         )
     receiver_network = _reference(members, "receiverVirtualNetwork")
     protocol = _protocol(members.get("protocol", "Icmp"))
@@ -122,14 +124,14 @@ def parse_request(properties: Json) -> Request:
         name = f"{protocol.lower()}ProtocolConfig"
         config = members.get(name, {})
         if not isinstance(config, dict):
-            raise InvalidInput(f"{name} must be a JSON object", target=f"properties.{name}")
+            raise InvalidInput(f"{name} must be a JSON object", target=f"{_AT}/{name}")
         ports = fold_members(config, _PORTS)
-        source_port = _port(ports.get("sourcePort"), f"properties.{name}.sourcePort")
-        destination_port = _port(ports.get("destinationPort"), f"properties.{name}.destinationPort")
+        source_port = _port(ports.get("sourcePort"), f"{_AT}/{name}/sourcePort")
+        destination_port = _port(ports.get("destinationPort"), f"{_AT}/{name}/destinationPort")
         if destination_port is None:
             raise InvalidInput(
                 f"a {protocol} check needs {name}.destinationPort (1-65535)",
-                target=f"properties.{name}.destinationPort",
+                target=f"{_AT}/{name}/destinationPort",
             )
     return Request(
         sender,
@@ -145,12 +147,12 @@ def parse_request(properties: Json) -> Request:
 def _address(members: Json, name: str) -> Address:
     value = members.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{name} is required: an IP address", target=f"properties.{name}")
+        raise InvalidInput(f"{name} is required: an IP address", target=f"{_AT}/{name}")
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:
         message = f"{name} {value!r} is not an IP address"
-        raise InvalidInput(message, target=f"properties.{name}") from None
+        raise InvalidInput(message, target=f"{_AT}/{name}") from None
 
 
 def _reference(members: Json, name: str) -> str | None:
@@ -166,7 +168,7 @@ def _reference(members: Json, name: str) -> str | None:
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput(
             f'{name} must be {{"resourceRef": "/virtualNetworks/<id>"}}',
-            target=f"properties.{name}",
+            target=f"{_AT}/{name}",
         )
     return ref.strip()
 
@@ -174,9 +176,7 @@ def _reference(members: Json, name: str) -> str | None:
 def _protocol(value: object) -> str:
     found = _PROTOCOLS.get(str(value).strip().lower()) if isinstance(value, str) else None
     if found is None:
-        raise InvalidInput(
-            f"protocol {value!r} is not Icmp, Tcp or Udp", target="properties.protocol"
-        )
+        raise InvalidInput(f"protocol {value!r} is not Icmp, Tcp or Udp", target=f"{_AT}/protocol")
     return found
 
 
@@ -186,7 +186,7 @@ def _port(value: object, target: str) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InvalidInput(f"{target.rpartition('.')[2]} must be a port, 1-65535", target=target)
+        raise InvalidInput(f"{target.rpartition('/')[2]} must be a port, 1-65535", target=target)
     return value
 
 
@@ -288,7 +288,7 @@ class ConnectivityChecks:
                 raise InvalidReference(
                     f"{member} {ref!r} is not a virtual network's resourceRef "
                     "(/virtualNetworks/<id>)",
-                    target=f"properties.{member}",
+                    target=f"{_AT}/{member}",
                 )
             paths[ref] = (member, path.key)
 
@@ -301,7 +301,7 @@ class ConnectivityChecks:
         for ref, (member, key) in paths.items():
             if key not in found:
                 raise InvalidReference(
-                    f"{member} {ref!r} names no virtual network", target=f"properties.{member}"
+                    f"{member} {ref!r} names no virtual network", target=f"{_AT}/{member}"
                 )
             networks[ref] = str(found[key][0])
         return networks

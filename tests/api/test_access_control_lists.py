@@ -293,7 +293,7 @@ async def test_priority_must_be_an_integer_from_1_to_65535(
     client: httpx.AsyncClient, priority: object
 ) -> None:
     await assert_put_rejected(
-        client, ACL, acl(rule("r1", priority)), target="aclRules[0].properties.priority"
+        client, ACL, acl(rule("r1", priority)), target="aclRules/r1/properties/priority"
     )
     await assert_absent(client, ACL)
 
@@ -345,7 +345,7 @@ async def test_duplicate_priority_added_at_the_rule_uri_is_rejected(
 @pytest.mark.parametrize("protocol", ["GRE", "icmp", "ESP", "", 6])
 async def test_protocol_must_be_known(client: httpx.AsyncClient, protocol: object) -> None:
     await assert_put_rejected(
-        client, ACL, rule_with("protocol", protocol), target="aclRules[0].properties.protocol"
+        client, ACL, rule_with("protocol", protocol), target="aclRules/r1/properties/protocol"
     )
 
 
@@ -355,7 +355,7 @@ async def test_protocol_must_be_known(client: httpx.AsyncClient, protocol: objec
 )
 async def test_port_range_must_be_valid(client: httpx.AsyncClient, member: str, ports: str) -> None:
     await assert_put_rejected(
-        client, ACL, rule_with(member, ports), target=f"aclRules[0].properties.{member}"
+        client, ACL, rule_with(member, ports), target=f"aclRules/r1/properties/{member}"
     )
 
 
@@ -369,7 +369,7 @@ async def test_address_prefix_must_be_valid(
     client: httpx.AsyncClient, member: str, prefix: str
 ) -> None:
     await assert_put_rejected(
-        client, ACL, rule_with(member, prefix), target=f"aclRules[0].properties.{member}"
+        client, ACL, rule_with(member, prefix), target=f"aclRules/r1/properties/{member}"
     )
 
 
@@ -414,7 +414,7 @@ async def test_rule_enums_and_description(
     client: httpx.AsyncClient, member: str, value: object
 ) -> None:
     await assert_put_rejected(
-        client, ACL, rule_with(member, value), target=f"aclRules[0].properties.{member}"
+        client, ACL, rule_with(member, value), target=f"aclRules/r1/properties/{member}"
     )
 
 
@@ -434,7 +434,7 @@ async def test_rule_enums_and_description(
 async def test_required_rule_members(client: httpx.AsyncClient, member: str) -> None:
     body = acl(rule("r1"))
     del body["properties"]["aclRules"][0]["properties"][member]
-    await assert_put_rejected(client, ACL, body, target=f"aclRules[0].properties.{member}")
+    await assert_put_rejected(client, ACL, body, target=f"aclRules/r1/properties/{member}")
 
 
 @pytest.mark.parametrize("member", ["inboundDefaultAction", "outboundDefaultAction"])

@@ -108,14 +108,14 @@ async def test_body_that_is_not_an_object_is_400_invalid_json(
 async def test_properties_that_are_not_an_object_is_400(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json={"properties": []})
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties"
+    assert error["target"] == "/accessControlLists/A/properties"
     await assert_unchanged(client, None)
 
 
 async def test_tags_that_are_not_an_object_is_400(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json={"tags": "x", "properties": {}})
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "tags"
+    assert error["target"] == "/accessControlLists/A/tags"
     await assert_unchanged(client, None)
 
 
@@ -255,7 +255,7 @@ async def test_validation_failure_is_400_invalid_input_naming_the_member(
 ) -> None:
     response = await client.put(ACL, json=acl(acl_rule("r1", priority="high")))
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.aclRules[0].properties.priority"
+    assert error["target"] == "/accessControlLists/A/aclRules/r1/properties/priority"
     assert error["details"][0]["target"] == error["target"]
     await assert_unchanged(client, None)
 
@@ -267,7 +267,7 @@ async def test_validation_failure_at_a_child_uri_names_the_member(
     body = {"properties": acl_rule_properties(protocol="SCTP")}
     response = await client.put(f"{ACL}/aclRules/r1", json=body)
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.protocol"
+    assert error["target"] == "/accessControlLists/A/aclRules/r1/properties/protocol"
     await assert_unchanged(client, before)
 
 
@@ -277,7 +277,7 @@ async def test_missing_required_member_is_400_naming_it(client: httpx.AsyncClien
     del properties["sourcePortRange"]
     response = await client.put(f"{ACL}/aclRules/r2", json={"properties": properties})
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.sourcePortRange"
+    assert error["target"] == "/accessControlLists/A/aclRules/r2/properties/sourcePortRange"
     await assert_unchanged(client, before)
 
 
@@ -286,8 +286,8 @@ async def test_every_invalid_member_is_listed_in_details(client: httpx.AsyncClie
     error = assert_error(response, 400, "InvalidInput")
     targets = {d["target"] for d in error["details"]}
     assert targets == {
-        "properties.aclRules[0].properties.priority",
-        "properties.aclRules[0].properties.action",
+        "/accessControlLists/A/aclRules/r1/properties/priority",
+        "/accessControlLists/A/aclRules/r1/properties/action",
     }
     assert {d["code"] for d in error["details"]} == {"InvalidInput"}
     await assert_unchanged(client, None)
@@ -319,7 +319,9 @@ async def test_validation_is_400_invalid_input_never_422(
 ) -> None:
     response = await client.put(ACL, json=body)
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"].startswith("properties.")
+    assert error["target"].startswith(
+        ("/accessControlLists/A/properties/", "/accessControlLists/A/aclRules/r1/properties/")
+    )
     await assert_unchanged(client, None)
 
 

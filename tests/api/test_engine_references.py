@@ -146,7 +146,9 @@ async def test_empty_reference_is_400(client: httpx.AsyncClient) -> None:
     await acl_and_network(client)
     response = await client.put(SUBNET, json=subnet_body(accessControlList=ref("")))
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.accessControlList.resourceRef"
+    assert (
+        error["target"] == "/logicalNetworks/L/subnets/S/properties/accessControlList/resourceRef"
+    )
     await assert_absent(client, SUBNET)
 
 
@@ -155,7 +157,9 @@ async def test_reference_without_resource_ref_is_400(client: httpx.AsyncClient) 
     body = subnet_body(accessControlList={"resourceId": "A"})
     response = await client.put(SUBNET, json=body)
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.accessControlList.resourceRef"
+    assert (
+        error["target"] == "/logicalNetworks/L/subnets/S/properties/accessControlList/resourceRef"
+    )
 
 
 async def test_reference_as_a_bare_string_is_accepted(client: httpx.AsyncClient) -> None:

@@ -410,7 +410,7 @@ async def test_embedded_children_with_the_same_id_are_400(client: httpx.AsyncCli
     current = await put(client, ACL, acl(acl_rule("r1")))
     response = await client.put(ACL, json=acl(acl_rule("r2"), acl_rule("R2", 200)))
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.aclRules[1]"
+    assert error["target"] == "/accessControlLists/A/properties/aclRules/1"
     assert await get(client, ACL) == current
 
 
@@ -418,14 +418,14 @@ async def test_embedded_child_without_resource_id_is_400(client: httpx.AsyncClie
     child = {"properties": acl_rule_properties()}
     response = await client.put(ACL, json={"properties": {"aclRules": [child]}})
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.aclRules[0].resourceId"
+    assert error["target"] == "/accessControlLists/A/properties/aclRules/0/resourceId"
     await assert_absent(client, ACL)
 
 
 async def test_child_collection_that_is_not_an_array_is_400(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json={"properties": {"aclRules": acl_rule("r1")}})
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.aclRules"
+    assert error["target"] == "/accessControlLists/A/properties/aclRules"
     await assert_absent(client, ACL)
 
 
@@ -435,7 +435,7 @@ async def test_child_collection_that_is_not_an_array_is_400(client: httpx.AsyncC
 async def test_body_resource_id_differing_from_the_uri_is_400(client: httpx.AsyncClient) -> None:
     response = await client.put(ACL, json={"resourceId": "B", "properties": {}})
     error = assert_error(response, 400, "ResourceIdMismatch")
-    assert error["target"] == "resourceId"
+    assert error["target"] == "/accessControlLists/A/resourceId"
     await assert_absent(client, ACL)
     await assert_absent(client, f"{V1}/accessControlLists/B")
 
@@ -545,7 +545,7 @@ async def test_dot_segment_as_an_embedded_child_id_is_400(
     # addressed at its own URI.
     response = await client.put(ACL, json=acl(acl_rule(resource_id)))
     error = assert_error(response, 400, "InvalidInput")
-    assert error["target"] == "properties.aclRules[0].resourceId"
+    assert error["target"] == "/accessControlLists/A/properties/aclRules/0/resourceId"
     await assert_absent(client, ACL)
 
 

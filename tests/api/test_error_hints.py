@@ -43,7 +43,7 @@ async def test_validator_messages_carry_no_library_wording(client: httpx.AsyncCl
     response = await put_raw(client, "/macPools/m", mac_pool("zz", "00-11-22-33-44-55"))
     error = assert_error(response, 400, "InvalidInput", "properties.startMacAddress")
     assert "Value error" not in response.text
-    assert error["message"] == "properties.startMacAddress: 'zz' is not a MAC address"
+    assert error["message"] == "/macPools/m/properties/startMacAddress: 'zz' is not a MAC address"
 
 
 async def test_405_names_the_methods_in_allow(client: httpx.AsyncClient) -> None:

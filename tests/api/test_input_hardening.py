@@ -114,7 +114,7 @@ async def test_acl_priority_out_of_range_or_not_an_integer_is_400(
     client: httpx.AsyncClient, value: object
 ) -> None:
     body = acl(acl_rule("r1", value))
-    await assert_put_rejected(client, ACL, body, target="aclRules[0].properties.priority")
+    await assert_put_rejected(client, ACL, body, target="aclRules/r1/properties/priority")
 
 
 async def test_integers_in_range_are_stored_as_numbers(client: httpx.AsyncClient) -> None:
@@ -131,14 +131,14 @@ async def test_integers_in_range_are_stored_as_numbers(client: httpx.AsyncClient
 async def test_a_boolean_vlan_id_is_400(client: httpx.AsyncClient) -> None:
     body = logical_network(logical_subnet("s1", "10.0.0.0/24", vlanID=True))
     await assert_put_rejected(
-        client, "/logicalNetworks/ln", body, target="subnets[0].properties.vlanID"
+        client, "/logicalNetworks/ln", body, target="subnets/s1/properties/vlanID"
     )
 
 
 @pytest.mark.parametrize("value", [True, False, "true"])
 async def test_a_boolean_priority_is_400(client: httpx.AsyncClient, value: object) -> None:
     body = acl(acl_rule("r1", value))
-    await assert_put_rejected(client, ACL, body, target="aclRules[0].properties.priority")
+    await assert_put_rejected(client, ACL, body, target="aclRules/r1/properties/priority")
 
 
 async def test_integers_sent_as_strings_are_still_read(client: httpx.AsyncClient) -> None:
@@ -291,13 +291,13 @@ async def test_two_spellings_of_a_child_collection_are_400(client: httpx.AsyncCl
 @pytest.mark.parametrize(
     ("text", "target"),
     [
-        ('{"properties": {}, "properties": {"inboundDefaultAction": "Deny"}}', "properties"),
+        ('{"properties": {}, "properties": {"inboundDefaultAction": "Deny"}}', f"{ACL}/properties"),
         ('{"properties": {"inboundDefaultAction": "Deny", "inboundDefaultAction": "Permit"}}',
-         "properties.inboundDefaultAction"),
+         f"{ACL}/properties/inboundDefaultAction"),
         ('{"properties": {"aclRules": [{"resourceId": "r1", "properties": {}},'
-         ' {"resourceId": "r2", "resourceId": "r3"}]}}', "properties.aclRules[1].resourceId"),
-        ('{"tags": {"a": 1, "a": 2}}', "tags.a"),
-        ('{"tags": {"a": [[{"b": 1, "\\u0062": 2}]]}}', "tags.a[0][0].b"),
+         ' {"resourceId": "r2", "resourceId": "r3"}]}}', f"{ACL}/properties/aclRules/1/resourceId"),
+        ('{"tags": {"a": 1, "a": 2}}', f"{ACL}/tags/a"),
+        ('{"tags": {"a": [[{"b": 1, "\\u0062": 2}]]}}', f"{ACL}/tags/a/0/0/b"),
     ],
 )  # fmt: skip
 async def test_a_member_named_twice_in_the_json_text_is_400(
@@ -329,7 +329,7 @@ async def test_a_member_named_twice_in_the_json_text_is_400(
         (ACL, {"properties": {"aclRules": "System.Object[]"}}, "properties.aclRules"),
         (ACL, {"tags": "System.Collections.Hashtable", "properties": {}}, "tags"),
         (ACL, acl({"resourceId": "r1", "properties": "@{protocol=TCP; priority=100}"}),
-         "properties.aclRules[0].properties"),
+         "aclRules/r1/properties"),
     ],
 )  # fmt: skip
 async def test_a_powershell_truncated_object_is_400_with_a_depth_hint(
@@ -347,7 +347,7 @@ async def test_a_powershell_truncated_object_is_400_with_a_depth_hint(
     [
         ({"resourceId": 5, "properties": {}}, "resourceId"),
         (acl({"resourceId": 5, "properties": acl_rule_properties()}),
-         "properties.aclRules[0].resourceId"),
+         "properties/aclRules/0/resourceId"),
     ],
 )  # fmt: skip
 async def test_a_resource_id_that_is_no_string_is_400(

@@ -152,13 +152,13 @@ async def test_dynamic_addresses_skip_network_gateway_and_broadcast_until_exhaus
         pytest.param(
             WEB,
             "24.30.1.256",
-            "properties.ipConfigurations[0].properties.privateIPAddress",
+            "ipConfigurations/ip/properties/privateIPAddress",
             id="not-an-address",
         ),
         pytest.param(
             WEB,
             "24.30.1.5/24",
-            "properties.ipConfigurations[0].properties.privateIPAddress",
+            "ipConfigurations/ip/properties/privateIPAddress",
             id="a-prefix",
         ),
     ],
@@ -194,13 +194,13 @@ async def test_static_address_must_be_a_usable_address_of_its_subnet(
         pytest.param(
             {"privateIPAllocationMethod": "Reserved"},
             "InvalidInput",
-            "properties.ipConfigurations[0].properties.privateIPAllocationMethod",
+            "ipConfigurations/ip/properties/privateIPAllocationMethod",
             id="unknown-method",
         ),
         pytest.param(
             {"subnet": None},
             "InvalidInput",
-            "properties.ipConfigurations[0].properties.subnet",
+            "ipConfigurations/ip/properties/subnet",
             id="no-subnet",
         ),
         pytest.param(

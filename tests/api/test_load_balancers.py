@@ -244,42 +244,42 @@ INVALID: list[tuple[str, Json, str]] = [
     (
         "port too high",
         _with(loadBalancingRules=[_rule(frontendPort="65536")]),
-        "loadBalancingRules[0].properties.frontendPort",
+        "loadBalancingRules/R1/properties/frontendPort",
     ),
     (
         "port a boolean",
         _with(loadBalancingRules=[_rule(backendPort=True)]),
-        "loadBalancingRules[0].properties.backendPort",
+        "loadBalancingRules/R1/properties/backendPort",
     ),
     (
         "idle timeout",
         _with(loadBalancingRules=[_rule(idleTimeoutInMinutes=31)]),
-        "loadBalancingRules[0].properties.idleTimeoutInMinutes",
+        "loadBalancingRules/R1/properties/idleTimeoutInMinutes",
     ),
     (
         "distribution",
         _with(loadBalancingRules=[_rule(loadDistribution="RoundRobin")]),
-        "loadBalancingRules[0].properties.loadDistribution",
+        "loadBalancingRules/R1/properties/loadDistribution",
     ),
     (
         "protocol",
         _with(loadBalancingRules=[_rule(protocol="Gre")]),
-        "loadBalancingRules[0].properties.protocol",
+        "loadBalancingRules/R1/properties/protocol",
     ),
     (
         "floating IP",
         _with(loadBalancingRules=[_rule(enableFloatingIP="yes")]),
-        "loadBalancingRules[0].properties.enableFloatingIP",
+        "loadBalancingRules/R1/properties/enableFloatingIP",
     ),
     (
         "no frontend",
         _with(loadBalancingRules=[_rule(frontendIPConfigurations=[])]),
-        "loadBalancingRules[0].properties.frontendIPConfigurations",
+        "loadBalancingRules/R1/properties/frontendIPConfigurations",
     ),
     (
         "no pool",
         _with(loadBalancingRules=[_rule(backendAddressPool=None)]),
-        "loadBalancingRules[0].properties.backendAddressPool",
+        "loadBalancingRules/R1/properties/backendAddressPool",
     ),
     (
         "frontend twice",
@@ -301,14 +301,14 @@ INVALID: list[tuple[str, Json, str]] = [
         _with(probes=[probe("P1", "Tcp", 80, "/health")]),
         "probes/P1/properties/requestPath",
     ),
-    ("probe port", _with(probes=[probe("P1", port=0)]), "probes[0].properties.port"),
+    ("probe port", _with(probes=[probe("P1", port=0)]), "probes/P1/properties/port"),
     (
         "interval",
         _with(probes=[probe("P1", intervalInSeconds=301)]),
-        "probes[0].properties.intervalInSeconds",
+        "probes/P1/properties/intervalInSeconds",
     ),
-    ("count", _with(probes=[probe("P1", numberOfProbes=0)]), "probes[0].properties.numberOfProbes"),
-    ("probe protocol", _with(probes=[probe("P1", "Https")]), "probes[0].properties.protocol"),
+    ("count", _with(probes=[probe("P1", numberOfProbes=0)]), "probes/P1/properties/numberOfProbes"),
+    ("probe protocol", _with(probes=[probe("P1", "Https")]), "probes/P1/properties/protocol"),
     (
         "subnet and public IP",
         _with(
@@ -349,7 +349,7 @@ INVALID: list[tuple[str, Json, str]] = [
     (
         "NAT port 0",
         _with(inboundNatRules=[inbound_nat_rule("N1", (FE,), 0)]),
-        "inboundNatRules[0].properties.frontendPort",
+        "inboundNatRules/N1/properties/frontendPort",
     ),
     (
         "pool of another LB",
@@ -380,7 +380,7 @@ INVALID: list[tuple[str, Json, str]] = [
                 }
             ]
         ),
-        "outboundNatRules[0].properties.backendAddressPool",
+        "outboundNatRules/O1/properties/backendAddressPool",
     ),
 ]
 

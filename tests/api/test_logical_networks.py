@@ -320,7 +320,7 @@ async def test_child_under_a_missing_parent_is_a_precondition_failure(
 @pytest.mark.parametrize("vlan", [-1, 4095, "4095", "abc", 1.5, "", [7]], ids=repr)
 async def test_vlan_id_must_be_0_to_4094(client: httpx.AsyncClient, vlan: object) -> None:
     body = with_subnet_property(hnvpa(subnet()), "vlanid", vlan)
-    await assert_put_rejected(client, LN, body, target="subnets[0].properties.vlanID")
+    await assert_put_rejected(client, LN, body, target="subnets/PA/properties/vlanID")
     await assert_absent(client, LN)
 
 
@@ -333,19 +333,19 @@ async def test_address_prefix_must_be_a_cidr_prefix_without_host_bits(
     client: httpx.AsyncClient, prefix: object
 ) -> None:
     body = with_subnet_property(hnvpa(subnet()), "addressPrefix", prefix)
-    await assert_put_rejected(client, LN, body, target="subnets[0].properties.addressPrefix")
+    await assert_put_rejected(client, LN, body, target="subnets/PA/properties/addressPrefix")
 
 
 async def test_address_prefix_is_required(client: httpx.AsyncClient) -> None:
     body = hnvpa({"resourceId": "S", "properties": {"vlanID": 7}})
-    await assert_put_rejected(client, LN, body, target="subnets[0].properties.addressPrefix")
+    await assert_put_rejected(client, LN, body, target="subnets/S/properties/addressPrefix")
 
 
 async def test_invalid_update_leaves_the_network_unchanged(client: httpx.AsyncClient) -> None:
     await create_pa_network(client)
     body = with_subnet_property(hnvpa(subnet()), "vlanID", 5000)
     await assert_put_rejected(
-        client, LN, body, target="subnets[0].properties.vlanID", watch=(SUBNET, POOL)
+        client, LN, body, target="subnets/PA/properties/vlanID", watch=(SUBNET, POOL)
     )
     await assert_put_rejected(
         client,
@@ -392,12 +392,12 @@ async def test_subnets_of_different_networks_and_families_may_coexist(
 
 async def test_duplicate_embedded_subnet_ids_are_rejected(client: httpx.AsyncClient) -> None:
     body = hnvpa(subnet("PA"), subnet("pa", "10.20.0.0/24", gateways=()))
-    await assert_put_rejected(client, LN, body, target="properties.subnets[1]")
+    await assert_put_rejected(client, LN, body, target="properties/subnets/1")
 
 
 async def test_embedded_subnet_needs_a_resource_id(client: httpx.AsyncClient) -> None:
     body = hnvpa(logical_subnet(None, "10.0.0.0/24"))
-    await assert_put_rejected(client, LN, body, target="subnets[0].resourceId")
+    await assert_put_rejected(client, LN, body, target="properties/subnets/0/resourceId")
 
 
 @pytest.mark.parametrize(
@@ -438,7 +438,7 @@ async def test_gateways_and_dns_servers_must_be_ip_addresses(
     client: httpx.AsyncClient, member: str, value: object, target: str
 ) -> None:
     body = with_subnet_property(hnvpa(subnet()), member, value)
-    await assert_put_rejected(client, LN, body, target=f"subnets[0].properties.{target}")
+    await assert_put_rejected(client, LN, body, target=f"subnets/PA/properties/{target}")
 
 
 async def test_subnet_route_next_hop_must_be_inside_the_subnet(client: httpx.AsyncClient) -> None:

@@ -195,7 +195,7 @@ async def test_route_members_must_be_valid(
     body = table(route("r", "0.0.0.0/0"))
     body["properties"]["routes"][0]["properties"][member] = value
     canonical = member[0].lower() + member[1:]
-    await assert_put_rejected(client, RT, body, target=f"routes[0].properties.{canonical}")
+    await assert_put_rejected(client, RT, body, target=f"routes/r/properties/{canonical}")
 
 
 @pytest.mark.parametrize(

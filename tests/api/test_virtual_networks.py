@@ -250,7 +250,7 @@ async def test_smallest_subnets_with_an_address_to_hand_out(client: httpx.AsyncC
         pytest.param(
             ("24.30.0.0/16",),
             (virtual_subnet("Web", "24.30.1.1/24"),),
-            "properties.subnets[0].properties.addressPrefix",
+            "subnets/Web/properties/addressPrefix",
             id="subnet-host-bits",
         ),
         pytest.param(

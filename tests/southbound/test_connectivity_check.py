@@ -192,24 +192,28 @@ async def test_results_are_listed_and_unknown_ones_are_404(
     assert_error(unknown, 404, "NotFound")
 
 
+# Where the errors of a check point: the resource, then the member.
+AT = "/diagnostics/connectivityCheck/properties"
+
+
 @pytest.mark.parametrize(
     ("change", "target"),
     [
-        ({"senderIpAddress": None}, "properties.senderIpAddress"),
-        ({"receiverIpAddress": "24.30.1"}, "properties.receiverIpAddress"),
-        ({"receiverIpAddress": "2001:db8::1"}, "properties.receiverIpAddress"),
-        ({"sendervirtualNetwork": None}, "properties.senderVirtualNetwork"),
-        ({"sendervirtualNetwork": "/virtualNetworks/blue"}, "properties.senderVirtualNetwork"),
+        ({"senderIpAddress": None}, f"{AT}/senderIpAddress"),
+        ({"receiverIpAddress": "24.30.1"}, f"{AT}/receiverIpAddress"),
+        ({"receiverIpAddress": "2001:db8::1"}, f"{AT}/receiverIpAddress"),
+        ({"sendervirtualNetwork": None}, f"{AT}/senderVirtualNetwork"),
+        ({"sendervirtualNetwork": "/virtualNetworks/blue"}, f"{AT}/senderVirtualNetwork"),
         ({"sendervirtualNetwork": {"resourceRef": "/virtualNetworks/nope"}},
-         "properties.senderVirtualNetwork"),
+         f"{AT}/senderVirtualNetwork"),
         ({"receivervirtualNetwork": {"resourceRef": "/accessControlLists/web"}},
-         "properties.receiverVirtualNetwork"),
-        ({"protocol": "Sctp"}, "properties.protocol"),
-        ({"protocol": "Tcp"}, "properties.tcpProtocolConfig.destinationPort"),
+         f"{AT}/receiverVirtualNetwork"),
+        ({"protocol": "Sctp"}, f"{AT}/protocol"),
+        ({"protocol": "Tcp"}, f"{AT}/tcpProtocolConfig/destinationPort"),
         ({"protocol": "Udp", "udpProtocolConfig": {"destinationPort": 70000}},
-         "properties.udpProtocolConfig.destinationPort"),
+         f"{AT}/udpProtocolConfig/destinationPort"),
         ({"protocol": "Tcp", "tcpProtocolConfig": {"destinationPort": True}},
-         "properties.tcpProtocolConfig.destinationPort"),
+         f"{AT}/tcpProtocolConfig/destinationPort"),
     ],
 )  # fmt: skip
 async def test_a_check_that_cannot_be_read_is_400_naming_the_member(

@@ -199,8 +199,8 @@ def child(resource: Json, collection: str, resource_id: str) -> Json:
 
 
 def target_segments(target: str) -> list[str]:
-    """``properties.aclRules[1].properties.priority`` and
-    ``/accessControlLists/A/aclRules/r1/properties/priority`` as lists of path segments."""
+    """``/accessControlLists/A/aclRules/r1/properties/priority`` (or a shorter suffix of it,
+    dotted as ``properties.priority`` where that reads better) as a list of path segments."""
     return [part for part in re.split(r"[./\[\]]+", target) if part]
 
 
