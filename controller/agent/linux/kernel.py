@@ -108,7 +108,7 @@ class Kernel:
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]
                 summary = f"nft -f - ({script.count(chr(10))} changes to inet/bridge sdnc)"
                 keys = tuple(sorted(new.keys_of_router.get(router, ())))
-                changes.command(FINISH, Command(router, argv, keys, script, summary))
+                changes.command(FINISH, Command(router, argv, keys, script, summary, nft=True))
         outcome = await execute(self.runner, changes)
         for command in outcome.succeeded:
             if command.stdin is not None and command.netns is not None:
@@ -132,7 +132,7 @@ class Kernel:
 
     async def _remember(self, router: str, text: str) -> None:
         try:
-            _, listed, _ = await self.runner.run(self.runner.inside(router, LIST_RULESET))
+            listed = await self.runner.nft(router, LIST_RULESET, stateless=True)
         except CommandError:
             return
         self.loaded[router] = (digest(text), digest(listed))
