@@ -175,14 +175,13 @@ class LinuxDataplane:
             return None
         report = self._finish("apply", started, wanted, rulesets, failures, result, "delta")
         if self.kernel.pending and self._recording is None:
-            # After the apply (its ack need not wait), before the next one (which queues
-            # behind it on the lock): the listing is of what this apply loaded.
+            # After the apply (its ack need not wait); the next one need not wait either.
             self._recording = asyncio.create_task(self._record())
         return report
 
     async def settle(self) -> float:
-        """Wait for the listing of the last in-place change (the next apply would wait for
-        it on the lock); how many seconds the listing took (0.0: none was due)."""
+        """Wait for the listing of the last in-place change; how many seconds it took (0.0:
+        none was due)."""
         task = self._recording
         if task is None:
             return 0.0
@@ -197,13 +196,21 @@ class LinuxDataplane:
         await self.runner.close()
 
     async def _record(self) -> None:
-        async with self._lock:
+        """List the rulesets changed in place without holding up applies: an apply (or a
+        repair) arriving meanwhile does not wait for the listing, and makes it stale --
+        then it is dropped, and that apply lists again."""
+        async with self._lock:  # no apply or repair is changing the kernel now
             started = time.monotonic()
             self._recording = None
+            generation = self.generation
             pending = self.kernel.pending & self.tables.keys()
-            await self.kernel.record({router: self.tables[router].text for router in pending})
-            self._dirty = True
-            self.recorded = time.monotonic() - started
+            texts = {router: self.tables[router].text for router in pending}
+        listed = await self.kernel.listings(pending)
+        async with self._lock:  # a repair under way has finished, and counted its changes
+            if generation == self.generation:
+                self.kernel.record(texts, listed)
+                self._dirty = True
+        self.recorded = time.monotonic() - started
 
     def _finish(
         self,
