@@ -89,6 +89,9 @@ class LinuxDataplane:
         the repair waits for (and holds up) them. An apply while reading makes what was read
         stale: then read again, and after a few tries read while holding them up."""
         for _ in range(READ_ATTEMPTS):
+            # The listing of the last in-place change first: else a ruleset changed in place
+            # would look unknown to the repair, which would reload it (resetting counters).
+            await self.settle()
             generation = self.generation
             started = time.monotonic()
             wanted, rulesets, failures = self._desired()
@@ -197,20 +200,24 @@ class LinuxDataplane:
 
     async def _record(self) -> None:
         """List the rulesets changed in place without holding up applies: an apply (or a
-        repair) arriving meanwhile does not wait for the listing, and makes it stale --
-        then it is dropped, and that apply lists again."""
-        async with self._lock:  # no apply or repair is changing the kernel now
+        repair) arriving meanwhile does not wait for the listing but makes it stale -- then
+        it is dropped and taken again, until one is of what the kernel holds."""
+        try:
             started = time.monotonic()
+            while True:
+                async with self._lock:  # no apply or repair is changing the kernel now
+                    generation = self.generation
+                    pending = self.kernel.pending & self.tables.keys()
+                    texts = {router: self.tables[router].text for router in pending}
+                listed = await self.kernel.listings(pending)
+                async with self._lock:  # a repair under way has finished, and counted
+                    if generation == self.generation:
+                        self.kernel.record(texts, listed)
+                        self._dirty = True
+                        break
+            self.recorded = time.monotonic() - started
+        finally:
             self._recording = None
-            generation = self.generation
-            pending = self.kernel.pending & self.tables.keys()
-            texts = {router: self.tables[router].text for router in pending}
-        listed = await self.kernel.listings(pending)
-        async with self._lock:  # a repair under way has finished, and counted its changes
-            if generation == self.generation:
-                self.kernel.record(texts, listed)
-                self._dirty = True
-        self.recorded = time.monotonic() - started
 
     def _finish(
         self,
