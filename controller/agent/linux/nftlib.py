@@ -15,7 +15,7 @@ from functools import cache
 
 LIBRARY = "libnftables.so.1"
 NFT_CTX_DEFAULT = 0
-NFT_CTX_OUTPUT_STATELESS = 1 << 1  # ``nft -s``: rules without their counters' values
+NFT_CTX_OUTPUT_STATELESS = 1 << 2  # ``nft -s``: rules without their counters' values
 
 
 class NftError(Exception):
