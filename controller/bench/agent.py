@@ -14,7 +14,9 @@ holding it):
 * ``listing_after_change_p50_ms``: the ruleset listing the agent takes after an in-place
   change, once the apply has returned (the changes are fed one at a time, each after the
   previous one's listing: a change arriving during it waits for it);
-* ``rss_mb``: the process's resident memory at the end.
+* ``rss_mb``: the process's resident memory at the end;
+* ``commands``, ``netlink_requests``, ``nft_transactions``: the work of the whole run --
+  processes started, netlink requests made, nftables scripts run in-process.
 
 After the timings the kernel is checked (every added endpoint's namespace holds its address,
 the ACL's chain holds the last rule); the report says whether it did. Everything the bench
@@ -319,6 +321,8 @@ async def _timings(
         "cold_build_s": round(cold, 2),
         "rss_mb": _rss_mb(),
         "commands": dataplane.runner.commands,
+        "netlink_requests": dataplane.runner.requests,
+        "nft_transactions": dataplane.runner.transactions,
         "kernel_checked": correct,
     }
 

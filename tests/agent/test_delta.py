@@ -147,3 +147,43 @@ async def test_a_delta_the_kernel_refuses_falls_back_to_a_full_reconcile(lab: La
     # The listing after that in-place change runs after the apply: let it finish (a task
     # cancelled while starting its process would hold the event loop's shutdown).
     await dataplane.close()
+
+
+async def test_a_listing_overtaken_by_an_apply_is_taken_again(lab: Lab) -> None:
+    """The listing after an in-place change does not hold up the next apply; one made stale
+    by it is not recorded (the next full repair would trust it), but taken again."""
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, nic = new_id(), new_id()
+    lab.owners.append(nic)
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
+    objects.objects["aclRule/web"] = rule("80")
+    objects.endpoint("a", nic, "020000000900", "10.1.0.10", vnet, VSID, acls=[ACL])
+    state = objects.objects
+    dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
+    assert await dataplane.apply(state, state, []) == []
+    listings = dataplane.kernel.listings
+    calls: list[set[str]] = []
+
+    async def overtaken(routers: set[str]) -> dict[str, str | None]:
+        listed = await listings(routers)
+        calls.append(routers)
+        if len(calls) == 1:  # another change lands while the first listing is under way
+            state["aclRule/web"] = rule("443")
+            assert await dataplane.apply(state, {"aclRule/web": state["aclRule/web"]}, []) == []
+        return listed
+
+    dataplane.kernel.listings = overtaken  # type: ignore[method-assign]
+    state["aclRule/web"] = rule("8080")
+    assert await dataplane.apply(state, {"aclRule/web": state["aclRule/web"]}, []) == []
+    assert dataplane.last is not None
+    assert dataplane.last.kind == "delta"
+    await dataplane.settle()
+    assert len(calls) == 2, "the stale listing was taken again"
+    assert not dataplane.kernel.pending
+    repair = await dataplane.reconcile()
+    assert (repair.changes, repair.failures) == (0, []), "the recorded listing is the kernel's"
+    assert "dport 443" in sh("ip", "netns", "exec", router_name(objects.server, vnet),
+                             "nft", "list", "ruleset")  # fmt: skip
+    await dataplane.close()

@@ -45,6 +45,7 @@ class Command:
     stdin: str | None = None
     summary: str = ""
     sysctls: tuple[tuple[str, str], ...] = ()  # the same settings, written without argv
+    nft: bool = False  # argv is ``nft -f -`` of stdin, which the runner may load in-process
 
 
 @dataclass
@@ -125,6 +126,8 @@ async def _command(runner: Runner, command: Command, outcome: Outcome) -> None:
     try:
         if runner.use_netlink and command.sysctls:
             runner.sysctl(command.netns, command.sysctls)
+        elif command.nft and command.stdin is not None:
+            await runner.nft(command.netns, command.stdin)
         else:
             await runner.run(command.argv, stdin=command.stdin)
     except (CommandError, OSError) as exc:

@@ -89,6 +89,9 @@ class LinuxDataplane:
         the repair waits for (and holds up) them. An apply while reading makes what was read
         stale: then read again, and after a few tries read while holding them up."""
         for _ in range(READ_ATTEMPTS):
+            # The listing of the last in-place change first: else a ruleset changed in place
+            # would look unknown to the repair, which would reload it (resetting counters).
+            await self.settle()
             generation = self.generation
             started = time.monotonic()
             wanted, rulesets, failures = self._desired()
@@ -175,14 +178,13 @@ class LinuxDataplane:
             return None
         report = self._finish("apply", started, wanted, rulesets, failures, result, "delta")
         if self.kernel.pending and self._recording is None:
-            # After the apply (its ack need not wait), before the next one (which queues
-            # behind it on the lock): the listing is of what this apply loaded.
+            # After the apply (its ack need not wait); the next one need not wait either.
             self._recording = asyncio.create_task(self._record())
         return report
 
     async def settle(self) -> float:
-        """Wait for the listing of the last in-place change (the next apply would wait for
-        it on the lock); how many seconds the listing took (0.0: none was due)."""
+        """Wait for the listing of the last in-place change; how many seconds it took (0.0:
+        none was due)."""
         task = self._recording
         if task is None:
             return 0.0
@@ -197,13 +199,25 @@ class LinuxDataplane:
         await self.runner.close()
 
     async def _record(self) -> None:
-        async with self._lock:
+        """List the rulesets changed in place without holding up applies: an apply (or a
+        repair) arriving meanwhile does not wait for the listing but makes it stale -- then
+        it is dropped and taken again, until one is of what the kernel holds."""
+        try:
             started = time.monotonic()
-            self._recording = None
-            pending = self.kernel.pending & self.tables.keys()
-            await self.kernel.record({router: self.tables[router].text for router in pending})
-            self._dirty = True
+            while True:
+                async with self._lock:  # no apply or repair is changing the kernel now
+                    generation = self.generation
+                    pending = self.kernel.pending & self.tables.keys()
+                    texts = {router: self.tables[router].text for router in pending}
+                listed = await self.kernel.listings(pending)
+                async with self._lock:  # a repair under way has finished, and counted
+                    if generation == self.generation:
+                        self.kernel.record(texts, listed)
+                        self._dirty = True
+                        break
             self.recorded = time.monotonic() - started
+        finally:
+            self._recording = None
 
     def _finish(
         self,

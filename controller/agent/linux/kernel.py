@@ -108,7 +108,7 @@ class Kernel:
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]
                 summary = f"nft -f - ({script.count(chr(10))} changes to inet/bridge sdnc)"
                 keys = tuple(sorted(new.keys_of_router.get(router, ())))
-                changes.command(FINISH, Command(router, argv, keys, script, summary))
+                changes.command(FINISH, Command(router, argv, keys, script, summary, nft=True))
         outcome = await execute(self.runner, changes)
         for command in outcome.succeeded:
             if command.stdin is not None and command.netns is not None:
@@ -121,18 +121,27 @@ class Kernel:
         kept |= {n for n in removed & owned if f"netns del {n}" in outcome.failed_lines}
         return Result(outcome.changes, changes.describe(), outcome.failures, kept | set(new.ports))
 
-    async def record(self, texts: Mapping[str, str]) -> None:
-        """List the rulesets changed in place, as after loading them whole: a later full
-        reconcile compares the kernel's listing with that one (``texts``: each router's
-        whole ruleset, as ``render`` makes it)."""
-        for router in sorted(self.pending):
-            if router in texts:
-                await self._remember(router, texts[router])
+    async def listings(self, routers: set[str]) -> dict[str, str | None]:
+        """The rulesets of ``routers`` as listed now (None: could not be listed)."""
+        names = sorted(routers)
+        return dict(zip(names, await asyncio.gather(*map(self._list, names)), strict=True))
+
+    def record(self, texts: Mapping[str, str], listed: Mapping[str, str | None]) -> None:
+        """Remember the listings of rulesets changed in place, as after loading them whole: a
+        later full reconcile compares the kernel's listing with that one (``texts``: each
+        router's whole ruleset, as ``render`` makes it)."""
+        for router, listing in listed.items():
+            if listing is not None and router in texts:
+                self.loaded[router] = (digest(texts[router]), digest(listing))
         self.pending.clear()
 
-    async def _remember(self, router: str, text: str) -> None:
+    async def _list(self, router: str) -> str | None:
         try:
-            _, listed, _ = await self.runner.run(self.runner.inside(router, LIST_RULESET))
+            return await self.runner.nft(router, LIST_RULESET, stateless=True)
         except CommandError:
-            return
-        self.loaded[router] = (digest(text), digest(listed))
+            return None
+
+    async def _remember(self, router: str, text: str) -> None:
+        listed = await self._list(router)
+        if listed is not None:
+            self.loaded[router] = (digest(text), digest(listed))

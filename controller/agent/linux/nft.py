@@ -53,6 +53,15 @@ class FilteredEndpoint:
     mac: str
     acl_ids: tuple[str, ...]
 
+    def __hash__(self) -> int:
+        # Computed once: a render hashes each of a router's endpoints a few times (a set,
+        # two caches), a thousand of them per change on a dense host.
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.key, self.veth, self.address, self.mac, self.acl_ids))
+
 
 # ---------------------------------------------------------------- rendering
 
@@ -208,33 +217,80 @@ def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, .
 
 def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module)."""
+    ordered = tuple(sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)))
+    known = frozenset(a for a in {a for e in ordered for a in e.acl_ids} if a in acls)
+    ports = _endpoints(ordered, known)
+    problems = list(ports.problems)
+    chains: dict[str, tuple[str, ...]] = {}
+    for acl_id in ports.used:
+        if acl_id in acls:
+            problems.extend(acls[acl_id].problems)
+            for direction in _SUFFIX:
+                name, rules = _acl_chain(acl_id, acls[acl_id], direction)
+                chains[name] = rules
+    problems += ports.missing
+    chains.update(ports.lists)
+    tables = Tables(ports.macs, ports.maps, ports.veths, tuple(chains.items()))
+    return Ruleset(tables, tuple(dict.fromkeys(problems)))
+
+
+@dataclass(frozen=True)
+class _Endpoints:
+    """What a router's endpoints put in its ruleset, given which of their ACLs exist."""
+
+    problems: tuple[Problem, ...]  # of the endpoints themselves
+    missing: tuple[Problem, ...]  # endpoints naming ACLs that do not exist
+    used: tuple[str, ...]  # the ACLs the usable endpoints name, sorted
+    macs: tuple[str, ...]
+    maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    veths: tuple[str, ...]
+    lists: tuple[tuple[str, tuple[str, ...]], ...]  # the ACL lists' chains
+
+
+@functools.lru_cache(maxsize=4)
+def _endpoints(ordered: tuple[FilteredEndpoint, ...], known: frozenset[str]) -> _Endpoints:
+    # Cached: an ACL change re-renders a router whose endpoints are all the same; only its
+    # ACL chains are made again.
     problems: list[Problem] = []
-    ports: dict[tuple[str, str], _Port] = {}
-    for endpoint in sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)):
+    ports: dict[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address], _Port] = {}
+    for endpoint in ordered:
         port, found = _checked(endpoint)
         problems += found
         if port is None:
             continue
-        slot = (endpoint.veth, str(port.address))
+        slot = (endpoint.veth, port.address)
         if slot in ports:
             other = ports[slot].endpoint.key
             message = f"{slot[1]} on {slot[0]} is also {other}; its ACLs are not enforced"
             problems.append((endpoint.key, message))
             continue
         ports[slot] = port
-    used = sorted({acl for port in ports.values() for acl in port.endpoint.acl_ids})
-    for acl_id in used:
-        if acl_id in acls:
-            problems.extend(acls[acl_id].problems)
+    missing: list[Problem] = []
     for port in ports.values():
-        missing = [acl for acl in port.endpoint.acl_ids if acl not in acls]
-        if missing:
-            message = f"ACL {', '.join(missing)} is unknown; dropping the endpoint's traffic"
-            problems.append((port.endpoint.key, message))
+        absent = [acl for acl in port.endpoint.acl_ids if acl not in known]
+        if absent:
+            message = f"ACL {', '.join(absent)} is unknown; dropping the endpoint's traffic"
+            missing.append((port.endpoint.key, message))
     # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
-    veths = {e.veth for e in endpoints if _IFNAME.fullmatch(e.veth)}
-    tables = _tables(list(ports.values()), veths, acls, used)
-    return Ruleset(tables, tuple(dict.fromkeys(problems)))
+    veths = {e.veth for e in ordered if _IFNAME.fullmatch(e.veth)}
+    maps: dict[str, list[tuple[str, str]]] = {
+        f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
+    }
+    lists: dict[str, tuple[str, ...]] = {}
+    for port in ports.values():
+        elements, chains = _port_pieces(port, known & frozenset(port.endpoint.acl_ids))
+        for name, element in elements:
+            maps[name].append(element)
+        lists.update(chains)
+    return _Endpoints(
+        problems=tuple(problems),
+        missing=tuple(missing),
+        used=tuple(sorted({acl for port in ports.values() for acl in port.endpoint.acl_ids})),
+        macs=tuple(sorted({port.mac for port in ports.values() if port.mac is not None})),
+        maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
+        veths=tuple(f'"{veth}"' for veth in sorted(veths)),
+        lists=tuple(lists.items()),
+    )
 
 
 _PREROUTING = [
@@ -263,30 +319,6 @@ ct state invalid drop
 iifname @endpoint_ports jump outbound
 oifname @endpoint_ports jump inbound
 }"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale)
-
-
-def _tables(
-    ports: list[_Port], veths: set[str], acls: Mapping[str, AclPolicy], used: list[str]
-) -> Tables:
-    maps: dict[str, list[tuple[str, str]]] = {
-        f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
-    }
-    chains: dict[str, tuple[str, ...]] = {}
-    for acl_id, direction in ((a, d) for a in used if a in acls for d in _SUFFIX):
-        name, rules = _acl_chain(acl_id, acls[acl_id], direction)
-        chains[name] = rules
-    for port in ports:
-        known = frozenset(a for a in port.endpoint.acl_ids if a in acls)
-        elements, lists = _port_pieces(port, known)
-        for name, element in elements:
-            maps[name].append(element)
-        chains.update(lists)
-    return Tables(
-        macs=tuple(sorted({port.mac for port in ports if port.mac is not None})),
-        maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
-        ports=tuple(f'"{veth}"' for veth in sorted(veths)),
-        chains=tuple(chains.items()),
-    )
 
 
 @functools.lru_cache(maxsize=1 << 16)

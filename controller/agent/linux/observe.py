@@ -10,8 +10,8 @@ from typing import Any
 from controller.agent.linux.runner import CommandError, Runner
 
 Json = dict[str, Any]
-# The ruleset without its counters' values (stateless): traffic changes those, not the rules.
-LIST_RULESET = ["nft", "-s", "list", "ruleset"]
+# Listed stateless (``nft -s``): without the counters' values, which traffic changes.
+LIST_RULESET = "list ruleset"
 
 
 @dataclass
@@ -117,10 +117,9 @@ async def _nic(runner: Runner, netns: str) -> NamespaceView:
 
 async def _ruleset(runner: Runner, netns: str) -> str | None:
     try:
-        _, out, _ = await runner.run(runner.inside(netns, LIST_RULESET))
+        return await runner.nft(netns, LIST_RULESET, stateless=True)
     except CommandError:
         return None
-    return out
 
 
 async def port(runner: Runner, router: str, veth: str, netns: str) -> Observed:

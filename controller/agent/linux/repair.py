@@ -55,7 +55,7 @@ def diff(
             if loaded.get(router) != (digest(text), listed):
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]
                 summary = "nft -f - (ruleset inet/bridge sdnc)"
-                changes.command(FINISH, Command(router, argv, keys, text, summary))
+                changes.command(FINISH, Command(router, argv, keys, text, summary, nft=True))
         for port in ports:
             router_port_lines(changes, view, port, _wired(observed, port))
     for port in plan.ports.values():

@@ -16,6 +16,7 @@ routes, veth pairs, permanent neighbours) over a netlink socket opened in the na
 (pyroute2), and ``sysctl`` writes ``/proc/sys`` there: no process per change. A socket is
 opened by entering the namespace for the instant of ``socket()`` (it stays bound to that
 namespace); a few are kept, and forgotten when the agent deletes or re-creates the namespace.
+``nft`` loads or lists rulesets through libnftables (``nftlib``) the same way, in a thread.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from typing import Any
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from controller.agent.linux import nftlib
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,7 @@ class Runner:
     host_netns: str | None = None
     commands: int = 0  # how many commands were executed (observations included)
     requests: int = 0  # how many netlink requests were made
+    transactions: int = 0  # how many nft scripts ran in-process (libnftables)
     use_netlink: bool = True
     _sockets: OrderedDict[str, AsyncIPRoute] = field(default_factory=OrderedDict)
     _using: dict[str, int] = field(default_factory=dict)  # batches running, by namespace
@@ -128,6 +132,18 @@ class Runner:
         if check and code != 0:
             raise CommandError(argv, code, stderr)
         return code, stdout, stderr
+
+    async def nft(self, netns: str | None, script: str, *, stateless: bool = False) -> str:
+        """``nft [-s] -f -`` of ``script`` in ``netns``, and what it printed: in-process
+        through libnftables (no process) when it loads, else the tool. Raises ``CommandError``."""
+        argv = self.inside(netns, ["nft", *(["-s"] if stateless else []), "-f", "-"])
+        if not (self.use_netlink and nftlib.available()):
+            return (await self.run(argv, stdin=script))[1]
+        self.transactions += 1
+        try:
+            return await asyncio.to_thread(_nft, self._target(netns), script, stateless)
+        except (nftlib.NftError, OSError) as exc:
+            raise CommandError(argv, 1, str(exc)) from exc
 
     async def json(self, tool: str, netns: str | None, *args: str) -> Any:
         _, out, _ = await self.run([*self.tool(tool, netns), "-j", *args])
@@ -249,6 +265,11 @@ class Runner:
         while self._sockets:
             _, route = self._sockets.popitem()
             _close(route)
+
+
+def _nft(netns: str, script: str, stateless: bool) -> str:
+    with _entered(netns):  # the context's socket is made here, and stays in ``netns``
+        return nftlib.run(script, stateless)
 
 
 def _documents(text: str) -> list[Any]:

@@ -72,7 +72,10 @@ class StateDir:
         self._write("objects.json", document)
 
     def save_namespaces(self, namespaces: set[str]) -> None:
-        self._write("namespaces.json", {"namespaces": sorted(namespaces)})
+        # Not synced to disk (an apply creating a NIC waits for this write): the namespaces
+        # live in the kernel and die with it, so the record need only outlive the agent's
+        # process, which the page cache does; the rename keeps it whole.
+        self._write("namespaces.json", {"namespaces": sorted(namespaces)}, durable=False)
 
     def save_revision(self, revision: int) -> None:
         self._write("revision.json", {"appliedRevision": revision})
@@ -86,14 +89,15 @@ class StateDir:
         with contextlib.suppress(OSError):
             self.path.rmdir()
 
-    def _write(self, name: str, document: object) -> None:
+    def _write(self, name: str, document: object, *, durable: bool = True) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.path / name
         aside = target.with_suffix(".tmp")
         with aside.open("w") as handle:
             json.dump(document, handle, separators=(",", ":"))
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         aside.replace(target)
 
 
