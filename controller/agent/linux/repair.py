@@ -283,10 +283,10 @@ def router_port_lines(changes: Changes, view: NamespaceView, port: Port, wired: 
 
 
 # IPv6 addresses the agent adds need no duplicate address detection (the controller hands
-# them out once), which would leave them unusable for a second or more.
-NODAD = ("nodad",)
-# An endpoint's or the veth's IPv6 address: no route to its subnet through the device, so
-# every packet goes to the gateway (the router namespace), as proxy ARP makes IPv4 do.
+# each out once), which would leave them unusable for a second or more: ``nodad``. An
+# endpoint's or the veth's IPv6 address also makes no route to its subnet through the device
+# (``noprefixroute``), so every packet goes to the gateway (the router namespace), as proxy
+# ARP makes IPv4 go.
 ROUTED = ("nodad", "noprefixroute")
 
 
