@@ -48,9 +48,13 @@ def parse_prefix(value: str) -> IPNetwork:
 
 def parse_address(value: str) -> IPAddr:
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValueError(f"'{value}' is not a valid IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # A zone names an interface of one machine: no address of the model has one.
+        raise ValueError(f"'{value}' is not a valid IP address (it has a zone)")
+    return address
 
 
 def prefixes_overlap(a: IPNetwork, b: IPNetwork) -> bool:

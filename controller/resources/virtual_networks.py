@@ -94,9 +94,10 @@ def validate_virtual_subnet(node: Node) -> None:
     network = node.props(VirtualSubnetProperties).network()
     low, high = subnet_host_range(network)
     if low > high:
+        broadcast = "a broadcast address, " if network.version == 4 else ""  # none in IPv6
         raise InvalidInput(
             f"subnet '{node.resource_id}' ({network}) is too small: it needs a network address, "
-            "a gateway address, a broadcast address and at least one address to hand out",
+            f"a gateway address, {broadcast}and at least one address to hand out",
             target=node.target("addressPrefix"),
         )
 

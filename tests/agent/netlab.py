@@ -4,6 +4,7 @@ provider address, and the southbound objects an agent of such a host would recei
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class Objects:
         return self
 
     def network(self, subnet: str, vnet: str, vsid: int, prefix: str = "10.1.0.0/24") -> Objects:
-        gateway = prefix.split("/")[0].rsplit(".", 1)[0] + ".1"
+        gateway = _gateway(prefix.split("/")[0])
         body = {"vsid": vsid, "virtualNetwork": vnet, "prefix": prefix, "gateway": gateway}
         self.objects[f"network/{subnet}"] = body
         return self
@@ -86,12 +87,12 @@ class Objects:
     def endpoint(
         self, key: str, nic: str, mac: str, ip: str, vnet: str, vsid: int, **extra: Any
     ) -> Objects:
-        gateway = ip.rsplit(".", 1)[0] + ".1"
+        gateway = _gateway(ip)
         body = {
             "nic": nic,
             "mac": mac,
             "ip": ip,
-            "prefixLength": 24,
+            "prefixLength": 64 if ":" in ip else 24,
             "gateway": gateway,
             "vsid": vsid,
             "subnet": "s",
@@ -107,3 +108,10 @@ class Objects:
                 "providerAddress": underlay}  # fmt: skip
         self.objects[f"mapping/{key}"] = body
         return self
+
+
+def _gateway(address: str) -> str:
+    """The first address of the /24 (IPv4) or /64 (IPv6) holding ``address``."""
+    if ":" in address:
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False).network_address + 1)
+    return address.rsplit(".", 1)[0] + ".1"

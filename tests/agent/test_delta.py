@@ -2,7 +2,8 @@
 
 One host is built whole, then changed by a series of deltas (endpoints added and removed, an
 address and a cap changed, ACL rules and an endpoint's ACLs changed, remote endpoints added,
-moved and removed), each applied in place against the agent's model. The kernel is read back;
+moved and removed; IPv4 and IPv6 ones: the host's NICs are dual-stack), each applied in place
+against the agent's model. The kernel is read back;
 then every namespace is deleted and a fresh agent builds the final objects from nothing with a
 full reconcile; the kernel is read again. Both readings must be equal."""
 
@@ -23,6 +24,7 @@ from tests.support.kernel_state import differences, host_state
 
 pytestmark = pytest.mark.dataplane("bridge", "tc", "nft")
 VSID = 5201
+VSID6 = 5202  # the virtual network's IPv6 subnet
 ACL = new_id()
 
 
@@ -49,13 +51,18 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     nics = [new_id() for _ in range(5)]
     lab.owners += nics
     objects = Objects().host(address).network("sub", vnet, VSID)
+    objects.network("sub6", vnet, VSID6, "2001:db8:5202::/64")
     lab.owners.append(objects.server)
     objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
     objects.objects["aclRule/web"] = rule("80")
     for i in range(3):
         objects.endpoint(f"e{i}", nics[i], f"02000000060{i}", f"10.1.0.{10 + i}", vnet, VSID,
                          acls=[ACL] if i else [])  # fmt: skip
+    for i in (0, 2):  # dual-stack
+        objects.endpoint(f"e{i}v6", nics[i], f"02000000060{i}", f"2001:db8:5202::{10 + i}",
+                         vnet, VSID6, acls=[ACL] if i else [])  # fmt: skip
     objects.mapping("far", "020000000700", "10.1.0.99", vnet, VSID, "192.168.240.2")
+    objects.mapping("far6", "020000000700", "2001:db8:5202::99", vnet, VSID6, "192.168.240.2")
     dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
     state = objects.objects
 
@@ -73,20 +80,31 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
                      qos={"inboundMaximumMbps": 40, "outboundMaximumMbps": 30})  # fmt: skip
     objects.endpoint("e3b", nics[3], "020000000603", "10.1.0.23", vnet, VSID, acls=[ACL])
     objects.endpoint("e4", nics[4], "020000000604", "10.1.0.14", vnet, VSID)
+    objects.endpoint("e4v6", nics[4], "020000000604", "2001:db8:5202::14", vnet, VSID6)
     added = dict(list(state.items())[before:])
     await change(added)
     await change({}, ("endpoint/e1",))  # removed
     await change({"aclRule/web": rule("443")})  # a rule changed
+    v6 = rule("8080", sourceAddressPrefix="2001:db8:5202::/64", priority=120)
+    await change({"aclRule/v6": v6})  # an IPv6 rule added
     await change({"aclRule/ssh": rule("22", priority=110)})  # a rule added
     await change({"endpoint/e0": state["endpoint/e0"] | {"acls": [ACL]}})  # ACL'd now
     await change({"endpoint/e4": state["endpoint/e4"] | {"ip": "10.1.0.24"}})  # readdressed
+    await change({"endpoint/e4v6": state["endpoint/e4v6"] | {"ip": "2001:db8:5202::24"}})
+    objects.endpoint("e3v6", nics[3], "020000000603", "2001:db8:5202::13", vnet, VSID6)
+    await change({"endpoint/e3v6": state["endpoint/e3v6"]})  # dual-stack now
+    await change({}, ("endpoint/e2v6",))  # IPv4 only again
     qos = {"inboundMaximumMbps": None, "outboundMaximumMbps": 25}
     await change({"endpoint/e3": state["endpoint/e3"] | {"qos": qos}})  # cap changed, removed
     await change({}, ("endpoint/e3b",))  # one of two ipConfigurations gone
     objects.mapping("near", "020000000701", "10.1.0.98", vnet, VSID, "192.168.240.3")
     await change({"mapping/near": state["mapping/near"]})
     await change({"mapping/far": state["mapping/far"] | {"providerAddress": "192.168.240.4"}})
+    objects.mapping("near6", "020000000701", "2001:db8:5202::98", vnet, VSID6, "192.168.240.3")
+    await change({"mapping/near6": state["mapping/near6"]})
+    await change({"mapping/far6": state["mapping/far6"] | {"providerAddress": "192.168.240.4"}})
     await change({}, ("mapping/near",))
+    await change({}, ("mapping/near6",))
     await change({}, ("aclRule/ssh",))
 
     # The next full observe-and-repair finds nothing to change: not even the rulesets changed
@@ -103,14 +121,15 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     for name in [router, *live]:
         sh("ip", "netns", "del", name)
     # The kernel frees a deleted namespace's devices (and the VXLAN's VNI) in the background.
-    probe = ("ip", "-n", host, "link", "add", "probe", "type", "vxlan", "id", str(VSID))
-    for _ in range(40):
-        if sh(*probe, "dstport", "4789", check=False) == "" and "probe" in sh(
-            "ip", "-n", host, "link"
-        ):
-            sh("ip", "-n", host, "link", "del", "probe")
-            break
-        await asyncio.sleep(0.25)
+    for vsid in (VSID, VSID6):
+        probe = ("ip", "-n", host, "link", "add", "probe", "type", "vxlan", "id", str(vsid))
+        for _ in range(40):
+            if sh(*probe, "dstport", "4789", check=False) == "" and "probe" in sh(
+                "ip", "-n", host, "link"
+            ):
+                sh("ip", "-n", host, "link", "del", "probe")
+                break
+            await asyncio.sleep(0.25)
     fresh = LinuxDataplane("server", runner=Runner(host_netns=host))
     assert await fresh.apply(state, state, []) == []
     assert fresh.last is not None

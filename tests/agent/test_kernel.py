@@ -208,3 +208,30 @@ async def test_two_hosts_talk_over_vxlan_and_virtual_networks_stay_apart(lab: La
     assert ping(blue_b, "10.1.0.11")  # blue on B -> blue on A (same address as red on B)
     assert not ping(red_a, "10.1.0.12", count=1)  # blue's endpoint, same prefix: unreachable
     assert not ping(blue_b, "10.1.0.10", count=1)  # red's endpoint from blue
+
+
+async def test_dual_stack_endpoints_route_ipv6_on_one_host(lab: Lab) -> None:
+    host, address = lab.host(lab.underlay(), 1)
+    vnet = new_id()
+    nics = [nic(lab) for _ in range(3)]
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    objects.network("web6", vnet, VSID + 1, "2001:db8:51::/64")
+    objects.network("app6", vnet, VSID + 2, "2001:db8:52::/64")
+    for i, found in enumerate(nics):
+        mac = f"02000000030{i}"
+        objects.endpoint(f"ep{i}", found, mac, f"10.1.0.{10 + i}", vnet, VSID)
+        subnet, vsid = ("2001:db8:52", VSID + 2) if i == 2 else ("2001:db8:51", VSID + 1)
+        objects.endpoint(f"ep{i}v6", found, mac, f"{subnet}::{10 + i}", vnet, vsid)
+    dataplane = agent(lab, host, objects)
+    assert await dataplane.apply(objects.objects, objects.objects, []) == []
+
+    first, third = nics[0], nics[2]
+    assert "2001:db8:51::10/64" in sh("ip", "-n", first, "-6", "addr", "show", "dev", "eth0")
+    assert "default via 2001:db8:51::1" in sh("ip", "-n", first, "-6", "route")
+    assert ping(first, "2001:db8:51::11")  # the same subnet: through the router namespace
+    assert ping(first, "2001:db8:52::12")  # another subnet
+    assert ping(third, "10.1.0.10")  # IPv4 as before
+    # Nothing was left to repair: what was read back is what was planned, in both families.
+    again = await dataplane.reconcile()
+    assert (again.changes, again.failures) == (0, [])
+    await dataplane.close()

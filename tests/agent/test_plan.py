@@ -24,17 +24,31 @@ SERVER = "5e4e4e4e-0000-4000-8000-000000000001"
 VNETS = ["0a0a0a0a-0000-4000-8000-00000000000a", "0b0b0b0b-0000-4000-8000-00000000000b"]
 
 
+IPV6 = 4  # subnets numbered from here are IPv6 ones
+
+
+def address(third: int, host: int) -> str:
+    """Address ``host`` of subnet ``third``: 10.0.<third>.0/24, or 2001:db8:<third>::/64."""
+    return f"2001:db8:{third}::{host:x}" if third >= IPV6 else f"10.0.{third}.{host}"
+
+
+def readdressed(ip: str, host: int) -> str:
+    return f"{ip.rsplit(':', 1)[0]}:{host:x}" if ":" in ip else f"{ip.rsplit('.', 1)[0]}.{host}"
+
+
 def network(vsid: int, vnet: str, third: int) -> Body:
-    prefix, gateway = f"10.0.{third}.0/24", f"10.0.{third}.1"
+    length = 64 if third >= IPV6 else 24
+    prefix, gateway = f"{address(third, 0)}/{length}", address(third, 1)
     return {"vsid": vsid, "virtualNetwork": vnet, "prefix": prefix, "gateway": gateway}
 
 
 @st.composite
 def hosts(draw: st.DrawFn) -> dict[str, Body]:
-    """Objects of a host: subnets of up to two virtual networks (the same prefixes in both),
-    NICs with one or more ipConfigurations, mappings to other hosts, and a few broken ones."""
+    """Objects of a host: IPv4 and IPv6 subnets of up to two virtual networks (the same
+    prefixes in both), NICs with one or more ipConfigurations (dual-stack ones among them),
+    mappings to other hosts, and a few broken ones."""
     objects: dict[str, Body] = {f"host/{SERVER}": {"providerAddress": "192.0.2.1"}}
-    subnets = draw(st.lists(st.tuples(st.sampled_from(VNETS), st.integers(0, 3)), max_size=4))
+    subnets = draw(st.lists(st.tuples(st.sampled_from(VNETS), st.integers(0, 5)), max_size=4))
     vsids = {}
     for number, (vnet, third) in enumerate(dict.fromkeys(subnets)):
         vsid = 6000 + number
@@ -43,7 +57,7 @@ def hosts(draw: st.DrawFn) -> dict[str, Body]:
     if not vsids:
         return objects
     nics = draw(st.integers(0, 6))
-    address = 10
+    host = 10
     for n in range(nics):
         nic = str(uuid.UUID(int=draw(st.integers(1, 2**63)) << 64 | n))
         vsid = draw(st.sampled_from(sorted(vsids)))
@@ -54,17 +68,22 @@ def hosts(draw: st.DrawFn) -> dict[str, Body]:
             else f"02AA0000{n:04X}"
         )
         for config in range(draw(st.integers(1, 3))):
-            address += 1
+            host += 1
+            if config:  # another subnet of the same virtual network, perhaps
+                same = [v for v, (net, _) in vsids.items() if net == vnet]
+                vsid = draw(st.sampled_from(sorted(same)))
+                third = vsids[vsid][1]
             objects[f"endpoint/e{n}-{config}"] = {
-                "nic": nic, "mac": mac, "ip": f"10.0.{third}.{address}", "prefixLength": 24,
-                "gateway": f"10.0.{third}.1", "vsid": vsid, "virtualNetwork": vnet, "acls": ["a1"],
+                "nic": nic, "mac": mac, "ip": address(third, host),
+                "prefixLength": 64 if third >= IPV6 else 24, "gateway": address(third, 1),
+                "vsid": vsid, "virtualNetwork": vnet, "acls": ["a1"],
                 "qos": {"inboundMaximumMbps": draw(st.sampled_from([None, 0, 100])),
                         "outboundMaximumMbps": None},
             }  # fmt: skip
     for m in range(draw(st.integers(0, 4))):
         vsid = draw(st.sampled_from([*sorted(vsids), 9999]))  # 9999: no network object
         vnet, third = vsids.get(vsid, (VNETS[0], 0))
-        ip, mac = f"10.0.{third}.{200 + m}", f"02BB0000{m:04X}"
+        ip, mac = address(third, 200 + m), f"02BB0000{m:04X}"
         objects[f"mapping/m{m}"] = {"vsid": vsid, "virtualNetwork": vnet, "ip": ip, "mac": mac,
                                     "providerAddress": "192.0.2.9"}  # fmt: skip
     return objects
@@ -102,7 +121,12 @@ def test_names_are_valid_and_owned(objects: dict[str, Body]) -> None:
             segment = planned.segments[(port.router, vsid)]
             assert len(segment.bridge) <= 15
             assert len(segment.vxlan) <= 15
-        assert port.gateway in {s.gateway.split("/")[0] for s in planned.segments.values()}
+        gateways = {s.gateway.split("/")[0] for s in planned.segments.values()}
+        assert {port.gateway, port.gateway6} - {""} <= gateways
+        assert port.gateway or port.gateway6
+        assert ":" not in port.gateway
+        assert ":" in port.gateway6 or not port.gateway6
+        assert set(port.ips6) == {ip for ip in port.ips if ":" in ip}
         assert port.inbound_mbps in (None, 100)  # 0 means no cap
     veths = [p.veth for p in planned.ports.values()]
     assert len(veths) == len(set(veths))
@@ -174,7 +198,7 @@ def changes(draw: st.DrawFn, objects: dict[str, Body]) -> tuple[dict[str, Body],
             deletes.append(key)
             continue
         if action == "ip":
-            body["ip"] = body["ip"].rsplit(".", 1)[0] + f".{draw(st.integers(100, 150))}"
+            body["ip"] = readdressed(body["ip"], draw(st.integers(100, 150)))
         elif action == "qos" and "qos" in body:
             body["qos"] = {"inboundMaximumMbps": 25, "outboundMaximumMbps": 10}
         elif action == "nic" and "nic" in body:
@@ -192,7 +216,7 @@ def changes(draw: st.DrawFn, objects: dict[str, Body]) -> tuple[dict[str, Body],
         if draw(st.booleans()):
             body["nic"] = str(uuid.uuid4())
             body["mac"] = "02DD00000001"
-        body["ip"] = body["ip"].rsplit(".", 1)[0] + ".160"
+        body["ip"] = readdressed(body["ip"], 160)
         upserts["endpoint/new"] = body
     return upserts, deletes
 
@@ -209,3 +233,48 @@ def test_a_replan_equals_the_full_plan_or_declines(data: st.DataObject) -> None:
     event("declined" if replanned is None else "re-planned")
     if replanned is not None:
         assert normalised(replanned) == normalised(plan(after, SERVER))
+
+
+def test_a_dual_stack_nic_gets_both_families_and_a_gateway_for_each() -> None:
+    objects = {
+        "network/v4": network(7001, VNETS[0], 0),
+        "network/v6": network(7002, VNETS[0], IPV6),
+    }
+    nic = "0c0c0c0c-0000-4000-8000-00000000000c"
+    for key, third, vsid in (("e4", 0, 7001), ("e6", IPV6, 7002)):
+        objects[f"endpoint/{key}"] = {
+            "nic": nic, "mac": "02AA00000001", "ip": address(third, 9),
+            "prefixLength": 64 if third else 24, "gateway": address(third, 1), "vsid": vsid,
+            "virtualNetwork": VNETS[0], "acls": [],
+        }  # fmt: skip
+    objects["mapping/far6"] = {"vsid": 7002, "virtualNetwork": VNETS[0], "ip": "2001:DB8:4::99",
+                               "mac": "02BB00000001", "providerAddress": "192.0.2.9"}  # fmt: skip
+    planned = plan(objects, SERVER)
+    assert planned.failures == []
+    port = planned.ports[nic]
+    assert port.addresses == ("10.0.0.9/24", "2001:db8:4::9/64")
+    assert (port.gateway, port.gateway6, port.ips6) == (
+        "10.0.0.1",
+        "2001:db8:4::1",
+        ("2001:db8:4::9",),
+    )
+    router = router_name(SERVER, VNETS[0])
+    assert planned.segments[(router, 7002)].gateway == "2001:db8:4::1/64"
+    assert planned.remotes["mapping/far6"].ip == "2001:db8:4::99"  # canonical
+
+
+def test_an_address_of_the_other_family_than_its_gateway_or_subnet_is_refused() -> None:
+    v6 = network(7002, VNETS[0], IPV6)
+    objects = {
+        "network/v6": v6,
+        "network/bad": network(7003, VNETS[0], 1) | {"gateway": "2001:db8::1"},
+    }
+    nic = "0c0c0c0c-0000-4000-8000-00000000000c"
+    endpoint = {"nic": nic, "mac": "02AA00000001", "ip": "2001:db8:4::9", "prefixLength": 64,
+                "gateway": "2001:db8:4::1", "vsid": 7002, "virtualNetwork": VNETS[0]}  # fmt: skip
+    objects["endpoint/mixed"] = endpoint | {"gateway": "10.0.0.1"}
+    objects["endpoint/long"] = endpoint | {"prefixLength": 129, "nic": nic[:-1] + "d"}
+    messages = {f.key: f.message for f in plan(objects, SERVER).failures}
+    assert "is not an IPv4 address" in messages["network/bad"]
+    assert "is not an IPv6 address" in messages["endpoint/mixed"]
+    assert "bad prefixLength 129" in messages["endpoint/long"]

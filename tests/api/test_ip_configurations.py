@@ -220,6 +220,28 @@ async def test_ipv6_addresses(fabric: httpx.AsyncClient) -> None:
     assert address(last, "s") == "fd00::1:ffff:ffff:ffff:ffff"
 
 
+async def test_a_dual_stack_nic_and_an_ipv6_address_with_a_zone(
+    fabric: httpx.AsyncClient,
+) -> None:
+    subnets = (virtual_subnet("Web", "24.30.1.0/24"), virtual_subnet("Web6", "2001:db8:1::/64"))
+    body = virtual_network(*subnets, prefixes=("24.30.0.0/16", "2001:db8::/32"))
+    await put(fabric, "/virtualNetworks/Dual", body, status=201)
+    web6 = "/virtualNetworks/Dual/subnets/Web6"
+    created = await put_nic(
+        fabric,
+        "Dual_Nic",
+        ip_configuration("v4", "/virtualNetworks/Dual/subnets/Web"),
+        ip_configuration("v6", web6, privateIPAddressVersion="IPv6"),
+    )
+    assert (address(created, "v4"), address(created, "v6")) == ("24.30.1.2", "2001:db8:1::2")
+    await assert_put_rejected(
+        fabric,
+        "/networkInterfaces/b",
+        nic(ip_configuration("s", web6, "2001:db8:1::5%eth0")),
+        target="properties.ipConfigurations[0].properties.privateIPAddress",  # the schema's
+    )
+
+
 async def test_dynamic_address_version_must_match_the_subnet(fabric: httpx.AsyncClient) -> None:
     body = nic(ip_configuration("ip", WEB, privateIPAddressVersion="IPv6"))
     await assert_put_rejected(

@@ -17,6 +17,7 @@ from controller.core.values import (
     check_resource_id,
     format_mac_bare,
     format_mac_dashed,
+    parse_address,
     parse_mac,
     parse_port_range,
 )
@@ -208,3 +209,13 @@ def test_invalid_resource_ids(text: str) -> None:
 )
 def test_valid_resource_ids(text: str) -> None:
     assert check_resource_id(text) == text
+
+
+@pytest.mark.parametrize("text", ["2001:db8::5%eth0", "fe80::1%1", "10.0.0.1%eth0", "2001:db8::g"])
+def test_addresses_with_a_zone_or_malformed_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid IP address"):
+        parse_address(text)
+
+
+def test_ipv6_addresses_parse_to_their_canonical_form() -> None:
+    assert str(parse_address(" 2001:DB8:0:0::5 ")) == "2001:db8::5"

@@ -2,7 +2,8 @@
 
 Two virtual networks with the SAME prefixes (blue and red: 10.20.1.0/24 "web" and 10.20.2.0/24
 "app"), endpoints spread over three hosts, an ACL allowing TCP 443 and denying TCP 80 inbound
-on one endpoint, a 50 Mbit/s outbound cap on another.
+on one endpoint, a 50 Mbit/s outbound cap on another. Blue is dual-stack: IPv6 subnets "web6"
+and "app6" beside the IPv4 ones, and each blue NIC has an ipConfiguration in one of them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from tests.support.nbi import PS_HEADERS, url
 WEB_ACL = "/accessControlLists/web"
 PREFIXES = ("10.20.0.0/16",)
 SUBNETS = {"web": "10.20.1.0/24", "app": "10.20.2.0/24"}
+PREFIXES6 = ("2001:db8:20::/48",)  # blue's only
+SUBNETS6 = {"web6": "2001:db8:20:1::/64", "app6": "2001:db8:20:2::/64"}
 WAIT = "?wait=applied&timeout=20"
 QOS_MBPS = 50
 
@@ -49,6 +52,8 @@ class Endpoint:
     mac: str
     acl: bool = False  # the ipConfiguration uses WEB_ACL
     outbound_mbps: int | None = None
+    ip6: str | None = None  # dual-stack: the address of a second ipConfiguration ("ip6") in
+    subnet6: str = ""  # this IPv6 subnet, using WEB_ACL too when ``acl``
 
     @property
     def path(self) -> str:
@@ -57,19 +62,51 @@ class Endpoint:
     def body(self) -> Json:
         extra: Json = {"accessControlList": ref(WEB_ACL)} if self.acl else {}
         subnet = f"/virtualNetworks/{self.vnet}/subnets/{self.subnet}"
-        config = ip_configuration("ip", subnet, self.ip, **extra)
+        configs = [ip_configuration("ip", subnet, self.ip, **extra)]
+        if self.ip6 is not None:
+            subnet6 = f"/virtualNetworks/{self.vnet}/subnets/{self.subnet6}"
+            configs.append(ip_configuration("ip6", subnet6, self.ip6, **extra))
         port: Json = {}
         if self.outbound_mbps is not None:
             qos = {"outboundMaximumMbps": self.outbound_mbps}
             port = {"portSettings": {"qosSettings": qos}}
         host = ref(f"/servers/host{self.host}")
-        return nic(config, privateMacAddress=self.mac, server=host, **port)
+        return nic(*configs, privateMacAddress=self.mac, server=host, **port)
 
 
 ENDPOINTS = (
-    Endpoint("blue-a", 1, "blue", "web", "10.20.1.10", "02AA00000A01"),
-    Endpoint("blue-b", 2, "blue", "web", "10.20.1.20", "02AA00000B01", acl=True),
-    Endpoint("blue-c", 3, "blue", "app", "10.20.2.30", "02AA00000C01", outbound_mbps=QOS_MBPS),
+    Endpoint(
+        "blue-a",
+        1,
+        "blue",
+        "web",
+        "10.20.1.10",
+        "02AA00000A01",
+        ip6="2001:db8:20:1::10",
+        subnet6="web6",
+    ),
+    Endpoint(
+        "blue-b",
+        2,
+        "blue",
+        "web",
+        "10.20.1.20",
+        "02AA00000B01",
+        acl=True,
+        ip6="2001:db8:20:1::20",
+        subnet6="web6",
+    ),
+    Endpoint(
+        "blue-c",
+        3,
+        "blue",
+        "app",
+        "10.20.2.30",
+        "02AA00000C01",
+        outbound_mbps=QOS_MBPS,
+        ip6="2001:db8:20:2::30",
+        subnet6="app6",
+    ),
     # Same addresses as blue-a and blue-b, in the other virtual network.
     Endpoint("red-a", 1, "red", "web", "10.20.1.10", "02BB00000A01"),
     Endpoint("red-b", 2, "red", "web", "10.20.1.20", "02BB00000B01"),
@@ -170,12 +207,15 @@ def create_tenants(api: Api, tenants: Tenants) -> None:
     api.put(WEB_ACL, https_only_acl(), wait=True)
     vnets, vsids = tenants.vnets, tenants.vsids
     for name in ("blue", "red"):
-        subnets = [virtual_subnet(sub, prefix) for sub, prefix in SUBNETS.items()]
+        prefixes, wanted = PREFIXES, dict(SUBNETS)
+        if name == "blue":
+            prefixes, wanted = PREFIXES + PREFIXES6, wanted | SUBNETS6
+        subnets = [virtual_subnet(sub, prefix) for sub, prefix in wanted.items()]
         created = api.put(
-            f"/virtualNetworks/{name}", virtual_network(*subnets, prefixes=PREFIXES), wait=True
+            f"/virtualNetworks/{name}", virtual_network(*subnets, prefixes=prefixes), wait=True
         )
         vnets[name] = str(created["instanceId"])
-        for sub in SUBNETS:
+        for sub in wanted:
             found = api.get(f"/virtualNetworks/{name}/subnets/{sub}")
             vsids[(name, sub)] = int(found["properties"]["vsid"])
     for endpoint in ENDPOINTS:

@@ -23,20 +23,21 @@ from pathlib import Path
 from tests.e2e.netns import in_ns
 from tests.support.processes import stop_process
 
-# Binds and listens on every port given, then says "ready"; prints "port peer" for each
-# connection it accepts, and closes it.
+# Binds and listens on every port given (IPv4 and IPv6), then says "ready"; prints "port peer"
+# for each connection it accepts (an IPv4 peer as such), and closes it.
 LISTENER = """
 import socket, sys, threading
 def serve(listener, port):
     while True:
         connection, peer = listener.accept()
-        print(port, peer[0], flush=True)
+        print(port, peer[0].removeprefix("::ffff:"), flush=True)
         connection.close()
 listeners = []
 for port in sys.argv[1:]:
-    listener = socket.socket()
+    listener = socket.socket(socket.AF_INET6)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", int(port)))
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.bind(("::", int(port)))
     listener.listen(64)
     listeners.append((listener, port))
 for listener, port in listeners:

@@ -44,6 +44,7 @@ pytestmark = [
 ]
 
 BLUE_A, BLUE_B, BLUE_C, NEW = "10.20.1.10", "10.20.1.20", "10.20.2.30", LATE.ip
+BLUE_A6, BLUE_B6, BLUE_C6 = "2001:db8:20:1::10", "2001:db8:20:1::20", "2001:db8:20:2::30"
 # Generous bounds (seconds) for what is measured and recorded as a figure: an ACL change
 # reaching the packets (the PUT's ?wait=applied timeout), a restarted agent converging, a
 # resync repairing drift.
@@ -110,13 +111,16 @@ def test_a_virtual_network_with_the_same_prefixes_is_isolated(deployment: Deploy
         assert listener.accepted() == [f"8080 {BLUE_A}"]
 
 
-def _assert_dropped_by_the_acl(d: Deployment, listener: Listener, client: str, port: int) -> None:
-    """A connection from ``client`` to blue-b:``port`` gets no answer (dropped, not refused),
-    the listener there sees nothing, and the ACL's deny rule for the port counted it."""
+def _assert_dropped_by_the_acl(
+    d: Deployment, listener: Listener, client: str, port: int, address: str = BLUE_B
+) -> None:
+    """A connection from ``client`` to blue-b:``port`` (at ``address``) gets no answer
+    (dropped, not refused), the listener there sees nothing, and the ACL's deny rule for the
+    port counted it."""
     router, acl_id = d.router_ns(2, "blue"), d.api.instance_id(WEB_ACL)
     counted = rule_packets(router, acl_id, "inbound", port=port, verdict="drop")
     seen = listener.accepted(port)
-    assert reach(client, BLUE_B, port) == "dropped"
+    assert reach(client, address, port) == "dropped"
     assert rule_packets(router, acl_id, "inbound", port=port, verdict="drop") > counted
     assert listener.accepted(port) == seen
 
@@ -159,6 +163,32 @@ def test_an_acl_allows_443_denies_80_and_a_change_applies_by_the_time_it_is_ackn
         _change_deny_http(d, figures, "Deny")
         _assert_dropped_by_the_acl(d, listener, client, 80)
         assert connects(client, BLUE_B, 443)
+
+
+def test_dual_stack_endpoints_route_ipv6_through_vxlan_and_the_acl_filters_it(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    vx = f"vx{d.vsid('blue', 'web6')}"
+    on_1 = d.router_ns(1, "blue")
+    client = d.endpoint_ns("blue-a")
+    before = link_stats(on_1, vx)
+
+    assert ping(client, BLUE_B6, count=3)  # web6: host 1 -> host 2
+    assert ping(d.endpoint_ns("blue-c"), BLUE_A6, count=3)  # app6 on host 3 -> web6 on host 1
+    assert ping(client, BLUE_C6, count=1)
+
+    after = link_stats(on_1, vx)
+    # Out to blue-b and back over web6's VNI; blue-c's requests arrive on it too (the
+    # replies leave host 1 by app6's VNI: routed there, as IPv4 is).
+    assert after["tx"] - before["tx"] >= 3, (before, after)
+    assert after["rx"] - before["rx"] >= 3 + 3, (before, after)
+    # blue-b's ACL ("*" prefixes: both families) allows TCP 443 and drops TCP 80 over IPv6.
+    with listening(d.endpoint_ns("blue-b"), [443, 80]) as listener:
+        assert connects(client, BLUE_B6, 443)
+        listener.wait_accepted(443, 1)
+        assert listener.accepted(443)[-1] == f"443 {BLUE_A6}"
+        _assert_dropped_by_the_acl(d, listener, client, 80, BLUE_B6)
 
 
 # The ACL of blue-b while the connectivity check is compared with packets: inbound only TCP

@@ -1,6 +1,7 @@
 """What an agent put in the kernel, read back in a form two builds of one host compare by:
 links by name and kind with what the agent sets on them, addresses, routes, permanent
-neighbours, the FDB entries the agent makes, root qdiscs, forwarding/proxy-ARP sysctls, and
+neighbours, the FDB entries the agent makes, root qdiscs, forwarding (IPv4, IPv6)/proxy-ARP
+sysctls, and
 the nftables tables (stateless, chains and set/map elements order-free, handles dropped).
 What the kernel picks at random (veth and bridge MACs, interface indexes) is left out."""
 
@@ -61,7 +62,10 @@ def namespace_state(netns: str) -> Json:
         described[name] = entry
     routes = sorted(
         json.dumps({k: r.get(k) for k in ("dst", "dev", "gateway", "scope")}, sort_keys=True)
-        for r in _json("ip", "-n", netns, "-j", "route", "show")
+        for r in [
+            *_json("ip", "-n", netns, "-j", "route", "show"),
+            *_json("ip", "-n", netns, "-6", "-j", "route", "show"),
+        ]
         if r.get("protocol") != "kernel"
     )
     neighbours = sorted(
@@ -90,6 +94,7 @@ def namespace_state(netns: str) -> Json:
         "fdb": fdb,
         "qdiscs": qdiscs,
         "forwarding": _sysctl(netns, "net/ipv4/ip_forward"),
+        "forwarding6": _sysctl(netns, "net/ipv6/conf/all/forwarding"),
         "nftables": nftables_state(netns),
     }
 

@@ -100,6 +100,8 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
     """The lines making one NIC right: from nothing when it is new (``observed`` None: the
     model says nothing of it is in the kernel), else from what was observed of it."""
     router = NamespaceView(netconf={"all": {"forwarding": 1}})  # the router is already up
+    if old is not None and old.ips6:  # and forwards IPv6 since that NIC had an IPv6 address
+        router.netconf6 = {"all": {"forwarding": 1}}
     nic = NamespaceView()
     wired = False
     if observed is None:
@@ -109,6 +111,9 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
         router.links = observed.views[new.router].links
         router.routes = observed.views[new.router].routes
         router.netconf.update(observed.views[new.router].netconf)
+        router.netconf6.update(observed.views[new.router].netconf6)
+        router.routes6 = observed.views[new.router].routes6
+        router.neighbours = observed.views[new.router].neighbours
         router.qdiscs = observed.views[new.router].qdiscs
         nic = observed.views.get(new.netns, NamespaceView())
         wired = router.kind(new.veth) == "veth" and nic.kind(ENDPOINT_DEV) == "veth"
@@ -120,5 +125,9 @@ def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observ
     port_lines(changes, nic, new, wired)
     if old is not None and wired:
         for ip in sorted(set(old.ips) - set(new.ips)):
-            op = Op("route-del", new.veth, (f"{ip}/32", ""))
-            changes.add(DELETE, "ip", new.router, f"route del {ip}/32 dev {new.veth}", (), op)
+            host = f"{ip}/{128 if ':' in ip else 32}"
+            op = Op("route-del", new.veth, (host, ""))
+            changes.add(DELETE, "ip", new.router, f"route del {host} dev {new.veth}", (), op)
+            if ":" in ip:
+                op = Op("neigh-del", new.veth, (ip,))
+                changes.add(DELETE, "ip", new.router, f"neigh del {ip} dev {new.veth}", (), op)

@@ -42,7 +42,10 @@ class Kernel:
 
     async def observe(self, plan: HostPlan, owned: set[str]) -> Observed:
         """Everything the plan or the agent's ownership may touch (the full scan)."""
-        observed = await observe(self.runner, plan.routers, [*plan.ports, *owned])
+        ipv6 = {p.router for p in plan.ports.values() if p.ips6}
+        ipv6 |= {s.router for s in plan.segments.values() if ":" in s.gateway}
+        ipv6 |= {n for n, p in plan.ports.items() if p.ips6}
+        observed = await observe(self.runner, plan.routers, [*plan.ports, *owned], ipv6)
         self.runner.keep_only(observed.namespaces | {self.runner.host_netns or ""})
         return observed
 
@@ -93,7 +96,9 @@ class Kernel:
         changed = [p for n, p in sorted(new.ports.items()) if old.ports.get(n) != p]
         seen = await asyncio.gather(
             *(
-                observe_port(self.runner, p.router, p.veth, p.netns)
+                observe_port(
+                    self.runner, p.router, p.veth, p.netns, bool(p.ips6 or old.ports[p.netns].ips6)
+                )
                 for p in changed
                 if p.netns in old.ports
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,10 @@ class NamespaceView:
 
     links: dict[str, Json] = field(default_factory=dict)
     routes: list[Json] = field(default_factory=list)
+    routes6: list[Json] = field(default_factory=list)  # read where IPv6 is planned only
     neighbours: list[Json] = field(default_factory=list)
     netconf: dict[str, Json] = field(default_factory=dict)  # IPv4 netconf by interface
+    netconf6: dict[str, Json] = field(default_factory=dict)  # IPv6 netconf by interface
     fdb: list[Json] = field(default_factory=list)
     qdiscs: dict[str, Json] = field(default_factory=dict)  # root qdisc by device
     ruleset: str | None = None  # nft -s list ruleset (router namespaces)
@@ -46,8 +48,20 @@ class NamespaceView:
             if a.get("family") == "inet"
         }
 
+    def addresses(self, name: str) -> set[str]:
+        """The device's IPv4 and global IPv6 addresses (not the kernel's link-local ones)."""
+        return {
+            f"{a['local']}/{a['prefixlen']}"
+            for a in self.links.get(name, {}).get("addr_info", ())
+            if a.get("family") == "inet"
+            or (a.get("family") == "inet6" and a.get("scope") == "global")
+        }
+
     def forwarding(self) -> bool:
         return bool(self.netconf.get("all", {}).get("forwarding"))
+
+    def forwarding6(self) -> bool:
+        return bool(self.netconf6.get("all", {}).get("forwarding"))
 
     def proxy_arp(self, name: str) -> bool:
         return bool(self.netconf.get(name, {}).get("proxy_neigh"))
@@ -60,14 +74,19 @@ class Observed:
     views: dict[str, NamespaceView]
 
 
-async def observe(runner: Runner, routers: Iterable[str], nics: Iterable[str]) -> Observed:
-    """Read the host namespace and every listed namespace that exists."""
+async def observe(
+    runner: Runner, routers: Iterable[str], nics: Iterable[str], ipv6: Collection[str] = ()
+) -> Observed:
+    """Read the host namespace and every listed namespace that exists; the IPv6 routes of
+    those in ``ipv6`` (those the plan gives IPv6 addresses: ``ip`` lists one family's routes
+    per process, and most hosts need no second one)."""
     names = {str(n["name"]) for n in await runner.json("ip", None, "netns", "list")}
     host = await runner.json("ip", None, "-d", "link", "show", "type", "vxlan")
     wanted_routers = [r for r in dict.fromkeys(routers) if r in names]
     wanted_nics = [n for n in dict.fromkeys(nics) if n in names]
     views = await asyncio.gather(
-        *(_router(runner, r) for r in wanted_routers), *(_nic(runner, n) for n in wanted_nics)
+        *(_router(runner, r, r in ipv6) for r in wanted_routers),
+        *(_nic(runner, n, n in ipv6) for n in wanted_nics),
     )
     return Observed(
         namespaces=names,
@@ -84,35 +103,45 @@ def _fill(view: NamespaceView, documents: list[Any], qdiscs: list[Json]) -> None
     addresses, routes, netconf, *rest = documents
     view.links = {str(link["ifname"]): link for link in addresses}
     view.routes = list(routes)
-    view.netconf = {
-        str(entry["interface"]): entry for entry in netconf if entry.get("family") == "inet"
-    }
+    for family, found in (("inet", view.netconf), ("inet6", view.netconf6)):
+        found.update({str(e["interface"]): e for e in netconf if e.get("family") == family})
     view.neighbours = list(rest[0]) if rest else []
     view.qdiscs = {str(q["dev"]): q for q in qdiscs if q.get("root") and "dev" in q}
 
 
-async def _router(runner: Runner, netns: str) -> NamespaceView:
+async def _router(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
     view = NamespaceView()
-    documents, fdb, qdiscs, ruleset = await asyncio.gather(
+    documents, fdb, qdiscs, ruleset, routes6 = await asyncio.gather(
         _ip(runner, netns, ["addr show", "route show", "netconf show", "neigh show nud permanent"]),
         runner.json("bridge", netns, "fdb", "show"),
         runner.json("tc", netns, "qdisc", "show"),
         _ruleset(runner, netns),
+        _routes6(runner, netns, ipv6),
     )
     _fill(view, documents, qdiscs)
     view.fdb = list(fdb)
     view.ruleset = ruleset
+    view.routes6 = routes6
     return view
 
 
-async def _nic(runner: Runner, netns: str) -> NamespaceView:
+async def _nic(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
     view = NamespaceView()
-    documents, qdiscs = await asyncio.gather(
+    documents, qdiscs, routes6 = await asyncio.gather(
         _ip(runner, netns, ["addr show", "route show", "netconf show"]),
         runner.json("tc", netns, "qdisc", "show"),
+        _routes6(runner, netns, ipv6),
     )
     _fill(view, documents, qdiscs)
+    view.routes6 = routes6
     return view
+
+
+async def _routes6(runner: Runner, netns: str, wanted: bool, *args: str) -> list[Json]:
+    if not wanted:
+        return []
+    found: list[Json] = await runner.json("ip", netns, "-6", "route", "show", *args)
+    return found
 
 
 async def _ruleset(runner: Runner, netns: str) -> str | None:
@@ -122,28 +151,36 @@ async def _ruleset(runner: Runner, netns: str) -> str | None:
         return None
 
 
-async def port(runner: Runner, router: str, veth: str, netns: str) -> Observed:
+async def port(runner: Runner, router: str, veth: str, netns: str, ipv6: bool = False) -> Observed:
     """Only what one NIC touches: its namespace, and its veth in the router namespace (the
-    link, its routes, its netconf, its root qdisc) -- a few processes, whatever the host holds."""
-    commands = [f"addr show dev {veth}", f"route show dev {veth}", f"netconf show dev {veth}"]
-    router_side, qdiscs, nic = await asyncio.gather(
+    link, its routes, its netconf, its permanent neighbours, its root qdisc) -- a few
+    processes, whatever the host holds. ``ipv6``: read the IPv6 routes too."""
+    commands = [
+        f"addr show dev {veth}",
+        f"route show dev {veth}",
+        f"netconf show dev {veth}",
+        f"neigh show dev {veth} nud permanent",
+    ]
+    router_side, qdiscs, routes6, nic = await asyncio.gather(
         _ip_quiet(runner, router, commands),
         _json_quiet(runner, "tc", router, "qdisc", "show", "dev", veth),
-        _nic_quiet(runner, netns),
+        _routes6_quiet(runner, router, ipv6, "dev", veth),
+        _nic_quiet(runner, netns, ipv6),
     )
     view = NamespaceView()
     if router_side:
-        # Listed by device, the qdiscs and routes do not name it.
+        # Listed by device, the qdiscs, routes and neighbours do not name it.
         _fill(view, router_side, [q | {"dev": veth} for q in qdiscs])
-        for route in view.routes:
-            route.setdefault("dev", veth)
+        view.routes6 = routes6 if ipv6 else []
+        for entry in [*view.routes, *view.routes6, *view.neighbours]:
+            entry.setdefault("dev", veth)
     names = {router} if nic is None else {router, netns}
     return Observed(names, {}, {router: view, netns: nic or NamespaceView()})
 
 
-async def _nic_quiet(runner: Runner, netns: str) -> NamespaceView | None:
+async def _nic_quiet(runner: Runner, netns: str, ipv6: bool) -> NamespaceView | None:
     try:
-        return await _nic(runner, netns)
+        return await _nic(runner, netns, ipv6)
     except CommandError:  # no such namespace (deleted behind the agent's back)
         return None
 
@@ -151,6 +188,13 @@ async def _nic_quiet(runner: Runner, netns: str) -> NamespaceView | None:
 async def _ip_quiet(runner: Runner, netns: str, commands: list[str]) -> list[Any]:
     try:  # a device that is not there is an empty view, not an error
         return await runner.json_batch("ip", netns, commands, details=True)
+    except CommandError:
+        return []
+
+
+async def _routes6_quiet(runner: Runner, netns: str, wanted: bool, *args: str) -> list[Json]:
+    try:
+        return await _routes6(runner, netns, wanted, *args)
     except CommandError:
         return []
 

@@ -91,16 +91,21 @@ class Port:
     router: str
     veth: str
     mac: str
-    addresses: tuple[str, ...]  # address/prefixLength on eth0
-    gateway: str  # the default route's next hop
+    addresses: tuple[str, ...]  # address/prefixLength on eth0, IPv4 and IPv6
+    gateway: str  # the IPv4 default route's next hop ("": no IPv4 address)
     vsids: tuple[int, ...]  # the bridges that deliver this MAC locally
     inbound_mbps: int | None
     outbound_mbps: int | None
     keys: tuple[str, ...]
+    gateway6: str = ""  # the IPv6 default route's next hop ("": no IPv6 address)
 
     @property
     def ips(self) -> tuple[str, ...]:
         return tuple(a.split("/")[0] for a in self.addresses)
+
+    @property
+    def ips6(self) -> tuple[str, ...]:
+        return tuple(ip for ip in self.ips if ":" in ip)
 
 
 @dataclass(frozen=True)
@@ -174,17 +179,27 @@ def _text(body: Body, member: str) -> str:
 
 
 def _ipv4(value: object, member: str) -> str:
-    canonical = _canonical_ipv4(str(value))
-    if canonical is None:
+    canonical = _canonical_ip(str(value))
+    if canonical is None or ":" in canonical:
         raise PlanError(f"{member} {value!r} is not an IPv4 address")
     return canonical
 
 
+def _ip(value: object, member: str, version: int | None = None) -> str:
+    """An endpoint address or gateway: IPv4 or IPv6 (``version``: that one only)."""
+    canonical = _canonical_ip(str(value))
+    if canonical is None:
+        raise PlanError(f"{member} {value!r} is not an IP address")
+    if version is not None and (6 if ":" in canonical else 4) != version:
+        raise PlanError(f"{member} {value!r} is not an IPv{version} address")
+    return canonical
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def _canonical_ipv4(text: str) -> str | None:
+def _canonical_ip(text: str) -> str | None:
     # Cached: a host plans the same few thousand addresses over and over.
     try:
-        return str(ipaddress.IPv4Address(text))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
@@ -193,8 +208,8 @@ def _plan_network(result: HostPlan, owner: dict[int, str], key: str, body: Body)
     try:
         vsid = _vsid(body)
         router = router_name(result.server, _text(body, "virtualNetwork"))
-        prefix = ipaddress.IPv4Network(_text(body, "prefix"), strict=False)
-        gateway = _ipv4(body.get("gateway"), "gateway")
+        prefix = ipaddress.ip_network(_text(body, "prefix"), strict=False)
+        gateway = _ip(body.get("gateway"), "gateway", prefix.version)
     except ValueError as exc:
         result.fail(key, str(exc))
         return
@@ -223,15 +238,16 @@ def _plan_port(
     addresses: list[str] = []
     vsids: list[int] = []
     keys: list[str] = []
-    gateway = ""
+    gateways = {4: "", 6: ""}  # the first ipConfiguration's of each family
     for key, body in members:
         try:
             vsid = _vsid(body)
-            ip = _ipv4(body.get("ip"), "ip")
+            ip = _ip(body.get("ip"), "ip")
+            version = 6 if ":" in ip else 4
             length = body.get("prefixLength")
-            if not isinstance(length, int) or not 0 < length <= 32:
+            if not isinstance(length, int) or not 0 < length <= (128 if version == 6 else 32):
                 raise PlanError(f"bad prefixLength {length!r}")
-            hop = _ipv4(body.get("gateway"), "gateway")
+            hop = _ip(body.get("gateway"), "gateway", version)
             if router_name(result.server, _text(body, "virtualNetwork")) != router:
                 raise PlanError("the NIC's ipConfigurations are in different virtual networks")
             if owner.setdefault(vsid, router) != router:
@@ -240,7 +256,7 @@ def _plan_port(
             result.fail(key, str(exc))
             continue
         result.segments.setdefault((router, vsid), Segment(router, vsid, f"{hop}/{length}"))
-        gateway = gateway or hop
+        gateways[version] = gateways[version] or hop
         addresses.append(f"{ip}/{length}")
         vsids.append(vsid)
         keys.append(key)
@@ -258,7 +274,8 @@ def _plan_port(
         veth=veth,
         mac=mac,
         addresses=tuple(addresses),
-        gateway=gateway,
+        gateway=gateways[4],
+        gateway6=gateways[6],
         vsids=tuple(dict.fromkeys(vsids)),
         inbound_mbps=_cap(qos.get("inboundMaximumMbps")),
         outbound_mbps=_cap(qos.get("outboundMaximumMbps")),
@@ -274,7 +291,7 @@ def _plan_remote(result: HostPlan, key: str, body: Body, local_macs: set[str]) -
     try:
         vsid = _vsid(body)
         router = router_name(result.server, _text(body, "virtualNetwork"))
-        ip = _ipv4(body.get("ip"), "ip")
+        ip = _ip(body.get("ip"), "ip")
         mac = format_mac(body.get("mac"))
         underlay = _ipv4(body.get("providerAddress"), "providerAddress")
     except ValueError as exc:

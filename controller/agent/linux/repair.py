@@ -81,6 +81,8 @@ def sysctl_lines(
     changes: Changes, view: NamespaceView, router: str, keys: tuple[str, ...], ports: list[Port]
 ) -> None:
     settings = [] if view.forwarding() else ["net.ipv4.ip_forward=1"]
+    if any(port.ips6 for port in ports) and not view.forwarding6():
+        settings.append("net.ipv6.conf.all.forwarding=1")
     for port in ports:
         if not view.proxy_arp(port.veth):
             # Proxy ARP answers the endpoint for its gateway and its subnet; answer at once
@@ -110,10 +112,11 @@ def _segment(
     if view.kind(bridge) != "bridge":
         changes.add(CONFIGURE, "ip", router, f"link add {bridge} type bridge", keys)
         view = NamespaceView()  # everything about it is new
-    for address in sorted(view.ipv4(bridge) - {segment.gateway}):
+    for address in sorted(view.addresses(bridge) - {segment.gateway}):
         changes.add(CONFIGURE, "ip", router, f"addr del {address} dev {bridge}")
-    if segment.gateway not in view.ipv4(bridge):
-        changes.add(CONFIGURE, "ip", router, f"addr add {segment.gateway} dev {bridge}", keys)
+    if segment.gateway not in view.addresses(bridge):
+        line = f"addr add {segment.gateway} dev {bridge}{_nodad(segment.gateway)}"
+        changes.add(CONFIGURE, "ip", router, line, keys)
     if not view.up(bridge):
         changes.add(CONFIGURE, "ip", router, f"link set {bridge} up", keys)
     wanted: dict[str, object] = {"id": segment.vsid, "port": VXLAN_PORT, "learning": False}
@@ -166,6 +169,16 @@ def _stale_links(
         dev, dst = str(route.get("dev", "")), str(route.get("dst", ""))
         if dev in wanted and OWN_VETH.match(dev) and (dev, dst.removesuffix("/32")) not in ips:
             changes.add(DELETE, "ip", router, f"route del {dst} dev {dev}")
+    for route in view.routes6:  # host routes only: the kernel's fe80::/64 stays
+        dev, dst = str(route.get("dev", "")), str(route.get("dst", ""))
+        host = dst.removesuffix("/128")
+        if dev in wanted and OWN_VETH.match(dev) and "/" not in host and (dev, host) not in ips:
+            changes.add(DELETE, "ip", router, f"route del {host}/128 dev {dev}")
+    neighbours = {(p.veth, ip, p.mac) for p in ports for ip in p.ips6}
+    for entry in view.neighbours:
+        dev, ip, mac = str(entry.get("dev", "")), str(entry.get("dst", "")), entry.get("lladdr")
+        if dev in wanted and OWN_VETH.match(dev) and (dev, ip, mac) not in neighbours:
+            changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}")
 
 
 def _remotes(
@@ -242,7 +255,8 @@ def _wired(observed: Observed, port: Port) -> bool:
 
 
 def router_port_lines(changes: Changes, view: NamespaceView, port: Port, wired: bool) -> None:
-    """The router side of a NIC: a routed port (proxy ARP, a /32 per address), inbound cap."""
+    """The router side of a NIC: a routed port (proxy ARP, a /32 per IPv4 address; the IPv6
+    gateway's address, a /128 and a permanent neighbour per IPv6 address), inbound cap."""
     router, veth, keys = port.router, port.veth, port.keys
     if not wired:
         if view.kind(veth) is not None:  # a half left over
@@ -250,12 +264,48 @@ def router_port_lines(changes: Changes, view: NamespaceView, port: Port, wired: 
         view = NamespaceView()
     if not view.up(veth):
         changes.add(CONFIGURE, "ip", router, f"link set {veth} up", keys, Op("up", veth))
-    routes = {(str(r.get("dst")), r.get("dev")) for r in view.routes}
+    routes = {(str(r.get("dst")), r.get("dev")) for r in [*view.routes, *view.routes6]}
     for ip in port.ips:
         if (ip, veth) not in routes:
-            op = Op("route-replace", veth, (f"{ip}/32", ""))
-            changes.add(CONFIGURE, "ip", router, f"route replace {ip}/32 dev {veth}", keys, op)
+            host = f"{ip}/{128 if ':' in ip else 32}"
+            op = Op("route-replace", veth, (host, ""))
+            changes.add(CONFIGURE, "ip", router, f"route replace {host} dev {veth}", keys, op)
+    _gateway6(changes, view, port)
+    neighbours = {(str(n.get("dst")), n.get("dev"), n.get("lladdr")) for n in view.neighbours}
+    for ip in port.ips6:
+        # The router never asks the endpoint (NDP would need a link-local address on the
+        # veth, usable only once its duplicate address detection is over).
+        if (ip, veth, port.mac) not in neighbours:
+            line = f"neigh replace {ip} lladdr {port.mac} dev {veth} nud permanent"
+            op = Op("neigh-replace", veth, (ip, port.mac))
+            changes.add(CONFIGURE, "ip", router, line, keys, op)
     _qdisc(changes, view, router, veth, port.inbound_mbps, keys)
+
+
+# IPv6 addresses the agent adds need no duplicate address detection (the controller hands
+# each out once), which would leave them unusable for a second or more: ``nodad``. An
+# endpoint's or the veth's IPv6 address also makes no route to its subnet through the device
+# (``noprefixroute``), so every packet goes to the gateway (the router namespace), as proxy
+# ARP makes IPv4 go.
+ROUTED = ("nodad", "noprefixroute")
+
+
+def _nodad(address: str) -> str:
+    return " nodad" if ":" in address else ""
+
+
+def _gateway6(changes: Changes, view: NamespaceView, port: Port) -> None:
+    """The gateway's IPv6 address on the veth answers the endpoint's neighbour solicitations
+    for it (what proxy ARP does for IPv4; proxy NDP would need an entry per address)."""
+    address = f"{port.gateway6}/128" if port.gateway6 else ""
+    for stale in sorted(view.addresses(port.veth) - {address}):
+        line = f"addr del {stale} dev {port.veth}"
+        op = Op("addr-del", port.veth, (stale,))
+        changes.add(CONFIGURE, "ip", port.router, line, (), op)
+    if address and address not in view.addresses(port.veth):
+        line = f"addr add {address} dev {port.veth} {' '.join(ROUTED)}"
+        op = Op("addr-add", port.veth, (address, *ROUTED))
+        changes.add(CONFIGURE, "ip", port.router, line, port.keys, op)
 
 
 def port_lines(changes: Changes, nic: NamespaceView, port: Port, wired: bool) -> None:
@@ -272,7 +322,7 @@ def port_lines(changes: Changes, nic: NamespaceView, port: Port, wired: bool) ->
     if nic.links.get(ENDPOINT_DEV, {}).get("address") != port.mac:
         line = f"link set {ENDPOINT_DEV} address {port.mac}"
         changes.add(CONFIGURE, "ip", netns, line, keys, Op("mac", ENDPOINT_DEV, (port.mac,)))
-    present = nic.ipv4(ENDPOINT_DEV)
+    present = nic.addresses(ENDPOINT_DEV)
     for address in sorted(present - set(port.addresses)):
         line, op = (
             f"addr del {address} dev {ENDPOINT_DEV}",
@@ -281,23 +331,30 @@ def port_lines(changes: Changes, nic: NamespaceView, port: Port, wired: bool) ->
         changes.add(CONFIGURE, "ip", netns, line, (), op)
     for address in port.addresses:
         if address not in present:
-            line = f"addr add {address} dev {ENDPOINT_DEV}"
-            changes.add(
-                CONFIGURE, "ip", netns, line, keys, Op("addr-add", ENDPOINT_DEV, (address,))
-            )
+            flags = ROUTED if ":" in address else ()
+            line = " ".join([f"addr add {address} dev {ENDPOINT_DEV}", *flags])
+            op = Op("addr-add", ENDPOINT_DEV, (address, *flags))
+            changes.add(CONFIGURE, "ip", netns, line, keys, op)
     if not nic.up(ENDPOINT_DEV):
         changes.add(
             CONFIGURE, "ip", netns, f"link set {ENDPOINT_DEV} up", keys, Op("up", ENDPOINT_DEV)
         )
-    default = [r for r in nic.routes if r.get("dst") == "default"]
     # Deleting an address takes the routes through its subnet along, the default among them.
     readdressed = bool(present - set(port.addresses))
-    if readdressed or [(r.get("gateway"), r.get("dev")) for r in default] != [
-        (port.gateway, ENDPOINT_DEV)
-    ]:
-        line = f"route replace default via {port.gateway} dev {ENDPOINT_DEV} onlink"
-        op = Op("route-replace", ENDPOINT_DEV, ("0.0.0.0/0", port.gateway))
-        changes.add(CONFIGURE, "ip", netns, line, keys, op)
+    for gateway, routes, everything in (
+        (port.gateway, nic.routes, "0.0.0.0/0"),
+        (port.gateway6, nic.routes6, "::/0"),
+    ):
+        default = [(r.get("gateway"), r.get("dev")) for r in routes if r.get("dst") == "default"]
+        if gateway and (readdressed or default != [(gateway, ENDPOINT_DEV)]):
+            line = f"route replace default via {gateway} dev {ENDPOINT_DEV} onlink"
+            op = Op("route-replace", ENDPOINT_DEV, (everything, gateway))
+            changes.add(CONFIGURE, "ip", netns, line, keys, op)
+    # No IPv6 address any more: its default route (which outlives the address) goes too.
+    dropped6 = any(":" in a for a in present - set(port.addresses))
+    if not port.gateway6 and (dropped6 or any(r.get("dst") == "default" for r in nic.routes6)):
+        op = Op("route-del", ENDPOINT_DEV, ("::/0", ""))
+        changes.add(CONFIGURE, "ip", netns, f"route del ::/0 dev {ENDPOINT_DEV}", (), op)
     _qdisc(changes, nic, netns, ENDPOINT_DEV, port.outbound_mbps, keys)
 
 

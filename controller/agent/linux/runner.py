@@ -59,6 +59,7 @@ RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were ma
 RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40
+ADDRESS_FLAGS = {"nodad": 0x02, "noprefixroute": 0x200}  # IFA_F_NODAD, IFA_F_NOPREFIXROUTE
 NTF_SELF = 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -66,7 +67,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 @dataclass(frozen=True)
 class Op:
     """One batch line as a netlink request. ``kind``: ``up``, ``del``, ``mac``, ``addr-add``,
-    ``addr-del``, ``route-replace``, ``route-del`` (``args``: destination, gateway or ""),
+    ``addr-del`` (``args``: address/length, then ``nodad``/``noprefixroute`` words),
+    ``route-replace``, ``route-del`` (``args``: destination, gateway or ""),
     ``veth`` (``args``: its namespace, the peer's name, the peer's namespace),
     ``neigh-replace`` (``args``: address, MAC), ``neigh-del`` (``args``: address),
     ``fdb-local``/``fdb-local-del`` (``args``: MAC; ``dev``: the bridge), ``netns-add``
@@ -409,7 +411,9 @@ async def _request(route: AsyncIPRoute, index: int, op: Op) -> None:
     elif op.kind in ("addr-add", "addr-del"):
         address, _, length = op.args[0].partition("/")
         verb = "add" if op.kind == "addr-add" else "del"
-        await route.addr(verb, index=index, address=address, prefixlen=int(length))
+        flags = sum(ADDRESS_FLAGS[word] for word in op.args[1:])  # as ``ip addr add`` words
+        extra = {"flags": flags} if flags else {}
+        await route.addr(verb, index=index, address=address, prefixlen=int(length), **extra)
     elif op.kind in ("route-replace", "route-del"):
         destination, gateway = op.args
         spec: dict[str, Any] = {"dst": destination, "oif": index, "proto": RTPROT_BOOT}
