@@ -238,7 +238,7 @@ async def test_a_dual_stack_nic_and_an_ipv6_address_with_a_zone(
         fabric,
         "/networkInterfaces/b",
         nic(ip_configuration("s", web6, "2001:db8:1::5%eth0")),
-        target="properties.ipConfigurations[0].properties.privateIPAddress",  # the schema's
+        target="ipConfigurations/s/properties/privateIPAddress",  # the schema's
     )
 
 

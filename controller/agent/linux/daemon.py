@@ -17,9 +17,10 @@ from pathlib import Path
 
 from controller import protocol
 from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.namespaces import NETNS_DIR
 from controller.agent.linux.plan import router_name, router_prefix
 from controller.agent.linux.probes import ProbeRunner
-from controller.agent.linux.runner import NETNS_DIR, Runner, connect_in
+from controller.agent.linux.runner import Runner, connect_in
 from controller.agent.linux.state import StateDir
 from controller.agent.session import AgentSession, AgentState
 

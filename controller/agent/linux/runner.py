@@ -17,21 +17,20 @@ routes, veth pairs, permanent neighbours) over a netlink socket opened in the na
 opened by entering the namespace for the instant of ``socket()`` (it stays bound to that
 namespace); a few are kept, and forgotten when the agent deletes or re-creates the namespace.
 ``nft`` loads or lists rulesets through libnftables (``nftlib``) the same way, in a thread.
+Entering and making namespaces from a thread is ``namespaces``' (the runner's, used by
+nothing else).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import logging
 import os
 import re
 import socket
-import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from controller.agent.linux import nftlib
+from controller.agent.linux.namespaces import NETNS_DIR, entered, in_thread, make_namespace
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,6 @@ BATCH_TOOLS = ("ip", "bridge", "tc")
 # would be invisible to everyone else).
 GLOBAL = ""
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
-NETNS_DIR = Path("/run/netns")
-CLONE_NEWNET = 0x40000000
-MS_BIND = 4096
 PROCESSES = 8  # commands running at once
 SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
 RT_SCOPE_LINK = 253
@@ -61,7 +58,6 @@ NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40
 ADDRESS_FLAGS = {"nodad": 0x02, "noprefixroute": 0x200}  # IFA_F_NODAD, IFA_F_NOPREFIXROUTE
 NTF_SELF = 0x02
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ class Runner:
                     if op.kind != "netns-add":
                         raise OSError(f"{op.kind} is no namespace request")
                     await self._forget(op.dev)
-                    await _in_thread(_make_namespace, op.dev)
+                    await in_thread(make_namespace, op.dev)
                 except OSError as exc:
                     failed[number] = str(exc)
             return BatchResult(failed)
@@ -229,7 +225,7 @@ class Runner:
 
     def sysctl(self, netns: str | None, settings: Sequence[tuple[str, str]]) -> None:
         """Write ``net.…`` settings in ``netns`` (None: the host) through ``/proc/sys``."""
-        with _entered(self._target(netns)):
+        with entered(self._target(netns)):
             for name, value in settings:
                 Path("/proc/sys", *name.split(".")).write_text(value)
 
@@ -240,7 +236,7 @@ class Runner:
         target = self._target(netns)
         route = self._sockets.pop(target, None)
         if route is None:
-            with _entered(target):  # the socket belongs to the namespace it is made in
+            with entered(target):  # the socket belongs to the namespace it is made in
                 raw = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             route = AsyncIPRoute(use_socket=raw, groups=0)
         self._sockets[target] = route
@@ -270,7 +266,7 @@ class Runner:
 
 
 def _nft(netns: str, script: str, stateless: bool) -> str:
-    with _entered(netns):  # the context's socket is made here, and stays in ``netns``
+    with entered(netns):  # the context's socket is made here, and stays in ``netns``
         return nftlib.run(script, stateless)
 
 
@@ -308,7 +304,7 @@ async def connect_in(
     (a socket stays in the namespace it was made in) and connected from the event loop, so a
     probe costs no process and no thread."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with _entered(netns):
+    with entered(netns):
         sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
@@ -324,81 +320,6 @@ def _close(route: AsyncIPRoute) -> None:
     route.close()
     if isinstance(socket_, socket.socket):  # handed to pyroute2, which may leave it open
         socket_.close()
-
-
-@contextmanager
-def _entered(netns: str) -> Iterator[None]:
-    """This thread in ``netns`` ("": where it is) until the block ends. Nothing in the block
-    may await: the event loop's other tasks would run in the namespace too."""
-    if not netns:
-        yield
-        return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(home)
-    finally:
-        os.close(home)
-
-
-async def _in_thread(work: Callable[[str], None], name: str) -> None:
-    """``work(name)`` in a thread of its own, which ends with it: whatever namespace the
-    thread is left in, no other work runs there after it."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def run() -> None:
-        try:
-            work(name)
-        except BaseException as exc:  # handed to the awaiting task
-            done.get_loop().call_soon_threadsafe(_settle, done, exc)
-        else:
-            done.get_loop().call_soon_threadsafe(_settle, done, None)
-
-    threading.Thread(target=run, name=f"netns {name}", daemon=True).start()
-    await done
-
-
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
-    if not done.cancelled():
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-
-def _make_namespace(name: str) -> None:
-    """``ip netns add NAME`` without the process: a new network namespace for this thread,
-    bound to ``/run/netns/NAME`` (the mount point ``ip netns add`` has made shared)."""
-    path = NETNS_DIR / name
-    NETNS_DIR.mkdir(exist_ok=True)
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            raise _errno("unshare")
-        source = b"/proc/thread-self/ns/net"
-        if _libc.mount(source, bytes(path), b"none", MS_BIND, None) != 0:
-            raise _errno(f"bind {path}")
-    except OSError:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def _errno(what: str) -> OSError:
-    code = ctypes.get_errno()
-    return OSError(code, f"{what}: {os.strerror(code)}")
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
 
 
 async def _request(route: AsyncIPRoute, index: int, op: Op) -> None:
