@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.dataplane("bridge", "tc", "nft")
 VSID = 5201
 VSID6 = 5202  # the virtual network's IPv6 subnet
 ACL = new_id()
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    made = Lab()
-    try:
-        yield made
-    finally:
-        made.cleanup()
 
 
 def rule(port: str, **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.dataplane("bridge", "tc", "nft", "ping")
 VSID = 5001
 # Seconds a reconcile that changes nothing may take on a loaded machine (it takes ~0.1 s).
 NO_OP_BOUND = 30.0
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    made = Lab()
-    try:
-        yield made
-    finally:
-        made.cleanup()
 
 
 def agent(lab: Lab, host: str, objects: Objects, state: StateDir | None = None) -> LinuxDataplane:

@@ -4,8 +4,6 @@ complaint, and the stateless listing is ``nft -s list ruleset``'s, counters' val
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from controller.agent.linux import nftlib
@@ -21,15 +19,6 @@ tcp dport 80 counter packets 5 bytes 300 drop
 }
 }
 """
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    made = Lab()
-    try:
-        yield made
-    finally:
-        made.cleanup()
 
 
 async def test_in_process_nft_loads_and_lists_as_the_tool_does(lab: Lab) -> None:

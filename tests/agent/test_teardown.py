@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from tests.agent.netlab import Lab, Objects, new_id, sh
 pytestmark = pytest.mark.dataplane("bridge", "tc", "nft")
 VSID = 5301
 SDNC = str(Path(sys.executable).with_name("sdnc"))
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    made = Lab()
-    try:
-        yield made
-    finally:
-        made.cleanup()
 
 
 def _teardown(host: str, state: Path) -> tuple[int, str]:
