@@ -301,7 +301,7 @@ def test_a_new_endpoint_pings_soon_and_deleting_it_removes_it_everywhere(
     created = d.api.put(LATE.path, LATE.body())
     namespace = d.tenants.nics[LATE.name] = str(created["instanceId"])
     pinged = first_ping(namespace, BLUE_A)
-    figures.record("new endpoint: PUT to first successful ping", pinged - start, "s")
+    figures.record("new endpoint: PUT to first ping reply", pinged - start, "s")
     assert ping(d.endpoint_ns("blue-b"), NEW, count=2)
     others = [h for h in range(1, len(d.net.hosts) + 1) if h != LATE.host]
     for host in others:

@@ -48,9 +48,13 @@ BATCH_TOOLS = ("ip", "bridge", "tc")
 # mount namespace (``ip -n`` enters a private one, where the new namespace's bind mount
 # would be invisible to everyone else).
 GLOBAL = ""
+_TIMED_OUT = "netlink request timed out (socket dropped; the next reconcile repairs)"
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
 PROCESSES = 8  # commands running at once
 SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
+# A netlink answer never takes this long; one that does was lost (or the socket is wedged):
+# the batch fails from there, the socket is dropped, and the next reconcile repairs.
+REQUEST_TIMEOUT_S = 10.0
 RT_SCOPE_LINK = 253
 RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
 RTNH_F_ONLINK = 4
@@ -99,6 +103,10 @@ class Runner:
     use_netlink: bool = True
     _sockets: OrderedDict[str, AsyncIPRoute] = field(default_factory=OrderedDict)
     _using: dict[str, int] = field(default_factory=dict)  # batches running, by namespace
+    # One batch at a time per socket: pyroute2 matches answers to requests, but a dump
+    # (``link_lookup``) interleaved with another batch's request on one socket was seen to
+    # wait forever. Batches of different namespaces still run at once.
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # A scan of a thousand namespaces would start two thousand processes at once; a few at a
     # time finish sooner (and leave the machine to the endpoints).
     _processes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PROCESSES))
@@ -186,19 +194,22 @@ class Runner:
                 except OSError as exc:
                     failed[number] = str(exc)
             return BatchResult(failed)
-        try:
-            route = await self._socket(netns)
-        except OSError as exc:
-            return BatchResult(dict.fromkeys(range(len(ops)), f"namespace {netns}: {exc}"))
-        indexes: dict[str, int] = {}
         target = self._target(netns)
         self._using[target] = self._using.get(target, 0) + 1
         try:
-            await self._run_ops(route, ops, indexes, failed)
+            async with self._locks.setdefault(target, asyncio.Lock()):
+                try:
+                    route = await self._socket(netns)
+                except OSError as exc:
+                    return BatchResult(dict.fromkeys(range(len(ops)), f"namespace {netns}: {exc}"))
+                await self._run_ops(route, ops, {}, failed)
+                if any(_TIMED_OUT in message for message in failed.values()):
+                    await self._forget(target)
         finally:
             self._using[target] -= 1
             if not self._using[target]:
                 del self._using[target]
+                self._locks.pop(target, None)
             self._trim()
         return BatchResult(failed)
 
@@ -212,12 +223,19 @@ class Runner:
         for number, op in enumerate(ops):
             self.requests += 1
             try:
-                if op.kind != "veth" and op.dev not in indexes:
-                    found = await route.link_lookup(ifname=op.dev)
-                    if not found:
-                        raise NetlinkError(19, f'Cannot find device "{op.dev}"')
-                    indexes[op.dev] = found[0]
-                await _request(route, indexes.get(op.dev, 0), op)
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    if op.kind != "veth" and op.dev not in indexes:
+                        found = await route.link_lookup(ifname=op.dev)
+                        if not found:
+                            raise NetlinkError(19, f'Cannot find device "{op.dev}"')
+                        indexes[op.dev] = found[0]
+                    await _request(route, indexes.get(op.dev, 0), op)
+            except TimeoutError:  # an OSError: before the clause for those
+                log.error(
+                    "netlink: no answer to %s %s in %.0f s", op.kind, op.dev, REQUEST_TIMEOUT_S
+                )
+                failed.update(dict.fromkeys(range(number, len(ops)), _TIMED_OUT))
+                return
             except (NetlinkError, OSError) as exc:
                 failed[number] = str(exc)
             if op.kind == "veth":
