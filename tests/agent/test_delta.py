@@ -2,8 +2,8 @@
 
 One host is built whole, then changed by a series of deltas (endpoints added and removed, an
 address and a cap changed, ACL rules and an endpoint's ACLs changed, remote endpoints added,
-moved and removed; IPv4 and IPv6 ones: the host's NICs are dual-stack), each applied in place
-against the agent's model. The kernel is read back;
+moved and removed, a route table added and changed; IPv4 and IPv6 ones: the host's NICs are
+dual-stack), each applied in place against the agent's model. The kernel is read back;
 then every namespace is deleted and a fresh agent builds the final objects from nothing with a
 full reconcile; the kernel is read again. Both readings must be equal."""
 
@@ -35,6 +35,10 @@ def rule(port: str, **extra: Any) -> dict[str, Any]:
     } | extra  # fmt: skip
 
 
+def route(prefix: str, kind: str, hop: str | None = None) -> dict[str, Any]:
+    return {"addressPrefix": prefix, "nextHopType": kind, "nextHopIpAddress": hop}
+
+
 async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     host, address = lab.host(lab.underlay(), 1)
     vnet = new_id()
@@ -42,6 +46,7 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     lab.owners += nics
     objects = Objects().host(address).network("sub", vnet, VSID)
     objects.network("sub6", vnet, VSID6, "2001:db8:5202::/64")
+    objects.objects["network/sub"]["routeTable"] = "rt"  # its object comes in a delta
     lab.owners.append(objects.server)
     objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
     objects.objects["aclRule/web"] = rule("80")
@@ -96,14 +101,27 @@ async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     await change({}, ("mapping/near",))
     await change({}, ("mapping/near6",))
     await change({}, ("aclRule/ssh",))
+    routes = [
+        route("10.9.0.0/16", "VirtualAppliance", "10.1.0.12"),  # a local appliance
+        route("10.8.0.0/16", "VirtualAppliance", "10.1.0.99"),  # a remote one
+        route("10.7.0.0/16", "None"),
+        route("10.9.1.0/24", "VnetLocal"),
+    ]
+    await change({"routeTable/rt": {"routes": routes}})  # a route table arrives
+    objects.endpoint("e5", new_id(), "020000000605", "10.1.0.15", vnet, VSID)
+    lab.owners.append(state["endpoint/e5"]["nic"])
+    await change({"endpoint/e5": state["endpoint/e5"]})  # an endpoint of its subnet comes
+    await change({"routeTable/rt": {"routes": [*routes[1:], route("10.6.0.0/16", "Internet")]}})
+    router = router_name(objects.server, vnet)
+    assert "10.8.0.0/16 via 10.1.0.99 dev br5201" in sh("ip", "-n", router, "route", "show",
+                                                       "table", str((1 << 24) + VSID))  # fmt: skip
 
     # The next full observe-and-repair finds nothing to change: not even the rulesets changed
     # in place are reloaded (which would reset their counters).
     repair = await dataplane.reconcile()
     assert (repair.kind, repair.changes, repair.failures) == ("full", 0, [])
 
-    router = router_name(objects.server, vnet)
-    live = [n for n in nics if n != nics[1]]
+    live = [n for n in nics if n != nics[1]] + [state["endpoint/e5"]["nic"]]
     assert nics[1] not in sh("ip", "netns", "list")
     in_place = host_state([router, *live])
 

@@ -270,6 +270,7 @@ def test_dispatch_by_port_and_address() -> None:
     assert chain(text, "outbound") == [
         "iifname . ip saddr vmap @outbound_v4",
         "iifname . ip6 saddr vmap @outbound_v6",
+        "iifname @forwarding_ports return",  # an appliance forwards what is not its own
         "drop",
     ]
     assert chain(text, "forward")[1:] == [
@@ -278,6 +279,21 @@ def test_dispatch_by_port_and_address() -> None:
         "iifname @endpoint_ports jump outbound",
         "oifname @endpoint_ports jump inbound",
     ]
+
+
+def test_appliance_ports_forward_only_when_named_and_in_place() -> None:
+    endpoints = [endpoint(1), endpoint(2)]
+    plain = render(endpoints, POLICY)
+    assert "set forwarding_ports {\n\t\ttype ifname\n\t}" in plain.text  # empty
+    forwarding = render(endpoints, POLICY, {"s000000000002", "s00000000ffff"})
+    assert forwarding.tables.forwarding == ('"s000000000002"',)  # not a port of this router
+    assert 'elements = { "s000000000002" }' in forwarding.text
+    assert forwarding.tables.changes_from(plain.tables) == (
+        'add element inet sdnc forwarding_ports { "s000000000002" }\n'
+    )
+    assert plain.tables.changes_from(forwarding.tables) == (
+        'delete element inet sdnc forwarding_ports { "s000000000002" }\n'
+    )
 
 
 def test_acl_chains_hold_rules_in_priority_order_then_the_default() -> None:

@@ -18,6 +18,7 @@ from controller.agent.linux.plan import (
     router_prefix,
     veth_name,
 )
+from controller.agent.linux.routes import TABLE_BASE, observed_routing
 
 Body = dict[str, Any]
 SERVER = "5e4e4e4e-0000-4000-8000-000000000001"
@@ -86,7 +87,19 @@ def hosts(draw: st.DrawFn) -> dict[str, Body]:
         ip, mac = address(third, 200 + m), f"02BB0000{m:04X}"
         objects[f"mapping/m{m}"] = {"vsid": vsid, "virtualNetwork": vnet, "ip": ip, "mac": mac,
                                     "providerAddress": "192.0.2.9"}  # fmt: skip
+    if draw(st.booleans()):  # a route table on the first subnet, via an endpoint or not
+        objects[f"network/n{min(vsids)}"]["routeTable"] = "rt1"
+        addresses = sorted(str(b["ip"]) for k, b in objects.items() if "ip" in b)
+        hop = draw(st.sampled_from([*addresses, "10.0.9.9"]))
+        objects["routeTable/rt1"] = {"routes": [
+            route("192.0.2.0/25", "VirtualAppliance", hop), route("198.51.100.0/24", "None"),
+            route("10.0.0.0/16", "VnetLocal"), route("not-a-prefix", "None"),
+        ]}  # fmt: skip
     return objects
+
+
+def route(prefix: str, kind: str, hop: str | None = None) -> Body:
+    return {"addressPrefix": prefix, "nextHopType": kind, "nextHopIpAddress": hop}
 
 
 @settings(max_examples=150, deadline=None)
@@ -180,7 +193,7 @@ def normalised(planned: HostPlan) -> tuple[object, ...]:
         {router: sorted(found, key=repr) for router, found in planned.filtered.items() if found},
         sorted(planned.failures, key=repr),
         {router: keys for router, keys in planned.keys_of_router.items() if keys},
-        planned.veths,
+        planned.veths, planned.routing, planned.forwarding,
     )  # fmt: skip
 
 
@@ -218,6 +231,11 @@ def changes(draw: st.DrawFn, objects: dict[str, Body]) -> tuple[dict[str, Body],
             body["mac"] = "02DD00000001"
         body["ip"] = readdressed(body["ip"], 160)
         upserts["endpoint/new"] = body
+    if "routeTable/rt1" in objects and draw(st.booleans()):
+        if draw(st.booleans()):
+            deletes.append("routeTable/rt1")
+        else:
+            upserts["routeTable/rt1"] = {"routes": objects["routeTable/rt1"]["routes"][1:]}
     return upserts, deletes
 
 
@@ -278,3 +296,100 @@ def test_an_address_of_the_other_family_than_its_gateway_or_subnet_is_refused() 
     assert "is not an IPv4 address" in messages["network/bad"]
     assert "is not an IPv6 address" in messages["endpoint/mixed"]
     assert "bad prefixLength 129" in messages["endpoint/long"]
+
+
+def two_subnets_and_an_appliance() -> dict[str, Body]:
+    """Subnet A (10.0.1.0/24, route table rt) with two local endpoints, subnet C
+    (10.0.3.0/24) with a local appliance and a remote endpoint, in one virtual network."""
+    vnet = VNETS[0]
+    objects: dict[str, Body] = {
+        "network/a": network(6001, vnet, 1) | {"routeTable": "rt"},
+        "network/c": network(6003, vnet, 3),
+        "routeTable/rt": {"routes": [
+            route("10.0.3.128/25", "VirtualAppliance", "10.0.3.10"),
+            route("10.0.4.0/24", "VirtualAppliance", "10.0.3.200"),
+            route("10.0.5.0/24", "None"), route("10.0.3.192/26", "VnetLocal"),
+            route("0.0.0.0/0", "Internet"), route("10.0.6.0/24", "VirtualNetworkGateway"),
+        ]},
+        "mapping/far": {"vsid": 6003, "virtualNetwork": vnet, "ip": "10.0.3.200",
+                        "mac": "02BB00000001", "providerAddress": "192.0.2.9"},
+    }  # fmt: skip
+    for n, (third, last) in enumerate([(1, 10), (1, 11), (3, 10)]):
+        objects[f"endpoint/e{n}"] = {
+            "nic": f"0000000{n}-0000-4000-8000-00000000000{n}", "mac": f"02AA0000000{n}",
+            "ip": f"10.0.{third}.{last}", "prefixLength": 24, "gateway": f"10.0.{third}.1",
+            "vsid": 6000 + third, "virtualNetwork": vnet, "acls": [],
+        }  # fmt: skip
+    return objects
+
+
+def test_a_route_table_becomes_a_table_of_its_subnet_and_a_rule_per_endpoint() -> None:
+    planned = plan(two_subnets_and_an_appliance(), SERVER)
+    router = router_name(SERVER, VNETS[0])
+    table = TABLE_BASE + 6001
+    routing = planned.routing[router]
+    assert {r.spec for r in routing.routes} == {
+        f"10.0.3.128/25 via 10.0.3.10 dev s000000020000 onlink table {table}",  # local
+        f"10.0.4.0/24 via 10.0.3.200 dev br6003 onlink table {table}",  # remote: VXLAN
+        f"blackhole 10.0.5.0/24 table {table}",
+        f"throw 10.0.3.192/26 table {table}",  # on to the virtual network's own routes
+        f"throw 0.0.0.0/0 table {table}",  # no path out of the virtual network today
+        f"blackhole 10.0.6.0/24 table {table}",  # not supported: fails closed
+    }
+    # Only what subnet A's endpoints send; the appliance (subnet C) is not looped back.
+    assert {r.spec for r in routing.rules} == {
+        f"from 10.0.1.10 iif s000000000000 lookup {table} priority 1000",
+        f"from 10.0.1.11 iif s000000010000 lookup {table} priority 1000",
+    }
+    assert planned.forwarding == {router: frozenset({"s000000020000"})}
+    assert [(f.key, f.message) for f in planned.failures] == [
+        ("routeTable/rt", "next hop type 'VirtualNetworkGateway' of 10.0.6.0/24 is not supported")
+    ]
+
+
+def test_route_table_mistakes_fail_it_and_fail_closed() -> None:
+    objects = two_subnets_and_an_appliance()
+    objects["routeTable/rt"] = {"routes": [
+        route("10.0.4.0/24", "VirtualAppliance", "10.0.9.9"), route("2001:db8::/32", "None"),
+        route("10.0.4.0/24", "VnetLocal"), route("10.0.7.0/24", "VirtualAppliance", "10.0.1.11"),
+    ]}  # fmt: skip
+    planned = plan(objects, SERVER)
+    routing = planned.routing[router_name(SERVER, VNETS[0])]
+    table = TABLE_BASE + 6001
+    assert {r.spec for r in routing.routes} == {
+        f"blackhole 10.0.4.0/24 table {table}",  # the unknown appliance: not around it
+        f"10.0.7.0/24 via 10.0.1.11 dev s000000010000 onlink table {table}",
+    }
+    # An appliance in the subnet itself does not get the subnet's table (it would loop).
+    assert {r.source for r in routing.rules} == {"10.0.1.10"}
+    assert {f.message for f in planned.failures} == {
+        "next hop '10.0.9.9' of 10.0.4.0/24 is no endpoint here",
+        "route prefix '2001:db8::/32' is not IPv4",
+        "two routes for 10.0.4.0/24; the first is used",
+    }
+    del objects["routeTable/rt"]  # not received (yet): no table, no rule, no forwarding
+    assert plan(objects, SERVER).routing == {}
+    assert plan(objects, SERVER).forwarding == {}
+
+
+def test_observed_routing_reads_back_what_the_agent_makes() -> None:
+    table = str(TABLE_BASE + 6001)
+    rules = [{"priority": 0, "src": "all", "table": "local"},
+             {"priority": 1000, "src": "10.0.1.10", "iif": "s000000000000", "table": table},
+             {"priority": 32766, "src": "all", "table": "main"}]  # fmt: skip
+    routes = [
+        {"dst": "10.0.4.0/24", "gateway": "10.0.3.200", "dev": "br6003", "table": table,
+         "flags": ["onlink"]},
+        {"type": "blackhole", "dst": "10.0.5.7", "table": table, "flags": []},
+        {"type": "throw", "dst": "default", "table": table, "flags": []},
+        {"dst": "10.0.1.10", "dev": "s000000000000", "flags": []},  # main: not a route table's
+    ]  # fmt: skip
+    found = observed_routing(rules, routes)
+    assert {r.spec for r in found.rules} == {
+        f"from 10.0.1.10 iif s000000000000 lookup {table} priority 1000"
+    }
+    assert {r.spec for r in found.routes} == {
+        f"10.0.4.0/24 via 10.0.3.200 dev br6003 onlink table {table}",
+        f"blackhole 10.0.5.7/32 table {table}",
+        f"throw 0.0.0.0/0 table {table}",
+    }

@@ -1,8 +1,8 @@
 """What an agent put in the kernel, read back in a form two builds of one host compare by:
 links by name and kind with what the agent sets on them, addresses, routes, permanent
 neighbours, the FDB entries the agent makes, root qdiscs, forwarding (IPv4, IPv6)/proxy-ARP
-sysctls, and
-the nftables tables (stateless, chains and set/map elements order-free, handles dropped).
+sysctls, policy routing rules and the routes of numbered tables, and the nftables tables
+(stateless, chains and set/map elements order-free, handles dropped).
 What the kernel picks at random (veth and bridge MACs, interface indexes) is left out."""
 
 from __future__ import annotations
@@ -95,6 +95,14 @@ def namespace_state(netns: str) -> Json:
         "qdiscs": qdiscs,
         "forwarding": _sysctl(netns, "net/ipv4/ip_forward"),
         "forwarding6": _sysctl(netns, "net/ipv6/conf/all/forwarding"),
+        "rules": sorted(
+            json.dumps(r, sort_keys=True) for r in _json("ip", "-n", netns, "-j", "rule", "show")
+        ),
+        "table_routes": sorted(
+            json.dumps(r, sort_keys=True)
+            for r in _json("ip", "-n", netns, "-j", "route", "show", "table", "all")
+            if str(r.get("table", "")).isdigit()  # the route tables' (not main, local)
+        ),
         "nftables": nftables_state(netns),
     }
 

@@ -131,7 +131,8 @@ class LinuxDataplane:
         rulesets: dict[str, nft.Ruleset] = {}
         acls = acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
-            ruleset = nft.render(wanted.filtered.get(router, []), acls)
+            forwarding = wanted.forwarding.get(router, frozenset())
+            ruleset = nft.render(wanted.filtered.get(router, []), acls, forwarding)
             rulesets[router] = ruleset
             failures += [
                 Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems

@@ -15,6 +15,7 @@ from controller.agent.linux.observe import LIST_RULESET, Observed, observe
 from controller.agent.linux.observe import port as observe_port
 from controller.agent.linux.plan import HostPlan
 from controller.agent.linux.repair import diff, digest
+from controller.agent.linux.routes import Routing, routing_lines
 from controller.agent.linux.runner import GLOBAL, CommandError, Op, Runner
 from controller.agent.session import Failure
 
@@ -108,6 +109,10 @@ class Kernel:
             before = old.ports.get(port.netns)
             port_changes(changes, before, port, next(views) if before is not None else None)
         entry_changes(changes, old, new)
+        for router in sorted(new.routers):
+            had, wants = old.routing.get(router, Routing()), new.routing.get(router, Routing())
+            if had != wants:  # only the router namespaces whose route tables changed
+                routing_lines(changes, router, had, wants)
         for router, script in sorted(scripts.items()):
             if script:
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]

@@ -30,7 +30,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.agent.linux.acls import AclPolicy, Problem, match_expressions
@@ -137,6 +137,7 @@ class Tables:
     macs: tuple[str, ...] = ()  # bridge set endpoint_macs
     maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # map -> (key, verdict)s
     ports: tuple[str, ...] = ()  # inet set endpoint_ports ('"veth"')
+    forwarding: tuple[str, ...] = ()  # inet set forwarding_ports: appliances' veths
     chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and ACL-list chains, in order
 
     @property
@@ -149,6 +150,7 @@ class Tables:
             listed = [f"{key} : {verdict}" for key, verdict in elements]
             lines += _named(f"map {name}", f"ifname . ipv{version}_addr : verdict", listed)
         lines += _named("set endpoint_ports", "ifname", list(self.ports))
+        lines += _named("set forwarding_ports", "ifname", list(self.forwarding))
         for name, rules in self.chains:
             lines += [f"chain {name} {{", *rules, "}"]
         return bridge + _table("inet", [*lines, *_TAIL.splitlines()])
@@ -184,6 +186,7 @@ class Tables:
         for family, name, before_set, after_set in (
             ("bridge", "endpoint_macs", old.macs, self.macs),
             ("inet", "endpoint_ports", old.ports, self.ports),
+            ("inet", "forwarding_ports", old.forwarding, self.forwarding),
         ):
             removals += _elements("delete", family, name, sorted(set(before_set) - set(after_set)))
             additions += _elements("add", family, name, sorted(set(after_set) - set(before_set)))
@@ -215,8 +218,13 @@ def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, .
     return port, tuple(problems)
 
 
-def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy]) -> Ruleset:
-    """The script replacing both tables, and what could not be enforced (see the module)."""
+def render(
+    endpoints: Sequence[FilteredEndpoint],
+    acls: Mapping[str, AclPolicy],
+    forwarding: Collection[str] = (),
+) -> Ruleset:
+    """The script replacing both tables, and what could not be enforced (see the module);
+    ``forwarding``: the veths of appliances, which forward traffic not their own."""
     ordered = tuple(sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)))
     known = frozenset(a for a in {a for e in ordered for a in e.acl_ids} if a in acls)
     ports = _endpoints(ordered, known)
@@ -230,7 +238,14 @@ def render(endpoints: Sequence[FilteredEndpoint], acls: Mapping[str, AclPolicy])
                 chains[name] = rules
     problems += ports.missing
     chains.update(ports.lists)
-    tables = Tables(ports.macs, ports.maps, ports.veths, tuple(chains.items()))
+    forwarders = tuple(f'"{veth}"' for veth in sorted(forwarding) if f'"{veth}"' in ports.veths)
+    tables = Tables(
+        macs=ports.macs,
+        maps=ports.maps,
+        ports=ports.veths,
+        forwarding=forwarders,
+        chains=tuple(chains.items()),
+    )
     return Ruleset(tables, tuple(dict.fromkeys(problems)))
 
 
@@ -305,11 +320,13 @@ _TAIL = """\
 chain outbound {
 iifname . ip saddr vmap @outbound_v4
 iifname . ip6 saddr vmap @outbound_v6
+iifname @forwarding_ports return
 drop
 }
 chain inbound {
 oifname . ip daddr vmap @inbound_v4
 oifname . ip6 daddr vmap @inbound_v6
+oifname @forwarding_ports return
 drop
 }
 chain forward {
@@ -318,7 +335,9 @@ ct state established,related accept
 ct state invalid drop
 iifname @endpoint_ports jump outbound
 oifname @endpoint_ports jump inbound
-}"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale)
+}"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale),
+# but an appliance's port passes what it forwards: the sender's outbound and the receiver's
+# inbound ACLs judge it, not the appliance's own
 
 
 @functools.lru_cache(maxsize=1 << 16)

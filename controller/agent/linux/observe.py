@@ -12,6 +12,7 @@ from controller.agent.linux.runner import CommandError, Runner
 Json = dict[str, Any]
 # Listed stateless (``nft -s``): without the counters' values, which traffic changes.
 LIST_RULESET = "list ruleset"
+ROUTER_COMMANDS = ["addr show", "route show", "netconf show", "neigh show nud permanent"]
 
 
 @dataclass
@@ -27,6 +28,8 @@ class NamespaceView:
     fdb: list[Json] = field(default_factory=list)
     qdiscs: dict[str, Json] = field(default_factory=dict)  # root qdisc by device
     ruleset: str | None = None  # nft -s list ruleset (router namespaces)
+    rules: list[Json] = field(default_factory=list)  # ip rule show (router namespaces)
+    table_routes: list[Json] = field(default_factory=list)  # ip route show table all (idem)
 
     def up(self, name: str) -> bool:
         return "UP" in self.links.get(name, {}).get("flags", ())
@@ -112,13 +115,14 @@ def _fill(view: NamespaceView, documents: list[Any], qdiscs: list[Json]) -> None
 async def _router(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
     view = NamespaceView()
     documents, fdb, qdiscs, ruleset, routes6 = await asyncio.gather(
-        _ip(runner, netns, ["addr show", "route show", "netconf show", "neigh show nud permanent"]),
+        _ip(runner, netns, [*ROUTER_COMMANDS, "rule show", "route show table all"]),
         runner.json("bridge", netns, "fdb", "show"),
         runner.json("tc", netns, "qdisc", "show"),
         _ruleset(runner, netns),
         _routes6(runner, netns, ipv6),
     )
-    _fill(view, documents, qdiscs)
+    _fill(view, documents[: len(ROUTER_COMMANDS)], qdiscs)
+    view.rules, view.table_routes = documents[len(ROUTER_COMMANDS) :]
     view.fdb = list(fdb)
     view.ruleset = ruleset
     view.routes6 = routes6

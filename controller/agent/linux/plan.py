@@ -17,6 +17,7 @@ from typing import Any
 
 from controller import protocol
 from controller.agent.linux.nft import FilteredEndpoint as Filtered  # the renderer's input
+from controller.agent.linux.routes import Routing, plan_routing
 from controller.agent.session import Failure
 
 ROUTER_PREFIX = "sdnc-rd-"
@@ -132,6 +133,8 @@ class HostPlan:
     failures: list[Failure] = field(default_factory=list)
     keys_of_router: dict[str, set[str]] = field(default_factory=dict)
     veths: dict[str, str] = field(default_factory=dict)  # router-side veth -> NIC
+    routing: dict[str, Routing] = field(default_factory=dict)  # by router (routes.py)
+    forwarding: dict[str, frozenset[str]] = field(default_factory=dict)  # appliance veths
 
     def fail(self, key: str, message: str) -> None:
         self.failures.append(Failure(key, INVALID, message))
@@ -161,6 +164,7 @@ def plan(objects: Mapping[str, Body], server: str, provider_address: str | None 
     for key, body in sorted(objects.items()):
         if protocol.kind_of(key) == protocol.MAPPING:
             _plan_remote(result, key, body, local_macs)
+    plan_routing(result, objects)
     return result
 
 
@@ -326,7 +330,8 @@ def replan(
         return None
     endpoints = [k for k in changed if protocol.kind_of(k) == protocol.ENDPOINT]
     mappings = [k for k in changed if protocol.kind_of(k) == protocol.MAPPING]
-    if not endpoints and not mappings:
+    tables = [k for k in changed if protocol.kind_of(k) == protocol.ROUTE_TABLE]
+    if not endpoints and not mappings and not tables:
         return previous
     if endpoints and any(
         protocol.kind_of(f.key) == protocol.MAPPING or CLASH in f.message for f in previous.failures
@@ -346,6 +351,7 @@ def replan(
         {router: set(keys) for router, keys in previous.keys_of_router.items()},
         dict(previous.veths),
     )
+    routed = [f for f in previous.failures if protocol.kind_of(f.key) == protocol.ROUTE_TABLE]
     nics = {str(objects[k].get("nic")) for k in endpoints if k in objects}
     nics |= {nic for k in endpoints if (nic := changed[k]) is not None}
     remote_macs = {r.mac for r in previous.remotes.values()}
@@ -384,5 +390,7 @@ def replan(
         or any(CLASH in f.message for f in result.failures)
     ):
         return None
-    result.failures = [f for f in previous.failures if f.key not in touched] + result.failures
+    kept = [f for f in previous.failures if f.key not in touched and f not in routed]
+    result.failures = kept + result.failures
+    plan_routing(result, objects)  # cheap: the network and route table objects, the ports
     return result

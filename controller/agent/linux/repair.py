@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from controller.agent.linux.changes import CONFIGURE, DELETE, FINISH, HOST, Changes, Command
 from controller.agent.linux.observe import NamespaceView, Observed
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
+from controller.agent.linux.routes import Routing, observed_routing, routing_lines
 from controller.agent.linux.runner import GLOBAL, Op
 
 VXLAN_PORT = 4789
@@ -49,6 +50,8 @@ def diff(
             _segment(changes, plan, observed, view, segment, keys)
         _stale_links(changes, view, router, segments, ports)
         _remotes(changes, plan, view, router, segments, ports)
+        have = observed_routing(view.rules, view.table_routes)
+        routing_lines(changes, router, have, plan.routing.get(router, Routing()))
         text = rulesets.get(router)
         if text is not None:
             listed = digest(view.ruleset) if view.ruleset is not None else ""
