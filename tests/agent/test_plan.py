@@ -18,7 +18,7 @@ from controller.agent.linux.plan import (
     router_prefix,
     veth_name,
 )
-from controller.agent.linux.routes import TABLE_BASE, observed_routing
+from controller.agent.linux.routes import APPLIANCE_BASE, TABLE_BASE, observed_routing
 
 Body = dict[str, Any]
 SERVER = "5e4e4e4e-0000-4000-8000-000000000001"
@@ -329,6 +329,7 @@ def test_a_route_table_becomes_a_table_of_its_subnet_and_a_rule_per_endpoint() -
     table = TABLE_BASE + 6001
     routing = planned.routing[router]
     assert {r.spec for r in routing.routes} == {
+        f"0.0.0.0/0 via 10.0.3.10 dev s000000020000 onlink table {APPLIANCE_BASE}",
         f"10.0.3.128/25 via 10.0.3.10 dev s000000020000 onlink table {table}",  # local
         f"10.0.4.0/24 via 10.0.3.200 dev br6003 onlink table {table}",  # remote: VXLAN
         f"blackhole 10.0.5.0/24 table {table}",
@@ -340,8 +341,10 @@ def test_a_route_table_becomes_a_table_of_its_subnet_and_a_rule_per_endpoint() -
     assert {r.spec for r in routing.rules} == {
         f"from 10.0.1.10 iif s000000000000 lookup {table} priority 1000",
         f"from 10.0.1.11 iif s000000010000 lookup {table} priority 1000",
+        # Frames other hosts send to the appliance's MAC go on to it (the bridge marks them).
+        f"fwmark 0x2000000 lookup {APPLIANCE_BASE} priority 1000",
     }
-    assert planned.forwarding == {router: frozenset({"s000000020000"})}
+    assert planned.forwarding == {router: {"s000000020000": APPLIANCE_BASE}}
     assert [(f.key, f.message) for f in planned.failures] == [
         ("routeTable/rt", "next hop type 'VirtualNetworkGateway' of 10.0.6.0/24 is not supported")
     ]
@@ -357,11 +360,15 @@ def test_route_table_mistakes_fail_it_and_fail_closed() -> None:
     routing = planned.routing[router_name(SERVER, VNETS[0])]
     table = TABLE_BASE + 6001
     assert {r.spec for r in routing.routes} == {
+        f"0.0.0.0/0 via 10.0.1.11 dev s000000010000 onlink table {APPLIANCE_BASE}",
         f"blackhole 10.0.4.0/24 table {table}",  # the unknown appliance: not around it
         f"10.0.7.0/24 via 10.0.1.11 dev s000000010000 onlink table {table}",
     }
     # An appliance in the subnet itself does not get the subnet's table (it would loop).
-    assert {r.source for r in routing.rules} == {"10.0.1.10"}
+    assert {r.match for r in routing.rules} == {
+        "from 10.0.1.10 iif s000000000000",
+        "fwmark 0x2000000",
+    }
     assert {f.message for f in planned.failures} == {
         "next hop '10.0.9.9' of 10.0.4.0/24 is no endpoint here",
         "route prefix '2001:db8::/32' is not IPv4",
@@ -376,6 +383,7 @@ def test_observed_routing_reads_back_what_the_agent_makes() -> None:
     table = str(TABLE_BASE + 6001)
     rules = [{"priority": 0, "src": "all", "table": "local"},
              {"priority": 1000, "src": "10.0.1.10", "iif": "s000000000000", "table": table},
+             {"priority": 1000, "src": "all", "fwmark": "0x2000001", "table": "33554433"},
              {"priority": 32766, "src": "all", "table": "main"}]  # fmt: skip
     routes = [
         {"dst": "10.0.4.0/24", "gateway": "10.0.3.200", "dev": "br6003", "table": table,
@@ -386,7 +394,8 @@ def test_observed_routing_reads_back_what_the_agent_makes() -> None:
     ]  # fmt: skip
     found = observed_routing(rules, routes)
     assert {r.spec for r in found.rules} == {
-        f"from 10.0.1.10 iif s000000000000 lookup {table} priority 1000"
+        f"from 10.0.1.10 iif s000000000000 lookup {table} priority 1000",
+        "fwmark 0x2000001 lookup 33554433 priority 1000",
     }
     assert {r.spec for r in found.routes} == {
         f"10.0.4.0/24 via 10.0.3.200 dev br6003 onlink table {table}",

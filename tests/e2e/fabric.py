@@ -113,6 +113,10 @@ ENDPOINTS = (
 )
 # Created (and deleted) by a test: a new endpoint on host 3.
 LATE = Endpoint("blue-n", 3, "blue", "web", "10.20.1.50", "02AA00000D01")
+# Created (and deleted) by a test: a virtual appliance in subnet app on host 2, the next hop
+# of a route table on subnet web.
+APPLIANCE = Endpoint("blue-v", 2, "blue", "app", "10.20.2.40", "02AA00000E01")
+ROUTE_TABLE = "/routeTables/through-nva"
 
 
 def https_only_acl(*, http: str = "Deny") -> Json:
@@ -199,6 +203,16 @@ class Tenants:
     vnets: dict[str, str]  # instanceId by name
     vsids: dict[tuple[str, str], int]  # (vnet, subnet) -> VSID
     nics: dict[str, str]  # NIC instanceId (the endpoint's namespace) by NIC resourceId
+
+
+def blue_network(web_route_table: str | None = None) -> Json:
+    """Virtual network blue; subnet web with the route table at ``web_route_table``."""
+    subnets = [
+        virtual_subnet(sub, prefix, **({"routeTable": ref(web_route_table)} if
+                                       sub == "web" and web_route_table else {}))
+        for sub, prefix in SUBNETS.items()
+    ]  # fmt: skip
+    return virtual_network(*subnets, prefixes=PREFIXES)
 
 
 def create_tenants(api: Api, tenants: Tenants) -> None:

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.fabric import ENDPOINTS, LATE, QOS_MBPS, WEB_ACL, Endpoint, https_only_acl
+from tests.e2e.fabric import (
+    APPLIANCE,
+    ENDPOINTS,
+    LATE,
+    QOS_MBPS,
+    ROUTE_TABLE,
+    WEB_ACL,
+    Endpoint,
+    blue_network,
+    https_only_acl,
+)
 from tests.e2e.netns import in_ns, ip_json, link_stats, links, namespaces, ping, run
 from tests.e2e.probes import (
     Listener,
@@ -31,7 +41,7 @@ from tests.e2e.probes import (
     reach,
     wait_until,
 )
-from tests.support.bodies import acl, acl_rule, acl_rule_properties
+from tests.support.bodies import acl, acl_rule, acl_rule_properties, route, route_table
 from tests.support.figures import Figures
 from tests.support.nbi import PS_HEADERS, url
 from tests.support.nftables import rule_packets
@@ -279,6 +289,57 @@ def test_outbound_maximum_caps_an_endpoint_at_50_mbps(
     uncapped = iperf_mbps(d.endpoint_ns("blue-c"), BLUE_C, d.endpoint_ns("blue-a"))
     figures.record("iperf3 toward that endpoint (no inbound cap)", uncapped, "Mbit/s")
     assert uncapped > 2 * QOS_MBPS, uncapped
+
+
+def _appliance_forwards(namespace: str, on: bool) -> None:
+    """The appliance's VM configuring itself: IP forwarding on or off."""
+    in_ns(namespace, "sysctl", "-q", "-w", f"net.ipv4.ip_forward={int(on)}")
+
+
+def test_a_route_table_sends_a_prefix_through_an_appliance_and_drops_another(
+    deployment: Deployment, figures: Figures
+) -> None:
+    """Subnet web's route table: blue-c (subnet app, host 3) via the appliance blue-v
+    (subnet app, host 2), blue-b None. From blue-a (host 1) the appliance is remote (over
+    VXLAN), from blue-b (host 2) local; an appliance that does not forward breaks the path,
+    one that does carries it; without the route table, delivery is direct again."""
+    d = deployment
+    blue_a, blue_b, blue_c = (d.endpoint_ns(n) for n in ("blue-a", "blue-b", "blue-c"))
+    created = d.api.put(APPLIANCE.path, APPLIANCE.body(), wait=True)
+    appliance = d.tenants.nics[APPLIANCE.name] = str(created["instanceId"])
+    table = route_table(
+        route("through", f"{BLUE_C}/32", next_hop=APPLIANCE.ip),
+        route("nowhere", f"{BLUE_B}/32", "None", None),
+    )
+    try:
+        _appliance_forwards(appliance, False)
+        d.api.put(ROUTE_TABLE, table, wait=True)
+        start = time.monotonic()
+        d.api.put("/virtualNetworks/blue", blue_network(ROUTE_TABLE), wait=True)
+        figures.record(
+            "route table attached: PUT ?wait=applied answered", time.monotonic() - start, "s"
+        )
+        assert not ping(blue_a, BLUE_C, count=2, wait=0.5)  # to the appliance, which drops it
+        _appliance_forwards(appliance, True)
+        before = link_stats(appliance, "eth0")
+        assert ping(blue_a, BLUE_C, count=3)  # remote appliance
+        assert ping(blue_b, BLUE_C, count=3)  # local appliance
+        after = link_stats(appliance, "eth0")
+        # Each echo request in and out again through the appliance (the replies go direct:
+        # subnet app has no route table).
+        assert after["rx"] - before["rx"] >= 6, (before, after)
+        assert after["tx"] - before["tx"] >= 6, (before, after)
+        assert ping(blue_c, BLUE_A, count=2)
+        assert not ping(blue_a, BLUE_B, count=2, wait=0.5)  # None: dropped
+        d.api.put("/virtualNetworks/blue", blue_network(), wait=True)
+        _appliance_forwards(appliance, False)
+        assert ping(blue_a, BLUE_C, count=2)  # direct again
+        assert ping(blue_a, BLUE_B, count=2)
+    finally:
+        d.api.put("/virtualNetworks/blue", blue_network(), wait=True)
+        d.api.delete(ROUTE_TABLE, wait=True)
+        d.api.delete(APPLIANCE.path, wait=True)
+    assert appliance not in namespaces()
 
 
 def _mapped(d: Deployment, host: int) -> tuple[bool, bool]:

@@ -131,7 +131,7 @@ class LinuxDataplane:
         rulesets: dict[str, nft.Ruleset] = {}
         acls = acls_from_objects(self.desired)
         for router in sorted(wanted.routers):
-            forwarding = wanted.forwarding.get(router, frozenset())
+            forwarding = wanted.forwarding.get(router, {})
             ruleset = nft.render(wanted.filtered.get(router, []), acls, forwarding)
             rulesets[router] = ruleset
             failures += [

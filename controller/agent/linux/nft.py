@@ -11,15 +11,16 @@ API (the dataplane calls these; nothing here does I/O; the ACL policies come fro
     per-object failures.
 
 The bridge table marks frames for local endpoint MACs as addressed to the host (arriving over
-VXLAN they are PACKET_OTHERHOST, which IP drops). The inet forward hook filters the routed
-traffic of local endpoints with conntrack (replies of accepted flows pass): a packet from an
-endpoint port meets its sender's outbound ACLs, then one to an endpoint port its receiver's
-inbound ACLs, each found by one verdict-map lookup on (port, address); an address that is no
-endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a chain per direction,
-rules by priority, first match: Allow returns to the next ACL, Deny drops, then the default;
-an endpoint's ACLs, in order, are a chain per direction shared by every endpoint with the same
-list (the verdict map goes to it). Endpoints without ACLs pass. ``logging`` is not enforced;
-established flows survive a change.
+VXLAN they are PACKET_OTHERHOST, which IP drops), and sets the mark of frames for a local
+appliance's MAC (policy routing sends those to the appliance: see routes.py). The inet forward
+hook filters the routed traffic of local endpoints with conntrack (replies of accepted flows
+pass): a packet from an endpoint port meets its sender's outbound ACLs, then one to an endpoint
+port its receiver's inbound ACLs, each found by one verdict-map lookup on (port, address); an
+address that is no endpoint's on that port is dropped (no spoofing past an ACL). An ACL is a
+chain per direction, rules by priority, first match: Allow returns to the next ACL, Deny drops,
+then the default; an endpoint's ACLs, in order, are a chain per direction shared by every
+endpoint with the same list (the verdict map goes to it). Endpoints without ACLs pass.
+``logging`` is not enforced; established flows survive a change.
 Every ACL rule and default counts the packets it decides (``counter``); a ruleset is compared
 with the kernel's listed without those counts (``nft -s``), which traffic changes.
 """
@@ -30,7 +31,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.agent.linux.acls import AclPolicy, Problem, match_expressions
@@ -138,12 +139,15 @@ class Tables:
     maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # map -> (key, verdict)s
     ports: tuple[str, ...] = ()  # inet set endpoint_ports ('"veth"')
     forwarding: tuple[str, ...] = ()  # inet set forwarding_ports: appliances' veths
+    marks: tuple[tuple[str, str], ...] = ()  # bridge map appliance_marks: (MAC, mark)
     chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and ACL-list chains, in order
 
     @property
     def text(self) -> str:
         macs = _named("set endpoint_macs", "ether_addr", list(self.macs))
-        bridge = _table("bridge", [*macs, *_PREROUTING])
+        listed = [f"{mac} : {mark}" for mac, mark in self.marks]
+        marks = _named("map appliance_marks", "ether_addr : mark", listed)
+        bridge = _table("bridge", [*macs, *marks, *_PREROUTING])
         lines: list[str] = []
         for name, elements in self.maps:
             version = name[-1]
@@ -183,6 +187,11 @@ class Tables:
             came = [f"{k} : {v}" for k, v in after.items() if before.get(k) != v]
             removals += _elements("delete", "inet", name, gone)
             additions += _elements("add", "inet", name, came)
+        before_marks, after_marks = dict(old.marks), dict(self.marks)
+        gone = sorted(k for k, v in before_marks.items() if after_marks.get(k) != v)
+        came = sorted(f"{k} : {v}" for k, v in after_marks.items() if before_marks.get(k) != v)
+        removals += _elements("delete", "bridge", "appliance_marks", gone)
+        additions += _elements("add", "bridge", "appliance_marks", came)
         for family, name, before_set, after_set in (
             ("bridge", "endpoint_macs", old.macs, self.macs),
             ("inet", "endpoint_ports", old.ports, self.ports),
@@ -221,10 +230,12 @@ def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, .
 def render(
     endpoints: Sequence[FilteredEndpoint],
     acls: Mapping[str, AclPolicy],
-    forwarding: Collection[str] = (),
+    forwarding: Mapping[str, int] | None = None,
 ) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module);
-    ``forwarding``: the veths of appliances, which forward traffic not their own."""
+    ``forwarding``: the veths of appliances (which forward traffic not their own) and the
+    marks of the frames for their MACs (routing sends those on to them)."""
+    forwarding = forwarding or {}
     ordered = tuple(sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)))
     known = frozenset(a for a in {a for e in ordered for a in e.acl_ids} if a in acls)
     ports = _endpoints(ordered, known)
@@ -239,11 +250,15 @@ def render(
     problems += ports.missing
     chains.update(ports.lists)
     forwarders = tuple(f'"{veth}"' for veth in sorted(forwarding) if f'"{veth}"' in ports.veths)
+    marks = {
+        mac: f"{forwarding[veth]:#010x}" for veth, mac in ports.port_macs if veth in forwarding
+    }
     tables = Tables(
         macs=ports.macs,
         maps=ports.maps,
         ports=ports.veths,
         forwarding=forwarders,
+        marks=tuple(sorted(marks.items())),
         chains=tuple(chains.items()),
     )
     return Ruleset(tables, tuple(dict.fromkeys(problems)))
@@ -260,6 +275,7 @@ class _Endpoints:
     maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     veths: tuple[str, ...]
     lists: tuple[tuple[str, tuple[str, ...]], ...]  # the ACL lists' chains
+    port_macs: tuple[tuple[str, str], ...]  # (veth, MAC) of the usable ports that have one
 
 
 @functools.lru_cache(maxsize=4)
@@ -305,6 +321,9 @@ def _endpoints(ordered: tuple[FilteredEndpoint, ...], known: frozenset[str]) -> 
         maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
         veths=tuple(f'"{veth}"' for veth in sorted(veths)),
         lists=tuple(lists.items()),
+        port_macs=tuple(
+            (port.endpoint.veth, port.mac) for port in ports.values() if port.mac is not None
+        ),
     )
 
 
@@ -312,6 +331,7 @@ _PREROUTING = [
     "chain prerouting {",
     "type filter hook prerouting priority 0; policy accept;",
     "ether daddr @endpoint_macs meta pkttype set host",
+    "meta mark set ether daddr map @appliance_marks",
     "}",
 ]
 
@@ -332,12 +352,14 @@ drop
 chain forward {
 type filter hook forward priority filter; policy accept;
 ct state established,related accept
-ct state invalid drop
+iifname != @forwarding_ports oifname != @forwarding_ports ct state invalid drop
 iifname @endpoint_ports jump outbound
 oifname @endpoint_ports jump inbound
 }"""  # outbound/inbound drop what is not an endpoint's address on that port (spoofed, stale),
 # but an appliance's port passes what it forwards: the sender's outbound and the receiver's
-# inbound ACLs judge it, not the appliance's own
+# inbound ACLs judge it, not the appliance's own. What an appliance forwards may be half a
+# flow (a route table on the way out, none back: the replies bypass it): conntrack here
+# never saw the other half and calls it invalid, so that check skips the appliance's port.
 
 
 @functools.lru_cache(maxsize=1 << 16)

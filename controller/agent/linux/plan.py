@@ -134,7 +134,7 @@ class HostPlan:
     keys_of_router: dict[str, set[str]] = field(default_factory=dict)
     veths: dict[str, str] = field(default_factory=dict)  # router-side veth -> NIC
     routing: dict[str, Routing] = field(default_factory=dict)  # by router (routes.py)
-    forwarding: dict[str, frozenset[str]] = field(default_factory=dict)  # appliance veths
+    forwarding: dict[str, dict[str, int]] = field(default_factory=dict)  # appliance veth: mark
 
     def fail(self, key: str, message: str) -> None:
         self.failures.append(Failure(key, INVALID, message))

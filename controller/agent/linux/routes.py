@@ -12,7 +12,9 @@ virtual network's connected and per-endpoint routes).
 
 Next hop types (MS-NCNBI 5.8): ``VirtualAppliance`` -> via ``nextHopIpAddress``, an endpoint
 of the virtual network: onlink through its veth when it is local, through ``br<vsid>`` (its
-permanent neighbour entry, VXLAN) when it is remote; ``None`` -> ``blackhole``;
+permanent neighbour entry, VXLAN) when it is remote -- on the appliance's host, the bridge
+table marks frames for the appliance's MAC and rule ``fwmark <mark>`` sends them on to it
+(table ``APPLIANCE_BASE + n``, a default route via the appliance); ``None`` -> ``blackhole``;
 ``VnetLocal`` and ``Internet`` -> ``throw`` (on to the main table: the virtual network's own
 routes; the router namespace has no path out of the virtual network, so Internet traffic
 goes nowhere today). A route that cannot be planned (bad prefix, unknown appliance,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from controller.agent.linux.plan import HostPlan
 
 TABLE_BASE = 1 << 24  # + VSID: clear of the reserved tables (0, 253-255) and of each other
+APPLIANCE_BASE = 2 << 24  # + index: the mark and the table of a local appliance
 RULE_PRIORITY = 1000  # before the main table's rule (32766); the agent owns this priority
 APPLIANCE = "VirtualAppliance"
 THROUGH = frozenset({"VnetLocal", "Internet"})
@@ -41,16 +44,16 @@ THROUGH = frozenset({"VnetLocal", "Internet"})
 
 @dataclass(frozen=True)
 class Rule:
-    """``from <source> iif <dev> lookup <table>``: an endpoint address uses its subnet's table."""
+    """``<match> lookup <table>``: ``from <ip> iif <veth>`` (an endpoint address uses its
+    subnet's table) or ``fwmark <mark>`` (a frame for a local appliance's MAC goes to it)."""
 
-    source: str
-    dev: str
+    match: str
     table: int
     keys: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def spec(self) -> str:
-        return f"from {self.source} iif {self.dev} lookup {self.table} priority {RULE_PRIORITY}"
+        return f"{self.match} lookup {self.table} priority {RULE_PRIORITY}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def table_of(vsid: int) -> int:
 
 def plan_routing(result: HostPlan, objects: Mapping[str, Mapping[str, Any]]) -> None:
     """Fill ``result.routing`` and ``result.forwarding`` (the veths of local appliances,
-    which forward traffic not their own) from the network and route table objects."""
+    which forward traffic not their own, with their marks) from the network and route table
+    objects."""
     tables: dict[str, list[tuple[int, str]]] = {}  # router -> (vsid, network key)
     used: dict[str, str] = {}  # network key -> route table key
     for key, body in objects.items():
@@ -105,21 +109,32 @@ def plan_routing(result: HostPlan, objects: Mapping[str, Mapping[str, Any]]) -> 
         hops = _hops(result, router)
         rules: set[Rule] = set()
         routes: set[TableRoute] = set()
-        appliances: set[str] = set()
+        appliances: dict[str, str] = {}  # local appliance veth -> its address
         for vsid, network in sorted(subnets):
             table_key = used[network]
             keys = (network, table_key)
             wanted = _routes(result, objects[table_key], table_key, table_of(vsid), hops, keys)
             routes |= wanted
             nexthops = {r.gateway for r in wanted if r.kind == "via"}
-            appliances |= {hops[ip][1] for ip in nexthops if hops[ip][1]}
+            for ip in sorted(nexthops, reverse=True):
+                if hops[ip][1]:
+                    appliances[hops[ip][1]] = ip
             for port in (p for p in result.ports.values() if p.router == router):
                 for ip, port_vsid in zip(port.ips, _vsids(port, objects), strict=True):
                     if port_vsid == vsid and ip not in nexthops:
-                        rules.add(Rule(ip, port.veth, table_of(vsid), port.keys + keys))
+                        match = f"from {ip} iif {port.veth}"
+                        rules.add(Rule(match, table_of(vsid), port.keys + keys))
+        marks: dict[str, int] = {}
+        for index, veth in enumerate(sorted(appliances)):
+            # Another host routed the packet to the appliance's MAC (over VXLAN); here the
+            # bridge table marks the frame, and the mark's table sends it on to the appliance
+            # whatever its destination (the main table would deliver it around the appliance).
+            marks[veth] = mark = APPLIANCE_BASE + index
+            rules.add(Rule(f"fwmark {mark:#x}", mark))
+            routes.add(TableRoute(mark, "0.0.0.0/0", "via", appliances[veth], veth))
         result.routing[router] = Routing(frozenset(rules), frozenset(routes))
-        if appliances:
-            result.forwarding[router] = frozenset(appliances)
+        if marks:
+            result.forwarding[router] = marks
 
 
 def _vsids(port: Any, objects: Mapping[str, Mapping[str, Any]]) -> list[int]:
@@ -174,7 +189,7 @@ def observed_routing(
 ) -> Routing:
     """The agent's rules and table routes among ``ip -j rule show`` / ``route show table all``."""
     found_rules = {
-        Rule(str(r.get("src")), str(r.get("iif")), int(r["table"]))
+        Rule(_match(r), int(r["table"]))
         for r in rules
         if r.get("priority") == RULE_PRIORITY and _ours(r.get("table"))
     }
@@ -192,6 +207,12 @@ def observed_routing(
         else:  # another type, or a route not as the agent makes them: replaced or removed
             found_routes.add(TableRoute(table, prefix, kind))
     return Routing(frozenset(found_rules), frozenset(found_routes))
+
+
+def _match(rule: Mapping[str, Any]) -> str:
+    if "fwmark" in rule:
+        return f"fwmark {int(str(rule['fwmark']), 0):#x}"
+    return f"from {rule.get('src')} iif {rule.get('iif')}"
 
 
 def _ours(table: object) -> bool:
