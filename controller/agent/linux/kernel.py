@@ -112,7 +112,8 @@ class Kernel:
         for router in sorted(new.routers):
             had, wants = old.routing.get(router, Routing()), new.routing.get(router, Routing())
             if had != wants:  # only the router namespaces whose route tables changed
-                routing_lines(changes, router, had, wants)
+                deleted = {old.ports[n].veth for n in old.ports.keys() - new.ports.keys()}
+                routing_lines(changes, router, had, wants, deleted)
         for router, script in sorted(scripts.items()):
             if script:
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]

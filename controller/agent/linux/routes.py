@@ -25,7 +25,7 @@ sends to an appliance must not go around it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -219,11 +219,14 @@ def _ours(table: object) -> bool:
     return str(table).isdigit() and int(str(table)) > TABLE_BASE
 
 
-def routing_lines(changes: Changes, router: str, have: Routing, want: Routing) -> None:
-    """The ``ip`` lines turning ``have`` into ``want`` (after the devices are up: FINISH)."""
+def routing_lines(
+    changes: Changes, router: str, have: Routing, want: Routing, gone: Collection[str] = ()
+) -> None:
+    """The ``ip`` lines turning ``have`` into ``want`` (after the devices are up: FINISH);
+    ``gone``: devices deleted before, whose routes the kernel removed with them."""
     wanted = {(r.table, r.prefix): r for r in want.routes}
     for route in sorted(have.routes - want.routes, key=lambda r: (r.table, r.prefix)):
-        if (route.table, route.prefix) not in wanted:
+        if (route.table, route.prefix) not in wanted and route.dev not in gone:
             changes.add(FINISH, "ip", router, f"route del {route.prefix} table {route.table}")
     for rule in sorted(have.rules - want.rules, key=lambda r: r.spec):
         changes.add(FINISH, "ip", router, f"rule del {rule.spec}")
