@@ -29,10 +29,9 @@ from controller.policy.topology import (
 )
 
 # The groups of hosts the model counts (a group is named "<group>:<key>"): the hosts of a
-# virtual network, of an ACL, of a route table -- those with a placed endpoint in it.
+# virtual network, of an ACL -- those with a placed endpoint in it.
 VNET = "vnet"
 ACL = "acl"
-ROUTE_TABLE = "routeTable"
 
 
 def group_name(group: str, key: str) -> str:
@@ -54,7 +53,6 @@ class Placement:
     host: str
     vnet: str
     acls: tuple[str, ...]
-    route_table: str | None
 
 
 @dataclass
@@ -82,11 +80,10 @@ class Model:
     subnets_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
     subnets_of_route_table: defaultdict[str, set[str]] = field(default_factory=_index)
     # Placed endpoints, and per group how many of them each host has: the hosts of a virtual
-    # network, an ACL or a route table are read from these counts, not recomputed by scanning.
+    # network or an ACL are read from these counts, not recomputed by scanning.
     placements: dict[str, Placement] = field(default_factory=dict)
     vnet_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     acl_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
-    route_table_hosts_count: defaultdict[str, Counter[str]] = field(default_factory=_counts)
     # A memo of the host sets read from those counts, by group name, dropped when they
     # change (which groups it holds depends on what was asked, not only on the model).
     hosts_of_group: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
@@ -245,9 +242,20 @@ class Model:
         return self._hosts(group_name(ACL, acl_key), self.acl_hosts_count, acl_key)
 
     def route_table_hosts(self, table_key: str) -> frozenset[str]:
-        return self._hosts(
-            group_name(ROUTE_TABLE, table_key), self.route_table_hosts_count, table_key
-        )
+        """Every host of the virtual networks of the subnets using the table: those with an
+        endpoint of such a subnet route by it, and those with an appliance it names forward
+        (an appliance is an endpoint of the virtual network, in any of its subnets)."""
+        vnets = {
+            self.subnets[s].vnet
+            for s in self.subnets_of_route_table.get(table_key, ())
+            if s in self.subnets
+        }
+        return frozenset().union(*(self.vnet_hosts(vnet) for vnet in vnets))
+
+    def route_tables_of_vnet(self, vnet_key: str) -> set[str]:
+        """The route tables the subnets of a virtual network use."""
+        subnets = (self.subnets.get(s) for s in self.subnets_of_vnet.get(vnet_key, ()))
+        return {s.route_table for s in subnets if s is not None and s.route_table is not None}
 
     def _hosts(
         self, group: str, counts: defaultdict[str, Counter[str]], key: str
@@ -300,9 +308,6 @@ class Model:
         """Each group ``placement`` counts in: its name, its counts and its key there."""
         groups = [(group_name(VNET, placement.vnet), self.vnet_hosts_count, placement.vnet)]
         groups += [(group_name(ACL, acl), self.acl_hosts_count, acl) for acl in placement.acls]
-        if placement.route_table is not None:
-            table = placement.route_table
-            groups.append((group_name(ROUTE_TABLE, table), self.route_table_hosts_count, table))
         return groups
 
     def configs_affected_by(self, entity: Entity) -> set[str]:
@@ -330,7 +335,7 @@ class Model:
         config = self.configs[config_key]
         subnet = self.subnets[config.subnet or ""]
         acls = tuple(dict.fromkeys(a for a in (subnet.acl, config.acl) if a is not None))
-        return Placement(host, subnet.vnet, acls, subnet.route_table)
+        return Placement(host, subnet.vnet, acls)
 
 
 def _owners(entities: Iterable[Entity]) -> set[str]:

@@ -112,7 +112,6 @@ def model_fields(compiler: Compiler) -> dict[str, object]:
     counts = {
         "vnet": model.vnet_hosts_count,
         "acl": model.acl_hosts_count,
-        "routeTable": model.route_table_hosts_count,
     }
     for group, hosts in model.hosts_of_group.items():
         kind, _, key = group.partition(":")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from controller import protocol
 from controller.policy.documents import SOURCE_ROOTS
-from controller.policy.model import ACL, ROUTE_TABLE, VNET
+from controller.policy.model import ACL, VNET
 from controller.policy.objects import KINDS
 from controller.policy.topology import SOURCES, Entity
 
@@ -41,7 +41,7 @@ def test_every_rule_speaks_of_entities_and_groups_the_model_has() -> None:
     for kind in KINDS:
         assert set(kind.shaped_by) <= entity_types, kind.wire
         assert set(kind.names) <= entity_types, kind.wire
-        assert set(kind.follows) <= {VNET, ACL, ROUTE_TABLE}, kind.wire
+        assert set(kind.follows) <= {VNET, ACL}, kind.wire
         assert kind.shaped_by or kind.follows or kind.names or kind.per_endpoint, (
             f"nothing ever makes a {kind.wire} object dirty"
         )

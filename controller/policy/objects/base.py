@@ -42,7 +42,7 @@ class ObjectKind:
     # By entity type: the keys whose body or hosts a change of such an entity may shape
     # (called with the entity as it was and as it is, on the model of that moment).
     shaped_by: Mapping[type, Callable[[Model, Any], Keys]] = field(default_factory=dict)
-    # By group (``controller.policy.model``'s VNET, ACL, ROUTE_TABLE): the keys whose hosts
+    # By group (``controller.policy.model``'s VNET, ACL): the keys whose hosts
     # follow the hosts of that group, recomputed when they change.
     follows: Mapping[str, Callable[[Model, str], Keys]] = field(default_factory=dict)
     # By entity type: the keys whose bodies name such an entity by instanceId, recomputed

@@ -1,13 +1,13 @@
-"""``routeTable/<routeTable instanceId>``: the routes of a route table, sent to the hosts of
-the endpoints in subnets that use it."""
+"""``routeTable/<routeTable instanceId>``: the routes of a route table, sent to every host of
+the virtual networks whose subnets use it (the hosts of those subnets' endpoints route by it;
+the host of an appliance it names, in whatever subnet, must know to forward for it)."""
 
 from __future__ import annotations
 
 from controller import protocol
-from controller.policy.model import ROUTE_TABLE as ROUTE_TABLE_GROUP
-from controller.policy.model import Model
+from controller.policy.model import VNET, Model
 from controller.policy.objects.base import Body, Computed, ObjectKind
-from controller.policy.topology import RouteTable
+from controller.policy.topology import RouteTable, Subnet
 
 
 def _build(model: Model, table_key: str) -> Computed | None:
@@ -26,6 +26,10 @@ ROUTE_TABLE = ObjectKind(
     protocol.ROUTE_TABLE,
     _build,
     keys=lambda model: model.route_tables,
-    shaped_by={RouteTable: lambda _, table: (table.key,)},
-    follows={ROUTE_TABLE_GROUP: lambda _, table_key: (table_key,)},
+    shaped_by={
+        RouteTable: lambda _, table: (table.key,),
+        # Attached, detached or moved: the table's hosts change (called as it was and is).
+        Subnet: lambda _, subnet: (subnet.route_table,) if subnet.route_table else (),
+    },
+    follows={VNET: lambda model, vnet_key: model.route_tables_of_vnet(vnet_key)},
 )
