@@ -206,13 +206,14 @@ class Tenants:
 
 
 def blue_network(web_route_table: str | None = None) -> Json:
-    """Virtual network blue; subnet web with the route table at ``web_route_table``."""
+    """Virtual network blue (dual-stack); subnet web with the route table at
+    ``web_route_table``."""
+    table = {"routeTable": ref(web_route_table)} if web_route_table else {}
     subnets = [
-        virtual_subnet(sub, prefix, **({"routeTable": ref(web_route_table)} if
-                                       sub == "web" and web_route_table else {}))
-        for sub, prefix in SUBNETS.items()
-    ]  # fmt: skip
-    return virtual_network(*subnets, prefixes=PREFIXES)
+        virtual_subnet(sub, prefix, **(table if sub == "web" else {}))
+        for sub, prefix in (SUBNETS | SUBNETS6).items()
+    ]
+    return virtual_network(*subnets, prefixes=PREFIXES + PREFIXES6)
 
 
 def create_tenants(api: Api, tenants: Tenants) -> None:
@@ -220,14 +221,9 @@ def create_tenants(api: Api, tenants: Tenants) -> None:
     created); each write waits until the connected hosts applied it."""
     api.put(WEB_ACL, https_only_acl(), wait=True)
     vnets, vsids = tenants.vnets, tenants.vsids
-    for name in ("blue", "red"):
-        prefixes, wanted = PREFIXES, dict(SUBNETS)
-        if name == "blue":
-            prefixes, wanted = PREFIXES + PREFIXES6, wanted | SUBNETS6
-        subnets = [virtual_subnet(sub, prefix) for sub, prefix in wanted.items()]
-        created = api.put(
-            f"/virtualNetworks/{name}", virtual_network(*subnets, prefixes=prefixes), wait=True
-        )
+    red = virtual_network(*(virtual_subnet(s, p) for s, p in SUBNETS.items()), prefixes=PREFIXES)
+    for name, body, wanted in (("blue", blue_network(), SUBNETS | SUBNETS6), ("red", red, SUBNETS)):
+        created = api.put(f"/virtualNetworks/{name}", body, wait=True)
         vnets[name] = str(created["instanceId"])
         for sub in wanted:
             found = api.get(f"/virtualNetworks/{name}/subnets/{sub}")
