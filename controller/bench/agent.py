@@ -11,6 +11,8 @@ holding it):
 * ``endpoint_add_*``: a delta upserting one new endpoint (NIC, namespace, ACL'd);
 * ``acl_change_*``: a delta changing one rule of the ACL every endpoint uses;
 * ``noop_resync_ms``: the periodic full observe-and-repair on a host that is right;
+  ``resync_hold_ms``: the longest it held up applies (reading the host and computing what
+  differs do not; only making the changes does);
 * ``listing_after_change_p50_ms``: the ruleset listing the agent takes after an in-place
   change, once the apply has returned (the changes are fed one at a time, each after the
   previous one's listing: a change arriving during it waits for it);
@@ -27,6 +29,7 @@ it fails or is interrupted. Root only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import os
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.dataplane import LinuxDataplane, collect_fully_between_resyncs
 from controller.agent.linux.plan import router_name
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import StateDir
@@ -260,9 +263,12 @@ async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[s
             fabric.server, runner=Runner(host_netns=host), state_dir=StateDir(Path(state))
         )
         flushing = asyncio.create_task(_flush(dataplane))
+        thresholds = gc.get_threshold()
+        collect_fully_between_resyncs()  # as the daemon does
         try:
             return await _timings(options, fabric, dataplane, log)
         finally:
+            gc.set_threshold(*thresholds)
             flushing.cancel()
             await dataplane.close()
 
@@ -281,10 +287,13 @@ async def _timings(
     log(f"cold build of {options.endpoints} endpoints")
     cold = await feed.snapshot(fabric.base(options.endpoints))
     resyncs: list[float] = []
+    held = 0.0
     for _ in range(options.resyncs):
         started = time.perf_counter()
         report = await dataplane.reconcile("resync")
         resyncs.append((time.perf_counter() - started) * 1000)
+        held = max(held, dataplane.held * 1000)
+        gc.collect()  # what the daemon's resync does after each reconcile
         if report.changes:
             raise BenchError(f"a resync of a host that is right made {report.changes} changes")
     log(f"{options.samples} endpoint adds")
@@ -317,6 +326,7 @@ async def _timings(
         "acl_change_p50_ms": percentile(changes, 50),
         "acl_change_p99_ms": percentile(changes, 99),
         "noop_resync_ms": percentile(resyncs, 50),
+        "resync_hold_ms": round(held, 2),
         "listing_after_change_p50_ms": percentile(sorted(feed.listings), 50),
         "cold_build_s": round(cold, 2),
         "rss_mb": _rss_mb(),

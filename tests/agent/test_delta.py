@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from controller.agent.linux.changes import Changes
 from controller.agent.linux.dataplane import LinuxDataplane
-from controller.agent.linux.plan import router_name
+from controller.agent.linux.kernel import Result
+from controller.agent.linux.plan import HostPlan, router_name
 from controller.agent.linux.runner import Runner
 from tests.agent.netlab import Lab, Objects, new_id, sh
 from tests.support.kernel_state import differences, host_state
@@ -213,4 +215,38 @@ async def test_a_listing_overtaken_by_an_apply_is_taken_again(lab: Lab) -> None:
     assert (repair.changes, repair.failures) == (0, []), "the recorded listing is the kernel's"
     assert "dport 443" in sh("ip", "netns", "exec", router_name(objects.server, vnet),
                              "nft", "list", "ruleset")  # fmt: skip
+    await dataplane.close()
+
+
+async def test_a_resync_holds_up_applies_only_while_it_changes_the_kernel(lab: Lab) -> None:
+    """Reading the host and computing what differs run with applies free to go; a drift
+    found is repaired holding them up, and a host that is right holds them up for nothing."""
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, nic = new_id(), new_id()
+    lab.owners.append(nic)
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.endpoint("a", nic, "020000000A00", "10.1.0.10", vnet, VSID)
+    dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
+    assert await dataplane.apply(objects.objects, objects.objects, []) == []
+    changes, execute = dataplane.kernel.changes, dataplane.kernel.execute
+    made: list[int] = []
+
+    def computed(*args: Any) -> Changes:
+        assert not dataplane._lock.locked(), "computing the difference held up applies"
+        return changes(*args)
+
+    async def executed(plan: HostPlan, owned: set[str], found: Changes) -> Result:
+        assert dataplane._lock.locked(), "changing the kernel without holding up applies"
+        made.append(found.count)
+        return await execute(plan, owned, found)
+
+    dataplane.kernel.changes = computed  # type: ignore[method-assign]
+    dataplane.kernel.execute = executed  # type: ignore[method-assign]
+    router = router_name(objects.server, vnet)
+    sh("ip", "-n", router, "route", "del", "10.1.0.10/32")  # drift
+    assert (await dataplane.reconcile()).changes == 1
+    assert (await dataplane.reconcile()).changes == 0
+    assert made == [1, 0]
+    assert "10.1.0.10" in sh("ip", "-n", router, "route", "show")
     await dataplane.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller import protocol
-from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.dataplane import LinuxDataplane, collect_fully_between_resyncs
 from controller.agent.linux.namespaces import NETNS_DIR
 from controller.agent.linux.plan import router_name, router_prefix
 from controller.agent.linux.probes import ProbeRunner
@@ -39,6 +39,7 @@ class Options:
 
 
 async def run_agent(options: Options) -> None:
+    collect_fully_between_resyncs()
     state_dir = StateDir(options.state_dir)
     saved = state_dir.load()
     dataplane = LinuxDataplane(

@@ -9,6 +9,7 @@ route). Applies and resyncs never overlap.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,7 @@ from controller.agent.session import Body, Failure
 log = logging.getLogger(__name__)
 Reporter = Callable[[list[Failure]], Awaitable[None]]
 READ_ATTEMPTS = 3
+FULL_COLLECTIONS_OFF = 1 << 30  # generation-1 collections before a full one: never
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class LinuxDataplane:
         self._recording: asyncio.Task[None] | None = None
         self.recorded = 0.0  # seconds the last listing after an in-place change took
         self._lock = asyncio.Lock()
+        self.held = 0.0  # seconds the last full reconcile held up applies
 
     async def apply(
         self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
@@ -85,9 +88,11 @@ class LinuxDataplane:
         return report.failures
 
     async def reconcile(self, reason: str = "resync") -> Report:
-        """The full observe-and-repair. The host is read without holding up applies; only
-        the repair waits for (and holds up) them. An apply while reading makes what was read
-        stale: then read again, and after a few tries read while holding them up."""
+        """The full observe-and-repair. The host is read, and what differs computed, without
+        holding up applies; only making the changes waits for (and holds up) them -- on a
+        host that is right, nothing (``held``: how long it did). An apply meanwhile makes
+        what was read stale: then read again, and after a few tries read while holding them
+        up."""
         for _ in range(READ_ATTEMPTS):
             # The listing of the last in-place change first: else a ruleset changed in place
             # would look unknown to the repair, which would reload it (resetting counters).
@@ -96,15 +101,26 @@ class LinuxDataplane:
             started = time.monotonic()
             wanted, rulesets, failures = self._desired()
             observed = await self.kernel.observe(wanted, self.owned)
+            texts = {router: ruleset.text for router, ruleset in rulesets.items()}
+            owned = self.owned | set(wanted.ports)  # as ``_own`` will make it
+            changes = self.kernel.changes(wanted, texts, owned, observed)
             async with self._lock:
                 if generation == self.generation:
-                    return await self._repair(reason, started, wanted, rulesets, failures, observed)
+                    held = time.monotonic()
+                    self._own(wanted)
+                    result = await self.kernel.execute(wanted, self.owned, changes)
+                    self.held = time.monotonic() - held
+                    return self._finish(reason, started, wanted, rulesets, failures, result)
         async with self._lock:
-            return await self._reconcile(reason)
+            held = time.monotonic()
+            report = await self._reconcile(reason)
+            self.held = time.monotonic() - held
+            return report
 
     async def resync(self, interval: float, report: Reporter | None = None) -> None:
         """Reconcile every ``interval`` seconds until cancelled, handing each outcome's
-        failures to ``report`` (which tells the controller when they changed)."""
+        failures to ``report`` (which tells the controller when they changed); then the
+        full garbage collection (see ``collect_fully_between_resyncs``)."""
         while True:
             await asyncio.sleep(interval)
             try:
@@ -112,6 +128,8 @@ class LinuxDataplane:
             except OSError as exc:  # the tools are missing or the system is out of resources
                 log.error("resync failed: %s", exc)
                 continue
+            finally:
+                gc.collect()
             if report is not None:
                 await report(outcome.failures)
 
@@ -280,6 +298,17 @@ class LinuxDataplane:
             dict(self.kernel.loaded),
         )
         self.state_dir.save_namespaces(owned)  # forgets the namespaces deleted since
+
+
+def collect_fully_between_resyncs() -> None:
+    """Leave Python's full collections to ``resync``: one scans every object the agent holds
+    (60 ms at 250 endpoints, 200 ms at 1,000, measured with ``gc.callbacks``), and a change
+    arriving meanwhile waits for it -- the tail of the apply times. The young generations
+    still collect as they come (what an apply makes and drops); the full collection runs
+    after each periodic resync, off the apply path. Process-wide: the daemon and the agent
+    benchmark call it."""
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTIONS_OFF)
 
 
 def _nic(body: Body | None) -> str | None:

@@ -54,7 +54,16 @@ class Kernel:
         self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str], observed: Observed
     ) -> Result:
         """Change what ``observed`` shows differs from the plan."""
-        changes = diff(plan, observed, owned, rulesets, self.loaded)
+        return await self.execute(plan, owned, self.changes(plan, rulesets, owned, observed))
+
+    def changes(
+        self, plan: HostPlan, rulesets: Mapping[str, str], owned: set[str], observed: Observed
+    ) -> Changes:
+        """What ``repair`` would change (pure: computed while applies go on)."""
+        return diff(plan, observed, owned, rulesets, self.loaded)
+
+    async def execute(self, plan: HostPlan, owned: set[str], changes: Changes) -> Result:
+        """Make the ``changes`` of a repair."""
         outcome = await execute(self.runner, changes)
         for command in outcome.succeeded:
             if command.stdin is not None and command.netns is not None:
