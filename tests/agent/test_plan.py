@@ -9,6 +9,8 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from controller.agent.linux.changes import Changes
+from controller.agent.linux.delta import entry_changes
 from controller.agent.linux.plan import (
     HostPlan,
     format_mac,
@@ -251,6 +253,15 @@ def test_a_replan_equals_the_full_plan_or_declines(data: st.DataObject) -> None:
     event("declined" if replanned is None else "re-planned")
     if replanned is not None:
         assert normalised(replanned) == normalised(plan(after, SERVER))
+        # The neighbour and FDB lines found from the changed NICs and mappings alone are
+        # those of the whole plans compared.
+        assert _entry_lines(before, replanned) == _entry_lines(before, plan(after, SERVER))
+
+
+def _entry_lines(old: HostPlan, new: HostPlan) -> list[str]:
+    changes = Changes()
+    entry_changes(changes, old, new)
+    return changes.describe()
 
 
 def test_a_dual_stack_nic_gets_both_families_and_a_gateway_for_each() -> None:

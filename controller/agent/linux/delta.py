@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from controller.agent.linux.changes import CONFIGURE, DELETE, FINISH, Changes
 from controller.agent.linux.observe import NamespaceView, Observed
-from controller.agent.linux.plan import HostPlan, Port
+from controller.agent.linux.plan import HostPlan, Port, Remote
 from controller.agent.linux.repair import (
     ENDPOINT_DEV,
     port_lines,
@@ -51,46 +51,137 @@ def _entries(plan: HostPlan) -> _Entries:
             return entries
     found = _Entries({}, {}, {}, {})
     for port in plan.ports.values():
-        for vsid in port.vsids:
-            found.local[(port.router, f"br{vsid}", port.mac)] = port.keys
+        _add_port(found, port)
     for remote in sorted(plan.remotes.values(), key=lambda r: r.key):
-        bridge, vxlan = f"br{remote.vsid}", f"vx{remote.vsid}"
-        found.neighbours[(remote.router, bridge, remote.ip)] = (remote.mac, remote.key)
-        found.static[(remote.router, vxlan, remote.mac)] = (bridge, remote.key)
-        found.tunnels.setdefault((remote.router, vxlan, remote.mac), (remote.underlay, remote.key))
-    _recent[:] = [*_recent[-1:], (plan, found)]
+        _add_remote(found, remote)
+    _remember(plan, found)
     return found
 
 
+def _remember(plan: HostPlan, found: _Entries) -> None:
+    _recent[:] = [*_recent[-1:], (plan, found)]
+
+
+def _add_port(found: _Entries, port: Port) -> None:
+    for vsid in port.vsids:
+        found.local[(port.router, f"br{vsid}", port.mac)] = port.keys
+
+
+def _add_remote(found: _Entries, remote: Remote) -> None:
+    bridge, vxlan = f"br{remote.vsid}", f"vx{remote.vsid}"
+    found.neighbours[(remote.router, bridge, remote.ip)] = (remote.mac, remote.key)
+    found.static[(remote.router, vxlan, remote.mac)] = (bridge, remote.key)
+    found.tunnels.setdefault((remote.router, vxlan, remote.mac), (remote.underlay, remote.key))
+
+
+def _port_entries(port: Port) -> list[Entry]:
+    return [(port.router, f"br{vsid}", port.mac) for vsid in port.vsids]
+
+
+def _remote_entries(remote: Remote) -> tuple[Entry, Entry]:
+    """Its neighbour entry, and its static and tunnel FDB entry (one key for both)."""
+    return (
+        (remote.router, f"br{remote.vsid}", remote.ip),
+        (remote.router, f"vx{remote.vsid}", remote.mac),
+    )
+
+
+def _derived(old: HostPlan, new: HostPlan) -> tuple[_Entries, _Entries] | None:
+    """``new``'s entries from ``old``'s when ``new`` was re-planned from it (the NICs and
+    mappings not re-planned are the same objects), and only the entries that may differ;
+    None when two objects share an entry (the full computation orders those)."""
+    before = _entries(old)
+    after = _Entries(dict(before.local), dict(before.neighbours), dict(before.static),
+                     dict(before.tunnels))  # fmt: skip
+    touched = _Entries({}, {}, {}, {})
+    for name in old.ports.keys() | new.ports.keys():
+        was, now = old.ports.get(name), new.ports.get(name)
+        if was is now:
+            continue
+        for entry in _port_entries(was) if was is not None else ():
+            if was is None or after.local.pop(entry, None) != was.keys:
+                return None
+            touched.local[entry] = ()
+        for entry in _port_entries(now) if now is not None else ():
+            if now is None or entry in after.local:
+                return None
+            after.local[entry] = touched.local[entry] = now.keys
+    for key in sorted(old.remotes.keys() | new.remotes.keys()):
+        gone, came = old.remotes.get(key), new.remotes.get(key)
+        if gone is came:
+            continue
+        if gone is not None:
+            neighbour, fdb = _remote_entries(gone)
+            held = (after.neighbours.pop(neighbour, ("", "")), after.static.pop(fdb, ("", "")),
+                    after.tunnels.pop(fdb, ("", "")))  # fmt: skip
+            if any(holder != gone.key for _, holder in held):
+                return None
+            touched.neighbours[neighbour] = touched.static[fdb] = ("", "")
+        if came is not None:
+            neighbour, fdb = _remote_entries(came)
+            if neighbour in after.neighbours or fdb in after.static:
+                return None
+            _add_remote(after, came)
+            touched.neighbours[neighbour] = touched.static[fdb] = ("", "")
+    touched.tunnels.update(touched.static)
+    _remember(new, after)
+    return after, touched
+
+
 def entry_changes(changes: Changes, old: HostPlan, new: HostPlan) -> None:
-    """The neighbour and FDB lines turning ``old``'s entries into ``new``'s (pure)."""
-    before, after = _entries(old), _entries(new)
-    for (router, dev, mac), keys in sorted(after.local.items()):
-        if (router, dev, mac) not in before.local:
+    """The neighbour and FDB lines turning ``old``'s entries into ``new``'s (pure): only
+    those of the NICs and mappings that changed, when ``new`` was re-planned from ``old``."""
+    derived = _derived(old, new)
+    before = _entries(old)
+    if derived is None:
+        after = _entries(new)
+        everything = (before.local | after.local, before.neighbours | after.neighbours,
+                      before.static | after.static, before.tunnels | after.tunnels)  # fmt: skip
+    else:
+        after, touched = derived
+        everything = (touched.local, touched.neighbours, touched.static, touched.tunnels)
+    local, neighbours, static, tunnels = (sorted(keys) for keys in everything)
+    for router, dev, mac in local:
+        if (router, dev, mac) in after.local and (router, dev, mac) not in before.local:
             line, op = f"fdb replace {mac} dev {dev} self local", Op("fdb-local", dev, (mac,))
-            changes.add(FINISH, "bridge", router, line, keys, op)
-    for router, dev, mac in sorted(before.local.keys() - after.local.keys()):
-        line, op = f"fdb del {mac} dev {dev} self local", Op("fdb-local-del", dev, (mac,))
-        changes.add(FINISH, "bridge", router, line, (), op)
-    for (router, dev, ip), (mac, key) in sorted(after.neighbours.items()):
+            changes.add(FINISH, "bridge", router, line, after.local[(router, dev, mac)], op)
+    for router, dev, mac in local:
+        if (router, dev, mac) in before.local and (router, dev, mac) not in after.local:
+            line, op = f"fdb del {mac} dev {dev} self local", Op("fdb-local-del", dev, (mac,))
+            changes.add(FINISH, "bridge", router, line, (), op)
+    for router, dev, ip in neighbours:
+        if (router, dev, ip) not in after.neighbours:
+            continue
+        mac, key = after.neighbours[(router, dev, ip)]
         if before.neighbours.get((router, dev, ip), ("",))[0] != mac:
             line = f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent"
             op = Op("neigh-replace", dev, (ip, mac))
             changes.add(CONFIGURE, "ip", router, line, (key,), op)
-    for router, dev, ip in sorted(before.neighbours.keys() - after.neighbours.keys()):
-        op = Op("neigh-del", dev, (ip,))
-        changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}", (), op)
-    for (router, dev, mac), (bridge, key) in sorted(after.static.items()):
+    for router, dev, ip in neighbours:
+        if (router, dev, ip) in before.neighbours and (router, dev, ip) not in after.neighbours:
+            op = Op("neigh-del", dev, (ip,))
+            changes.add(DELETE, "ip", router, f"neigh del {ip} dev {dev}", (), op)
+    for router, dev, mac in static:
+        if (router, dev, mac) not in after.static:
+            continue
+        bridge, key = after.static[(router, dev, mac)]
         if before.static.get((router, dev, mac), ("",))[0] != bridge:
             line = f"fdb replace {mac} dev {dev} master static"
             changes.add(FINISH, "bridge", router, line, (key,))
-    for router, dev, mac in sorted(before.static.keys() - after.static.keys()):
-        changes.add(FINISH, "bridge", router, f"fdb del {mac} dev {dev} master")
-    for (router, dev, mac), (underlay, _) in sorted(before.tunnels.items()):
+    for router, dev, mac in static:
+        if (router, dev, mac) in before.static and (router, dev, mac) not in after.static:
+            changes.add(FINISH, "bridge", router, f"fdb del {mac} dev {dev} master")
+    for router, dev, mac in tunnels:
+        if (router, dev, mac) not in before.tunnels:
+            continue
+        underlay = before.tunnels[(router, dev, mac)][0]
         if after.tunnels.get((router, dev, mac), ("",))[0] != underlay:
             line = f"fdb del {mac} dev {dev} self dst {underlay}"
             changes.add(DELETE, "bridge", router, line)
-    for (router, dev, mac), (underlay, key) in sorted(after.tunnels.items()):
+    for router, dev, mac in tunnels:
+        if (router, dev, mac) not in after.tunnels:
+            continue
+        underlay, key = after.tunnels[(router, dev, mac)]
         if before.tunnels.get((router, dev, mac), ("",))[0] != underlay:
             line = f"fdb append {mac} dev {dev} self dst {underlay} permanent"
             changes.add(FINISH, "bridge", router, line, (key,))

@@ -88,10 +88,11 @@ class Kernel:
         are observed alone, removed ones deleted, neighbour/FDB entries changed by difference
         and ``scripts`` (per router, one nft transaction of the elements and chains that
         changed) loaded. None: a structural change, for a full reconcile to apply."""
+        # A NIC not re-planned is the same object in both plans: only the others are compared.
+        moved = [n for n, p in old.ports.items() if n in new.ports and new.ports[n] is not p]
         if structural(old, new) or any(
-            (p.router, p.veth) != (new.ports[n].router, new.ports[n].veth)
-            for n, p in old.ports.items()
-            if n in new.ports
+            (old.ports[n].router, old.ports[n].veth) != (new.ports[n].router, new.ports[n].veth)
+            for n in moved
         ):
             return None
         changes = Changes()
@@ -103,7 +104,8 @@ class Kernel:
             changes.add(DELETE, "ip", gone.router, f"link del {gone.veth}", (), op)
             if name in owned:
                 changes.add(HOST, "ip", GLOBAL, f"netns del {name}")
-        changed = [p for n, p in sorted(new.ports.items()) if old.ports.get(n) != p]
+        differing = (n for n, p in new.ports.items() if old.ports.get(n) is not p)
+        changed = [new.ports[n] for n in sorted(differing) if old.ports.get(n) != new.ports[n]]
         seen = await asyncio.gather(
             *(
                 observe_port(

@@ -63,6 +63,11 @@ class FilteredEndpoint:
     def _hash(self) -> int:
         return hash((self.key, self.veth, self.address, self.mac, self.acl_ids))
 
+    @functools.cached_property
+    def order(self) -> tuple[str, str, str]:
+        """How a router's endpoints are ordered (which of two on one slot wins)."""
+        return (self.key, self.veth, self.address)
+
 
 # ---------------------------------------------------------------- rendering
 
@@ -236,7 +241,7 @@ def render(
     ``forwarding``: the veths of appliances (which forward traffic not their own) and the
     marks of the frames for their MACs (routing sends those on to them)."""
     forwarding = forwarding or {}
-    ordered = tuple(sorted(set(endpoints), key=lambda e: (e.key, e.veth, e.address)))
+    ordered = tuple(sorted(set(endpoints), key=_order))
     known = frozenset(a for a in {a for e in ordered for a in e.acl_ids} if a in acls)
     ports = _endpoints(ordered, known)
     problems = list(ports.problems)
@@ -264,6 +269,10 @@ def render(
     return Ruleset(tables, tuple(dict.fromkeys(problems)))
 
 
+def _order(endpoint: FilteredEndpoint) -> tuple[str, str, str]:
+    return endpoint.order
+
+
 @dataclass(frozen=True)
 class _Endpoints:
     """What a router's endpoints put in its ruleset, given which of their ACLs exist."""
@@ -281,50 +290,79 @@ class _Endpoints:
 @functools.lru_cache(maxsize=4)
 def _endpoints(ordered: tuple[FilteredEndpoint, ...], known: frozenset[str]) -> _Endpoints:
     # Cached: an ACL change re-renders a router whose endpoints are all the same; only its
-    # ACL chains are made again.
+    # ACL chains are made again. Each endpoint's part is cached too, so what is left per
+    # endpoint on a dense host is assembling (a thousand per change).
     problems: list[Problem] = []
-    ports: dict[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address], _Port] = {}
-    for endpoint in ordered:
-        port, found = _checked(endpoint)
-        problems += found
-        if port is None:
-            continue
-        slot = (endpoint.veth, port.address)
-        if slot in ports:
-            other = ports[slot].endpoint.key
-            message = f"{slot[1]} on {slot[0]} is also {other}; its ACLs are not enforced"
-            problems.append((endpoint.key, message))
-            continue
-        ports[slot] = port
     missing: list[Problem] = []
-    for port in ports.values():
-        absent = [acl for acl in port.endpoint.acl_ids if acl not in known]
-        if absent:
-            message = f"ACL {', '.join(absent)} is unknown; dropping the endpoint's traffic"
-            missing.append((port.endpoint.key, message))
-    # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
-    veths = {e.veth for e in ordered if _IFNAME.fullmatch(e.veth)}
+    taken: dict[tuple[str, str], str] = {}  # (veth, address) -> the endpoint holding it
     maps: dict[str, list[tuple[str, str]]] = {
         f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
     }
     lists: dict[str, tuple[str, ...]] = {}
-    for port in ports.values():
-        elements, chains = _port_pieces(port, known & frozenset(port.endpoint.acl_ids))
-        for name, element in elements:
+    used: set[str] = set()
+    port_macs: list[tuple[str, str]] = []
+    for endpoint in ordered:
+        part = _part(endpoint, known)
+        problems += part.problems
+        if part.slot is None:
+            continue
+        if part.slot in taken:
+            veth, address = part.slot
+            message = f"{address} on {veth} is also {taken[part.slot]}; its ACLs are not enforced"
+            problems.append((endpoint.key, message))
+            continue
+        taken[part.slot] = endpoint.key
+        missing += part.missing
+        for name, element in part.elements:
             maps[name].append(element)
-        lists.update(chains)
+        lists.update(part.chains)
+        used.update(endpoint.acl_ids)
+        if part.mac is not None:
+            port_macs.append((endpoint.veth, part.mac))
+    # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
+    veths = {e.veth for e in ordered if _valid_name(e.veth)}
     return _Endpoints(
         problems=tuple(problems),
         missing=tuple(missing),
-        used=tuple(sorted({acl for port in ports.values() for acl in port.endpoint.acl_ids})),
-        macs=tuple(sorted({port.mac for port in ports.values() if port.mac is not None})),
+        used=tuple(sorted(used)),
+        macs=tuple(sorted({mac for _, mac in port_macs})),
         maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
         veths=tuple(f'"{veth}"' for veth in sorted(veths)),
         lists=tuple(lists.items()),
-        port_macs=tuple(
-            (port.endpoint.veth, port.mac) for port in ports.values() if port.mac is not None
-        ),
+        port_macs=tuple(port_macs),
     )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one endpoint puts in its router's tables, given which ACLs exist."""
+
+    problems: tuple[Problem, ...]  # of the endpoint itself
+    slot: tuple[str, str] | None  # (veth, address) when the port and address are usable
+    mac: str | None
+    missing: tuple[Problem, ...]  # its ACLs that do not exist
+    elements: tuple[tuple[str, tuple[str, str]], ...]
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _part(endpoint: FilteredEndpoint, known: frozenset[str]) -> _Part:
+    port, problems = _checked(endpoint)
+    if port is None:
+        return _Part(problems, None, None, (), (), ())
+    absent = [acl for acl in endpoint.acl_ids if acl not in known]
+    missing: tuple[Problem, ...] = ()
+    if absent:
+        message = f"ACL {', '.join(absent)} is unknown; dropping the endpoint's traffic"
+        missing = ((endpoint.key, message),)
+    elements, chains = _port_pieces(port, known & frozenset(endpoint.acl_ids))
+    slot = (endpoint.veth, str(port.address))
+    return _Part(problems, slot, port.mac, missing, elements, chains)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _valid_name(name: str) -> bool:
+    return _IFNAME.fullmatch(name) is not None
 
 
 _PREROUTING = [
