@@ -38,7 +38,8 @@ from controller.agent.linux.acls import (
     parse_rule,
     pick,
 )
-from controller.agent.linux.nft import FilteredEndpoint, list_chain, render
+from controller.agent.linux.nft import render
+from controller.agent.linux.nft_ports import FilteredEndpoint, list_chain
 from controller.policy.acl_semantics import Packet, decide
 from tests.support.nftables import rule_packets
 from tests.support.processes import stop_process

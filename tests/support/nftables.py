@@ -7,7 +7,8 @@ import json
 import subprocess
 from typing import Any
 
-from controller.agent.linux.nft import TABLE, acl_chain
+from controller.agent.linux.nft import TABLE
+from controller.agent.linux.nft_ports import acl_chain
 
 
 def _rules(namespace: str, chain: str) -> list[list[dict[str, Any]]]:

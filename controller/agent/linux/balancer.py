@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import protocol
-from controller.agent.linux.nft import ident
+from controller.agent.linux.nft_ports import ident
 from controller.policy import slots as slot_tables
 
 LB_TABLE = "sdnc_lb"

@@ -27,69 +27,13 @@ with the kernel's listed without those counts (``nft -s``), which traffic change
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.agent.linux.acls import AclPolicy, Problem, match_expressions
+from controller.agent.linux.nft_ports import SUFFIX, FilteredEndpoint, acl_chain, endpoints_part
 
 TABLE = "sdnc"
-_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_GUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_MAC = re.compile(r"[0-9a-f]{12}")
-_SUFFIX = {"inbound": "in", "outbound": "out"}
-
-
-@dataclass(frozen=True)
-class FilteredEndpoint:
-    """One local ipConfiguration: key ``endpoint/<id>``, its router-side veth, its address,
-    its MAC (aa:bb:cc:dd:ee:ff) and its ACL instanceIds in order (subnet's first)."""
-
-    key: str
-    veth: str
-    address: str
-    mac: str
-    acl_ids: tuple[str, ...]
-
-    def __hash__(self) -> int:
-        # Computed once: a render hashes each of a router's endpoints a few times (a set,
-        # two caches), a thousand of them per change on a dense host.
-        return self._hash
-
-    @functools.cached_property
-    def _hash(self) -> int:
-        return hash((self.key, self.veth, self.address, self.mac, self.acl_ids))
-
-    @functools.cached_property
-    def order(self) -> tuple[str, str, str]:
-        """How a router's endpoints are ordered (which of two on one slot wins)."""
-        return (self.key, self.veth, self.address)
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def ident(instance_id: str) -> str:
-    """A chain-name fragment: a GUID's 32 hex digits, else a digest of the id (injective in
-    practice: digests start with "h", which no hex digit is; names are case-sensitive)."""
-    if _GUID.fullmatch(instance_id):
-        return instance_id.replace("-", "")
-    return "h" + hashlib.sha256(instance_id.encode()).hexdigest()[:24]
-
-
-def acl_chain(acl_id: str, direction: str) -> str:
-    return f"acl_{ident(acl_id)}_{_SUFFIX[direction]}"
-
-
-def list_chain(acl_ids: Sequence[str], direction: str) -> str:
-    """The chain of an ACL list, shared by every endpoint with that list: a host of many
-    endpoints behind the same ACLs has a few chains, not two per endpoint (nft reads every
-    chain before each transaction, and the kernel checks the jumps of all at commit)."""
-    digest = hashlib.sha256("\n".join(acl_ids).encode()).hexdigest()[:24]
-    return f"acls_h{digest}_{_SUFFIX[direction]}"
 
 
 def _acl_chain(acl_id: str, policy: AclPolicy, direction: str) -> tuple[str, tuple[str, ...]]:
@@ -109,29 +53,6 @@ def verdict_of(allow: bool) -> str:
     """An ACL rule's (or default's) statement: it counts what it decides, so which rule let a
     packet through or dropped it can be read from the kernel (``nft list chain``)."""
     return "counter return" if allow else "counter drop"
-
-
-@dataclass(frozen=True)
-class _Port:  # an endpoint whose port and address are usable
-    endpoint: FilteredEndpoint
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
-    mac: str | None
-
-
-def _check_endpoint(endpoint: FilteredEndpoint, problems: list[Problem]) -> _Port | None:
-    if not _IFNAME.fullmatch(endpoint.veth):
-        problems.append((endpoint.key, f"interface name {endpoint.veth!r} is not valid"))
-        return None
-    try:
-        address = ipaddress.ip_interface(endpoint.address.strip()).ip
-    except ValueError:
-        problems.append((endpoint.key, f"address {endpoint.address!r} is not an IP address"))
-        return None
-    bare = re.sub(r"[:.-]", "", endpoint.mac.strip().lower())
-    mac = ":".join(bare[i : i + 2] for i in range(0, 12, 2)) if _MAC.fullmatch(bare) else None
-    if mac is None:
-        problems.append((endpoint.key, f"MAC {endpoint.mac!r} is not a MAC address"))
-    return _Port(endpoint, address, mac)
 
 
 @dataclass(frozen=True)
@@ -224,14 +145,6 @@ class Ruleset:
         return self.tables.text
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _checked(endpoint: FilteredEndpoint) -> tuple[_Port | None, tuple[Problem, ...]]:
-    # Cached: every change re-renders a router's endpoints, which are mostly the same ones.
-    problems: list[Problem] = []
-    port = _check_endpoint(endpoint, problems)
-    return port, tuple(problems)
-
-
 def render(
     endpoints: Sequence[FilteredEndpoint],
     acls: Mapping[str, AclPolicy],
@@ -241,15 +154,15 @@ def render(
     ``forwarding``: the veths of appliances (which forward traffic not their own) and the
     marks of the frames for their MACs (routing sends those on to them)."""
     forwarding = forwarding or {}
-    ordered = tuple(sorted(set(endpoints), key=_order))
-    known = frozenset(a for a in {a for e in ordered for a in e.acl_ids} if a in acls)
-    ports = _endpoints(ordered, known)
+    # Every ACL the host has: an endpoint's part only asks about its own ACLs, and a key
+    # that does not change with the endpoints keeps their parts cached.
+    ports = endpoints_part(endpoints, frozenset(acls))
     problems = list(ports.problems)
     chains: dict[str, tuple[str, ...]] = {}
     for acl_id in ports.used:
         if acl_id in acls:
             problems.extend(acls[acl_id].problems)
-            for direction in _SUFFIX:
+            for direction in SUFFIX:
                 name, rules = _acl_chain(acl_id, acls[acl_id], direction)
                 chains[name] = rules
     problems += ports.missing
@@ -267,102 +180,6 @@ def render(
         chains=tuple(chains.items()),
     )
     return Ruleset(tables, tuple(dict.fromkeys(problems)))
-
-
-def _order(endpoint: FilteredEndpoint) -> tuple[str, str, str]:
-    return endpoint.order
-
-
-@dataclass(frozen=True)
-class _Endpoints:
-    """What a router's endpoints put in its ruleset, given which of their ACLs exist."""
-
-    problems: tuple[Problem, ...]  # of the endpoints themselves
-    missing: tuple[Problem, ...]  # endpoints naming ACLs that do not exist
-    used: tuple[str, ...]  # the ACLs the usable endpoints name, sorted
-    macs: tuple[str, ...]
-    maps: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
-    veths: tuple[str, ...]
-    lists: tuple[tuple[str, tuple[str, ...]], ...]  # the ACL lists' chains
-    port_macs: tuple[tuple[str, str], ...]  # (veth, MAC) of the usable ports that have one
-
-
-@functools.lru_cache(maxsize=4)
-def _endpoints(ordered: tuple[FilteredEndpoint, ...], known: frozenset[str]) -> _Endpoints:
-    # Cached: an ACL change re-renders a router whose endpoints are all the same; only its
-    # ACL chains are made again. Each endpoint's part is cached too, so what is left per
-    # endpoint on a dense host is assembling (a thousand per change).
-    problems: list[Problem] = []
-    missing: list[Problem] = []
-    taken: dict[tuple[str, str], str] = {}  # (veth, address) -> the endpoint holding it
-    maps: dict[str, list[tuple[str, str]]] = {
-        f"{direction}_v{version}": [] for direction in ("outbound", "inbound") for version in (4, 6)
-    }
-    lists: dict[str, tuple[str, ...]] = {}
-    used: set[str] = set()
-    port_macs: list[tuple[str, str]] = []
-    for endpoint in ordered:
-        part = _part(endpoint, known)
-        problems += part.problems
-        if part.slot is None:
-            continue
-        if part.slot in taken:
-            veth, address = part.slot
-            message = f"{address} on {veth} is also {taken[part.slot]}; its ACLs are not enforced"
-            problems.append((endpoint.key, message))
-            continue
-        taken[part.slot] = endpoint.key
-        missing += part.missing
-        for name, element in part.elements:
-            maps[name].append(element)
-        lists.update(part.chains)
-        used.update(endpoint.acl_ids)
-        if part.mac is not None:
-            port_macs.append((endpoint.veth, part.mac))
-    # A port whose endpoint is unusable still drops what no endpoint of it may send or get.
-    veths = {e.veth for e in ordered if _valid_name(e.veth)}
-    return _Endpoints(
-        problems=tuple(problems),
-        missing=tuple(missing),
-        used=tuple(sorted(used)),
-        macs=tuple(sorted({mac for _, mac in port_macs})),
-        maps=tuple((name, tuple(elements)) for name, elements in maps.items()),
-        veths=tuple(f'"{veth}"' for veth in sorted(veths)),
-        lists=tuple(lists.items()),
-        port_macs=tuple(port_macs),
-    )
-
-
-@dataclass(frozen=True)
-class _Part:
-    """What one endpoint puts in its router's tables, given which ACLs exist."""
-
-    problems: tuple[Problem, ...]  # of the endpoint itself
-    slot: tuple[str, str] | None  # (veth, address) when the port and address are usable
-    mac: str | None
-    missing: tuple[Problem, ...]  # its ACLs that do not exist
-    elements: tuple[tuple[str, tuple[str, str]], ...]
-    chains: tuple[tuple[str, tuple[str, ...]], ...]
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _part(endpoint: FilteredEndpoint, known: frozenset[str]) -> _Part:
-    port, problems = _checked(endpoint)
-    if port is None:
-        return _Part(problems, None, None, (), (), ())
-    absent = [acl for acl in endpoint.acl_ids if acl not in known]
-    missing: tuple[Problem, ...] = ()
-    if absent:
-        message = f"ACL {', '.join(absent)} is unknown; dropping the endpoint's traffic"
-        missing = ((endpoint.key, message),)
-    elements, chains = _port_pieces(port, known & frozenset(endpoint.acl_ids))
-    slot = (endpoint.veth, str(port.address))
-    return _Part(problems, slot, port.mac, missing, elements, chains)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _valid_name(name: str) -> bool:
-    return _IFNAME.fullmatch(name) is not None
 
 
 _PREROUTING = [
@@ -398,32 +215,6 @@ oifname @endpoint_ports jump inbound
 # inbound ACLs judge it, not the appliance's own. What an appliance forwards may be half a
 # flow (a route table on the way out, none back: the replies bypass it): conntrack here
 # never saw the other half and calls it invalid, so that check skips the appliance's port.
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _port_pieces(
-    port: _Port, known: frozenset[str]
-) -> tuple[tuple[tuple[str, tuple[str, str]], ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """A port's map elements (map, (key, verdict)) and its ACL list's chains, given which of
-    its ACLs exist. Cached: a change re-renders every port of the router, mostly unchanged."""
-    key = f'"{port.endpoint.veth}" . {port.address}'
-    elements = tuple(
-        (f"{direction}_v{port.address.version}", (key, _dispatch(port, direction)))
-        for direction in _SUFFIX
-    )
-    chains: list[tuple[str, tuple[str, ...]]] = []
-    for direction in _SUFFIX if port.endpoint.acl_ids else ():
-        jumps = tuple(f"jump {acl_chain(a, direction)}" if a in known else "drop"
-                      for a in port.endpoint.acl_ids)  # fmt: skip
-        chains.append((list_chain(port.endpoint.acl_ids, direction), jumps))
-    return elements, tuple(chains)
-
-
-def _dispatch(port: _Port, direction: str) -> str:
-    # goto: the end of the list's chain returns to forward, which goes on to inbound.
-    if port.endpoint.acl_ids:
-        return f"goto {list_chain(port.endpoint.acl_ids, direction)}"
-    return "return"
 
 
 def _named(declaration: str, type_: str, elements: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import protocol
-from controller.agent.linux.nft import FilteredEndpoint as Filtered  # the renderer's input
+from controller.agent.linux.nft_ports import FilteredEndpoint as Filtered  # the renderer's input
 from controller.agent.linux.routes import Routing, plan_routing
 from controller.agent.session import Failure
 

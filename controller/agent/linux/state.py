@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 Body = dict[str, Any]
 FILES = ("objects.json", "namespaces.json", "revision.json")
 
@@ -93,8 +95,10 @@ class StateDir:
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.path / name
         aside = target.with_suffix(".tmp")
-        with aside.open("w") as handle:
-            json.dump(document, handle, separators=(",", ":"))
+        # orjson: json.dump streams through Python code, about 8 ms for the objects of a host of
+        # a thousand endpoints -- holding the interpreter while an apply waits for it.
+        with aside.open("wb") as handle:
+            handle.write(orjson.dumps(document))
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
