@@ -62,6 +62,15 @@ class FilteredEndpoint:
         return (self.key, self.veth, self.address)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def filtered_endpoint(
+    key: str, veth: str, address: str, mac: str, acl_ids: tuple[str, ...]
+) -> FilteredEndpoint:
+    """One instance per distinct endpoint: a plan made anew (a full reconcile) shares them with
+    the last, so sets of a router's endpoints compare by identity, not field by field."""
+    return FilteredEndpoint(key, veth, address, mac, acl_ids)
+
+
 def ident(instance_id: str) -> str:
     """A chain-name fragment: a GUID's 32 hex digits, else a digest of the id (injective in
     practice: digests start with "h", which no hex digit is; names are case-sensitive)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from controller import protocol
 from controller.agent.linux.nft_ports import FilteredEndpoint as Filtered  # the renderer's input
+from controller.agent.linux.nft_ports import filtered_endpoint
 from controller.agent.linux.routes import Routing, plan_routing
 from controller.agent.session import Failure
 
@@ -266,7 +267,7 @@ def _plan_port(
         keys.append(key)
         result.claim(router, key)
         acls = tuple(str(a) for a in body.get("acls") or ())
-        result.filtered.setdefault(router, []).append(Filtered(key, veth, ip, mac, acls))
+        result.filtered.setdefault(router, []).append(filtered_endpoint(key, veth, ip, mac, acls))
     if not keys:
         return
     result.veths[veth] = nic
