@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.agent.linux.runner import CommandError, Runner
+from controller.agent.linux.runner import CommandError, Dump, Runner
 
 Json = dict[str, Any]
 # Listed stateless (``nft -s``): without the counters' values, which traffic changes.
@@ -130,6 +131,11 @@ async def _router(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
 
 
 async def _nic(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
+    if runner.use_netlink:  # no process: a NIC namespace is most of what a host holds
+        try:
+            return nic_view(await runner.dump(netns, ipv6), ipv6)
+        except OSError as exc:
+            raise CommandError(["netlink", "dump", netns], 1, str(exc)) from exc
     view = NamespaceView()
     documents, qdiscs, routes6 = await asyncio.gather(
         _ip(runner, netns, ["addr show", "route show", "netconf show"]),
@@ -138,6 +144,57 @@ async def _nic(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
     )
     _fill(view, documents, qdiscs)
     view.routes6 = routes6
+    return view
+
+
+_SCOPES = {0: "global", 200: "site", 253: "link", 254: "host"}
+_FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
+IFF_UP = 1
+TC_H_ROOT = 0xFFFFFFFF
+
+
+def nic_view(dump: Dump, ipv6: bool) -> NamespaceView:
+    """A NIC namespace's view from its netlink listing, in the shape ``ip -j``/``tc -j``
+    give (the fields the repair reads: links' kind, flags, MAC and addresses; the main
+    table's routes; root qdiscs and a token bucket's rate)."""
+    names = {int(link["index"]): str(link.get("ifname")) for link in dump.links}
+    view = NamespaceView()
+    for link in dump.links:
+        entry: Json = {"ifname": names[int(link["index"])], "addr_info": []}
+        entry["flags"] = ["UP"] if int(link["flags"]) & IFF_UP else []
+        if link.get("address"):
+            entry["address"] = str(link.get("address"))
+        kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+        if kind:
+            entry["linkinfo"] = {"info_kind": str(kind)}
+        view.links[entry["ifname"]] = entry
+    for address in dump.addresses:
+        owner = view.links.get(names.get(int(address["index"]), ""))
+        if owner is not None and address["family"] in _FAMILIES:
+            owner["addr_info"].append({
+                "family": _FAMILIES[address["family"]],
+                "local": str(address.get("IFA_LOCAL") or address.get("IFA_ADDRESS")),
+                "prefixlen": int(address["prefixlen"]),
+                "scope": _SCOPES.get(int(address["scope"]), str(address["scope"])),
+            })  # fmt: skip
+    for route in dump.routes:
+        destination = route.get("RTA_DST")
+        found: Json = {"dst": f"{destination}/{route['dst_len']}" if destination else "default"}
+        if route.get("RTA_GATEWAY"):
+            found["gateway"] = str(route.get("RTA_GATEWAY"))
+        if route.get("RTA_OIF") in names:
+            found["dev"] = names[int(route.get("RTA_OIF"))]
+        (view.routes6 if route["family"] == socket.AF_INET6 else view.routes).append(found)
+    view.routes6 = view.routes6 if ipv6 else []
+    for qdisc in dump.qdiscs:
+        if int(qdisc["parent"]) == TC_H_ROOT and int(qdisc["index"]) in names:
+            options: Json = {}
+            if qdisc.get("TCA_KIND") == "tbf":
+                rate64 = qdisc.get_nested("TCA_OPTIONS", "TCA_TBF_RATE64")
+                parameters = qdisc.get_nested("TCA_OPTIONS", "TCA_TBF_PARMS") or {}
+                options["rate"] = int(rate64 or parameters.get("rate", 0))
+            dev = names[int(qdisc["index"])]
+            view.qdiscs[dev] = {"kind": str(qdisc.get("TCA_KIND")), "dev": dev, "options": options}
     return view
 
 

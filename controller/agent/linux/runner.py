@@ -56,6 +56,7 @@ SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are se
 # the batch fails from there, the socket is dropped, and the next reconcile repairs.
 REQUEST_TIMEOUT_S = 10.0
 RT_SCOPE_LINK = 253
+RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
 RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
@@ -241,6 +242,29 @@ class Runner:
             if op.kind == "veth":
                 indexes.pop(op.dev, None)  # moved to another namespace
 
+    async def dump(self, netns: str, ipv6: bool) -> Dump:
+        """The links, addresses, main-table routes (IPv6 ones too when ``ipv6``) and qdiscs
+        of ``netns`` over netlink: what a NIC namespace is read for, without a process.
+        Raises ``OSError`` (no such namespace, no answer)."""
+        target = self._target(netns)
+        self._using[target] = self._using.get(target, 0) + 1
+        try:
+            async with self._locks.setdefault(target, asyncio.Lock()):
+                route = await self._socket(netns)
+                self.requests += 4 + ipv6
+                try:
+                    async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                        return await _dump(route, ipv6)
+                except TimeoutError:
+                    await self._forget(target)
+                    raise OSError(f"netlink: no answer in {netns}") from None
+        finally:
+            self._using[target] -= 1
+            if not self._using[target]:
+                del self._using[target]
+                self._locks.pop(target, None)
+            self._trim()
+
     def sysctl(self, netns: str | None, settings: Sequence[tuple[str, str]]) -> None:
         """Write ``net.…`` settings in ``netns`` (None: the host) through ``/proc/sys``."""
         with entered(self._target(netns)):
@@ -281,6 +305,31 @@ class Runner:
         while self._sockets:
             _, route = self._sockets.popitem()
             _close(route)
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A namespace as netlink lists it (pyroute2 messages)."""
+
+    links: list[Any]
+    addresses: list[Any]
+    routes: list[Any]  # the main table's, IPv4 then IPv6
+    qdiscs: list[Any]
+
+
+async def _dump(route: AsyncIPRoute, ipv6: bool) -> Dump:
+    async def listed(request: Any) -> list[Any]:
+        return [message async for message in await request]
+
+    routes = await listed(route.route("dump", family=socket.AF_INET, table=RT_TABLE_MAIN))
+    if ipv6:
+        routes += await listed(route.route("dump", family=socket.AF_INET6, table=RT_TABLE_MAIN))
+    return Dump(
+        links=await listed(route.link("dump")),
+        addresses=await listed(route.addr("dump")),
+        routes=[r for r in routes if r.get("table") == RT_TABLE_MAIN],
+        qdiscs=await listed(route.tc("dump")),
+    )
 
 
 def _nft(netns: str, script: str, stateless: bool) -> str:
