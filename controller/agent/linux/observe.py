@@ -1,4 +1,6 @@
-"""What the kernel holds now, read with the tools' JSON output (few processes per namespace)."""
+"""What the kernel holds now: a NIC namespace read over netlink (``Runner.dump``, no process),
+a router namespace with the tools' JSON output (a few processes), both in the shape ``ip -j``
+gives, which the repair reads."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ routes, veth pairs, permanent neighbours) over a netlink socket opened in the na
 (pyroute2), and ``sysctl`` writes ``/proc/sys`` there: no process per change. A socket is
 opened by entering the namespace for the instant of ``socket()`` (it stays bound to that
 namespace); a few are kept, and forgotten when the agent deletes or re-creates the namespace.
+``dump`` lists a namespace's links, addresses, routes and qdiscs over such a socket. One batch
+(or dump) at a time uses a socket, each request bounded in time.
 ``nft`` loads or lists rulesets through libnftables (``nftlib``) the same way, in a thread.
 Entering and making namespaces from a thread is ``namespaces``' (the runner's, used by
 nothing else).
