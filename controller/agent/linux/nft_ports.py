@@ -30,7 +30,7 @@ _MAC = re.compile(r"[0-9a-f]{12}")
 SUFFIX = {"inbound": "in", "outbound": "out"}
 MAPS = tuple(f"{d}_v{v}" for d in ("outbound", "inbound") for v in (4, 6))
 DERIVED_AT_MOST = 16  # endpoints added plus removed; beyond, assembling whole is as cheap
-KEPT = 8  # assemblies kept: every router of the host is rendered on each change
+KEPT = 32  # assemblies kept, about one per router: every router is rendered on each change
 Order = tuple[str, str, str]
 Element = tuple[str, str]  # (map key, verdict)
 Chain = tuple[str, tuple[str, ...]]
@@ -157,14 +157,19 @@ def endpoints_part(endpoints: Iterable[FilteredEndpoint], known: frozenset[str])
         if abs(len(kept.members) - len(members)) > DERIVED_AT_MOST:
             continue  # another router's, most likely
         if kept.members is members or kept.members == members:
+            _kept.remove(kept)  # the most recently used last: the first to go is the oldest
+            _kept.append(kept)
             return kept.part
         distance = len(members ^ kept.members)
         if distance <= DERIVED_AT_MOST and (best is None or distance < best[0]):
             best = (distance, kept)
     assembly = _derive(best[1], members) if best is not None else None
-    if assembly is None:
+    if assembly is not None and best is not None:
+        _kept.remove(best[1])  # a router's endpoints before a change are not rendered again
+    else:
         assembly = _assemble(members, known)
-    _kept[:] = [*_kept[-(KEPT - 1) :], assembly]
+    _kept.append(assembly)
+    del _kept[:-KEPT]
     assert assembly.part is not None
     return assembly.part
 
