@@ -106,9 +106,9 @@ class Runner:
     use_netlink: bool = True
     _sockets: OrderedDict[str, AsyncIPRoute] = field(default_factory=OrderedDict)
     _using: dict[str, int] = field(default_factory=dict)  # batches running, by namespace
-    # One batch at a time per socket: pyroute2 matches answers to requests, but a dump
-    # (``link_lookup``) interleaved with another batch's request on one socket was seen to
-    # wait forever. Batches of different namespaces still run at once.
+    # One batch at a time per socket: two batches of one namespace at once on one socket
+    # (the ``ip`` and the ``bridge`` batch of one phase) were seen to wait forever for an
+    # answer, about one end-to-end run in three. Different namespaces still run at once.
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # A scan of a thousand namespaces would start two thousand processes at once; a few at a
     # time finish sooner (and leave the machine to the endpoints).
