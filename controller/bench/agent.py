@@ -10,6 +10,8 @@ holding it):
 * ``cold_build_s``: the snapshot on an empty host;
 * ``endpoint_add_*``: a delta upserting one new endpoint (NIC, namespace, ACL'd);
 * ``acl_change_*``: a delta changing one rule of the ACL every endpoint uses;
+* ``endpoint_add_during_resync_max_ms``: the slowest of a few endpoint adds, each made while
+  a full observe-and-repair was reading the host (it must not wait for the whole read);
 * ``noop_resync_ms``: the periodic full observe-and-repair on a host that is right;
   ``resync_hold_ms``: the longest it held up applies (reading the host and computing what
   differs do not; only making the changes does);
@@ -66,6 +68,9 @@ class Options:
     endpoints: int = 250
     samples: int = 20  # timed changes of each kind
     resyncs: int = 3
+
+
+RESYNC_UNDER_WAY_S = 0.02
 
 
 class Feed:
@@ -307,6 +312,17 @@ async def _timings(
         adds.append(await feed.delta(upsert) * 1000)
         body = next(iter(upsert.values()))
         added.append((str(body["nic"]), str(body["ip"])))
+    log(f"{options.resyncs} endpoint adds during a resync")
+    during: list[float] = []
+    for _ in range(options.resyncs):
+        resync = asyncio.create_task(dataplane.reconcile("resync"))
+        await asyncio.sleep(RESYNC_UNDER_WAY_S)  # reading the host by now
+        upsert = fabric.endpoint()
+        during.append(await feed.delta(upsert) * 1000)
+        body = next(iter(upsert.values()))
+        added.append((str(body["nic"]), str(body["ip"])))
+        await resync
+        gc.collect()
     log(f"{options.samples} ACL changes")
     changes = [
         await feed.delta({"aclRule/bench-web": fabric.rules(generation)["aclRule/bench-web"]})
@@ -328,6 +344,7 @@ async def _timings(
         "endpoint_add_p99_ms": percentile(adds, 99),
         "acl_change_p50_ms": percentile(changes, 50),
         "acl_change_p99_ms": percentile(changes, 99),
+        "endpoint_add_during_resync_max_ms": round(max(during), 2),
         "noop_resync_ms": percentile(resyncs, 50),
         "resync_hold_ms": round(held, 2),
         "listing_after_change_p50_ms": percentile(sorted(feed.listings), 50),

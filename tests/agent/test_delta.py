@@ -232,9 +232,11 @@ async def test_a_resync_holds_up_applies_only_while_it_changes_the_kernel(lab: L
     changes, execute = dataplane.kernel.changes, dataplane.kernel.execute
     made: list[int] = []
 
-    def computed(*args: Any) -> Changes:
+    async def computed(*args: Any) -> Changes:
         assert not dataplane._lock.locked(), "computing the difference held up applies"
-        return changes(*args)
+        found = await changes(*args)
+        assert not dataplane._lock.locked()
+        return found
 
     async def executed(plan: HostPlan, owned: set[str], found: Changes) -> Result:
         assert dataplane._lock.locked(), "changing the kernel without holding up applies"

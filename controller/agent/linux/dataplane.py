@@ -103,7 +103,7 @@ class LinuxDataplane:
             observed = await self.kernel.observe(wanted, self.owned)
             texts = {router: ruleset.text for router, ruleset in rulesets.items()}
             owned = self.owned | set(wanted.ports)  # as ``_own`` will make it
-            changes = self.kernel.changes(wanted, texts, owned, observed)
+            changes = await self.kernel.changes(wanted, texts, owned, observed)
             async with self._lock:
                 if generation == self.generation:
                     held = time.monotonic()

@@ -15,6 +15,7 @@ from controller.agent.linux.runner import CommandError, Dump, Runner
 Json = dict[str, Any]
 # Listed stateless (``nft -s``): without the counters' values, which traffic changes.
 LIST_RULESET = "list ruleset"
+NIC_READERS = 4  # NIC namespaces read at once by a full scan
 ROUTER_COMMANDS = ["addr show", "route show", "netconf show", "neigh show nud permanent"]
 
 
@@ -33,6 +34,33 @@ class NamespaceView:
     ruleset: str | None = None  # nft -s list ruleset (router namespaces)
     rules: list[Json] = field(default_factory=list)  # ip rule show (router namespaces)
     table_routes: list[Json] = field(default_factory=list)  # ip route show table all (idem)
+
+    # What ``routed``/``neighboured`` look up, made once per reading of the lists: a router
+    # namespace holds a route per endpoint, and each of its thousand ports asks.
+    _indexes: dict[str, tuple[tuple[int, ...], set[tuple[Any, ...]]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def routed(self, destination: str, dev: str) -> bool:
+        """Whether a main-table route (IPv4 or IPv6) goes to ``destination`` through ``dev``."""
+        lists = (self.routes, self.routes6)
+        return (destination, dev) in self._index("routes", lists, ("dst", "dev"))
+
+    def neighboured(self, address: str, dev: str, mac: str) -> bool:
+        """Whether a permanent neighbour entry gives ``address`` on ``dev`` the MAC ``mac``."""
+        index = self._index("neighbours", (self.neighbours,), ("dst", "dev", "lladdr"))
+        return (address, dev, mac) in index
+
+    def _index(
+        self, name: str, lists: tuple[list[Json], ...], fields: tuple[str, ...]
+    ) -> set[tuple[Any, ...]]:
+        stamp = tuple(x for found in lists for x in (id(found), len(found)))
+        known = self._indexes.get(name)
+        if known is None or known[0] != stamp:
+            entries = {(str(e.get(fields[0])), *(e.get(f) for f in fields[1:]))
+                       for found in lists for e in found}  # fmt: skip
+            known = self._indexes[name] = (stamp, entries)
+        return known[1]
 
     def up(self, name: str) -> bool:
         return "UP" in self.links.get(name, {}).get("flags", ())
@@ -90,9 +118,18 @@ async def observe(
     host = await runner.json("ip", None, "-d", "link", "show", "type", "vxlan")
     wanted_routers = [r for r in dict.fromkeys(routers) if r in names]
     wanted_nics = [n for n in dict.fromkeys(nics) if n in names]
+    # A few NIC namespaces at a time: decoding their netlink answers is the agent's own CPU,
+    # and an apply meanwhile (which reads its NIC alone, not through this) must not wait
+    # behind the answers of hundreds of them.
+    reading = asyncio.Semaphore(NIC_READERS)
+
+    async def nic(name: str) -> NamespaceView:
+        async with reading:
+            return await _nic(runner, name, name in ipv6)
+
     views = await asyncio.gather(
         *(_router(runner, r, r in ipv6) for r in wanted_routers),
-        *(_nic(runner, n, n in ipv6) for n in wanted_nics),
+        *(nic(n) for n in wanted_nics),
     )
     return Observed(
         namespaces=names,

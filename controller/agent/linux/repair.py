@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from controller.agent.linux.changes import CONFIGURE, DELETE, FINISH, HOST, Changes, Command
 from controller.agent.linux.observe import NamespaceView, Observed
@@ -25,6 +25,7 @@ ENDPOINT_DEV = "eth0"
 OWN_VETH = re.compile(r"^s[0-9a-f]{12}$")
 OWN_BRIDGE = re.compile(r"^br\d+$")
 OWN_VXLAN = re.compile(r"^vx\d+$")
+PORTS_PER_STEP = 64  # NICs compared between two pauses of a full scan's difference (~2 ms)
 
 
 def digest(text: str) -> str:
@@ -39,6 +40,21 @@ def diff(
     loaded: Mapping[str, tuple[str, str]],
 ) -> Changes:
     changes = Changes()
+    for _ in diff_steps(changes, plan, observed, owned, rulesets, loaded):
+        pass
+    return changes
+
+
+def diff_steps(
+    changes: Changes,
+    plan: HostPlan,
+    observed: Observed,
+    owned: set[str],
+    rulesets: Mapping[str, str],
+    loaded: Mapping[str, tuple[str, str]],
+) -> Iterator[None]:
+    """``diff`` into ``changes``, pausing (a ``None``) after each router namespace and every
+    ``PORTS_PER_STEP`` NICs: a caller on an event loop lets applies run at each pause."""
     _namespaces(changes, plan, observed, owned)
     for router in sorted(plan.routers):
         view = observed.views.get(router, NamespaceView())
@@ -59,12 +75,16 @@ def diff(
                 argv = ["ip", "netns", "exec", router, "nft", "-f", "-"]
                 summary = "nft -f - (ruleset inet/bridge sdnc)"
                 changes.command(FINISH, Command(router, argv, keys, text, summary, nft=True))
-        for port in ports:
+        for number, port in enumerate(ports, start=1):
             router_port_lines(changes, view, port, _wired(observed, port))
-    for port in plan.ports.values():
+            if number % PORTS_PER_STEP == 0:
+                yield
+        yield
+    for number, port in enumerate(plan.ports.values(), start=1):
         wired = _wired(observed, port)
         port_lines(changes, observed.views.get(port.netns, NamespaceView()), port, wired)
-    return changes
+        if number % PORTS_PER_STEP == 0:
+            yield
 
 
 def _namespaces(changes: Changes, plan: HostPlan, observed: Observed, owned: set[str]) -> None:
@@ -267,18 +287,16 @@ def router_port_lines(changes: Changes, view: NamespaceView, port: Port, wired: 
         view = NamespaceView()
     if not view.up(veth):
         changes.add(CONFIGURE, "ip", router, f"link set {veth} up", keys, Op("up", veth))
-    routes = {(str(r.get("dst")), r.get("dev")) for r in [*view.routes, *view.routes6]}
     for ip in port.ips:
-        if (ip, veth) not in routes:
+        if not view.routed(ip, veth):
             host = f"{ip}/{128 if ':' in ip else 32}"
             op = Op("route-replace", veth, (host, ""))
             changes.add(CONFIGURE, "ip", router, f"route replace {host} dev {veth}", keys, op)
     _gateway6(changes, view, port)
-    neighbours = {(str(n.get("dst")), n.get("dev"), n.get("lladdr")) for n in view.neighbours}
     for ip in port.ips6:
         # The router never asks the endpoint (NDP would need a link-local address on the
         # veth, usable only once its duplicate address detection is over).
-        if (ip, veth, port.mac) not in neighbours:
+        if not view.neighboured(ip, veth, port.mac):
             line = f"neigh replace {ip} lladdr {port.mac} dev {veth} nud permanent"
             op = Op("neigh-replace", veth, (ip, port.mac))
             changes.add(CONFIGURE, "ip", router, line, keys, op)
