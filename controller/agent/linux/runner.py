@@ -6,10 +6,8 @@ command, many changes per command where the tool allows it (``ip``/``bridge``/``
 failing lines are reported by number). A command that fails raises ``CommandError``, which
 carries the command line and what the tool printed on stderr.
 
-``host_netns`` makes the runner act as if it were started in that (named) network namespace:
-``ip``/``bridge``/``tc`` get ``-n NS``, other tools run under ``ip netns exec NS``. The agent
-itself runs in its host's namespace and leaves it unset; tests use it to run several
-"hosts" on one machine.
+``host_netns``: act as if started in that namespace (``-n NS``, ``ip netns exec NS``); tests
+use it to run several "hosts" on one machine.
 
 ``netlink`` runs a batch whose every line also came as an ``Op`` (links up, MACs, addresses,
 routes, veth pairs, permanent neighbours) over a netlink socket opened in the namespace
@@ -54,9 +52,7 @@ _TIMED_OUT = "netlink request timed out (socket dropped; the next reconcile repa
 _FAILED_LINE = re.compile(r"^Command failed -:(\d+)\s*$")
 PROCESSES = 8  # commands running at once
 SOCKETS = 32  # netlink sockets kept open (router namespaces mostly; NICs are set up once)
-# A netlink answer never takes this long; one that does was lost (or the socket is wedged):
-# the batch fails from there, the socket is dropped, and the next reconcile repairs.
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 10.0  # no netlink answer takes this long: the batch fails, socket dropped
 RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what `ip route` writes: the same routes, however they were made
@@ -110,6 +106,7 @@ class Runner:
     # (the ``ip`` and the ``bridge`` batch of one phase) were seen to wait forever for an
     # answer, about one end-to-end run in three. Different namespaces still run at once.
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _doomed: set[str] = field(default_factory=set)  # to close once their use ends
     # A scan of a thousand namespaces would start two thousand processes at once; a few at a
     # time finish sooner (and leave the machine to the endpoints).
     _processes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PROCESSES))
@@ -209,11 +206,7 @@ class Runner:
                 if any(_TIMED_OUT in message for message in failed.values()):
                     await self._forget(target)
         finally:
-            self._using[target] -= 1
-            if not self._using[target]:
-                del self._using[target]
-                self._locks.pop(target, None)
-            self._trim()
+            self._release(target)
         return BatchResult(failed)
 
     async def _run_ops(
@@ -245,9 +238,8 @@ class Runner:
                 indexes.pop(op.dev, None)  # moved to another namespace
 
     async def dump(self, netns: str, ipv6: bool) -> Dump:
-        """The links, addresses, main-table routes (IPv6 ones too when ``ipv6``) and qdiscs
-        of ``netns`` over netlink: what a NIC namespace is read for, without a process.
-        Raises ``OSError`` (no such namespace, no answer)."""
+        """The links, addresses, main-table routes (IPv6 too when ``ipv6``) and qdiscs of
+        ``netns`` over netlink, no process. Raises ``OSError``."""
         target = self._target(netns)
         self._using[target] = self._using.get(target, 0) + 1
         try:
@@ -261,11 +253,7 @@ class Runner:
                     await self._forget(target)
                     raise OSError(f"netlink: no answer in {netns}") from None
         finally:
-            self._using[target] -= 1
-            if not self._using[target]:
-                del self._using[target]
-                self._locks.pop(target, None)
-            self._trim()
+            self._release(target)
 
     def sysctl(self, netns: str | None, settings: Sequence[tuple[str, str]]) -> None:
         """Write ``net.…`` settings in ``netns`` (None: the host) through ``/proc/sys``."""
@@ -293,14 +281,31 @@ class Runner:
             _close(self._sockets.pop(name))
 
     async def _forget(self, netns: str) -> None:
+        """Close the socket of ``netns`` (deleted or made anew) once nothing uses it."""
+        if netns in self._using:
+            self._doomed.add(netns)
+            return
         route = self._sockets.pop(netns, None)
         if route is not None:
-            _close(route)  # no batch of that namespace runs: deleting it is a phase of its own
+            _close(route)
+
+    def _release(self, target: str) -> None:
+        """One use of ``target``'s socket ended."""
+        self._using[target] -= 1
+        if not self._using[target]:
+            del self._using[target]
+            self._locks.pop(target, None)
+            if target in self._doomed:
+                self._doomed.discard(target)
+                route = self._sockets.pop(target, None)
+                if route is not None:
+                    _close(route)
+        self._trim()
 
     def keep_only(self, namespaces: set[str]) -> None:
-        """Close the sockets of namespaces gone: a socket keeps its namespace (and devices,
-        a VXLAN's VNI among them) alive after ``ip netns del``."""
-        for name in [n for n in self._sockets if n and n not in namespaces]:
+        """Close the sockets of namespaces gone (a socket keeps its namespace alive), not one
+        in use: an apply may have made the namespace since (closed under it: EBADF, a hang)."""
+        for name in [n for n in self._sockets if n and n not in namespaces | self._using.keys()]:
             _close(self._sockets.pop(name))
 
     async def close(self) -> None:
