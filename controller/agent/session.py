@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from controller import protocol
 
@@ -281,8 +281,13 @@ class AgentSession:
                 : protocol.MAX_HEALTH_REPORTS
             ]
         ]
-        async with self._sending:
-            await websocket.send(protocol.encode(protocol.ack(revision, report, health)))
+        try:
+            async with self._sending:
+                await websocket.send(protocol.encode(protocol.ack(revision, report, health)))
+        except ConnectionClosed:
+            # The controller is closing: what it sent before its close (perhaps an ``error``
+            # saying why) is still to be read, so the read loop ends the session, not this.
+            return
         for entry in health:  # sent; a change since is sent with the next ack
             key = (entry["probe"], entry["dip"])
             if self._health_unsent.get(key) == entry["state"]:
