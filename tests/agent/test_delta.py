@@ -22,6 +22,7 @@ from controller.agent.linux.plan import HostPlan, router_name
 from controller.agent.linux.runner import Runner
 from tests.agent.netlab import Lab, Objects, new_id, sh
 from tests.support.kernel_state import differences, host_state
+from tests.support.traffic import reach, serving
 
 pytestmark = pytest.mark.dataplane("bridge", "tc", "nft")
 VSID = 5201
@@ -215,6 +216,63 @@ async def test_a_listing_overtaken_by_an_apply_is_taken_again(lab: Lab) -> None:
     assert (repair.changes, repair.failures) == (0, []), "the recorded listing is the kernel's"
     assert "dport 443" in sh("ip", "netns", "exec", router_name(objects.server, vnet),
                              "nft", "list", "ruleset")  # fmt: skip
+    await dataplane.close()
+
+
+async def test_an_acl_change_is_enforced_at_once_and_its_old_rules_removed_after(
+    lab: Lab,
+) -> None:
+    """A changed ACL's new rules go ahead of its old ones in a transaction that only adds
+    (one that deletes waits in the kernel); packets meet the new rules from then on. The old
+    rules, shadowed by the new default, go in the listing step after the apply."""
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, nic, client = new_id(), new_id(), new_id()
+    lab.owners += [nic, client]
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
+    objects.objects["aclRule/web"] = rule("80")
+    objects.endpoint("a", nic, "020000000B00", "10.1.0.10", vnet, VSID, acls=[ACL])
+    objects.endpoint("b", client, "020000000B01", "10.1.0.11", vnet, VSID)
+    state = objects.objects
+    dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
+    assert await dataplane.apply(state, state, []) == []
+    router = router_name(objects.server, vnet)
+    chain = f"acl_{ACL.replace('-', '')}_in"
+
+    def rules() -> list[str]:
+        listed = sh("ip", "netns", "exec", router, "nft", "-s", "list", "chain", "inet", "sdnc",
+                    chain)  # fmt: skip
+        return [line.strip() for line in listed.splitlines() if "counter" in line]
+
+    with serving(nic, 80, 443):
+        assert reach(client, "10.1.0.10", 80) == "connected"
+        assert reach(client, "10.1.0.10", 443) == "dropped"
+        transactions = dataplane.runner.nft
+        scripts: list[str] = []
+
+        async def recorded(netns: str | None, script: str, *, stateless: bool = False) -> str:
+            scripts.append(script)
+            return await transactions(netns, script, stateless=stateless)
+
+        dataplane.runner.nft = recorded  # type: ignore[method-assign]
+        state["aclRule/web"] = rule("443")
+        assert await dataplane.apply(state, {"aclRule/web": state["aclRule/web"]}, []) == []
+        assert scripts, "one transaction"
+        assert all(line.startswith("insert rule") for line in scripts[0].splitlines())
+        allow_443, allow_80, deny = (
+            "tcp dport 443 counter return",
+            "tcp dport 80 counter return",
+            "counter drop",
+        )
+        assert rules() == [allow_443, deny, allow_80, deny], "the old ones, shadowed"
+        assert reach(client, "10.1.0.10", 443) == "connected", "the new rule holds at once"
+        assert reach(client, "10.1.0.10", 80) == "dropped", "the old one is never reached"
+        await dataplane.settle()
+        assert rules() == [allow_443, deny]
+        assert reach(client, "10.1.0.10", 443) == "connected"
+    repair = await dataplane.reconcile()
+    assert (repair.changes, repair.failures) == (0, []), "the tidied ruleset is the whole one"
     await dataplane.close()
 
 

@@ -38,11 +38,11 @@ from controller.agent.linux.acls import (
     parse_rule,
     pick,
 )
-from controller.agent.linux.nft import render
+from controller.agent.linux.nft import Tables, render
 from controller.agent.linux.nft_ports import FilteredEndpoint, list_chain
 from controller.policy.acl_semantics import Packet, decide
 from tests.support.nftables import rule_packets
-from tests.support.processes import stop_process
+from tests.support.traffic import reach, serving
 
 ACL = "5f1c8b8e-0d6b-4a59-9d2f-6c2a3c2f9a01"
 SECOND = "0b7d7e1a-3f0c-4a2b-8a55-3b8f1f0d9c02"
@@ -514,36 +514,6 @@ def nft(namespace: str, script: str, *options: str) -> None:
     run("ip", "netns", "exec", namespace, "nft", *options, "-f", "-", stdin=script)
 
 
-SERVER = """
-import selectors, socket, sys
-selector = selectors.DefaultSelector()
-for port in sys.argv[1:]:
-    listener = socket.create_server(("0.0.0.0", int(port)), reuse_port=True)
-    selector.register(listener, selectors.EVENT_READ)
-print("ready", flush=True)
-while True:
-    for key, _ in selector.select():
-        connection, _ = key.fileobj.accept()
-        connection.sendall(b"ok")
-        connection.close()
-"""
-# Exits 0 when connected (and served), 2 when refused, 3 when nothing answered (dropped).
-CLIENT = """
-import socket, sys
-try:
-    source = (sys.argv[3], 0) if len(sys.argv) > 3 else None
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 1.0, source) as sock:
-        sys.exit(0 if sock.recv(2) == b"ok" else 1)
-except ConnectionRefusedError:
-    sys.exit(2)
-except TimeoutError:
-    sys.exit(3)
-except OSError:
-    sys.exit(1)
-"""
-OUTCOMES = {0: "connected", 2: "refused", 3: "dropped"}
-
-
 @dataclass
 class Lab:
     router: str
@@ -553,9 +523,7 @@ class Lab:
 
     def reach(self, client: str, address: str, port: int, *source: str) -> str:
         """What one TCP connection attempt met: connected, refused, dropped (no answer)."""
-        command = ("ip", "netns", "exec", client, sys.executable, "-c", CLIENT, address, str(port))
-        code = run(*command, *source, check=False)
-        return OUTCOMES.get(code, f"failed ({code})")
+        return reach(client, address, port, *source)
 
     def connects(self, client: str, address: str, port: int, *source: str) -> bool:
         return self.reach(client, address, port, *source) == "connected"
@@ -599,15 +567,7 @@ def lab() -> Iterator[Lab]:
             run("ip", "-n", lab.router, "route", "add", f"{ADDRESS[side]}/32", "dev", port)
             for setting in (f"conf.{port}.proxy_arp=1", f"neigh.{port}.proxy_delay=0"):
                 run("ip", "netns", "exec", lab.router, "sysctl", "-qw", f"net.ipv4.{setting}")
-            server = subprocess.Popen(
-                ["ip", "netns", "exec", namespace, sys.executable, "-c", SERVER, "80", "443",
-                 "8080"],
-                stdout=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            cleanup.callback(stop_process, server)
-            assert server.stdout is not None
-            assert server.stdout.readline().strip() == "ready"
+            cleanup.enter_context(serving(namespace, 80, 443, 8080))
         yield lab
 
 
@@ -711,6 +671,35 @@ def test_a_changed_rule_rewrites_its_acl_chain_alone() -> None:
     assert script[0] == f"flush chain inet sdnc acl_{first}_in"
     assert all(f"acl_{first}_in" in line for line in script)
     assert "add element" not in "".join(script)
+
+
+def test_a_changed_rule_is_enforced_by_inserts_and_tidied_after() -> None:
+    """The transition inserts the chain's new rules ahead of the old ones (a transaction that
+    deletes waits in the kernel); tidying later leaves the chain as a flush would have."""
+    changed = acls_from_objects(
+        {f"acl/{ACL}": acl(), "aclRule/web": rule(priority=110, destinationPortRange="8443")}
+    )
+    endpoints = [endpoint(1), endpoint(2)]
+    old, new = render(endpoints, POLICY).tables, render(endpoints, changed).tables
+    transition = new.transition_from(old)
+    chain = f"acl_{ACL.replace('-', '')}_in"
+    assert transition.shadowed == {chain}
+    inserted = [line.split(f" {chain} ", 1)[1] for line in transition.now.splitlines()]
+    assert all(
+        line.startswith(f"insert rule inet sdnc {chain} ") for line in transition.now.splitlines()
+    )
+    assert inserted[::-1] == list(dict(new.chains)[chain]), "each goes to the head: reversed"
+    assert new.tidy(transition.shadowed) == new.changes_from(old)
+    assert new.tidy({"acl_gone_in"}) == "", "a chain deleted since needs no tidying"
+
+
+def test_a_chain_without_a_final_verdict_is_rewritten_in_place() -> None:
+    old = Tables(chains=(("acls_x_in", ("jump acl_a_in",)),))
+    new = Tables(chains=(("acls_x_in", ("drop",)),))
+    transition = new.transition_from(old)
+    assert transition.shadowed == frozenset()
+    assert transition.now == new.changes_from(old)
+    assert transition.now.startswith("flush chain inet sdnc acls_x_in\n")
 
 
 def test_endpoints_with_the_same_acls_share_their_chains() -> None:

@@ -91,6 +91,9 @@ def _derived(old: HostPlan, new: HostPlan) -> tuple[_Entries, _Entries] | None:
     mappings not re-planned are the same objects), and only the entries that may differ;
     None when two objects share an entry (the full computation orders those)."""
     before = _entries(old)
+    if old.ports == new.ports and old.remotes == new.remotes:  # an ACL change, say
+        _remember(new, before)  # never changed in place: what changes is a copy (below)
+        return before, _Entries({}, {}, {}, {})
     after = _Entries(dict(before.local), dict(before.neighbours), dict(before.static),
                      dict(before.tunnels))  # fmt: skip
     touched = _Entries({}, {}, {}, {})

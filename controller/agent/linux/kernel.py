@@ -6,6 +6,7 @@ model of the kernel (``delta``). See ``repair.py`` for what the agent owns and m
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from controller.agent.linux.repair import diff, diff_steps, digest
 from controller.agent.linux.routes import Routing, routing_lines
 from controller.agent.linux.runner import GLOBAL, CommandError, Op, Runner
 from controller.agent.session import Failure
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -153,6 +156,18 @@ class Kernel:
         """The rulesets of ``routers`` as listed now (None: could not be listed)."""
         names = sorted(routers)
         return dict(zip(names, await asyncio.gather(*map(self._list, names)), strict=True))
+
+    async def load_in_place(self, router: str, script: str) -> bool:
+        """One more in-place transaction in ``router`` (its ruleset stays to be listed);
+        False, logged, if the kernel refused it."""
+        self.loaded[router] = ("", "")
+        self.pending.add(router)
+        try:
+            await self.runner.nft(router, script)
+        except (CommandError, OSError) as exc:
+            log.warning("[%s] nft -f - failed: %s", router, exc)
+            return False
+        return True
 
     def record(self, texts: Mapping[str, str], listed: Mapping[str, str | None]) -> None:
         """Remember the listings of rulesets changed in place, as after loading them whole: a
