@@ -3,18 +3,20 @@
 * ``objects.json``: the desired objects last applied, the server's instanceId, the NIC
   namespaces the agent created (it deletes only those and its own router namespaces) and the
   digests of the rulesets it loaded (so an unchanged ruleset is not reloaded after a restart).
-* ``namespaces.json``: the NIC namespaces the agent owns, written (small, and before they are
-  created) whenever more are about to be; ``objects.json`` is written less often.
+* ``namespaces.0.json``, ``namespaces.1.json``: the NIC namespaces the agent owns, written
+  (small, and before they are created) whenever more are about to be, to the two by turns
+  (see ``save_namespaces``); ``objects.json`` is written less often.
 * ``revision.json``: the revision the objects are complete up to. It is written after the
   objects, so it never claims more than they hold; a revision behind makes the controller
   resend changes the agent already has, which is harmless (changes are idempotent).
 
-Every file is replaced atomically (written aside, flushed, renamed).
+Every other file is replaced atomically (written aside, flushed, renamed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,7 +26,8 @@ from typing import Any
 import orjson
 
 Body = dict[str, Any]
-FILES = ("objects.json", "namespaces.json", "revision.json")
+NAMESPACE_SLOTS = ("namespaces.0.json", "namespaces.1.json")
+FILES = ("objects.json", "namespaces.json", *NAMESPACE_SLOTS, "revision.json")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Saved:
 class StateDir:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._sequence = 0  # of the last namespaces record written
 
     def load(self) -> Saved:
         saved = Saved()
@@ -50,9 +54,10 @@ class StateDir:
             saved.rulesets = {
                 str(k): (str(v[0]), str(v[1])) for k, v in (data.get("rulesets") or {}).items()
             }
-        owned = _read(self.path / "namespaces.json")
-        if isinstance(owned, dict):
-            saved.namespaces |= set(owned.get("namespaces") or ())
+        saved.namespaces |= set(_newest_slot(self.path)[1])
+        legacy = _read(self.path / "namespaces.json")  # written by agents before the slots
+        if isinstance(legacy, dict):
+            saved.namespaces |= set(legacy.get("namespaces") or ())
         revision = _read(self.path / "revision.json")
         if isinstance(revision, dict) and isinstance(revision.get("appliedRevision"), int):
             saved.applied_revision = revision["appliedRevision"]
@@ -74,10 +79,30 @@ class StateDir:
         self._write("objects.json", document)
 
     def save_namespaces(self, namespaces: set[str]) -> None:
-        # Not synced to disk (an apply creating a NIC waits for this write): the namespaces
-        # live in the kernel and die with it, so the record need only outlive the agent's
-        # process, which the page cache does; the rename keeps it whole.
-        self._write("namespaces.json", {"namespaces": sorted(namespaces)}, durable=False)
+        """Record the NIC namespaces the agent owns. An apply creating a NIC waits for this.
+
+        Not synced to disk: the namespaces live in the kernel and die with it, so the record
+        need only outlive the agent's process, which the page cache does. Not replaced by a
+        rename either: replacing a file makes ext4 write its data out at once, and behind
+        the fsync of ``objects.json`` (in the background) that took 40 ms at 1,000
+        endpoints. So two slots are overwritten in place by turns, each record with its
+        sequence number and digest: a process killed in the middle of a write leaves that
+        slot torn and the other whole (one change older: the namespaces it lacks were not
+        created yet, the write comes first)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self._sequence == 0:  # the first record this process writes follows the newest
+            self._sequence = _newest_slot(self.path)[0]
+        self._sequence += 1
+        names = sorted(namespaces)
+        record = orjson.dumps({"sequence": self._sequence, "namespaces": names,
+                               "digest": _digest(names)})  # fmt: skip
+        slot = self.path / NAMESPACE_SLOTS[self._sequence % 2]
+        descriptor = os.open(slot, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # padded to the slot's length: never truncated (JSON allows trailing spaces)
+            os.pwrite(descriptor, record.ljust(os.fstat(descriptor).st_size), 0)
+        finally:
+            os.close(descriptor)
+        (self.path / "namespaces.json").unlink(missing_ok=True)  # an older agent's record
 
     def save_revision(self, revision: int) -> None:
         self._write("revision.json", {"appliedRevision": revision})
@@ -103,6 +128,26 @@ class StateDir:
             if durable:
                 os.fsync(handle.fileno())
         aside.replace(target)
+
+
+def _newest_slot(path: Path) -> tuple[int, list[str]]:
+    """The sequence number and namespaces of the newest whole namespaces record (0, []:
+    none)."""
+    newest: tuple[int, list[str]] = (0, [])
+    for name in NAMESPACE_SLOTS:
+        record = _read(path / name)
+        if not isinstance(record, dict) or not isinstance(record.get("sequence"), int):
+            continue
+        names = record.get("namespaces")
+        if not isinstance(names, list) or record.get("digest") != _digest(names):
+            continue  # torn: its write was cut short
+        if record["sequence"] > newest[0]:
+            newest = (record["sequence"], [str(n) for n in names])
+    return newest
+
+
+def _digest(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
 def _read(path: Path) -> Any:
