@@ -276,6 +276,41 @@ async def test_an_acl_change_is_enforced_at_once_and_its_old_rules_removed_after
     await dataplane.close()
 
 
+async def test_a_resync_overtaken_by_applies_on_every_read_is_deferred(lab: Lab) -> None:
+    """Applies arriving during each of its reads never wait for the resync: it gives up,
+    holding nothing up, and the next one, undisturbed, finds the host right."""
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, nic = new_id(), new_id()
+    lab.owners.append(nic)
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
+    objects.objects["aclRule/web"] = rule("80")
+    objects.endpoint("a", nic, "020000000C00", "10.1.0.10", vnet, VSID, acls=[ACL])
+    state = objects.objects
+    dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
+    assert await dataplane.apply(state, state, []) == []
+    observe = dataplane.kernel.observe
+    ports = iter(range(8100, 8200))
+
+    async def overtaken(*args: Any) -> Any:
+        observed = await observe(*args)
+        assert not dataplane._lock.locked(), "the resync read holding up applies"
+        state["aclRule/web"] = rule(str(next(ports)))
+        assert await dataplane.apply(state, {"aclRule/web": state["aclRule/web"]}, []) == []
+        return observed
+
+    dataplane.kernel.observe = overtaken  # type: ignore[method-assign]
+    deferred = await dataplane.reconcile()
+    assert (deferred.kind, deferred.changes, dataplane.held) == ("deferred", 0, 0.0)
+    dataplane.kernel.observe = observe  # type: ignore[method-assign]
+    repair = await dataplane.reconcile()
+    assert (repair.kind, repair.changes, repair.failures) == ("full", 0, [])
+    assert "dport 8102" in sh("ip", "netns", "exec", router_name(objects.server, vnet),
+                              "nft", "list", "ruleset")  # fmt: skip
+    await dataplane.close()
+
+
 async def test_a_resync_holds_up_applies_only_while_it_changes_the_kernel(lab: Lab) -> None:
     """Reading the host and computing what differs run with applies free to go; a drift
     found is repaired holding them up, and a host that is right holds them up for nothing."""
