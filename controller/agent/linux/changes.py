@@ -132,6 +132,6 @@ async def _command(runner: Runner, command: Command, outcome: Outcome) -> None:
             await runner.run(command.argv, stdin=command.stdin)
     except (CommandError, OSError) as exc:
         log.warning("[%s] %s failed: %s", command.netns or "host", command.summary, exc)
-        outcome.failures += [Failure(key, FAILED, str(exc)) for key in command.keys]
+        outcome.failures += [Failure(key, FAILED, str(exc)) for key in sorted(command.keys)]
     else:
         outcome.succeeded.append(command)

@@ -322,7 +322,7 @@ class LinuxDataplane:
     def _own(self, wanted: HostPlan) -> None:
         """Record the NIC namespaces about to be created before creating them: a crash in
         between must not leave namespaces the agent would no longer know are its own."""
-        if not set(wanted.ports) <= self.owned:
+        if not wanted.ports.keys() <= self.owned:
             self.owned |= set(wanted.ports)
             if self.state_dir is not None:
                 self.state_dir.save_namespaces(self.owned)
