@@ -160,6 +160,19 @@ def test_each_object_goes_only_to_the_hosts_that_need_it() -> None:
     ]
 
 
+def test_each_object_names_the_virtual_networks_whose_routers_hold_it() -> None:
+    """The agent puts a rule in the router namespace of each virtual network it names: the
+    DIPs' (their flows are translated there) and an internal VIP's (its endpoints reach the
+    VIP without a mux); another tenant's network is never named."""
+    world, compiler, ids = _deployment()
+    web = world.instance_id("/virtualNetworks/Web")
+    objects = compiler.snapshot(ids["Host-Mux"])
+    named = {key.split("/")[0]: body["virtualNetworks"] for key, body in objects.items()
+             if key.startswith(("lbRule", "lbNat", "lbOutbound"))}  # fmt: skip
+    assert named == {"lbRule": [web], "lbNat": [web], "lbOutbound": [web]}
+    assert world.instance_id("/virtualNetworks/Other") not in str(objects)
+
+
 def _rule_body(compiler: Compiler, host: str, port: int) -> dict[str, object]:
     return next(
         body

@@ -30,6 +30,14 @@ from controller.policy import slots
 from controller.policy.balancing import DOWN, NAT, OUTBOUND, RULE
 from controller.policy.model import VNET, Model
 from controller.policy.objects.base import Body, Computed, Keys, ObjectKind
+from controller.policy.objects.lb_placement import (
+    internal_hosts,
+    mux_hosts,
+    placed_dips,
+    vip_of,
+    vips_of,
+    virtual_networks,
+)
 from controller.policy.topology import (
     DipHealth,
     Frontend,
@@ -47,59 +55,6 @@ from controller.policy.topology import (
 # The source ports outbound NAT shares out among the DIPs of a pool.
 FIRST_NAT_PORT = 1024
 NAT_PORTS = 65536 - FIRST_NAT_PORT
-
-
-# -- reading the model ------------------------------------------------------------------------
-
-
-def dip_host(model: Model, config_key: str) -> str | None:
-    """The server (instanceId) of a DIP: an ipConfiguration with an address on a NIC bound to
-    a known server."""
-    config = model.configs.get(config_key)
-    if config is None or config.ip is None:
-        return None
-    nic = model.nics.get(config.nic)
-    server = model.servers.get(nic.server or "") if nic is not None else None
-    return server.id if server is not None else None
-
-
-def _dips(model: Model, configs: Iterable[str]) -> list[tuple[IpConfig, str]]:
-    """The placed DIPs among ``configs``, with their hosts, in key order."""
-    placed = []
-    for key in sorted(configs):
-        host = dip_host(model, key)
-        if host is not None:
-            placed.append((model.configs[key], host))
-    return placed
-
-
-def mux_hosts(model: Model) -> frozenset[str]:
-    servers = (model.servers.get(mux.server or "") for mux in model.lb.muxes.values())
-    return frozenset(server.id for server in servers if server is not None)
-
-
-def _vip(model: Model, frontend: Frontend) -> str | None:
-    if frontend.public_ip is not None:
-        public = model.lb.public_ips.get(frontend.public_ip)
-        return public.ip if public is not None else None
-    return frontend.ip
-
-
-def _vips(model: Model, rule: LbRule) -> list[str]:
-    found = (model.lb.frontends.get(key) for key in rule.frontends)
-    return slots.ordered(v for f in found if f is not None and (v := _vip(model, f)) is not None)
-
-
-def _internal_hosts(model: Model, rule: LbRule) -> frozenset[str]:
-    """The hosts of the virtual networks of the rule's internal VIPs (frontends in a virtual
-    subnet), which reach those VIPs without a mux."""
-    hosts: frozenset[str] = frozenset()
-    for key in rule.frontends:
-        frontend = model.lb.frontends.get(key)
-        subnet = model.subnets.get(frontend.subnet or "") if frontend is not None else None
-        if subnet is not None:
-            hosts |= model.vnet_hosts(subnet.vnet)
-    return hosts
 
 
 def _common(rule: LbRule, vips: list[str]) -> Body:
@@ -120,17 +75,17 @@ def _rule(model: Model, key: str) -> Computed | None:
     rule = model.lb.rules.get(key)
     if rule is None or rule.kind != RULE:
         return None
-    vips = _vips(model, rule)
+    vips = vips_of(model, rule)
     if not vips:
         return None
-    dips = _dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
+    dips = placed_dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
     probe = model.lb.probes.get(rule.probe or "")
     healthy = [
         config.ip
         for config, _ in dips
         if probe is None or model.lb.state(probe.id, config.id) != DOWN
     ]
-    hosts = frozenset(host for _, host in dips) | mux_hosts(model) | _internal_hosts(model, rule)
+    hosts = frozenset(host for _, host in dips) | mux_hosts(model) | internal_hosts(model, rule)
     if not hosts:
         return None
     addresses = slots.ordered(ip for ip in healthy if ip is not None)
@@ -138,6 +93,7 @@ def _rule(model: Model, key: str) -> Computed | None:
         "distribution": rule.distribution or "Default",
         "dips": addresses,
         "slots": slots.encoded(addresses),
+        "virtualNetworks": virtual_networks(model, rule, dips),
     }
     return Computed(protocol.object_key(protocol.LB_RULE, rule.id), body, hosts)
 
@@ -146,13 +102,17 @@ def _nat(model: Model, key: str) -> Computed | None:
     rule = model.lb.rules.get(key)
     if rule is None or rule.kind != NAT:
         return None
-    vips = _vips(model, rule)
-    dips = _dips(model, model.lb.configs_of_nat.get(key, ()))
+    vips = vips_of(model, rule)
+    dips = placed_dips(model, model.lb.configs_of_nat.get(key, ()))
     if not vips or not dips:
         return None
     config, host = dips[0]  # the NBI binds a NAT rule to one ipConfiguration at most
-    hosts = frozenset({host}) | mux_hosts(model) | _internal_hosts(model, rule)
-    body = _common(rule, vips) | {"dip": config.ip, "ipConfiguration": config.id}
+    hosts = frozenset({host}) | mux_hosts(model) | internal_hosts(model, rule)
+    body = _common(rule, vips) | {
+        "dip": config.ip,
+        "ipConfiguration": config.id,
+        "virtualNetworks": virtual_networks(model, rule, dips[:1]),
+    }
     return Computed(protocol.object_key(protocol.LB_NAT, rule.id), body, hosts)
 
 
@@ -175,19 +135,24 @@ def _outbound(model: Model, key: str) -> Computed | None:
     rule = model.lb.rules.get(key)
     if rule is None or rule.kind != OUTBOUND:
         return None
-    vips = _vips(model, rule)
-    dips = _dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
+    vips = vips_of(model, rule)
+    dips = placed_dips(model, model.lb.configs_of_pool.get(rule.pool or "", ()))
     if not vips or not dips:
         return None
     hosts = frozenset(host for _, host in dips) | mux_hosts(model)
     addresses = slots.ordered(config.ip for config, _ in dips if config.ip is not None)
-    body: Body = {"vips": vips, "protocol": rule.protocol, "portBlocks": port_blocks(addresses)}
+    body: Body = {
+        "vips": vips,
+        "protocol": rule.protocol,
+        "portBlocks": port_blocks(addresses),
+        "virtualNetworks": virtual_networks(model, rule, dips, internal=False),
+    }
     return Computed(protocol.object_key(protocol.LB_OUTBOUND, rule.id), body, hosts)
 
 
 def _public_ip(model: Model, key: str) -> Computed | None:
     public = model.lb.public_ips.get(key)
-    dips = _dips(model, model.lb.configs_of_public_ip.get(key, ()))
+    dips = placed_dips(model, model.lb.configs_of_public_ip.get(key, ()))
     if public is None or public.ip is None or not dips:
         return None
     config, host = dips[0]  # a public IP is bound to one ipConfiguration at most
@@ -209,7 +174,7 @@ def _probed(model: Model, probe_key: str) -> list[tuple[IpConfig, str]]:
     for rule_key in model.lb.rules_of_probe.get(probe_key, ()):
         rule = model.lb.rules[rule_key]
         configs |= model.lb.configs_of_pool.get(rule.pool or "", set())
-    return _dips(model, configs)
+    return placed_dips(model, configs)
 
 
 def probe_dips(model: Model, probe_id: str) -> dict[str, str]:
@@ -237,7 +202,7 @@ def _probe(model: Model, key: str) -> Computed | None:
 
 def _vip_map(model: Model, key: str) -> Computed | None:
     frontend = model.lb.frontends.get(key)
-    vip = _vip(model, frontend) if frontend is not None else None
+    vip = vip_of(model, frontend) if frontend is not None else None
     muxes = mux_hosts(model)
     if frontend is None or vip is None or not muxes:
         return None
@@ -247,7 +212,7 @@ def _vip_map(model: Model, key: str) -> Computed | None:
         members = model.lb.configs_of_nat if rule.kind == NAT else model.lb.configs_of_pool
         configs |= members.get(rule_key if rule.kind == NAT else rule.pool or "", set())
     located = {}
-    for config, _ in _dips(model, configs):
+    for config, _ in placed_dips(model, configs):
         address = model.provider.get(model.nics[config.nic].server or "")
         if address is not None and config.ip is not None:
             located[config.ip] = address
