@@ -42,6 +42,20 @@ def route(prefix: str, kind: str, hop: str | None = None) -> dict[str, Any]:
     return {"addressPrefix": prefix, "nextHopType": kind, "nextHopIpAddress": hop}
 
 
+def guarded_endpoint(lab: Lab, mac: str) -> tuple[str, Objects, str, str]:
+    """A host with one endpoint (10.1.0.10, ``mac``) behind an ACL letting TCP 80 in: the
+    host's namespace, the objects, the virtual network's and the NIC's ids."""
+    host, address = lab.host(lab.underlay(), 1)
+    vnet, nic = new_id(), new_id()
+    lab.owners.append(nic)
+    objects = Objects().host(address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
+    objects.objects["aclRule/web"] = rule("80")
+    objects.endpoint("a", nic, mac, "10.1.0.10", vnet, VSID, acls=[ACL])
+    return host, objects, vnet, nic
+
+
 async def test_deltas_and_a_full_build_leave_the_same_kernel(lab: Lab) -> None:
     host, address = lab.host(lab.underlay(), 1)
     vnet = new_id()
@@ -182,14 +196,7 @@ async def test_a_delta_the_kernel_refuses_falls_back_to_a_full_reconcile(lab: La
 async def test_a_listing_overtaken_by_an_apply_is_taken_again(lab: Lab) -> None:
     """The listing after an in-place change does not hold up the next apply; one made stale
     by it is not recorded (the next full repair would trust it), but taken again."""
-    host, address = lab.host(lab.underlay(), 1)
-    vnet, nic = new_id(), new_id()
-    lab.owners.append(nic)
-    objects = Objects().host(address).network("sub", vnet, VSID)
-    lab.owners.append(objects.server)
-    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
-    objects.objects["aclRule/web"] = rule("80")
-    objects.endpoint("a", nic, "020000000900", "10.1.0.10", vnet, VSID, acls=[ACL])
+    host, objects, vnet, _ = guarded_endpoint(lab, "020000000900")
     state = objects.objects
     dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
     assert await dataplane.apply(state, state, []) == []
@@ -225,14 +232,9 @@ async def test_an_acl_change_is_enforced_at_once_and_its_old_rules_removed_after
     """A changed ACL's new rules go ahead of its old ones in a transaction that only adds
     (one that deletes waits in the kernel); packets meet the new rules from then on. The old
     rules, shadowed by the new default, go in the listing step after the apply."""
-    host, address = lab.host(lab.underlay(), 1)
-    vnet, nic, client = new_id(), new_id(), new_id()
-    lab.owners += [nic, client]
-    objects = Objects().host(address).network("sub", vnet, VSID)
-    lab.owners.append(objects.server)
-    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
-    objects.objects["aclRule/web"] = rule("80")
-    objects.endpoint("a", nic, "020000000B00", "10.1.0.10", vnet, VSID, acls=[ACL])
+    host, objects, vnet, nic = guarded_endpoint(lab, "020000000B00")
+    client = new_id()
+    lab.owners.append(client)
     objects.endpoint("b", client, "020000000B01", "10.1.0.11", vnet, VSID)
     state = objects.objects
     dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
@@ -279,14 +281,7 @@ async def test_an_acl_change_is_enforced_at_once_and_its_old_rules_removed_after
 async def test_a_resync_overtaken_by_applies_on_every_read_is_deferred(lab: Lab) -> None:
     """Applies arriving during each of its reads never wait for the resync: it gives up,
     holding nothing up, and the next one, undisturbed, finds the host right."""
-    host, address = lab.host(lab.underlay(), 1)
-    vnet, nic = new_id(), new_id()
-    lab.owners.append(nic)
-    objects = Objects().host(address).network("sub", vnet, VSID)
-    lab.owners.append(objects.server)
-    objects.objects[f"acl/{ACL}"] = {"inboundDefaultAction": "Deny"}
-    objects.objects["aclRule/web"] = rule("80")
-    objects.endpoint("a", nic, "020000000C00", "10.1.0.10", vnet, VSID, acls=[ACL])
+    host, objects, vnet, _ = guarded_endpoint(lab, "020000000C00")
     state = objects.objects
     dataplane = LinuxDataplane("server", runner=Runner(host_netns=host))
     assert await dataplane.apply(state, state, []) == []
