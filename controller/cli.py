@@ -313,6 +313,30 @@ def bench_agent(
     typer.echo(json.dumps(report) if json_output else json.dumps(report, indent=2))
 
 
+@bench_app.command("agent-lb")
+def bench_agent_lb(
+    vips: Annotated[int, typer.Option(min=1, metavar="N", help="Load-balancing rules.")] = 1000,
+    dips: Annotated[int, typer.Option(min=1, metavar="N", help="DIPs per rule.")] = 10,
+    samples: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Timed DIP changes (each out, then back).")
+    ] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Time the reference Linux agent's load balancing: VIPs of DIPs on one host (root)."""
+    from controller.bench import agent_lb
+    from controller.bench.common import BenchError
+
+    try:
+        report = agent_lb.run(
+            agent_lb.Options(vips=vips, dips=dips, samples=samples),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report) if json_output else json.dumps(report, indent=2))
+
+
 @app.command("agent-token")
 def agent_token(
     server: Annotated[str, typer.Argument(metavar="SERVER", help="The server's resourceId.")],

@@ -245,6 +245,9 @@ def test_both_tables_are_replaced_in_one_script() -> None:
         "table inet sdnc {}",
         "delete table inet sdnc",
         "table inet sdnc {",
+        "table ip sdnc_lb {}",
+        "delete table ip sdnc_lb",
+        "table ip sdnc_lb {",
     ]
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from controller.policy import Compiler, full_compile, slots
+from controller.policy import Compiler, HostDelta, full_compile, slots
 from tests.policy.strategies import (
+    VLAN_SUBNET,
     ConfigWrite,
     FrontendWrite,
     LbRuleWrite,
@@ -21,6 +23,7 @@ from tests.policy.strategies import (
     VnetWrite,
     World,
     subnet_ref,
+    write,
 )
 
 # -- the slot table -------------------------------------------------------------------------
@@ -138,10 +141,11 @@ def _kinds(compiler: Compiler, host: str) -> Counter[str]:
 
 
 def test_each_object_goes_only_to_the_hosts_that_need_it() -> None:
-    _, compiler, ids = _deployment()
-    # DIP hosts: both rules, the outbound rule, the probe; the NAT rule on A only.
+    world, compiler, ids = _deployment()
+    # DIP hosts: both rules, the outbound rule, the probe; the NAT rule on A, its DIP's host,
+    # and on B, a host of its DIP's virtual network.
     assert _kinds(compiler, ids["Host-A"]) == {"lbRule": 2, "lbOutbound": 1, "lbNat": 1, "probe": 1}
-    assert _kinds(compiler, ids["Host-B"]) == {"lbRule": 2, "lbOutbound": 1, "probe": 1}
+    assert _kinds(compiler, ids["Host-B"]) == {"lbRule": 2, "lbOutbound": 1, "lbNat": 1, "probe": 1}
     # Another tenant's host: nothing.
     assert _kinds(compiler, ids["Host-C"]) == {}
     # The mux: every rule and where every DIP of both VIPs lives, but no probe.
@@ -153,11 +157,43 @@ def test_each_object_goes_only_to_the_hosts_that_need_it() -> None:
     }
     maps = [b for k, b in compiler.snapshot(ids["Host-Mux"]).items() if k.startswith("vipMap")]
     public = next(m for m in maps if m["vip"] == "41.40.40.8")
+    vsid = _vsid(world, compiler, ids)
+    # ... with the NIC's MAC, which the mux sends the flow to (the host honours its choice).
     assert public["dips"] == [
-        {"ip": "192.168.0.2", "providerAddress": "10.10.56.11"},
-        {"ip": "192.168.0.3", "providerAddress": "10.10.56.12"},
-        {"ip": "192.168.0.4", "providerAddress": "10.10.56.11"},
+        {
+            "ip": "192.168.0.2",
+            "providerAddress": "10.10.56.11",
+            "vsid": vsid,
+            "mac": "001DD8B70001",
+        },
+        {
+            "ip": "192.168.0.3",
+            "providerAddress": "10.10.56.12",
+            "vsid": vsid,
+            "mac": "001DD8B70002",
+        },
+        {
+            "ip": "192.168.0.4",
+            "providerAddress": "10.10.56.11",
+            "vsid": vsid,
+            "mac": "001DD8B70003",
+        },
     ]
+
+
+def _vsid(world: World, compiler: Compiler, ids: dict[str, str]) -> object:
+    """The VSID of the Web VMs' subnet, as their endpoint objects have it."""
+    config = world.instance_id("/networkInterfaces/Web0/ipConfigurations/IpConfig1")
+    vsid = compiler.snapshot(ids["Host-A"])[f"endpoint/{config}"]["vsid"]
+    assert isinstance(vsid, int)
+    return vsid
+
+
+def _as_full_compile(world: World, compiler: Compiler, ids: dict[str, str]) -> None:
+    full = full_compile(world.documents(), world.revision)
+    assert {h: compiler.snapshot(h) for h in ids.values()} == {
+        h: full.get(h, {}) for h in ids.values()
+    }
 
 
 def test_each_object_names_the_virtual_networks_whose_routers_hold_it() -> None:
@@ -221,3 +257,142 @@ def test_a_host_declared_gone_takes_its_reports_with_it() -> None:
         compiler.snapshot(ids["Host-Mux"])
         == full_compile(world.documents(), world.revision)[ids["Host-Mux"]]
     )
+
+
+# -- what the mux and the hosts' data planes need -------------------------------------------
+
+
+def _lb_keys(compiler: Compiler, host: str, kind: str) -> set[str]:
+    return {key for key in compiler.snapshot(host) if key.startswith(f"{kind}/")}
+
+
+def test_a_client_in_the_dips_virtual_network_balances_every_vip_at_its_own_host() -> None:
+    """A host with an endpoint in the DIPs' virtual network but no DIP gets the rules and the
+    NAT rule (of the public VIP too: east-west, without a mux), not the outbound rule or the
+    probe; it gets them when an endpoint moves into that network and loses them when the
+    last one leaves."""
+    world, compiler, ids = _deployment()
+    host_c, mux = ids["Host-C"], ids["Host-Mux"]
+    assert _kinds(compiler, host_c) == {}
+    other = world.nics["Other0"]
+    client = ConfigWrite("IpConfig1", subnet_ref("Web", "Front"), "192.168.0.50")
+    deltas = compiler.apply(world.put_nic(NicWrite(other.rid, "Host-C", configs=(client,))))
+    assert _kinds(compiler, host_c) == {"lbRule": 2, "lbNat": 1}
+    assert _lb_keys(compiler, host_c, "lbRule") == _lb_keys(compiler, mux, "lbRule")
+    assert _lb_keys(compiler, host_c, "lbNat") == _lb_keys(compiler, mux, "lbNat")
+    # The host joined those objects; the hosts already holding them got nothing new.
+    lb = {k for k in deltas[host_c].upserts if k.startswith(("lbRule/", "lbNat/"))}
+    assert lb == _lb_keys(compiler, mux, "lbRule") | _lb_keys(compiler, mux, "lbNat")
+    assert not any(k.startswith("lb") for k in deltas.get(mux, HostDelta()).upserts)
+    _as_full_compile(world, compiler, ids)
+    deltas = compiler.apply(world.put_nic(other))
+    assert _kinds(compiler, host_c) == {}
+    assert {k for k in deltas[host_c].deletes if k.startswith("lb")} == lb
+    _as_full_compile(world, compiler, ids)
+
+
+def test_a_host_that_comes_with_an_endpoint_in_the_dips_network_gets_the_rules() -> None:
+    """A new server with a new NIC in the DIPs' virtual network: its host joins that
+    network, and so the rules' hosts (nothing about the rules themselves changed)."""
+    world, compiler, ids = _deployment()
+    compiler.apply(world.put_server(ServerWrite("Host-D")))
+    ids["Host-D"] = world.instance_id("/servers/Host-D")
+    client = ConfigWrite("IpConfig1", subnet_ref("Web", "Front"), "192.168.0.60")
+    deltas = compiler.apply(world.put_nic(NicWrite("Client", "Host-D", configs=(client,))))
+    assert _kinds(compiler, ids["Host-D"]) == {"lbRule": 2, "lbNat": 1}
+    assert {k.split("/")[0] for k in deltas[ids["Host-D"]].upserts} >= {"lbRule", "lbNat"}
+    _as_full_compile(world, compiler, ids)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_random_writes_to_a_balanced_deployment_match_the_full_compile(
+    data: st.DataObject,
+) -> None:
+    """The generated clients' writes (``strategies.write``) on a deployment that has every
+    load-balancing object from the start, so that endpoints come into and leave the DIPs'
+    virtual network, DIPs move, addresses are reported, while rules hold DIPs: after every
+    change each host holds exactly the full compile."""
+    world, compiler, _ = _deployment()
+    labels = []
+    for _ in range(data.draw(st.integers(1, 12))):
+        label, change = write(world, data.draw)
+        labels.append(label)
+        note(label)
+        compiler.apply(change)
+        full = full_compile(world.documents(), world.revision)
+        hosts = world.hosts_seen
+        assert set(full) <= set(hosts)
+        assert {h: compiler.snapshot(h) for h in hosts} == {h: full.get(h, {}) for h in hosts}
+    event(f"writes: {len(labels)}")
+
+
+def test_a_public_ip_names_the_virtual_network_and_vsid_of_its_ipconfiguration() -> None:
+    world, compiler, ids = _deployment()
+    compiler.apply(world.put_public_ip("PIP1", "41.40.40.20"))
+    web1 = world.nics["Web1"]
+    bound = replace(web1.configs[0], public_ip="PIP1")
+    compiler.apply(world.put_nic(replace(web1, configs=(bound,))))
+    key = f"publicIp/{world.instance_id('/publicIPAddresses/PIP1')}"
+    body = compiler.snapshot(ids["Host-B"])[key]
+    assert body["virtualNetwork"] == world.instance_id("/virtualNetworks/Web")
+    assert body["vsid"] == _vsid(world, compiler, ids)
+    assert body["providerAddress"] == "10.10.56.12"
+    assert compiler.snapshot(ids["Host-Mux"])[key] == body
+    # Bound to an ipConfiguration of a logical (VLAN) subnet: no virtual network, no VSID.
+    vlan = ConfigWrite("IpConfig1", VLAN_SUBNET, "172.16.200.10", public_ip="PIP1")
+    compiler.apply(world.put_nic(replace(web1, configs=(replace(bound, public_ip=None),))))
+    compiler.apply(world.put_nic(NicWrite("Vlan0", "Host-C", configs=(vlan,))))
+    body = compiler.snapshot(ids["Host-C"])[key]
+    assert (body["virtualNetwork"], body["vsid"]) == (None, None)
+    _as_full_compile(world, compiler, ids)
+
+
+def _outbound(compiler: Compiler, host: str) -> dict[str, object]:
+    return next(b for k, b in compiler.snapshot(host).items() if k.startswith("lbOutbound/"))
+
+
+def test_port_blocks_say_where_each_dip_lives_and_follow_its_provider_address() -> None:
+    world, compiler, ids = _deployment()
+    vsid = _vsid(world, compiler, ids)
+    blocks = _outbound(compiler, ids["Host-Mux"])["portBlocks"]
+    assert [(b["dip"], b["providerAddress"], b["vsid"]) for b in blocks] == [  # type: ignore[attr-defined]
+        ("192.168.0.2", "10.10.56.11", vsid),
+        ("192.168.0.3", "10.10.56.12", vsid),
+        ("192.168.0.4", "10.10.56.11", vsid),
+    ]
+    deltas = compiler.apply(world.report_address("Host-B", "10.10.57.12"))
+    outbound = next(k for k in compiler.snapshot(ids["Host-Mux"]) if k.startswith("lbOutbound/"))
+    # The DIPs' hosts and the mux get the new blocks.
+    assert {h for h, d in deltas.items() if outbound in d.upserts} == {
+        ids["Host-A"],
+        ids["Host-B"],
+        ids["Host-Mux"],
+    }
+    blocks = _outbound(compiler, ids["Host-Mux"])["portBlocks"]
+    assert [b["providerAddress"] for b in blocks] == ["10.10.56.11", "10.10.57.12", "10.10.56.11"]  # type: ignore[attr-defined]
+    _as_full_compile(world, compiler, ids)
+
+
+def test_a_subnet_whose_vsid_changes_updates_what_carries_it() -> None:
+    """The NBI never changes the VSID of a subnet in use, but the compiler does not rely on
+    it: the objects that carry a DIP's VSID (VIP maps, port blocks, public IPs) follow."""
+    world, compiler, ids = _deployment()
+    compiler.apply(world.put_public_ip("PIP1", "41.40.40.20"))
+    web0 = world.nics["Web0"]
+    compiler.apply(
+        world.put_nic(replace(web0, configs=(replace(web0.configs[0], public_ip="PIP1"),)))
+    )
+    world._vsids[subnet_ref("Web", "Front")] = 9999
+    compiler.apply(world.put_vnet(world.vnets["Web"]))
+    objects = compiler.snapshot(ids["Host-Mux"])
+    carried = [
+        *(d["vsid"] for k, b in objects.items() if k.startswith("vipMap/") for d in b["dips"]),
+        *(d["vsid"] for d in _outbound(compiler, ids["Host-Mux"])["portBlocks"]),  # type: ignore[attr-defined]
+        *(b["vsid"] for k, b in objects.items() if k.startswith("publicIp/")),
+    ]
+    # Two VIP maps (the public VIP's, the internal VIP's) of three DIPs, three port blocks,
+    # one public IP.
+    assert len(carried) == 2 * 3 + 3 + 1
+    assert set(carried) == {9999}
+    _as_full_compile(world, compiler, ids)

@@ -4,6 +4,7 @@ some ports, and one connection attempt's outcome (connected, refused, dropped)."
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,3 +60,89 @@ def reach(client: str, address: str, port: int, *source: str) -> str:
     argv = ["ip", "netns", "exec", client, sys.executable, "-c", CLIENT, address, str(port)]
     done = subprocess.run([*argv, *source], capture_output=True, check=False, timeout=60)
     return OUTCOMES.get(done.returncode, f"failed ({done.returncode})")
+
+
+# Accepts on each port; answers each connection with the address it was reached at and the
+# address it came from ("<local> <peer>:<port>"), then echoes what comes.
+WHOAMI = """
+import socket, sys, threading
+def serve(connection, peer):
+    with connection:
+        local = connection.getsockname()[0]
+        connection.sendall(f"{local} {peer[0]}:{peer[1]}\\n".encode())
+        while data := connection.recv(100):
+            connection.sendall(data)
+def accept(listener):
+    while True:
+        connection, peer = listener.accept()
+        threading.Thread(target=serve, args=(connection, peer), daemon=True).start()
+for port in sys.argv[1:]:
+    listener = socket.create_server(("0.0.0.0", int(port)), backlog=128, reuse_port=True)
+    threading.Thread(target=accept, args=(listener,), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+# Opens COUNT connections to ADDRESS:PORT one after the other; prints the greetings as JSON
+# ("" for a connection that failed).
+ASK = """
+import json, socket, sys
+address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+answers = []
+for _ in range(count):
+    try:
+        with socket.create_connection((address, port), 1.0) as sock:
+            answers.append(sock.makefile().readline().strip())
+    except OSError:
+        answers.append("")
+print(json.dumps(answers))
+"""
+# One connection held open: prints the greeting, then echoes each line of stdin through it.
+HOLD = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), 2.0)
+reader = sock.makefile()
+print(reader.readline().strip(), flush=True)
+for line in sys.stdin:
+    sock.sendall(line.encode())
+    print(reader.readline().strip(), flush=True)
+"""
+
+
+@contextlib.contextmanager
+def whoami(namespace: str, *ports: int) -> Iterator[None]:
+    """A server in ``namespace`` on each of ``ports`` that says where it was reached and from
+    where (``WHOAMI``), then echoes; stopped on exit."""
+    argv = ["ip", "netns", "exec", namespace, sys.executable, "-c", WHOAMI, *map(str, ports)]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        stop_process(server)
+
+
+def ask(client: str, address: str, port: int, count: int = 1) -> list[tuple[str, str]]:
+    """``count`` connections from ``client``, one after the other: per connection (the
+    address that answered, the client address it saw), ("", "") when it failed."""
+    argv = ["ip", "netns", "exec", client, sys.executable, "-c", ASK, address, str(port)]
+    done = subprocess.run([*argv, str(count)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AssertionError(f"the client failed: {done.stderr.strip()}")
+    answers = json.loads(done.stdout)
+    return [(a.split()[0], a.split()[1].rsplit(":", 1)[0]) if a else ("", "") for a in answers]
+
+
+def hold(client: str, address: str, port: int) -> subprocess.Popen[str]:
+    """One connection held open (``HOLD``): its greeting is its first line of output."""
+    argv = ["ip", "netns", "exec", client, sys.executable, "-c", HOLD, address, str(port)]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def echoes(held: subprocess.Popen[str], line: str) -> bool:
+    """Whether the held connection carries ``line`` there and back."""
+    assert held.stdin is not None
+    assert held.stdout is not None
+    held.stdin.write(f"{line}\n")
+    held.stdin.flush()
+    return held.stdout.readline().strip() == line

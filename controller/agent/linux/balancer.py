@@ -1,50 +1,32 @@
-"""Load-balancing rules as an nftables table of a router namespace (pure: objects in, text out).
+"""The load-balancing objects of a host, read for one virtual network (pure).
 
-``balancing_from_objects(objects) -> tuple[dict[str, Balanced], list[Problem]]``
-    Reads the ``lbRule/<id>`` objects of the host's desired state: VIPs, protocol, ports,
-    ``distribution`` and the controller's slot table of healthy DIPs
-    (``controller.policy.slots``). What cannot be enforced is left out and reported.
-``render(rules) -> LbTables``
-    ``LbTables.text`` is one ``nft -f`` script defining ``table ip sdnc_lb``;
-    ``LbTables.changes_from(old)`` the one small transaction from the tables loaded before.
+``balancing_from_objects(objects) -> tuple[Balancing, list[Problem]]``
+    Reads the ``lbRule``, ``lbNat``, ``lbOutbound`` and ``publicIp`` objects
+    (``docs/southbound.md``, "Load balancing"): what can be enforced, by kind, and a problem
+    for each object that cannot (left out, reported as a failure of that object).
+``Balancing.of_network(vnet) -> Balancing``
+    What the router namespace of one virtual network holds: the objects naming it.
 
-The table: a verdict map ``vips`` (VIP . protocol . frontend port -> ``jump`` the rule's
-chain), a map per rule ``slots_<id>`` (slot -> DIP . backend port) and a chain per rule that
-DNATs a new flow to ``jhash <flow> mod <slots> seed FLOW_HASH_SEED map @slots_<id>``. The
-flow is the 5-tuple (``Default``), the source address (``SourceIP``), or the source address
-and protocol (``SourceIPProtocol``). Every host and mux renders the same expression with the
-same seed and the controller's table, so they send one flow to one DIP.
+``lb_tables.render`` turns a ``Balancing`` into the router's ``table ip sdnc_lb``.
 
-A DIP change changes about 1/N of a rule's slots: it is that many element changes of its slot
-map in one transaction. The NAT chain only sees a connection's first packet (conntrack
-remembers the translation), so connections already on a DIP that leaves keep it until they
-close; nothing flushes conntrack.
-
-Only IPv4 is balanced; IPv6 VIPs and DIPs are reported.
+A frontend (VIP, protocol, port) belongs to one rule or NAT rule: two claiming one, the first
+by key keeps it. Only IPv4 is balanced; IPv6 VIPs, DIPs and public IPs are reported.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import ipaddress
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller import protocol
-from controller.agent.linux.nft_ports import ident
 from controller.policy import slots as slot_tables
 
-LB_TABLE = "sdnc_lb"
-# The seed of the flow hash: the same on every host and mux, so that one flow hashes to one
-# slot everywhere (nft's jhash takes a random seed when none is given).
-FLOW_HASH_SEED = 0x53444E43
-VIPS_MAP = "vips"
-# A slot map's key is a 32-bit integer as jhash's result is: "typeof numgen" says so ("type
-# mark" is refused by the DNAT, and nft 1.0 crashes listing a "typeof jhash" map). The data
-# is the DIP and its backend port (the "tcp dport" names the type, for UDP rules too).
-_SLOT_TYPE = "typeof numgen inc mod 2 : ip daddr . tcp dport"
-
 Problem = tuple[str, str]
+Body = Mapping[str, Any]
 
 # distribution (case-insensitive) -> the fields hashed; the transport ports are read raw
 # (``th``), so a UDP and a TCP flow hash alike.
@@ -54,16 +36,6 @@ FLOW_FIELDS = {
     "sourceipprotocol": "ip saddr . meta l4proto",
 }
 PROTOCOLS = {"tcp": ("tcp",), "udp": ("udp",), "all": ("tcp", "udp")}
-
-_DECLARATIONS = [
-    f"map {VIPS_MAP} {{",
-    "type ipv4_addr . inet_proto . inet_service : verdict",
-    "}",
-    "chain prerouting {",
-    "type nat hook prerouting priority dstnat; policy accept;",
-    f"ip daddr . meta l4proto . th dport vmap @{VIPS_MAP}",
-    "}",
-]
 
 
 @dataclass(frozen=True)
@@ -76,18 +48,106 @@ class Balanced:
     frontend_port: int
     backend_port: int
     fields: str
-    slots: tuple[str, ...]  # per slot, the DIP's address; empty: no healthy DIP (drop)
+    pool: tuple[str, ...]  # the healthy DIPs, in address order; empty: none (drop)
+    networks: tuple[str, ...] = ()
+    table: bytes = b""  # the controller's slot table, as sent (``controller.policy.slots``)
+
+    @functools.cached_property
+    def slots(self) -> tuple[str, ...]:
+        """Per slot of the controller's table, its DIP (what a mux hashes a flow into)."""
+        width = 1 if len(self.pool) <= 256 else 2
+        indexes = (int.from_bytes(self.table[i : i + width], "big")
+                   for i in range(0, len(self.table), width))  # fmt: skip
+        return tuple(self.pool[index] for index in indexes)
+
+    @functools.cached_property
+    def dips(self) -> frozenset[str]:
+        return frozenset(self.pool)
+
+    @functools.cached_property
+    def elements(self) -> tuple[tuple[int, str], ...]:
+        """A host's own table of the pool (``host_slots`` slots, dealt out in turn: each DIP
+        holds as many as any other, give or take one), made once per rule as read."""
+        size = host_slots(len(self.pool))
+        return tuple((slot, self.pool[slot % len(self.pool)]) for slot in range(size))
+
+
+def host_slots(dips: int) -> int:
+    """The slots of a host's table of ``dips`` DIPs: at least eight per DIP, a power of two
+    and at least 64, so the table (and the rule hashing into it) keeps its size while a pool
+    shrinks or grows within it -- a DIP change is then a change of elements only."""
+    return max(64, 8 * (1 << max(dips - 1, 0).bit_length()))
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """An enforceable lbNat (inbound NAT rule): VIP:frontend port to one DIP:backend port."""
+
+    key: str
+    vips: tuple[str, ...]
+    protocols: tuple[str, ...]
+    frontend_port: int
+    backend_port: int
+    dip: str
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Block:
+    """A DIP's share of an outbound NAT rule: its connections leave from ``vip`` with a
+    source port in ``first``-``last``."""
+
+    dip: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """An enforceable lbOutbound: the pool's DIPs leave through ``vip``."""
+
+    key: str
+    vip: str
+    protocols: tuple[str, ...]  # empty: every protocol (All)
+    blocks: tuple[Block, ...]
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Public:
+    """An enforceable publicIp: ``public`` is ``private`` in both directions."""
+
+    key: str
+    public: str
+    private: str
+    network: str
+
+
+@dataclass(frozen=True)
+class Balancing:
+    rules: Mapping[str, Balanced] = field(default_factory=dict)
+    nats: Mapping[str, Forwarded] = field(default_factory=dict)
+    outbound: Mapping[str, Outbound] = field(default_factory=dict)
+    publics: Mapping[str, Public] = field(default_factory=dict)
+
+    def of_network(self, vnet: str) -> Balancing:
+        return Balancing(
+            {k: r for k, r in self.rules.items() if vnet in r.networks},
+            {k: n for k, n in self.nats.items() if vnet in n.networks},
+            {k: o for k, o in self.outbound.items() if vnet in o.networks},
+            {k: p for k, p in self.publics.items() if p.network == vnet},
+        )
 
     @property
-    def name(self) -> str:
-        return ident(self.key.partition("/")[2])
+    def empty(self) -> bool:
+        return not (self.rules or self.nats or self.outbound or self.publics)
 
 
 class _Refused(ValueError):
     """A value the agent cannot balance by."""
 
 
-def _port(body: Mapping[str, Any], member: str) -> int:
+def _port(body: Body, member: str) -> int:
     value = body.get(member)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise _Refused(f"{member} {value!r} is not a port (1-65535)")
@@ -104,172 +164,235 @@ def _ipv4(value: Any, member: str) -> str:
     return str(address)
 
 
-def _balanced(key: str, body: Mapping[str, Any]) -> Balanced:
-    protocols = PROTOCOLS.get(str(body.get("protocol", "")).lower())
-    if protocols is None:
+def _protocols(body: Body) -> tuple[str, ...]:
+    found = PROTOCOLS.get(str(body.get("protocol", "")).lower())
+    if found is None:
         raise _Refused(f"protocol {body.get('protocol')!r} is not Tcp, Udp or All")
+    return found
+
+
+def _vips(body: Body) -> tuple[str, ...]:
+    return tuple(_ipv4(vip, "vips") for vip in body.get("vips") or ())
+
+
+def _networks(body: Body) -> tuple[str, ...]:
+    return tuple(str(vnet) for vnet in body.get("virtualNetworks") or ())
+
+
+def _rule(key: str, body: Body) -> Balanced:
+    protocols = _protocols(body)
     fields = FLOW_FIELDS.get(str(body.get("distribution") or "Default").lower())
     if fields is None:
         raise _Refused(f"distribution {body.get('distribution')!r} is not known")
-    vips = tuple(_ipv4(vip, "vips") for vip in body.get("vips") or ())
     dips = [_ipv4(dip, "dips") for dip in body.get("dips") or ()]
     try:
-        indexes = slot_tables.decode(str(body.get("slots") or ""), len(dips))
+        table = base64.b64decode(str(body.get("slots") or ""), validate=True)
     except ValueError as exc:
         raise _Refused("slots is not base64") from exc
-    if dips and not indexes:
+    if dips and not table:
         raise _Refused("slots is empty while dips is not")
-    if any(index >= len(dips) for index in indexes):
+    if len(dips) <= 256:
+        beyond = max(table, default=0) >= len(dips) if dips else False
+    else:
+        beyond = any(
+            index >= len(dips) for index in slot_tables.decode(str(body["slots"]), len(dips))
+        )
+    if beyond:
         raise _Refused("slots names a DIP beyond dips")
     return Balanced(
         key=key,
-        vips=vips,
+        vips=_vips(body),
         protocols=protocols,
         frontend_port=_port(body, "frontendPort"),
         backend_port=_port(body, "backendPort"),
         fields=fields,
-        slots=tuple(dips[index] for index in indexes) if dips else (),
+        pool=tuple(dict.fromkeys(dips)),
+        networks=_networks(body),
+        table=table if dips else b"",
     )
 
 
-def balancing_from_objects(
-    objects: Mapping[str, Mapping[str, Any]],
-) -> tuple[dict[str, Balanced], list[Problem]]:
-    """The enforceable ``lbRule`` objects by key, and a problem for each one that is not.
-    Two rules claiming one VIP, protocol and port: the first by key keeps it."""
-    rules: dict[str, Balanced] = {}
-    problems: list[Problem] = []
-    claimed: dict[tuple[str, str, int], str] = {}
-    prefix = f"{protocol.LB_RULE}/"
-    for key in sorted(k for k in objects if k.startswith(prefix)):
-        try:
-            rule = _balanced(key, objects[key])
-        except _Refused as exc:
-            problems.append((key, str(exc)))
-            continue
-        taken = [claimed[entry] for entry in _entries(rule) if claimed.get(entry, key) != key]
-        if taken:
-            problems.append((key, f"its frontend is already balanced by {taken[0]}"))
-            continue
-        claimed.update(dict.fromkeys(_entries(rule), key))
-        rules[key] = rule
-    return rules, problems
-
-
-def _entries(rule: Balanced) -> list[tuple[str, str, int]]:
-    return [(vip, proto, rule.frontend_port) for vip in rule.vips for proto in rule.protocols]
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def slots_map(rule: Balanced) -> str:
-    return f"slots_{rule.name}"
-
-
-def rule_chain(rule: Balanced) -> str:
-    return f"lb_{rule.name}"
-
-
-def _chain_rules(rule: Balanced) -> tuple[str, ...]:
-    if not rule.slots:
-        return ("drop",)  # no healthy DIP
-    flow = f"jhash {rule.fields} mod {len(rule.slots)} seed {FLOW_HASH_SEED:#x}"
-    # nft wants a transport match before a port in the NAT data; the vips map already chose it.
-    return tuple(
-        f"meta l4proto {proto} dnat ip to {flow} map @{slots_map(rule)}" for proto in rule.protocols
+def _nat(key: str, body: Body) -> Forwarded:
+    return Forwarded(
+        key=key,
+        vips=_vips(body),
+        protocols=_protocols(body),
+        frontend_port=_port(body, "frontendPort"),
+        backend_port=_port(body, "backendPort"),
+        dip=_ipv4(body.get("dip"), "dip"),
+        networks=_networks(body),
     )
 
 
-@dataclass(frozen=True)
-class LbTables:
-    """The load-balancing table of one router namespace. ``text`` defines it whole;
-    ``changes_from`` says how to get to it from another one in place."""
-
-    vips: tuple[tuple[str, str], ...] = ()  # element key -> verdict
-    slots: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = ()  # map -> (slot, data)s
-    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    @property
-    def text(self) -> str:
-        lines = [f"table ip {LB_TABLE} {{", *_DECLARATIONS]
-        for name, elements in self.slots:
-            lines += [f"map {name} {{", _SLOT_TYPE]
-            if elements:
-                lines.append(f"elements = {{ {_listed(elements)} }}")
-            lines.append("}")
-        for name, rules in self.chains:
-            lines += [f"chain {name} {{", *rules, "}"]
-        lines.append("}")
-        script = [f"table ip {LB_TABLE}", f"delete table ip {LB_TABLE}", *lines]
-        script += _elements("add", VIPS_MAP, [f"{k} : {v}" for k, v in self.vips])
-        return "".join(f"{line}\n" for line in script)
-
-    def changes_from(self, old: LbTables) -> str:
-        """One ``nft -f`` transaction turning a kernel holding ``old`` into one holding this
-        (empty when they are the same): only the elements and chains that differ. A slot
-        that changes DIP is deleted and added again in it, atomically."""
-        head: list[str] = []  # new maps and chains first: chains and elements refer to them
-        fill: list[str] = []
-        rules: list[str] = []
-        vips: list[str] = []
-        tail: list[str] = []
-        old_slots, new_slots = dict(old.slots), dict(self.slots)
-        for name, elements in self.slots:
-            before = dict(old_slots.get(name, ()))
-            if name not in old_slots:
-                head.append(f"add map ip {LB_TABLE} {name} {{ {_SLOT_TYPE}; }}")
-            after = dict(elements)
-            gone = [str(k) for k, v in before.items() if after.get(k) != v]
-            came = [(k, v) for k, v in after.items() if before.get(k) != v]
-            fill += _elements("delete", name, gone)
-            fill += _elements("add", name, [_listed(came)] if came else [])
-        old_chains, new_chains = dict(old.chains), dict(self.chains)
-        for name, wanted in self.chains:
-            if name not in old_chains:
-                head.append(f"add chain ip {LB_TABLE} {name}")
-            elif old_chains[name] == wanted:
-                continue
-            else:
-                rules.append(f"flush chain ip {LB_TABLE} {name}")
-            rules += [f"add rule ip {LB_TABLE} {name} {rule}" for rule in wanted]
-        before_vips, after_vips = dict(old.vips), dict(self.vips)
-        vips += _elements("delete", VIPS_MAP, [k for k in before_vips if k not in after_vips])
-        changed = [k for k, v in after_vips.items() if k in before_vips and before_vips[k] != v]
-        vips += _elements("delete", VIPS_MAP, changed)
-        came_vips = [f"{k} : {v}" for k, v in after_vips.items() if before_vips.get(k) != v]
-        vips += _elements("add", VIPS_MAP, came_vips)
-        for name in old_chains:
-            if name not in new_chains:  # after the vips leading to it, emptied first
-                tail += [f"flush chain ip {LB_TABLE} {name}", f"delete chain ip {LB_TABLE} {name}"]
-        tail += [f"delete map ip {LB_TABLE} {name}" for name in old_slots if name not in new_slots]
-        script = [*head, *fill, *rules, *vips, *tail]
-        return "".join(f"{line}\n" for line in script)
+def _block(entry: Any) -> Block:
+    if not isinstance(entry, Mapping):
+        raise _Refused("portBlocks holds something that is not an object")
+    first, last = _port(entry, "firstPort"), _port(entry, "lastPort")
+    if first > last:
+        raise _Refused(f"portBlocks: firstPort {first} is above lastPort {last}")
+    return Block(_ipv4(entry.get("dip"), "portBlocks dip"), first, last)
 
 
-def _listed(elements: Sequence[tuple[int, str]]) -> str:
-    return ", ".join(f"{slot} : {data}" for slot, data in elements)
+def _outbound(key: str, body: Body) -> Outbound:
+    vips = _vips(body)
+    if not vips:
+        raise _Refused("vips is empty")
+    protocol_name = str(body.get("protocol", "")).lower()
+    protocols = () if protocol_name == "all" else _protocols(body)
+    blocks = tuple(_block(entry) for entry in body.get("portBlocks") or ())
+    return Outbound(key, vips[0], protocols, blocks, _networks(body))
 
 
-def _elements(verb: str, name: str, elements: Sequence[str]) -> list[str]:
-    if not elements:
+def _public(key: str, body: Body) -> Public:
+    network = body.get("virtualNetwork")
+    if not network:
+        raise _Refused("its ipConfiguration is in no virtual network")
+    return Public(
+        key,
+        _ipv4(body.get("publicIPAddress"), "publicIPAddress"),
+        _ipv4(body.get("privateIPAddress"), "privateIPAddress"),
+        str(network),
+    )
+
+
+Frontend = tuple[str, str, int]  # VIP, protocol, port
+Item = Balanced | Forwarded | Outbound | Public
+
+
+def _frontends(item: Item) -> list[Frontend]:
+    if not isinstance(item, Balanced | Forwarded):
         return []
-    return [f"{verb} element ip {LB_TABLE} {name} {{ {', '.join(elements)} }}"]
+    return [(vip, proto, item.frontend_port) for vip in item.vips for proto in item.protocols]
 
 
-def render(rules: Mapping[str, Balanced]) -> LbTables:
-    """The table balancing ``rules`` (as ``balancing_from_objects`` returns them)."""
-    vips: list[tuple[str, str]] = []
-    maps: list[tuple[str, tuple[tuple[int, str], ...]]] = []
-    chains: list[tuple[str, tuple[str, ...]]] = []
-    for key in sorted(rules):
-        rule = rules[key]
-        if rule.slots:
-            data = tuple(
-                (slot, f"{dip} . {rule.backend_port}") for slot, dip in enumerate(rule.slots)
+def balancing_from_objects(objects: Mapping[str, Body]) -> tuple[Balancing, list[Problem]]:
+    """What the host's load-balancing objects ask for, and a problem for each one that
+    cannot be enforced."""
+    reader = Reader()
+    reader.update(objects, objects)
+    return reader.balancing()
+
+
+_READERS: dict[str, Callable[[str, Body], Item]] = {
+    protocol.LB_RULE: _rule,
+    protocol.LB_NAT: _nat,
+    protocol.LB_OUTBOUND: _outbound,
+    protocol.PUBLIC_IP: _public,
+}
+
+
+class Reader:
+    """The host's load-balancing objects as read, by key: a change reads again only the
+    objects it names, and settles only the frontends they name (a host may hold a thousand
+    rules of 1,021 slots each, and each change is one of them).
+
+    A frontend (VIP, protocol, port) belongs to the first rule or NAT rule by key naming it; a
+    rule one of whose frontends belongs to another is refused."""
+
+    def __init__(self) -> None:
+        self._refused: dict[str, str] = {}  # key -> why it cannot be enforced
+        self._items: dict[str, Item] = {}  # what was read, enforceable or not
+        self._claims: dict[Frontend, set[str]] = {}  # frontend -> the keys naming it
+        self._found: dict[str, dict[str, Any]] = {kind: {} for kind in _READERS}
+        self._assembled: tuple[Balancing, list[Problem]] | None = None
+        # Per virtual network, by kind, what is enforceable there; and its Balancing, made
+        # when asked for and kept until something of that network changes.
+        self._by_network: dict[str, dict[str, dict[str, Any]]] = {}
+        self._networks: dict[str, Balancing] = {}
+
+    def update(self, objects: Mapping[str, Body], keys: Iterable[str]) -> None:
+        """Read ``keys`` (those of other kinds are skipped) again from ``objects``."""
+        settle: set[str] = set()
+        for key in keys:
+            kind = protocol.kind_of(key)
+            read = _READERS.get(kind)
+            if read is None:
+                continue
+            self._assembled = None
+            settle |= self._forget(key) | {key}
+            body = objects.get(key)
+            if body is None:
+                continue
+            try:
+                item = read(key, body)
+            except _Refused as exc:
+                self._refused[key] = str(exc)
+                continue
+            self._items[key] = item
+            for frontend in _frontends(item):
+                claimants = self._claims.setdefault(frontend, set())
+                settle |= claimants
+                claimants.add(key)
+        for key in settle:
+            self._settle(key)
+
+    def _forget(self, key: str) -> set[str]:
+        """Drop what was read of ``key``; the keys that shared a frontend with it."""
+        self._refused.pop(key, None)
+        self._drop(key)
+        item = self._items.pop(key, None)
+        others: set[str] = set()
+        for frontend in _frontends(item) if item is not None else ():
+            claimants = self._claims[frontend]
+            claimants.discard(key)
+            others |= claimants
+            if not claimants:
+                del self._claims[frontend]
+        return others
+
+    def _settle(self, key: str) -> None:
+        item = self._items.get(key)
+        if item is None:
+            return
+        found = self._found[protocol.kind_of(key)]
+        owners = [min(self._claims[frontend]) for frontend in _frontends(item)]
+        taken = [owner for owner in owners if owner != key]
+        if taken:
+            self._drop(key)
+            self._refused[key] = f"its frontend is already balanced by {taken[0]}"
+        else:
+            self._refused.pop(key, None)
+            found[key] = item
+            for vnet in _networks_of(item):
+                kinds = self._by_network.setdefault(vnet, {kind: {} for kind in _READERS})
+                kinds[protocol.kind_of(key)][key] = item
+                self._networks.pop(vnet, None)
+
+    def _drop(self, key: str) -> None:
+        """No longer enforce ``key`` (in its virtual networks too)."""
+        item = self._found[protocol.kind_of(key)].pop(key, None)
+        for vnet in _networks_of(item) if item is not None else ():
+            self._by_network[vnet][protocol.kind_of(key)].pop(key, None)
+            self._networks.pop(vnet, None)
+
+    def of_network(self, vnet: str) -> Balancing:
+        """What the router namespace of ``vnet`` enforces (the same object until something
+        of it changes)."""
+        found = self._networks.get(vnet)
+        if found is None:
+            kinds = self._by_network.get(vnet, {})
+            found = Balancing(*(dict(kinds.get(kind, {})) for kind in BALANCING_ORDER))
+            self._networks[vnet] = found
+        return found
+
+    def balancing(self) -> tuple[Balancing, list[Problem]]:
+        """What is enforceable, and a problem per object that is not (the same objects
+        until the next ``update`` that changes something)."""
+        if self._assembled is None:
+            found = self._found
+            balancing = Balancing(
+                dict(found[protocol.LB_RULE]),
+                dict(found[protocol.LB_NAT]),
+                dict(found[protocol.LB_OUTBOUND]),
+                dict(found[protocol.PUBLIC_IP]),
             )
-            maps.append((slots_map(rule), data))
-        chains.append((rule_chain(rule), _chain_rules(rule)))
-        verdict = f"jump {rule_chain(rule)}"
-        vips += [(f"{vip} . {proto} . {port}", verdict) for vip, proto, port in _entries(rule)]
-    return LbTables(vips=tuple(sorted(vips)), slots=tuple(maps), chains=tuple(chains))
+            self._assembled = (balancing, sorted(self._refused.items()))
+        return self._assembled
+
+
+def _networks_of(item: Item) -> tuple[str, ...]:
+    return (item.network,) if isinstance(item, Public) else item.networks
+
+
+# The kinds in the order of Balancing's members.
+BALANCING_ORDER = (protocol.LB_RULE, protocol.LB_NAT, protocol.LB_OUTBOUND, protocol.PUBLIC_IP)

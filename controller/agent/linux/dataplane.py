@@ -16,11 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from controller import protocol
-from controller.agent.linux import nft
+from controller.agent.linux import lb_tables, nft
 from controller.agent.linux.acls import acls_from_objects
+from controller.agent.linux.balancer import Balancing, Reader
 from controller.agent.linux.kernel import Kernel, Result
+from controller.agent.linux.mux import MUX_KINDS, is_mux
+from controller.agent.linux.mux_role import MuxRole
 from controller.agent.linux.observe import Observed
-from controller.agent.linux.plan import HostPlan, plan, replan
+from controller.agent.linux.plan import HostPlan, plan, replan, router_prefix
 from controller.agent.linux.runner import Runner
 from controller.agent.linux.state import Saved, StateDir
 from controller.agent.session import Body, Failure
@@ -80,6 +83,12 @@ class LinuxDataplane:
         # The acl/ and aclRule/ objects among the desired ones (None: to be found): finding
         # them among a thousand endpoints' objects took 1.4 ms of each change.
         self._acl_objects: dict[str, Body] | None = None
+        # The load-balancing objects as read (re-read by key), and each router's table of
+        # them for the Balancing it was rendered from: a host may hold 1,000 rules.
+        self._balancing = Reader()
+        self._balancing_read = False
+        self.mux = MuxRole(self.runner)
+        self._lb_rendered: dict[str, tuple[Balancing, dict[str, str], lb_tables.LbTables]] = {}
 
     async def apply(
         self, desired: dict[str, Body], upserts: dict[str, Body], deletes: Sequence[str]
@@ -87,6 +96,8 @@ class LinuxDataplane:
         async with self._lock:
             before, self.desired = self.desired, dict(desired)
             self._track_acls(upserts, deletes)
+            self._balancing.update(self.desired, [*upserts, *deletes])
+            await self._mux_role([*upserts, *deletes])
             self.generation += 1
             report = None
             if self.model is not None:
@@ -113,6 +124,8 @@ class LinuxDataplane:
         the next resync (a ``deferred`` report). Reading while holding applies up instead
         held them up to 0.9 s at 250 endpoints while endpoints were being added."""
         self.held = 0.0
+        async with self._lock:
+            await self._mux_role(None)
         for _ in range(READ_ATTEMPTS):
             # The listing of the last in-place change first: else a ruleset changed in place
             # would look unknown to the repair, which would reload it (resetting counters).
@@ -152,6 +165,19 @@ class LinuxDataplane:
             if report is not None:
                 await report(outcome.failures)
 
+    async def _mux_role(self, changed: list[str] | None) -> None:
+        """The mux role (``mux_role.py``), for a server sent where DIPs live: applied when a
+        load-balancing object changed, repaired on a full reconcile (``changed`` None),
+        removed when the server is no longer a mux."""
+        if not is_mux(self.desired):
+            if self.mux.active:
+                await self.mux.stop()
+            return
+        if changed is None:
+            await self.mux.reconcile(self.desired)
+        elif not self.mux.ready or any(_is_balancing(key) for key in changed):
+            await self.mux.apply(self.desired)
+
     def _plan(self) -> HostPlan:
         host = next((k for k in sorted(self.desired) if protocol.kind_of(k) == protocol.HOST), None)
         if host is not None:
@@ -169,14 +195,36 @@ class LinuxDataplane:
         if planned is None or self._acl_objects is None:  # a full reconcile looks at all
             self._acl_objects = {k: v for k, v in self.desired.items() if _is_acl(k)}
         acls = acls_from_objects(self._acl_objects)
+        if planned is None or not self._balancing_read:
+            self._balancing = Reader()
+            self._balancing.update(self.desired, self.desired)
+            self._balancing_read = True
+        _, problems = self._balancing.balancing()
+        failures += [Failure(key, "PolicyConfigurationFailure", m) for key, m in problems]
+        prefix = router_prefix(wanted.server)
         for router in sorted(wanted.routers):
             forwarding = wanted.forwarding.get(router, {})
-            ruleset = nft.render(wanted.filtered.get(router, []), acls, forwarding)
+            local = {f.address: f.mac for f in wanted.filtered.get(router, ())}
+            shared = self._balancing.of_network(router.removeprefix(prefix))
+            lb = self._lb_tables(router, shared, local)
+            ruleset = nft.render(wanted.filtered.get(router, []), acls, forwarding, lb)
             rulesets[router] = ruleset
             failures += [
                 Failure(key, "PolicyConfigurationFailure", m) for key, m in ruleset.problems
             ]
         return wanted, rulesets, failures
+
+    def _lb_tables(
+        self, router: str, balancing: Balancing, local: dict[str, str]
+    ) -> lb_tables.LbTables:
+        """The router's load-balancing table, rendered again only when what it holds (or
+        which of its endpoints are local) changed."""
+        known = self._lb_rendered.get(router)
+        if known is not None and known[0] is balancing and known[1] == local:
+            return known[2]
+        tables = lb_tables.render(balancing, local, known)
+        self._lb_rendered[router] = (balancing, local, tables)
+        return tables
 
     async def _reconcile(self, reason: str) -> Report:
         started = time.monotonic()
@@ -301,7 +349,7 @@ class LinuxDataplane:
         if result.changes:
             self.generation += 1
         self._dirty = True
-        failures += result.failures
+        failures += result.failures + self.mux.failures
         report = Report(result.changes, _unique(failures), time.monotonic() - started, kind)
         self.last = report
         if result.changes:
@@ -354,6 +402,10 @@ def collect_fully_between_resyncs() -> None:
     benchmark call it."""
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTIONS_OFF)
+
+
+def _is_balancing(key: str) -> bool:
+    return protocol.kind_of(key) in MUX_KINDS
 
 
 def _is_acl(key: str) -> bool:

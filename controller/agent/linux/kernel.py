@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from controller.agent.linux.changes import DELETE, FINISH, HOST, Changes, Command, execute
 from controller.agent.linux.delta import entry_changes, port_changes, structural
-from controller.agent.linux.observe import LIST_RULESET, Observed, observe
+from controller.agent.linux.observe import Observed, list_ruleset, observe
 from controller.agent.linux.observe import port as observe_port
 from controller.agent.linux.plan import HostPlan
 from controller.agent.linux.repair import diff, diff_steps, digest
@@ -182,10 +182,7 @@ class Kernel:
         self.pending.clear()
 
     async def _list(self, router: str) -> str | None:
-        try:
-            return await self.runner.nft(router, LIST_RULESET, stateless=True)
-        except CommandError:
-            return None
+        return await list_ruleset(self.runner, router)
 
     async def _remember(self, router: str, text: str) -> None:
         listed = await self._list(router)

@@ -31,9 +31,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.agent.linux.acls import AclPolicy, Problem, match_expressions
+from controller.agent.linux.lb_tables import LbTables
 from controller.agent.linux.nft_ports import SUFFIX, FilteredEndpoint, acl_chain, endpoints_part
 
 TABLE = "sdnc"
+NO_BALANCING = LbTables()
 
 
 def _acl_chain(acl_id: str, policy: AclPolicy, direction: str) -> tuple[str, tuple[str, ...]]:
@@ -72,6 +74,7 @@ class Tables:
     forwarding: tuple[str, ...] = ()  # inet set forwarding_ports: appliances' veths
     marks: tuple[tuple[str, str], ...] = ()  # bridge map appliance_marks: (MAC, mark)
     chains: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ACL and ACL-list chains, in order
+    lb: LbTables = NO_BALANCING  # table ip sdnc_lb: load balancing and NAT (lb_tables.py)
 
     @property
     def text(self) -> str:
@@ -88,7 +91,7 @@ class Tables:
         lines += _named("set forwarding_ports", "ifname", list(self.forwarding))
         for name, rules in self.chains:
             lines += [f"chain {name} {{", *rules, "}"]
-        return bridge + _table("inet", [*lines, *_TAIL.splitlines()])
+        return bridge + _table("inet", [*lines, *_TAIL.splitlines()]) + self.lb.text
 
     def changes_from(self, old: Tables) -> str:
         """One ``nft -f`` transaction turning a kernel holding ``old`` into one holding this
@@ -162,7 +165,9 @@ class Tables:
             removals += _elements("delete", family, name, sorted(set(before_set) - set(after_set)))
             additions += _elements("add", family, name, sorted(set(after_set) - set(before_set)))
         script = [*head, *removals, *rules, *additions, *tail]
-        return Transition("".join(f"{line}\n" for line in script), frozenset(shadowed))
+        balancing = self.lb.changes_from(old.lb)  # its own table: nothing above refers to it
+        now = "".join(f"{line}\n" for line in script) + balancing
+        return Transition(now, frozenset(shadowed))
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ def render(
     endpoints: Sequence[FilteredEndpoint],
     acls: Mapping[str, AclPolicy],
     forwarding: Mapping[str, int] | None = None,
+    lb: LbTables | None = None,
 ) -> Ruleset:
     """The script replacing both tables, and what could not be enforced (see the module);
     ``forwarding``: the veths of appliances (which forward traffic not their own) and the
@@ -225,6 +231,7 @@ def render(
         forwarding=forwarders,
         marks=tuple(sorted(marks.items())),
         chains=tuple(chains.items()),
+        lb=lb or NO_BALANCING,
     )
     return Ruleset(tables, tuple(dict.fromkeys(problems)))
 

@@ -13,8 +13,11 @@ from typing import Any
 from controller.agent.linux.runner import CommandError, Dump, Runner
 
 Json = dict[str, Any]
-# Listed stateless (``nft -s``): without the counters' values, which traffic changes.
-LIST_RULESET = "list ruleset"
+# What ``list_ruleset`` lists of a router namespace, one command each, stateless (``nft
+# -s``): without the counters' values, which traffic changes.
+LISTED = ("list table bridge sdnc", "list table inet sdnc", "list map ip sdnc_lb vips")
+# The host-side end of a router's egress pair (``egress.py``) starts with this.
+EGRESS_PREFIX = "sdo"
 NIC_READERS = 4  # NIC namespaces read at once by a full scan
 ROUTER_COMMANDS = ["addr show", "route show", "netconf show", "neigh show nud permanent"]
 
@@ -104,7 +107,8 @@ class NamespaceView:
 @dataclass
 class Observed:
     namespaces: set[str]
-    host_links: dict[str, Json]  # the host namespace's links (VXLAN devices not moved yet)
+    # The host namespace's VXLAN links (not moved yet) and the host side of routers' egress.
+    host_links: dict[str, Json]
     views: dict[str, NamespaceView]
 
 
@@ -116,6 +120,8 @@ async def observe(
     per process, and most hosts need no second one)."""
     names = {str(n["name"]) for n in await runner.json("ip", None, "netns", "list")}
     host = await runner.json("ip", None, "-d", "link", "show", "type", "vxlan")
+    veths = await runner.json("ip", None, "-d", "addr", "show", "type", "veth")
+    host += [link for link in veths if str(link.get("ifname", "")).startswith(EGRESS_PREFIX)]
     wanted_routers = [r for r in dict.fromkeys(routers) if r in names]
     wanted_nics = [n for n in dict.fromkeys(nics) if n in names]
     # A few NIC namespaces at a time: decoding their netlink answers is the agent's own CPU,
@@ -158,7 +164,7 @@ async def _router(runner: Runner, netns: str, ipv6: bool) -> NamespaceView:
         _ip(runner, netns, [*ROUTER_COMMANDS, "rule show", "route show table all"]),
         runner.json("bridge", netns, "fdb", "show"),
         runner.json("tc", netns, "qdisc", "show"),
-        _ruleset(runner, netns),
+        list_ruleset(runner, netns),
         _routes6(runner, netns, ipv6),
     )
     _fill(view, documents[: len(ROUTER_COMMANDS)], qdiscs)
@@ -244,11 +250,17 @@ async def _routes6(runner: Runner, netns: str, wanted: bool, *args: str) -> list
     return found
 
 
-async def _ruleset(runner: Runner, netns: str) -> str | None:
+async def list_ruleset(runner: Runner, netns: str) -> str | None:
+    """A router's ruleset as the agent compares it (None: a table is missing or it could not
+    be listed): the ACL tables whole, and of the load-balancing table its ``vips`` map only.
+    Listing the slot maps of a thousand rules (a million elements) takes about 7 s, and it is
+    taken after every in-place change; so their elements are not read back (only the agent
+    changes them, in transactions that apply whole or not at all)."""
     try:
-        return await runner.nft(netns, LIST_RULESET, stateless=True)
+        parts = [await runner.nft(netns, command, stateless=True) for command in LISTED]
     except CommandError:
         return None
+    return "".join(parts)
 
 
 async def port(runner: Runner, router: str, veth: str, netns: str, ipv6: bool = False) -> Observed:

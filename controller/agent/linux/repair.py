@@ -15,6 +15,11 @@ import re
 from collections.abc import Iterator, Mapping
 
 from controller.agent.linux.changes import CONFIGURE, DELETE, FINISH, HOST, Changes, Command
+from controller.agent.linux.egress import (
+    ROUTER_RP_FILTER,
+    egress_lines,
+    loose_rp_filter,
+)
 from controller.agent.linux.observe import NamespaceView, Observed
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
 from controller.agent.linux.routes import Routing, observed_routing, routing_lines
@@ -64,6 +69,7 @@ def diff_steps(
         sysctl_lines(changes, view, router, keys, ports)
         for segment in segments:
             _segment(changes, plan, observed, view, segment, keys)
+        egress_lines(changes, view, observed.host_links, router, keys)
         _stale_links(changes, view, router, segments, ports)
         _remotes(changes, plan, view, router, segments, ports)
         have = observed_routing(view.rules, view.table_routes)
@@ -104,6 +110,8 @@ def sysctl_lines(
     changes: Changes, view: NamespaceView, router: str, keys: tuple[str, ...], ports: list[Port]
 ) -> None:
     settings = [] if view.forwarding() else ["net.ipv4.ip_forward=1"]
+    if not loose_rp_filter(view):
+        settings.append(ROUTER_RP_FILTER)
     if any(port.ips6 for port in ports) and not view.forwarding6():
         settings.append("net.ipv6.conf.all.forwarding=1")
     for port in ports:

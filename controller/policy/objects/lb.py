@@ -2,18 +2,19 @@
 
 ``lbRule/<loadBalancingRule>``       VIPs, protocol, ports, distribution, and the slot table of
                                      the healthy DIPs (``controller.policy.slots``); to the
-                                     hosts of the pool's DIPs, the muxes, and for an internal
-                                     VIP the hosts of its virtual network
+                                     hosts of the pool's DIPs, the muxes, and every host of the
+                                     virtual networks it names (the DIPs', an internal VIP's)
 ``lbNat/<inboundNatRule>``           VIPs:frontend port to one DIP:backend port; to the DIP's
-                                     host, the muxes (and the virtual network's hosts)
+                                     host, the muxes and the hosts of the networks it names
 ``lbOutbound/<outboundNatRule>``     the VIPs the pool's DIPs leave through, with a block of
-                                     source ports per DIP; to the DIPs' hosts and the muxes
-``publicIp/<publicIPAddress>``       a public IP bound 1:1 to an ipConfiguration; to its host
-                                     and the muxes
+                                     source ports per DIP (and where the DIP lives: provider
+                                     address, VSID); to the DIPs' hosts and the muxes
+``publicIp/<publicIPAddress>``       a public IP bound 1:1 to an ipConfiguration (with its
+                                     virtual network and VSID); to its host and the muxes
 ``probe/<probe>``                    a probe and the DIPs it covers (with their hosts); to the
                                      hosts of those DIPs, which run it
-``vipMap/<frontendIPConfiguration>`` where each DIP behind a VIP lives (provider address); to
-                                     the muxes
+``vipMap/<frontendIPConfiguration>`` where each DIP behind a VIP lives (provider address,
+                                     VSID); to the muxes
 
 A DIP is an ipConfiguration with an address whose NIC is on a known server; "the muxes" are
 the servers of the loadBalancerMuxes. What makes which object dirty is computed by
@@ -31,12 +32,18 @@ from controller.policy.balancing import DOWN, NAT, OUTBOUND, RULE
 from controller.policy.model import VNET, Model
 from controller.policy.objects.base import Body, Computed, Keys, ObjectKind
 from controller.policy.objects.lb_placement import (
-    internal_hosts,
     mux_hosts,
+    place_of,
     placed_dips,
+    provider_of,
+    rule_vnets,
     vip_of,
     vips_of,
     virtual_networks,
+    vnet_of,
+    vnet_rules,
+    vnets_hosts,
+    vsid_of,
 )
 from controller.policy.topology import (
     DipHealth,
@@ -50,6 +57,7 @@ from controller.policy.topology import (
     PublicIp,
     Server,
     Subnet,
+    VirtualNetwork,
 )
 
 # The source ports outbound NAT shares out among the DIPs of a pool.
@@ -85,7 +93,8 @@ def _rule(model: Model, key: str) -> Computed | None:
         for config, _ in dips
         if probe is None or model.lb.state(probe.id, config.id) != DOWN
     ]
-    hosts = frozenset(host for _, host in dips) | mux_hosts(model) | internal_hosts(model, rule)
+    vnets = rule_vnets(model, rule, dips)
+    hosts = frozenset(host for _, host in dips) | mux_hosts(model) | vnets_hosts(model, vnets)
     if not hosts:
         return None
     addresses = slots.ordered(ip for ip in healthy if ip is not None)
@@ -93,7 +102,7 @@ def _rule(model: Model, key: str) -> Computed | None:
         "distribution": rule.distribution or "Default",
         "dips": addresses,
         "slots": slots.encoded(addresses),
-        "virtualNetworks": virtual_networks(model, rule, dips),
+        "virtualNetworks": virtual_networks(vnets),
     }
     return Computed(protocol.object_key(protocol.LB_RULE, rule.id), body, hosts)
 
@@ -107,17 +116,20 @@ def _nat(model: Model, key: str) -> Computed | None:
     if not vips or not dips:
         return None
     config, host = dips[0]  # the NBI binds a NAT rule to one ipConfiguration at most
-    hosts = frozenset({host}) | mux_hosts(model) | internal_hosts(model, rule)
+    vnets = rule_vnets(model, rule, dips[:1])
+    hosts = frozenset({host}) | mux_hosts(model) | vnets_hosts(model, vnets)
     body = _common(rule, vips) | {
         "dip": config.ip,
         "ipConfiguration": config.id,
-        "virtualNetworks": virtual_networks(model, rule, dips[:1]),
+        "virtualNetworks": virtual_networks(vnets),
     }
     return Computed(protocol.object_key(protocol.LB_NAT, rule.id), body, hosts)
 
 
-def port_blocks(addresses: list[str]) -> list[Body]:
-    """An equal block of source ports per DIP, in address order."""
+def port_blocks(located: dict[str, Body]) -> list[Body]:
+    """An equal block of source ports per DIP address, in address order, each with what
+    ``located`` says of that address (where the DIP lives)."""
+    addresses = slots.ordered(located)
     if not addresses:
         return []
     size = NAT_PORTS // len(addresses)
@@ -127,6 +139,7 @@ def port_blocks(addresses: list[str]) -> list[Body]:
             "firstPort": FIRST_NAT_PORT + index * size,
             "lastPort": FIRST_NAT_PORT + (index + 1) * size - 1,
         }
+        | located[ip]
         for index, ip in enumerate(addresses)
     ]
 
@@ -140,12 +153,16 @@ def _outbound(model: Model, key: str) -> Computed | None:
     if not vips or not dips:
         return None
     hosts = frozenset(host for _, host in dips) | mux_hosts(model)
-    addresses = slots.ordered(config.ip for config, _ in dips if config.ip is not None)
+    # Where each DIP lives, for a mux to tunnel a reply to it (VXLAN, VNI = VSID); of two
+    # DIPs with one address, the last in key order (as a VIP map has it).
+    located: dict[str, Body] = {
+        config.ip: place_of(model, config) for config, _ in dips if config.ip is not None
+    }
     body: Body = {
         "vips": vips,
         "protocol": rule.protocol,
-        "portBlocks": port_blocks(addresses),
-        "virtualNetworks": virtual_networks(model, rule, dips, internal=False),
+        "portBlocks": port_blocks(located),
+        "virtualNetworks": virtual_networks(rule_vnets(model, rule, dips, internal=False)),
     }
     return Computed(protocol.object_key(protocol.LB_OUTBOUND, rule.id), body, hosts)
 
@@ -156,12 +173,14 @@ def _public_ip(model: Model, key: str) -> Computed | None:
     if public is None or public.ip is None or not dips:
         return None
     config, host = dips[0]  # a public IP is bound to one ipConfiguration at most
-    nic = model.nics[config.nic]
     body: Body = {
         "publicIPAddress": public.ip,
         "privateIPAddress": config.ip,
         "ipConfiguration": config.id,
-        "providerAddress": model.provider.get(nic.server or ""),
+        "providerAddress": provider_of(model, config),
+        "virtualNetwork": vnet_of(model, config),  # whose router namespace holds it
+        "vsid": vsid_of(model, config),
+        "mac": model.nics[config.nic].mac,
         "idleTimeoutMinutes": public.idle_timeout,
     }
     hosts = frozenset({host}) | mux_hosts(model)
@@ -211,12 +230,12 @@ def _vip_map(model: Model, key: str) -> Computed | None:
         rule = model.lb.rules[rule_key]
         members = model.lb.configs_of_nat if rule.kind == NAT else model.lb.configs_of_pool
         configs |= members.get(rule_key if rule.kind == NAT else rule.pool or "", set())
-    located = {}
+    located: dict[str, Body] = {}
     for config, _ in placed_dips(model, configs):
-        address = model.provider.get(model.nics[config.nic].server or "")
+        address = provider_of(model, config)
         if address is not None and config.ip is not None:
-            located[config.ip] = address
-    dips = [{"ip": ip, "providerAddress": located[ip]} for ip in slots.ordered(located)]
+            located[config.ip] = place_of(model, config)
+    dips = [{"ip": ip} | located[ip] for ip in slots.ordered(located)]
     body: Body = {"vip": vip, "dips": dips}
     return Computed(protocol.object_key(protocol.VIP_MAP, frontend.id), body, muxes)
 
@@ -261,12 +280,15 @@ class _Touched:
             self.add(protocol.PUBLIC_IP, (config.public_ip,))
 
     def located(self, config: IpConfig) -> None:
-        """The objects that say where ``config`` lives: the maps of the VIPs it is behind
-        and its public IP."""
+        """The objects that say where ``config`` lives: the maps of the VIPs it is behind,
+        the port blocks of the outbound rules of its pools, and its public IP."""
         lb = self.model.lb
         for pool in config.pools:
-            for rule in lb.rules_of_pool.get(pool, ()):
-                self.add(protocol.VIP_MAP, lb.rules[rule].frontends)
+            for key in lb.rules_of_pool.get(pool, ()):
+                rule = lb.rules[key]
+                self.add(protocol.VIP_MAP, rule.frontends)
+                if rule.kind == OUTBOUND:
+                    self.add(protocol.LB_OUTBOUND, (key,))
         for nat in config.nat_rules:
             found = lb.rules.get(nat)
             if found is not None:
@@ -279,6 +301,14 @@ class _Touched:
             found = self.model.configs.get(key)
             if found is not None:
                 self.config(found)
+
+    def subnets(self, keys: Iterable[str]) -> None:
+        """What a subnet shapes: its internal VIPs' objects, and those of its DIPs, which
+        name its virtual network, its VSID, or hold a rule in that network's routers."""
+        lb = self.model.lb
+        for key in keys:
+            self.frontends(lb.frontends_of_subnet.get(key, ()))
+            self.configs(self.model.configs_of_subnet.get(key, ()))
 
     def server(self, server_key: str) -> None:
         for nic in self.model.nics_of_server.get(server_key, ()):
@@ -297,19 +327,25 @@ def _touched(model: Model, entity: object) -> dict[str, set[str]]:
             touched.config(entity)
         case Nic():
             touched.configs(model.configs_of_nic.get(entity.key, ()))
+            for config_key in model.configs_of_nic.get(entity.key, ()):  # its MAC
+                if (config := model.configs.get(config_key)) is not None:
+                    touched.located(config)
         case Server():
             touched.server(entity.key)
             if entity.key in lb.muxes_of_server:
                 touched.everything()  # every object goes to the muxes' hosts
         case ProviderAddress():
-            # Only where DIPs live names provider addresses: the muxes' maps, public IPs.
+            # Only where DIPs live names provider addresses: the muxes' maps, port blocks,
+            # public IPs.
             for nic in model.nics_of_server.get(entity.key, ()):
                 for config_key in model.configs_of_nic.get(nic, ()):
                     config = model.configs.get(config_key)
                     if config is not None:
                         touched.located(config)
         case Subnet():
-            touched.frontends(lb.frontends_of_subnet.get(entity.key, ()))
+            touched.subnets((entity.key,))
+        case VirtualNetwork():  # its instanceId, named by the objects of its subnets
+            touched.subnets(model.subnets_of_vnet.get(entity.key, ()))
         case Frontend():
             touched.frontends((entity.key,))
         case LbRule():
@@ -339,7 +375,8 @@ def _shaped(wire: str) -> dict[type, Callable[[Model, object], Keys]]:
     def keys(model: Model, entity: object) -> Keys:
         return _touched(model, entity).get(wire, ())
 
-    types = (IpConfig, Nic, Server, ProviderAddress, Subnet, Frontend, LbRule, Probe, PublicIp, Mux)
+    types: tuple[type, ...] = (IpConfig, Nic, Server, ProviderAddress, Subnet, VirtualNetwork)
+    types += (Frontend, LbRule, Probe, PublicIp, Mux)
     shaped: dict[type, Callable[[Model, object], Keys]] = dict.fromkeys(types, keys)
     if wire == protocol.LB_RULE:
         shaped[DipHealth] = keys
@@ -350,32 +387,19 @@ def _rules_of_kind(kind: str) -> Callable[[Model], Keys]:
     return lambda model: [key for key, rule in model.lb.rules.items() if rule.kind == kind]
 
 
-def _internal_rules(kind: str) -> Callable[[Model, str], Keys]:
-    """Rules of ``kind`` with a VIP in a virtual network: their hosts follow its hosts."""
-
-    def keys(model: Model, vnet_key: str) -> Keys:
-        found: set[str] = set()
-        for subnet in model.subnets_of_vnet.get(vnet_key, ()):
-            for frontend in model.lb.frontends_of_subnet.get(subnet, ()):
-                found |= model.lb.rules_of_frontend.get(frontend, set())
-        return [key for key in found if model.lb.rules[key].kind == kind]
-
-    return keys
-
-
 LB_RULE = ObjectKind(
     protocol.LB_RULE,
     _rule,
     keys=_rules_of_kind(RULE),
     shaped_by=_shaped(protocol.LB_RULE),
-    follows={VNET: _internal_rules(RULE)},
+    follows={VNET: lambda model, vnet: vnet_rules(model, vnet, RULE)},
 )
 LB_NAT = ObjectKind(
     protocol.LB_NAT,
     _nat,
     keys=_rules_of_kind(NAT),
     shaped_by=_shaped(protocol.LB_NAT),
-    follows={VNET: _internal_rules(NAT)},
+    follows={VNET: lambda model, vnet: vnet_rules(model, vnet, NAT)},
 )
 LB_OUTBOUND = ObjectKind(
     protocol.LB_OUTBOUND,

@@ -1,0 +1,121 @@
+"""The mux role with real packets: an external client on the underlay reaches VIPs through a mux
+(``LinuxDataplane`` of a server that gets ``vipMap`` objects) and a host with two DIPs, a NIC
+with a public IP, in one virtual network.
+
+* connections to the VIP spread over both DIPs, each sees the client's own address, and the
+  replies come straight from the host (the mux forwards one direction only);
+* an inbound NAT rule reaches its one DIP; a public IP reaches its NIC;
+* a pool member's connection out to the client arrives from the VIP and its replies come back
+  through the mux (the VIP's source-port block of that DIP);
+* the mux's plan: slots to marks, places kept by number; a DIP no vipMap places is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from controller.agent.linux.dataplane import LinuxDataplane
+from controller.agent.linux.mux import MARK_BASE, Target, plan_mux
+from controller.agent.linux.runner import Runner
+from controller.policy import slots
+from controller.policy.objects.lb import port_blocks
+from tests.agent.netlab import Lab, Objects, new_id, sh
+from tests.support.traffic import ask, whoami
+
+VSID = 5302
+VIP = "203.0.113.20"
+PUBLIC = "203.0.113.21"
+DIP1, DIP2, NAMED = "10.1.0.11", "10.1.0.12", "10.1.0.13"
+MACS = {DIP1: "02:00:00:00:54:01", DIP2: "02:00:00:00:54:02", NAMED: "02:00:00:00:54:03"}
+CLIENT = "192.168.240.100"
+
+
+def lb_objects(host_address: str, vnet: str) -> dict[str, Any]:
+    """What a controller sends for a rule (80 -> 8080) over DIP1 and DIP2, an inbound NAT rule
+    (2222 -> DIP1:8080), an outbound rule and a public IP (to NAMED) -- the hosts' and the
+    mux's objects alike."""
+    dips = slots.ordered([DIP1, DIP2])
+    place = {"providerAddress": host_address, "vsid": VSID}
+    return {
+        "lbRule/web": {"vips": [VIP], "protocol": "Tcp", "frontendPort": 80,
+                       "backendPort": 8080, "distribution": "Default", "dips": dips,
+                       "slots": slots.encoded(dips), "virtualNetworks": [vnet]},
+        "lbNat/ssh": {"vips": [VIP], "protocol": "Tcp", "frontendPort": 2222,
+                      "backendPort": 8080, "dip": DIP1, "virtualNetworks": [vnet]},
+        "lbOutbound/out": {"vips": [VIP], "protocol": "All", "virtualNetworks": [vnet],
+                           "portBlocks": port_blocks({ip: place | {"mac": MACS[ip]}
+                                                      for ip in dips})},
+        "publicIp/pip": {"publicIPAddress": PUBLIC, "privateIPAddress": NAMED,
+                         "virtualNetwork": vnet, "mac": MACS[NAMED]} | place,
+        "vipMap/fe": {"vip": VIP, "dips": [{"ip": ip, "mac": MACS[ip]} | place for ip in dips]},
+    }  # fmt: skip
+
+
+def test_the_plan_marks_each_place_and_keeps_the_numbers() -> None:
+    objects = lb_objects("198.18.0.2", "v")
+    first = plan_mux(objects, {})
+    assert first.problems == []
+    assert sorted(first.targets.values()) == [0, 1, 2]
+    (elements,) = first.tables.slots.values()
+    mark = {d: f"{MARK_BASE + first.targets[Target('198.18.0.2', VSID, MACS[d])]:#x}"
+            for d in (DIP1, DIP2)}  # fmt: skip
+    assert {mark for _, mark in elements} == set(mark.values())
+    assert first.tables.sets["natted"] == {f"{VIP} . tcp . 2222": mark[DIP1]}
+    del objects["publicIp/pip"]
+    again = plan_mux(objects, first.targets)
+    assert all(again.targets[t] == first.targets[t] for t in again.targets)
+    objects["vipMap/fe"]["dips"] = objects["vipMap/fe"]["dips"][:1]
+    assert [key for key, _ in plan_mux(objects, {}).problems] == ["lbRule/web"]
+
+
+@pytest.mark.dataplane("nft")
+async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> None:
+    underlay = lab.underlay()
+    host, host_address = lab.host(underlay, 1)
+    mux, mux_address = lab.host(underlay, 9)
+    client, _ = lab.host(underlay, 100)
+    for prefix in (VIP, PUBLIC):
+        sh("ip", "-n", client, "route", "add", prefix, "via", mux_address)
+    sh("ip", "-n", host, "route", "add", "default", "via", CLIENT)
+    vnet = new_id()
+    objects = Objects().host(host_address).network("sub", vnet, VSID)
+    lab.owners.append(objects.server)
+    nics = {}
+    for index, ip in enumerate((DIP1, DIP2, NAMED)):
+        nics[ip] = new_id()
+        lab.owners.append(nics[ip])
+        objects.endpoint(f"e{index}", nics[ip], MACS[ip], ip, vnet, VSID)
+    shared = lb_objects(host_address, vnet)
+    host_objects = objects.objects | {k: v for k, v in shared.items() if "vipMap" not in k}
+    mux_objects = {f"host/{new_id()}": {"providerAddress": mux_address}, **shared}
+    hosting = LinuxDataplane("host", runner=Runner(host_netns=host))
+    muxing = LinuxDataplane("mux", runner=Runner(host_netns=mux))
+    try:
+        assert await hosting.apply(copy.deepcopy(host_objects), {}, []) == []
+        assert await muxing.apply(copy.deepcopy(mux_objects), {}, []) == []
+        with contextlib.ExitStack() as stack:
+            for ip in (DIP1, DIP2, NAMED):
+                stack.enter_context(whoami(nics[ip], 8080))
+            stack.enter_context(whoami(client, 9000))
+            answers = ask(client, VIP, 80, 30)
+            counts = Counter(dip for dip, _ in answers)
+            print("through the mux, connections per DIP:", dict(counts))
+            assert set(counts) == {DIP1, DIP2}
+            assert {seen for _, seen in answers} == {CLIENT}, "each DIP sees the client"
+            assert {dip for dip, _ in ask(client, VIP, 2222, 5)} == {DIP1}, "inbound NAT"
+            assert ask(client, PUBLIC, 8080) == [(NAMED, CLIENT)], "the public IP, inbound"
+            ((_, seen),) = ask(nics[DIP2], CLIENT, 9000)
+            assert seen == VIP, "a pool member reaches the client as the VIP, and back"
+            ((_, seen),) = ask(nics[NAMED], CLIENT, 9000)
+            assert seen == PUBLIC, "the public IP, outbound"
+        assert (await muxing.reconcile()).changes == 0
+    finally:
+        await muxing.close()
+        await hosting.close()
+        with contextlib.suppress(AssertionError):
+            sh("ip", "-n", mux, "link", "del", "sdncmux")
