@@ -159,5 +159,26 @@ async def test_a_host_balances_hairpins_and_translates_what_leaves(lab: Lab) -> 
                 stop_process(held)
         report = await dataplane.reconcile()
         assert report.changes == 0, "a full reconcile after the deltas changes nothing"
+        # A host whose namespaces filter reverse paths strictly (a distribution's default):
+        # the router's ports and bridges are set back to no filtering (an appliance's port,
+        # having no address, would drop all it forwards; the mux's flows come from outside).
+        router = next(iter(dataplane.tables))
+        devices = ["all", "default", f"br{VSID}", *(p.veth for p in dataplane.model.ports.values())]
+        for device in devices:
+            sh(
+                "ip",
+                "netns",
+                "exec",
+                router,
+                "sysctl",
+                "-qw",
+                f"net.ipv4.conf.{device}.rp_filter=1",
+            )
+        assert (await dataplane.reconcile()).changes > 0
+        for device in devices:
+            value = sh(
+                "ip", "netns", "exec", router, "sysctl", "-n", f"net.ipv4.conf.{device}.rp_filter"
+            )
+            assert value.strip() == "0", device
     finally:
         await dataplane.close()

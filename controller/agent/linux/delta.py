@@ -193,8 +193,9 @@ def entry_changes(changes: Changes, old: HostPlan, new: HostPlan) -> None:
 def port_changes(changes: Changes, old: Port | None, new: Port, observed: Observed | None) -> None:
     """The lines making one NIC right: from nothing when it is new (``observed`` None: the
     model says nothing of it is in the kernel), else from what was observed of it."""
-    # The router is already up: forwarding, with loose reverse-path filtering.
-    router = NamespaceView(netconf={"all": {"forwarding": 1, "rp_filter": "loose"}})
+    # The router is already up: forwarding, reverse-path filtering off.
+    up = {"forwarding": 1, "rp_filter": "off"}
+    router = NamespaceView(netconf={"all": up, "default": up})
     if old is not None and old.ips6:  # and forwards IPv6 since that NIC had an IPv6 address
         router.netconf6 = {"all": {"forwarding": 1}}
     nic = NamespaceView()

@@ -12,14 +12,14 @@ other links stay as they were) and loose reverse-path filtering (the sources are
 public IPs, which the host routes elsewhere). The host namespace then routes the packets
 as its own. ``lb_tables`` lets through it only what was translated.
 
-In the router namespace reverse-path filtering is loose (``all.rp_filter=2``): what a mux
+In the router namespace reverse-path filtering is off (``repair.sysctl_lines``): what a mux
 brings in arrives over VXLAN from clients the router reaches through ``egress``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.agent.linux.changes import CONFIGURE, HOST, Changes, Command
@@ -28,7 +28,6 @@ from controller.agent.linux.observe import EGRESS_PREFIX, NamespaceView
 EGRESS = "egress"
 EGRESS_HOST_ADDRESS = "169.254.83.1"
 EGRESS_ROUTER_ADDRESS = "169.254.83.2"
-ROUTER_RP_FILTER = "net.ipv4.conf.all.rp_filter=2"
 
 
 def host_side(router: str) -> str:
@@ -86,5 +85,11 @@ def egress_lines(
         changes.add(CONFIGURE, "ip", router, route, keys)
 
 
-def loose_rp_filter(view: NamespaceView) -> bool:
-    return view.netconf.get("all", {}).get("rp_filter") == "loose"
+def unfiltered_settings(view: NamespaceView, devices: Sequence[str]) -> list[str]:
+    """The settings turning reverse-path filtering off on those of ``devices`` (or ``all``,
+    ``default``) where it is not off."""
+    return [
+        f"net.ipv4.conf.{device}.rp_filter=0"
+        for device in devices
+        if view.netconf.get(device, {}).get("rp_filter") != "off"
+    ]

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from controller.agent.linux.changes import CONFIGURE, DELETE, FINISH, HOST, Changes, Command
 from controller.agent.linux.egress import (
-    ROUTER_RP_FILTER,
     egress_lines,
-    loose_rp_filter,
+    unfiltered_settings,
 )
 from controller.agent.linux.observe import NamespaceView, Observed
 from controller.agent.linux.plan import HostPlan, Port, Segment, router_prefix
@@ -66,7 +65,7 @@ def diff_steps(
         keys = tuple(sorted(plan.keys_of_router.get(router, ())))
         segments = [s for s in plan.segments.values() if s.router == router]
         ports = [p for p in plan.ports.values() if p.router == router]
-        sysctl_lines(changes, view, router, keys, ports)
+        sysctl_lines(changes, view, router, keys, ports, [s.bridge for s in segments])
         for segment in segments:
             _segment(changes, plan, observed, view, segment, keys)
         egress_lines(changes, view, observed.host_links, router, keys)
@@ -107,11 +106,24 @@ def _namespaces(changes: Changes, plan: HostPlan, observed: Observed, owned: set
 
 
 def sysctl_lines(
-    changes: Changes, view: NamespaceView, router: str, keys: tuple[str, ...], ports: list[Port]
+    changes: Changes,
+    view: NamespaceView,
+    router: str,
+    keys: tuple[str, ...],
+    ports: list[Port],
+    bridges: Sequence[str] = (),
 ) -> None:
     settings = [] if view.forwarding() else ["net.ipv4.ip_forward=1"]
-    if not loose_rp_filter(view):
-        settings.append(ROUTER_RP_FILTER)
+    # Reverse-path filtering off (the ACL table drops what a port sends from an address not
+    # its own): an appliance's port forwards for others, and has no address (filtering
+    # would drop all of it, loose or strict); what a mux brings in over VXLAN comes from
+    # clients reached through ``egress``. All and default first (devices made later copy
+    # the default), the existing devices after.
+    unfiltered = unfiltered_settings(view, ["all", "default"])
+    if unfiltered:
+        changes.command(HOST, _sysctl(router, unfiltered, keys))
+    present = [bridge for bridge in bridges if bridge in view.netconf]
+    settings += unfiltered_settings(view, [*present, *(port.veth for port in ports)])
     if any(port.ips6 for port in ports) and not view.forwarding6():
         settings.append("net.ipv6.conf.all.forwarding=1")
     for port in ports:
@@ -123,10 +135,13 @@ def sysctl_lines(
                 f"net.ipv4.neigh.{port.veth}.proxy_delay=0",
             ]
     if settings:
-        argv = ["ip", "netns", "exec", router, "sysctl", "-q", "-w", *settings]
-        summary = "sysctl -w " + " ".join(settings)
-        pairs = tuple((name, value) for name, _, value in (s.partition("=") for s in settings))
-        changes.command(CONFIGURE, Command(router, argv, keys, None, summary, pairs))
+        changes.command(CONFIGURE, _sysctl(router, settings, keys))
+
+
+def _sysctl(router: str, settings: list[str], keys: tuple[str, ...]) -> Command:
+    argv = ["ip", "netns", "exec", router, "sysctl", "-q", "-w", *settings]
+    pairs = tuple((name, value) for name, _, value in (s.partition("=") for s in settings))
+    return Command(router, argv, keys, None, "sysctl -w " + " ".join(settings), pairs)
 
 
 def _segment(
