@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from controller.agent.linux.dataplane import LinuxDataplane
-from controller.agent.linux.mux import MARK_BASE, Target, plan_mux
+from controller.agent.linux.mux import MARK_BASE, MUX_DEVICE, Target, plan_mux
 from controller.agent.linux.runner import Runner
 from controller.policy import slots
 from controller.policy.objects.lb import port_blocks
@@ -114,6 +114,13 @@ async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> 
             ((_, seen),) = ask(nics[NAMED], CLIENT, 9000)
             assert seen == PUBLIC, "the public IP, outbound"
         assert (await muxing.reconcile()).changes == 0
+        # Torn down (``sdnc agent-teardown`` does this): found in the kernel and removed.
+        fresh = LinuxDataplane("mux", runner=Runner(host_netns=mux))
+        await fresh.mux.stop()
+        await fresh.close()
+        assert MUX_DEVICE not in sh("ip", "-n", mux, "link", "show")
+        assert "fwmark" not in sh("ip", "-n", mux, "rule", "show")
+        assert "sdnc_mux" not in sh("ip", "netns", "exec", mux, "nft", "list", "tables")
     finally:
         await muxing.close()
         await hosting.close()

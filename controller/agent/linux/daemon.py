@@ -130,8 +130,8 @@ async def tear_down(
 ) -> list[str]:
     """Remove what the agent of ``server`` built on this host -- the NIC namespaces its state
     directory says it created, its router namespaces (with their bridges, VXLAN devices and
-    rulesets) -- then its state directory. The namespaces of its that remain (none, unless the
-    kernel refused to delete one)."""
+    rulesets), a mux role's device, rules and table -- then its state directory. The
+    namespaces of its that remain (none, unless the kernel refused to delete one)."""
     state = StateDir(state_dir)
     saved = state.load()
     dataplane = LinuxDataplane(
@@ -141,6 +141,7 @@ async def tear_down(
     try:
         # Nothing is wanted: the full reconcile this first apply runs deletes what is owned.
         await dataplane.apply({}, {}, list(saved.objects))
+        await dataplane.mux.stop()  # and what a mux role made, if the server was a mux
     finally:
         await dataplane.close()
     prefix = router_prefix(saved.server_id or server)

@@ -116,9 +116,23 @@ class MuxRole:
         return await self.apply(objects)
 
     async def stop(self) -> None:
-        """Remove everything the mux role made (the server is no longer a mux)."""
-        lines = [line for t, n in self.targets.items() for line in _forget_lines(t, n)]
-        lines += [_local_rule("del"), f"link del {MUX_DEVICE}"]
+        """Remove everything the mux role made (the server is no longer a mux, or the agent
+        is torn down): found in the kernel, not only what this process made."""
+        rules = await self.runner.json("ip", None, "rule", "show")
+        lines = [
+            line
+            for rule in rules
+            if _ours(rule)
+            for line in (
+                f"rule del pref {RULE_PRIORITY} fwmark {_mark(rule):#x} lookup {rule.get('table')}",
+                f"route flush table {_mark(rule)}",
+            )
+        ]
+        if any(rule.get("priority") == LOCAL_PRIORITY for rule in rules):
+            lines.append(_local_rule("del"))
+        links = await self.runner.json("ip", None, "link", "show")
+        if any(link.get("ifname") == MUX_DEVICE for link in links):
+            lines.append(f"link del {MUX_DEVICE}")  # its neighbours go with it
         await self._batch(lines, check=False)
         with contextlib.suppress(CommandError):  # not there
             await self.runner.nft(None, f"delete table ip {MUX_TABLE}\n")
