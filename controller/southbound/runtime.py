@@ -39,7 +39,7 @@ from controller.southbound.tokens import SECRET_NAME
 from controller.store.agents import STALE_AFTER, AgentRepository, AgentState, is_live
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
-from controller.store.health import HealthRepository
+from controller.store.health import HealthRepository, Recorded
 
 log = logging.getLogger(__name__)
 CHANNEL_PATH = "/southbound/v1/servers/{serverId}/channel"
@@ -248,34 +248,29 @@ class Southbound:
         it). A report of a DIP that is not this host's under that probe (any more: the NIC
         moved, the probe changed) is ignored, as is one that changes nothing."""
         model = self.compiler.model
-        host, reporter = str(server), ref.lower()
-        # (probe, dip) -> (state, whether the compiler must see it): a DIP is Up for the
-        # compiler until reported Down, so a first Up is stored (slbState shows it) but not
-        # logged -- the first ack of every connection says Up of each healthy DIP.
-        wanted: dict[tuple[str, str], tuple[str, bool]] = {}
-        for report in reports:
-            key = (report.probe, report.dip)
-            if probe_dips(model, report.probe).get(report.dip) != host:
-                continue
-            held = model.lb.health.get(key)
-            if held is None:
-                wanted[key] = (report.state, report.state == protocol.DOWN)
-            elif (held.server, held.state) != (reporter, report.state):
-                wanted[key] = (report.state, True)
-            else:
-                wanted.pop(key, None)
+        host = str(server)
+        wanted: dict[tuple[str, str], str] = {
+            (report.probe, report.dip): report.state
+            for report in reports
+            if probe_dips(model, report.probe).get(report.dip) == host
+        }
         if not wanted:
             return
 
         async def work(connection: AsyncConnection) -> int:
             now = datetime.now(UTC)
             health = HealthRepository(connection)
-            changed = [
-                (uuid.UUID(probe), uuid.UUID(dip), state)
-                for (probe, dip), (state, logged) in wanted.items()
-                if await health.record(server, uuid.UUID(probe), uuid.UUID(dip), state, now)
-                and logged
-            ]
+            changed: list[tuple[uuid.UUID, uuid.UUID, str]] = []
+            for (probe_id, dip_id), state in wanted.items():
+                probe, dip = uuid.UUID(probe_id), uuid.UUID(dip_id)
+                done = await health.record(server, probe, dip, state, now)
+                # A DIP is Up for the compiler until reported Down, so a first Up is stored
+                # (slbState shows it) but not logged: the first ack of every connection says
+                # Up of each healthy DIP. Decided by the database's row, not the model, which
+                # lags it: an Up right after a Down the follower has not applied yet must be
+                # logged (else the DIP stays out of its rules).
+                if done is Recorded.REPLACED or (done is Recorded.FIRST and state == protocol.DOWN):
+                    changed.append((probe, dip, state))
             changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
             revision = 0
             for probe, dip, state in changed:  # logged last: the counter row stays locked

@@ -4,6 +4,7 @@ CASCADE)."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,16 +28,26 @@ class HealthRow:
     state: str
 
 
+class Recorded(enum.Enum):
+    """What ``HealthRepository.record`` did with a report."""
+
+    UNCHANGED = "unchanged"
+    REPLACED = "replaced"
+    FIRST = "first"
+
+
 class HealthRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
     async def record(
         self, server: uuid.UUID, probe: uuid.UUID, dip: uuid.UUID, state: str, now: datetime
-    ) -> bool:
-        """Keep ``state`` as the health of ``dip`` under ``probe``, reported by ``server``;
-        False when nothing changed, or the probe or the DIP no longer exists (a report that
-        raced its deletion)."""
+    ) -> Recorded:
+        """Keep ``state`` as the health of ``dip`` under ``probe``, reported by ``server``:
+        ``UNCHANGED`` when nothing changed, or the probe or the DIP no longer exists (a report
+        that raced its deletion); ``REPLACED`` a report held before; ``FIRST`` the first one.
+        The row is locked until the transaction ends, so reports of one DIP are decided one
+        after the other, by what the database holds."""
         held = (
             await self.connection.execute(
                 select(HEALTH.c.server_id, HEALTH.c.state)
@@ -46,24 +57,24 @@ class HealthRepository:
         ).first()
         if held is not None:
             if tuple(held) == (server, state):
-                return False
+                return Recorded.UNCHANGED
             await self.connection.execute(
                 update(HEALTH)
                 .where(HEALTH.c.probe_id == probe, HEALTH.c.dip_id == dip)
                 .values(server_id=server, state=state, reported_at=now)
             )
-            return True
+            return Recorded.REPLACED
         existing = await self.connection.execute(
             select(RESOURCES.c.instance_id).where(RESOURCES.c.instance_id.in_([probe, dip]))
         )
         if len(existing.all()) != 2:
-            return False
+            return Recorded.UNCHANGED
         await self.connection.execute(
             insert(HEALTH).values(
                 probe_id=probe, dip_id=dip, server_id=server, state=state, reported_at=now
             )
         )
-        return True
+        return Recorded.FIRST
 
     async def all(self) -> list[HealthRow]:
         query = select(

@@ -6,6 +6,7 @@ host's reports, and shows them in slbState."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -215,3 +216,31 @@ async def test_a_host_declared_gone_takes_its_reports_with_it(
     await eventually(lambda: _rule_dips(agents, "mux") == both, 10, "VM2 back")
     assert (ids["P1"], ids["VM2"], "Down") not in await _stored(database)
     assert await _slb_health(controller.http) == {"24.30.1.4": "Up", "24.30.1.5": "Unknown"}
+
+
+async def test_an_up_right_after_a_down_the_replica_has_not_applied_yet_puts_the_dip_back(
+    controller: InProcessController,
+    database: Database,
+    fleet: tuple[Fleet, dict[str, str]],
+) -> None:
+    """A Down, then at once an Up (a new DIP's first probe, a flap): the second report comes
+    before the follower applied the first. Deciding by the model (still without the Down)
+    stored the Up without logging it, and the DIP stayed out of its rules for good."""
+    agents, ids = fleet
+    both = ["24.30.1.4", "24.30.1.5"]
+    for host in HOSTS:
+        await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} rule")
+    runtime = controller.app.state.southbound
+    server = uuid.UUID(ids["h2"])
+
+    def report(state: str) -> list[protocol.Health]:
+        return [protocol.Health(probe=ids["P1"], dip=ids["VM2"], state=state)]
+
+    await runtime._report_health(server, "/servers/h2", report(protocol.DOWN))
+    await runtime._report_health(server, "/servers/h2", report(protocol.UP))
+    for host in HOSTS:
+        await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} with VM2")
+    await asyncio.sleep(0.3)  # the follower has applied both by now
+    rule = next(p for p in runtime.compiler.objects.values() if p.wire.startswith("lbRule/"))
+    assert rule.body["dips"] == both
+    assert (ids["P1"], ids["VM2"], "Up") in await _stored(database)
