@@ -132,21 +132,21 @@ class Underlay:
         return host
 
 
-def _free_prefix() -> str:
-    """A 10.254.N.0/24 no address or route of the root namespace is in."""
+def _free_prefix(base: str = "10.254") -> str:
+    """A ``base``.N.0/24 no address or route of the root namespace is in."""
     used = run("ip", "-j", "route", "show", "table", "all").stdout
     for _ in range(50):
-        prefix = f"10.254.{secrets.randbelow(250) + 2}"
+        prefix = f"{base}.{secrets.randbelow(250) + 2}"
         if f'"{prefix}.' not in used:
             return prefix
-    raise RuntimeError("no free 10.254.N.0/24 for the underlay")
+    raise RuntimeError(f"no free {base}.N.0/24 for the underlay")
 
 
 @contextlib.contextmanager
-def underlay(host_count: int) -> Iterator[Underlay]:
-    """The bridge and ``host_count`` host namespaces; all removed afterwards (each removal is
-    tried even when another fails)."""
-    net = Underlay(f"sdu{secrets.token_hex(3)}", _free_prefix())
+def underlay(host_count: int, base: str = "10.254") -> Iterator[Underlay]:
+    """The bridge and ``host_count`` host namespaces, on a free ``base``.N.0/24; all removed
+    afterwards (each removal is tried even when another fails)."""
+    net = Underlay(f"sdu{secrets.token_hex(3)}", _free_prefix(base))
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(run, "ip", "link", "delete", net.bridge, check=False)
         run("ip", "link", "add", net.bridge, "type", "bridge")
