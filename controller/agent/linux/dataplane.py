@@ -24,7 +24,7 @@ from controller.agent.linux.mux import MUX_KINDS, is_mux
 from controller.agent.linux.mux_role import MuxRole
 from controller.agent.linux.observe import Observed
 from controller.agent.linux.plan import HostPlan, plan, replan, router_prefix
-from controller.agent.linux.runner import Runner
+from controller.agent.linux.runner import CommandError, Runner
 from controller.agent.linux.state import Saved, StateDir
 from controller.agent.session import Body, Failure
 
@@ -169,14 +169,17 @@ class LinuxDataplane:
         """The mux role (``mux_role.py``), for a server sent where DIPs live: applied when a
         load-balancing object changed, repaired on a full reconcile (``changed`` None),
         removed when the server is no longer a mux."""
-        if not is_mux(self.desired):
-            if self.mux.active:
-                await self.mux.stop()
-            return
-        if changed is None:
-            await self.mux.reconcile(self.desired)
-        elif not self.mux.ready or any(_is_balancing(key) for key in changed):
-            await self.mux.apply(self.desired)
+        try:
+            if not is_mux(self.desired):
+                if self.mux.active:
+                    await self.mux.stop()
+            elif changed is None:
+                await self.mux.reconcile(self.desired)
+            elif not self.mux.ready or any(_is_balancing(key) for key in changed):
+                await self.mux.apply(self.desired)
+        except (CommandError, OSError) as exc:  # reading the kernel failed: the next resync
+            log.warning("mux: %s", exc)
+            self.mux.ready = False
 
     def _plan(self) -> HostPlan:
         host = next((k for k in sorted(self.desired) if protocol.kind_of(k) == protocol.HOST), None)
