@@ -84,6 +84,7 @@ def test_a_rule_holds_the_dip_of_every_slot() -> None:
         ({"vips": ["2001:db8::1"]}, "IPv6"),
         ({"vips": ["not an address"]}, "vips"),
         ({"slots": "!!"}, "slots"),
+        ({"idleTimeoutMinutes": 0}, "idleTimeoutMinutes"),
         ({"slots": slots.encode([0, 5], 3)}, "beyond dips"),
     ],
 )

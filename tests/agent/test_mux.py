@@ -25,7 +25,8 @@ from controller.agent.linux.runner import Runner
 from controller.policy import slots
 from controller.policy.objects.lb import port_blocks
 from tests.agent.netlab import Lab, Objects, new_id, sh
-from tests.support.traffic import ask, whoami
+from tests.support.processes import stop_process
+from tests.support.traffic import ask, echoes, hold, whoami
 
 VSID = 5302
 VIP = "203.0.113.20"
@@ -35,11 +36,11 @@ MACS = {DIP1: "02:00:00:00:54:01", DIP2: "02:00:00:00:54:02", NAMED: "02:00:00:0
 CLIENT = "192.168.240.100"
 
 
-def lb_objects(host_address: str, vnet: str) -> dict[str, Any]:
-    """What a controller sends for a rule (80 -> 8080) over DIP1 and DIP2, an inbound NAT rule
-    (2222 -> DIP1:8080), an outbound rule and a public IP (to NAMED) -- the hosts' and the
-    mux's objects alike."""
-    dips = slots.ordered([DIP1, DIP2])
+def lb_objects(host_address: str, vnet: str, pool: list[str] | None = None) -> dict[str, Any]:
+    """What a controller sends for a rule (80 -> 8080) over DIP1 and DIP2 (or ``pool``), an
+    inbound NAT rule (2222 -> DIP1:8080), an outbound rule and a public IP (to NAMED) -- the
+    hosts' and the mux's objects alike."""
+    dips = slots.ordered(pool or [DIP1, DIP2])
     place = {"providerAddress": host_address, "vsid": VSID}
     return {
         "lbRule/web": {"vips": [VIP], "protocol": "Tcp", "frontendPort": 80,
@@ -52,7 +53,8 @@ def lb_objects(host_address: str, vnet: str) -> dict[str, Any]:
                                                       for ip in dips})},
         "publicIp/pip": {"publicIPAddress": PUBLIC, "privateIPAddress": NAMED,
                          "virtualNetwork": vnet, "mac": MACS[NAMED]} | place,
-        "vipMap/fe": {"vip": VIP, "dips": [{"ip": ip, "mac": MACS[ip]} | place for ip in dips]},
+        "vipMap/fe": {"vip": VIP, "dips": [{"ip": ip, "mac": MACS[ip]} | place
+                                           for ip in slots.ordered({*dips, DIP1})]},  # NAT's
     }  # fmt: skip
 
 
@@ -113,6 +115,34 @@ async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> 
             assert seen == VIP, "a pool member reaches the client as the VIP, and back"
             ((_, seen),) = ask(nics[NAMED], CLIENT, 9000)
             assert seen == PUBLIC, "the public IP, outbound"
+
+            # A DIP leaves the pool: a connection held to it through the mux keeps going (the
+            # mux remembers the flow, and still routes to where that DIP lives); new
+            # connections avoid it.
+            held = hold(client, VIP, 80)
+            try:
+                assert held.stdout is not None
+                leaving = held.stdout.readline().split()[0]
+                staying = DIP2 if leaving == DIP1 else DIP1
+                changed = lb_objects(host_address, vnet, pool=[staying])
+                for dataplane, objects_now, vip_map in ((hosting, host_objects, False),
+                                                        (muxing, mux_objects, True)):  # fmt: skip
+                    upserts = {k: v for k, v in changed.items()
+                               if k in ("lbRule/web", "lbOutbound/out")
+                               or (vip_map and k == "vipMap/fe")}  # fmt: skip
+                    objects_now.update(copy.deepcopy(upserts))
+                    assert await dataplane.apply(copy.deepcopy(objects_now), upserts, []) == []
+                assert echoes(held, "still here"), "the connection to the DIP that left"
+                # ... as the mux remembered it: its flow still carries the mark of that DIP's
+                # place (both DIPs live on one host here, so the host alone would keep it).
+                mark = muxing.mux.targets[Target(host_address, VSID, MACS[leaving])]
+                flows = sh(
+                    "ip", "netns", "exec", mux, "nft", "list", "map", "ip", "sdnc_mux", "flows"
+                )
+                assert f": {MARK_BASE + mark:#010x}" in flows, flows
+                assert {dip for dip, _ in ask(client, VIP, 80, 20)} == {staying}
+            finally:
+                stop_process(held)
         assert (await muxing.reconcile()).changes == 0
         # Torn down (``sdnc agent-teardown`` does this): found in the kernel and removed.
         fresh = LinuxDataplane("mux", runner=Runner(host_netns=mux))

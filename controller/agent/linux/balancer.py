@@ -36,6 +36,7 @@ FLOW_FIELDS = {
     "sourceipprotocol": "ip saddr . meta l4proto",
 }
 PROTOCOLS = {"tcp": ("tcp",), "udp": ("udp",), "all": ("tcp", "udp")}
+DEFAULT_IDLE_MINUTES = 4  # NC's default idleTimeoutInMinutes
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Balanced:
     pool: tuple[str, ...]  # the healthy DIPs, in address order; empty: none (drop)
     networks: tuple[str, ...] = ()
     table: bytes = b""  # the controller's slot table, as sent (``controller.policy.slots``)
+    idle_minutes: int = DEFAULT_IDLE_MINUTES  # a mux forgets a flow idle this long
 
     @functools.cached_property
     def slots(self) -> tuple[str, ...]:
@@ -171,6 +173,15 @@ def _protocols(body: Body) -> tuple[str, ...]:
     return found
 
 
+def _idle(body: Body) -> int:
+    value = body.get("idleTimeoutMinutes")
+    if value is None:
+        return DEFAULT_IDLE_MINUTES
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 120:
+        raise _Refused(f"idleTimeoutMinutes {value!r} is not a number of minutes (1-120)")
+    return value
+
+
 def _vips(body: Body) -> tuple[str, ...]:
     return tuple(_ipv4(vip, "vips") for vip in body.get("vips") or ())
 
@@ -209,6 +220,7 @@ def _rule(key: str, body: Body) -> Balanced:
         pool=tuple(dict.fromkeys(dips)),
         networks=_networks(body),
         table=table if dips else b"",
+        idle_minutes=_idle(body),
     )
 
 

@@ -13,8 +13,9 @@ table, hashed with the same fields and seed as everywhere.
 ``plan_mux(objects, marks) -> MuxPlan``:
 
 * ``MuxTables`` (``table ip sdnc_mux``, the shape of ``lb_tables.LbTables``): per lbRule a chain
-  that sets the packet's mark from ``jhash <flow> mod <slots> seed FLOW_HASH_SEED map
-  @slots_<id>`` (slot -> the mark of the DIP's place); lbNat frontends, public IPs and the
+  that sets the packet's mark from the flow table (a flow keeps its DIP while it goes on) or
+  else ``jhash <flow> mod <slots> seed FLOW_HASH_SEED map @slots_<id>`` (slot -> the mark of
+  the DIP's place), and remembers it; lbNat frontends, public IPs and the
   source-port blocks of outbound NAT (whose replies come back to the VIP) map straight to a
   mark. Traffic to these addresses is not tracked (the mux sees one direction only).
 * ``targets``: per place a DIP lives (provider address, VSID, MAC) a number; its mark is
@@ -49,6 +50,13 @@ RULE_PRIORITY = 1000  # fwmark -> the place's table
 # Before those: what the mux sends itself (the VXLAN packets, which keep the inner packet's
 # mark) is routed by the main table.
 LOCAL_PRIORITY = 999
+FLOWS_MAP = "flows"
+FLOWS = 1 << 18  # flows a mux remembers at once; beyond, new ones are hashed each packet
+# A flow as the mux remembers it. Without the protocol: libnftables 1.0.6 aborts (an
+# assertion, which would end the agent's process) rendering a five-field key in a map lookup
+# or update; a TCP and a UDP flow of the same addresses and ports share a DIP.
+FLOW = "ip saddr . ip daddr . th sport . th dport"
+FLOW_TYPE = "ipv4_addr . ipv4_addr . inet_service . inet_service"
 
 _HOOKS = f"""\
 chain raw {{
@@ -73,6 +81,9 @@ class MuxTables(LbTables):
         ("map", "natted", "ipv4_addr . inet_proto . inet_service : mark"),
         ("map", "replies", "ipv4_addr . inet_proto . inet_service : mark\nflags interval"),
         ("map", "publics", "ipv4_addr : mark"),
+        # The flows of the rules, with the mark they got: a flow keeps its DIP while it goes
+        # on (the DIP leaving its pool or not), and is forgotten when idle.
+        ("map", FLOWS_MAP, f"{FLOW_TYPE} : mark\nflags dynamic,timeout\nsize {FLOWS}"),
     )
     HOOKS: ClassVar[str] = _HOOKS
     SLOT_TYPE: ClassVar[str] = "typeof numgen inc mod 2 : meta mark"
@@ -146,8 +157,8 @@ class _Marks:
 
 def _rule_parts(
     rule: Balanced, places: dict[str, dict[str, Target]], marks: _Marks
-) -> tuple[tuple[tuple[int, str], ...], str]:
-    """The slot map's elements (slot -> mark) and the chain's rule."""
+) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
+    """The slot map's elements (slot -> mark) and the chain's rules."""
     placed: dict[str, Target] = {}
     for vip in rule.vips:
         placed = places.get(vip, {}) | placed
@@ -156,8 +167,18 @@ def _rule_parts(
         raise _Unplaced(f"no vipMap places DIP {missing[0]}")
     by_dip = {dip: marks.mark(placed[dip]) for dip in sorted(rule.dips)}
     elements = tuple((slot, by_dip[dip]) for slot, dip in enumerate(rule.slots))
-    flow = f"jhash {rule.fields} mod {len(rule.slots)} seed {FLOW_HASH_SEED:#x}"
-    return elements, f"meta mark set {flow} map @{slots_map(rule.key)} accept"
+    return elements, _rule_lines(rule)
+
+
+def _rule_lines(rule: Balanced) -> tuple[str, ...]:
+    """A flow the mux remembers keeps its mark (and its idle time starts again); a new one is
+    hashed into the slot table and remembered."""
+    remember = f"update @{FLOWS_MAP} {{ {FLOW} timeout {rule.idle_minutes}m : meta mark }}"
+    hashed = f"jhash {rule.fields} mod {len(rule.slots)} seed {FLOW_HASH_SEED:#x}"
+    return (
+        f"meta mark set {FLOW} map @{FLOWS_MAP} {remember} accept",
+        f"meta mark set {hashed} map @{slots_map(rule.key)} {remember} accept",
+    )
 
 
 def plan_mux(objects: Mapping[str, Mapping[str, Any]], known: Mapping[Target, int]) -> MuxPlan:
@@ -173,13 +194,13 @@ def plan_mux(objects: Mapping[str, Mapping[str, Any]], known: Mapping[Target, in
         chain = f"mux_{slots_map(key).removeprefix('slots_')}"
         try:
             if rule.pool:
-                maps[slots_map(key)], line = _rule_parts(rule, places, marks)
+                maps[slots_map(key)], lines = _rule_parts(rule, places, marks)
             else:
-                line = "drop"  # no healthy DIP
+                lines = ("drop",)  # no healthy DIP
         except _Unplaced as exc:
             problems.append((key, str(exc)))
             continue
-        chains[chain] = (line,)
+        chains[chain] = lines
         for vip in rule.vips:
             destinations.add(vip)
             vips |= {f"{vip} . {proto} . {rule.frontend_port}": f"jump {chain}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,9 @@ from controller.agent.session import Failure
 log = logging.getLogger(__name__)
 FAILED = "PolicyConfigurationFailure"
 VXLAN_PORT = 4789
+# How long a place no longer in use stays routed: the longest idle timeout a flow may have
+# (a rule's idleTimeoutMinutes is at most 120), after which the mux has forgotten every flow.
+DRAIN_SECONDS = 120 * 60
 
 
 def _route_lines(target: Target, number: int) -> list[str]:
@@ -69,6 +73,7 @@ class MuxRole:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.targets: dict[Target, int] = {}  # the places routed, by number
+        self.draining: dict[Target, float] = {}  # no longer in use: routed until (monotonic)
         self.tables: MuxTables | None = None  # None: not known to be in the kernel
         self.listed = ""  # digest of the table's listing after it was loaded whole
         self.ready = False  # the device, forwarding and the local rule are in place
@@ -137,6 +142,7 @@ class MuxRole:
         with contextlib.suppress(CommandError):  # not there
             await self.runner.nft(None, f"delete table ip {MUX_TABLE}\n")
         self.targets, self.tables, self.ready, self.failures = {}, None, False, []
+        self.draining = {}
 
     async def _base(self) -> None:
         links = await self.runner.json("ip", None, "-d", "link", "show")
@@ -154,10 +160,19 @@ class MuxRole:
         self.ready = True
 
     async def _route(self, targets: dict[Target, int]) -> None:
+        """Route the places in use; keep routing those no longer in use while the flows the
+        mux remembers may still go there (``DRAIN_SECONDS``: a DIP that left its pool keeps
+        its connections), with their numbers (no new place takes one before)."""
+        now = time.monotonic()
+        for target in self.targets.keys() - targets.keys():
+            self.draining.setdefault(target, now + DRAIN_SECONDS)
+        for target in targets.keys() & self.draining.keys():
+            del self.draining[target]  # in use again
+        drained = {t for t, deadline in self.draining.items() if deadline <= now}
         gone = [
             line
             for target, number in self.targets.items()
-            if targets.get(target) != number
+            if target in drained or targets.get(target, number) != number
             for line in _forget_lines(target, number)
         ]
         await self._batch(gone, check=False)  # what is already gone need not go
@@ -168,7 +183,10 @@ class MuxRole:
             for line in (*_route_lines(target, number), _rule(number))
         ]
         await self._batch(came)
-        self.targets = dict(targets)
+        for target in drained:
+            del self.draining[target]
+        kept = {t: n for t, n in self.targets.items() if t in self.draining}
+        self.targets = kept | targets
 
     async def _load(self, tables: MuxTables) -> None:
         if self.tables is None:
