@@ -85,6 +85,7 @@ def test_a_rule_holds_the_dip_of_every_slot() -> None:
         ({"vips": ["not an address"]}, "vips"),
         ({"slots": "!!"}, "slots"),
         ({"idleTimeoutMinutes": 0}, "idleTimeoutMinutes"),
+        ({"floatingIp": True}, "floatingIp"),
         ({"slots": slots.encode([0, 5], 3)}, "beyond dips"),
     ],
 )

@@ -190,7 +190,15 @@ def _networks(body: Body) -> tuple[str, ...]:
     return tuple(str(vnet) for vnet in body.get("virtualNetworks") or ())
 
 
+def _not_floating(body: Body) -> None:
+    if body.get("floatingIp") is True:
+        # The DIP would have to receive the flow addressed to the VIP (configured on the
+        # VM): routing by flow, not a translation. Not built: said, not half-done.
+        raise _Refused("floatingIp (the DIP receiving the VIP as destination) is not supported")
+
+
 def _rule(key: str, body: Body) -> Balanced:
+    _not_floating(body)
     protocols = _protocols(body)
     fields = FLOW_FIELDS.get(str(body.get("distribution") or "Default").lower())
     if fields is None:
@@ -225,6 +233,7 @@ def _rule(key: str, body: Body) -> Balanced:
 
 
 def _nat(key: str, body: Body) -> Forwarded:
+    _not_floating(body)
     return Forwarded(
         key=key,
         vips=_vips(body),
