@@ -144,6 +144,11 @@ async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> 
             finally:
                 stop_process(held)
         assert (await muxing.reconcile()).changes == 0
+        sh("ip", "-n", mux, "link", "del", MUX_DEVICE)  # drift: the resync makes it again
+        await muxing.reconcile()
+        assert muxing.mux.failures == []
+        with whoami(nics[DIP1], 8080), whoami(nics[DIP2], 8080):
+            assert {dip for dip, _ in ask(client, VIP, 80, 10)} <= {DIP1, DIP2}
         # Torn down (``sdnc agent-teardown`` does this): found in the kernel and removed.
         fresh = LinuxDataplane("mux", runner=Runner(host_netns=mux))
         await fresh.mux.stop()

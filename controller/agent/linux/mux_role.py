@@ -102,7 +102,7 @@ class MuxRole:
 
     async def reconcile(self, objects: Mapping[str, Mapping[str, Any]]) -> list[Failure]:
         """Read what the kernel holds and repair it, then apply."""
-        self.ready = False
+        await self._base()  # the device first: the routes below go through it
         rules = await self.runner.json("ip", None, "rule", "show")
         wanted = {MARK_BASE + n for n in self.targets.values()}
         stale = [r for r in rules if _ours(r) and _mark(r) not in wanted]
