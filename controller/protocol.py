@@ -56,6 +56,9 @@ TRANSPORT_MAX_BYTES = 2 * MAX_FRAME_BYTES
 MAX_REVISION = 2**63 - 1  # revisions are stored as signed 64-bit integers
 MAX_FAILURES = 10_000
 MAX_KEY_LENGTH = 256  # `<kind>/<instanceId>` is about 50
+# The seed of the flow hash of load balancing: the same on every host and mux, so one flow
+# hashes to one slot everywhere (nftables' jhash takes a random seed when none is given).
+FLOW_HASH_SEED = 0x53444E43
 MAX_CODE_LENGTH = 128
 MAX_TEXT_LENGTH = 1024  # a failure's message
 MAX_NAME_LENGTH = 256  # hello's `server` and `agent`

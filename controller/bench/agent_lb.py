@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.agent.linux.balancer import host_slots
 from controller.agent.linux.dataplane import LinuxDataplane, collect_fully_between_resyncs
 from controller.agent.linux.lb_tables import LB_TABLE, VIPS_MAP, slots_map
 from controller.agent.linux.plan import router_name
@@ -46,6 +45,7 @@ from controller.agent.linux.state import StateDir
 from controller.bench.agent import Fabric, Feed, _exit, _rss_mb, host_namespace
 from controller.bench.common import BenchError, percentile
 from controller.policy import slots
+from controller.policy.flow_hash import host_slots
 
 Body = dict[str, Any]
 # Reserved for documentation (RFC 5737): the VIPs; the DIPs are in the fabric's overlay.

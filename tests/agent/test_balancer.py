@@ -24,14 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.agent.linux.balancer import (
-    Balancing,
-    Reader,
-    balancing_from_objects,
-    host_slots,
-)
+from controller.agent.linux.balancer import Balancing, Reader, balancing_from_objects
 from controller.agent.linux.lb_tables import FLOW_HASH_SEED, LB_TABLE, LbTables, render
 from controller.policy import slots
+from controller.policy.flow_hash import host_slots
 from tests.support.processes import stop_process
 
 VIP = "198.51.100.10"

@@ -26,6 +26,7 @@ import pytest
 from controller.agent.linux.dataplane import LinuxDataplane
 from controller.agent.linux.runner import Runner
 from controller.policy import slots
+from controller.policy.flow_hash import host_choice
 from controller.policy.objects.lb import port_blocks
 from tests.agent.netlab import Lab, Objects, new_id, sh
 from tests.support.processes import stop_process
@@ -121,6 +122,13 @@ async def test_a_host_balances_hairpins_and_translates_what_leaves(lab: Lab) -> 
             print("east-west, connections per DIP:", dict(counts))
             assert set(counts) == {DIP1, DIP2}
             assert {seen for _, seen in answers} == {CLIENT}, "the DIPs see the client"
+
+            # The DIP of each flow is the one the connectivity check predicts for it.
+            ports = list(range(41000, 41012))
+            landed = [dip for dip, _ in ask(nics[CLIENT], VIP, 80, source_ports=ports)]
+            predicted = [host_choice([DIP1, DIP2], "Default", CLIENT, VIP, "tcp", port, 80)
+                         for port in ports]  # fmt: skip
+            assert landed == predicted
 
             hairpin = ask(nics[DIP1], VIP, 80, 20)
             assert all(dip for dip, _ in hairpin), "every connection to its own VIP answers"

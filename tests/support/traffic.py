@@ -7,7 +7,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from tests.support.processes import stop_process
 
@@ -82,15 +82,16 @@ for port in sys.argv[1:]:
 print("ready", flush=True)
 threading.Event().wait()
 """
-# Opens COUNT connections to ADDRESS:PORT one after the other; prints the greetings as JSON
-# ("" for a connection that failed).
+# Opens COUNT connections to ADDRESS:PORT one after the other (from the SOURCE PORTs given,
+# one each, if any); prints the greetings as JSON ("" for a connection that failed).
 ASK = """
 import json, socket, sys
 address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sources = [("", int(p)) for p in sys.argv[4:]] or [None] * count
 answers = []
-for _ in range(count):
+for source in sources:
     try:
-        with socket.create_connection((address, port), 1.0) as sock:
+        with socket.create_connection((address, port), 1.0, source) as sock:
             answers.append(sock.makefile().readline().strip())
     except OSError:
         answers.append("")
@@ -122,11 +123,15 @@ def whoami(namespace: str, *ports: int) -> Iterator[None]:
         stop_process(server)
 
 
-def ask(client: str, address: str, port: int, count: int = 1) -> list[tuple[str, str]]:
-    """``count`` connections from ``client``, one after the other: per connection (the
-    address that answered, the client address it saw), ("", "") when it failed."""
+def ask(
+    client: str, address: str, port: int, count: int = 1, source_ports: Sequence[int] = ()
+) -> list[tuple[str, str]]:
+    """``count`` connections from ``client`` (or one from each of ``source_ports``), one after
+    the other: per connection (the address that answered, the client address it saw), ("",
+    "") when it failed."""
     argv = ["ip", "netns", "exec", client, sys.executable, "-c", ASK, address, str(port)]
-    done = subprocess.run([*argv, str(count)], capture_output=True, text=True, timeout=120)
+    argv += [str(count), *map(str, source_ports)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise AssertionError(f"the client failed: {done.stderr.strip()}")
     answers = json.loads(done.stdout)

@@ -24,6 +24,7 @@ from typing import Any
 
 from controller import protocol
 from controller.policy import slots as slot_tables
+from controller.policy.flow_hash import host_table
 
 Problem = tuple[str, str]
 Body = Mapping[str, Any]
@@ -68,17 +69,9 @@ class Balanced:
 
     @functools.cached_property
     def elements(self) -> tuple[tuple[int, str], ...]:
-        """A host's own table of the pool (``host_slots`` slots, dealt out in turn: each DIP
-        holds as many as any other, give or take one), made once per rule as read."""
-        size = host_slots(len(self.pool))
-        return tuple((slot, self.pool[slot % len(self.pool)]) for slot in range(size))
-
-
-def host_slots(dips: int) -> int:
-    """The slots of a host's table of ``dips`` DIPs: at least eight per DIP, a power of two
-    and at least 64, so the table (and the rule hashing into it) keeps its size while a pool
-    shrinks or grows within it -- a DIP change is then a change of elements only."""
-    return max(64, 8 * (1 << max(dips - 1, 0).bit_length()))
+        """A host's own table of the pool (``policy.flow_hash.host_table``), made once per
+        rule as read."""
+        return tuple(enumerate(host_table(self.pool)))
 
 
 @dataclass(frozen=True)

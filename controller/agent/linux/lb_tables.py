@@ -37,11 +37,9 @@ from typing import Any, ClassVar
 from controller.agent.linux.balancer import Balanced, Balancing, Forwarded
 from controller.agent.linux.egress import EGRESS
 from controller.agent.linux.nft_ports import ident
+from controller.protocol import FLOW_HASH_SEED
 
 LB_TABLE = "sdnc_lb"
-# The seed of the flow hash: the same on every host and mux, so that one flow hashes to one
-# slot everywhere (nft's jhash takes a random seed when none is given).
-FLOW_HASH_SEED = 0x53444E43
 VIPS_MAP = "vips"
 # A slot map's key is a 32-bit integer as jhash's result is: "typeof numgen" says so ("type
 # mark" is refused by the DNAT, and nft 1.0 crashes listing a "typeof jhash" map). Its data is

@@ -37,8 +37,9 @@ from typing import Any, ClassVar
 
 from controller import protocol
 from controller.agent.linux.balancer import Balanced, balancing_from_objects
-from controller.agent.linux.lb_tables import FLOW_HASH_SEED, VIPS_MAP, LbTables, slots_map
+from controller.agent.linux.lb_tables import VIPS_MAP, LbTables, slots_map
 from controller.agent.linux.plan import PlanError, format_mac
+from controller.protocol import FLOW_HASH_SEED
 
 MUX_TABLE = "sdnc_mux"
 MUX_DEVICE = "sdncmux"
