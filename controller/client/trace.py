@@ -174,6 +174,13 @@ def _hop_row(index: int, hop: Json, wide: bool) -> list[str]:
         )
     elif kind == "LocalDelivery":
         detail = "same host: routed locally"
+    elif kind == "LoadBalancer":
+        rule = _ref(hop.get("rule") or hop.get("inboundNatRule"), wide)
+        chosen = hop.get("dip") or f"each of {', '.join(hop.get('dips') or []) or 'none'}"
+        detail = (
+            f"{hop.get('vip')}:{hop.get('frontendPort')} by {rule} -> "
+            f"{chosen}:{hop.get('backendPort')}"
+        )
     else:
         detail = ""
     return [str(index), kind, host, detail]

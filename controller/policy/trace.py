@@ -14,6 +14,10 @@ applied the current revision. The hops:
 ``ReceiverAcls``       the receiver's ACLs, inbound, on the receiver's host
 ``ReceiverEndpoint``   the receiver's endpoint object
 
+To a VIP, a ``LoadBalancer`` hop comes first (``trace_lb``: the sender's host translates the
+flow to a DIP before its ACLs see it), then the path to that DIP -- to each DIP in turn when
+the check gives no source port (the first that fails says why).
+
 The first hop that stops the packet ends the trace with its reason. Replies of an allowed flow
 are not evaluated: the data plane tracks connections and lets them back.
 """
@@ -27,6 +31,7 @@ from typing import Any
 
 from controller import protocol
 from controller.policy.acl_semantics import Address, Packet, Verdict, acls_from_objects, decide
+from controller.policy.trace_lb import through_load_balancer, to_dip
 
 Body = Mapping[str, Any]
 Json = dict[str, Any]
@@ -92,6 +97,29 @@ def trace(policy: CompiledPolicy, probe: Probe) -> Trace:
         )
     result.hops.append(_endpoint_hop("SenderEndpoint", sender))
     here = policy.snapshot(sender.host)
+    network = str(sender.body.get("virtualNetwork"))
+    balanced = through_load_balancer(here, sender.host, network, probe)
+    if balanced is None:
+        return _onward(policy, probe, sender, here, result)
+    result.hops.append(balanced.hop)
+    if not balanced.dips:
+        return result.stop(balanced.reason or "the load balancer sends the flow nowhere")
+    # Every DIP the flow may go to: the first that fails says why; else the first's path.
+    paths = [
+        _onward(policy, to_dip(probe, dip, port, network), sender, here, _copy(result))
+        for dip, port in balanced.dips
+    ]
+    return next((path for path in paths if path.status == FAILURE), paths[0])
+
+
+def _copy(result: Trace) -> Trace:
+    return Trace(result.status, result.reason, list(result.hops))
+
+
+def _onward(
+    policy: CompiledPolicy, probe: Probe, sender: Placed, here: Mapping[str, Body], result: Trace
+) -> Trace:
+    """From the sender's ACLs to the receiver (``probe.receiver`` an endpoint address)."""
     packet = probe.packet()
     verdict = decide(_acl_ids(sender.body), acls_from_objects(here), "outbound", packet)
     result.hops.append(_acl_hop("SenderAcls", sender.host, "outbound", verdict))

@@ -316,7 +316,7 @@ def _packet_protocol(request: Request) -> str:
 # The hop members that name resources by instanceId; the result shows their resourceRefs too.
 _NAMED = (
     "host", "sourceHost", "destinationHost", "endpoint", "networkInterface", "subnet", "acl",
-    "rule",
+    "rule", "inboundNatRule",
 )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +48,17 @@ while True:
     connection, peer = listener.accept()
     threading.Thread(target=serve, args=(connection, peer), daemon=True).start()
 """
-# ask ADDRESS PORT COUNT: COUNT connections one after the other, their answers as JSON ("-"
-# for one that failed). stream ADDRESS PORT: connections until killed, one line each:
-# "<CLOCK_MONOTONIC start> <answer>". hold ADDRESS PORT: one connection held open, its
-# greeting printed, then each line of stdin sent through it and its echo printed.
+# ask ADDRESS PORT COUNT [SOURCE PORT...]: COUNT connections one after the other (one from
+# each source port, if given), their answers as JSON ("-" for one that failed). stream
+# ADDRESS PORT: connections until killed, one line each: "<CLOCK_MONOTONIC start> <answer>".
+# hold ADDRESS PORT: one connection held open, its greeting printed, then each line of stdin
+# sent through it and its echo printed.
 CLIENT = """
 import json, socket, sys, time
 mode, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def one():
+def one(source=None):
     try:
-        with socket.create_connection((address, port), 1.0) as sock:
+        with socket.create_connection((address, port), 1.0, source) as sock:
             sock.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
             data = b""
             while chunk := sock.recv(4096):
@@ -67,7 +68,8 @@ def one():
     except (OSError, IndexError):
         return "-"
 if mode == "ask":
-    print(json.dumps([one() for _ in range(int(sys.argv[4]))]))
+    sources = [("", int(p)) for p in sys.argv[5:]] or [None] * int(sys.argv[4])
+    print(json.dumps([one(source) for source in sources]))
 elif mode == "stream":
     while True:
         start = time.monotonic()
@@ -107,9 +109,12 @@ def http_server(namespace: str, port: int, flag: Path) -> Iterator[None]:
         stop_process(server)
 
 
-def ask(namespace: str, address: str, port: int, count: int = 1) -> list[Answer]:
-    """``count`` connections from ``namespace`` to ``address:port``, one after the other."""
-    argv = _client(namespace, "ask", address, str(port), str(count))
+def ask(
+    namespace: str, address: str, port: int, count: int = 1, source_ports: Sequence[int] = ()
+) -> list[Answer]:
+    """``count`` connections from ``namespace`` to ``address:port`` (or one from each of
+    ``source_ports``), one after the other."""
+    argv = _client(namespace, "ask", address, str(port), str(count), *map(str, source_ports))
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60 + count, check=False)
     assert done.returncode == 0, f"the client failed: {done.stderr.strip()}"
     return [_answer(text) for text in json.loads(done.stdout)]

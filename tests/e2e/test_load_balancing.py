@@ -254,3 +254,36 @@ def test_another_virtual_network_cannot_reach_an_internal_vip(deployment: LbDepl
     assert {server for server, _ in answers} == DIP_IPS, answers
     assert {seen for _, seen in answers} == {CLIENT_NIC.ip}
     assert reach(d.ns(OTHER_NIC), INNER, 80) == "dropped"
+
+
+def _predicted_dip(d: LbDeployment, source_port: int) -> str:
+    """The DIP the connectivity check says a TCP flow from the client endpoint's
+    ``source_port`` to the VIP's port 80 goes to (its LoadBalancer hop)."""
+    tenant = {"resourceRef": "/virtualNetworks/tenant"}
+    body = {
+        "properties": {
+            "senderIpAddress": CLIENT_NIC.ip,
+            "receiverIpAddress": VIP,
+            "senderVirtualNetwork": tenant,
+            "receiverVirtualNetwork": tenant,
+            "protocol": "Tcp",
+            "tcpProtocolConfig": {"sourcePort": source_port, "destinationPort": 80},
+        }
+    }
+    created = d.api.put("/diagnostics/connectivityCheck", body)
+    result = d.api.get(created["properties"]["connectivityCheckResult"]["resourceRef"])
+    found = result["properties"]["result"]
+    assert found["status"] == "Success", found
+    (balancer,) = [hop for hop in found["hops"] if hop["type"] == "LoadBalancer"]
+    return str(balancer["dip"])
+
+
+def test_the_connectivity_check_predicts_the_dip_of_each_flow_to_a_vip(
+    deployment: LbDeployment,
+) -> None:
+    d = deployment
+    ports = list(range(42000, 42012))
+    predicted = [_predicted_dip(d, port) for port in ports]
+    assert set(predicted) <= DIP_IPS
+    landed = ask(d.ns(CLIENT_NIC), VIP, 80, source_ports=ports)
+    assert [server for server, _ in landed] == predicted
