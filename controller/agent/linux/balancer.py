@@ -6,6 +6,11 @@
     for each object that cannot (left out, reported as a failure of that object).
 ``Balancing.of_network(vnet) -> Balancing``
     What the router namespace of one virtual network holds: the objects naming it.
+``Reader``
+    The same, kept by key: ``update(objects, keys)`` reads again only the objects a change
+    names, ``balancing()`` and ``of_network(vnet)`` answer the same objects until something
+    they hold changes (the dataplane's incremental path; ``balancing_from_objects`` is one
+    ``Reader`` reading everything).
 
 ``lb_tables.render`` turns a ``Balancing`` into the router's ``table ip sdnc_lb``.
 

@@ -1,7 +1,9 @@
 """Load balancing and NAT as an nftables table of a router namespace (pure).
 
-``render(balancing) -> LbTables``: ``LbTables.text`` defines ``table ip sdnc_lb`` whole;
-``LbTables.changes_from(old)`` is the one small transaction from the table loaded before.
+``render(balancing, local, previous) -> LbTables``: ``LbTables.text`` defines ``table ip
+sdnc_lb`` whole; ``LbTables.changes_from(old)`` is the one small transaction from the table
+loaded before; ``previous`` (the last table and what it came from) is patched by the rules that
+changed rather than rendered again.
 The router's ruleset (``nft.Tables``) carries it next to the ACL tables, so it is loaded,
 changed in place and checked with them; a DIP change touches nothing but its elements here.
 
@@ -10,18 +12,19 @@ What the table holds (``docs/agent.md``, "Load balancing"):
 * ``map vips``: VIP . protocol . frontend port -> ``jump`` the chain of its lbRule or lbNat,
   in a NAT prerouting chain (``dstnat``): only a connection's first packet is translated,
   conntrack keeps the translation, so a DIP leaving never breaks connections already on it.
-* per lbRule a map ``slots_<id>`` (slot -> DIP) and a chain ``lb_<id>``: ``dnat ip to jhash
-  <flow> mod <slots> seed FLOW_HASH_SEED map @slots_<id> : <backend port>``. Every host and mux
-  renders the same hash with the same seed and holds the controller's table, so one flow goes
-  to one DIP wherever it is hashed. A rule with no healthy DIP drops.
+* per lbRule a map ``slots_<id>`` (the host's own table of the pool, slot -> DIP:
+  ``policy/flow_hash.py``) and a chain ``lb_<id>``: a flow a mux brought in is addressed to the
+  MAC of the DIP the mux chose, and goes to it (``dnat ip to ether daddr map @steer``); else
+  ``dnat ip to jhash <flow> mod <slots> seed FLOW_HASH_SEED map @slots_<id> : <backend port>``.
+  A rule with no healthy DIP drops.
 * per lbNat a chain ``nat_<id>``: ``dnat`` to its one DIP.
 * ``map public_in`` (public -> private, DNAT of new connections to a public IP) and
   ``map public_out`` (private -> public, SNAT of what the NIC sends out).
 * chain ``outbound``: per DIP of an lbOutbound, SNAT to the VIP within its own block of source
   ports (conntrack finds the replies).
-* ``set hairpin`` (DIP . DIP): a connection from a DIP to its own VIP that lands on itself is
-  SNATed to the VIP (``ct original ip daddr``): a packet from the receiver's own address would
-  be dropped.
+* ``map steer`` (MAC -> address of each local DIP) and ``set hairpin`` (DIP . DIP): a
+  connection from a DIP to its own VIP that lands on itself is SNATed to the VIP (``ct
+  original ip daddr``): a packet from the receiver's own address would be dropped.
 * the egress guard: only what was translated leaves through the router's ``egress`` link (the
   replies of DNATed connections, sources with a public IP or an outbound rule), never a private
   address; nothing comes in through it.
