@@ -41,8 +41,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,28 +254,39 @@ def _exit(signum: int, _: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[str], None]) -> Body:
+@asynccontextmanager
+async def measured_dataplane(
+    fabric: Fabric, host: str, *, flushing: bool = True
+) -> AsyncIterator[LinuxDataplane]:
+    """The agent's data plane of ``host`` as the daemon runs it: a state directory recording
+    what it applied (written twice a second in the background, when ``flushing``), Python's
+    full collections left to the resyncs; closed afterwards."""
     with tempfile.TemporaryDirectory(prefix="sdnc-bench-agent-") as state:
-        # A state directory as the daemon keeps one: every apply records what it applied.
         dataplane = LinuxDataplane(
             fabric.server, runner=Runner(host_netns=host), state_dir=StateDir(Path(state))
         )
-        flushing = asyncio.create_task(_flush(dataplane))
+        flush = asyncio.create_task(_flush(dataplane)) if flushing else None
         thresholds = gc.get_threshold()
         collect_fully_between_resyncs()  # as the daemon does
         try:
-            return await _timings(options, fabric, dataplane, log)
+            yield dataplane
         finally:
             gc.set_threshold(*thresholds)
-            flushing.cancel()
+            if flush is not None:
+                flush.cancel()
             await dataplane.close()
+
+
+async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[str], None]) -> Body:
+    async with measured_dataplane(fabric, host) as dataplane:
+        return await _timings(options, fabric, dataplane, log)
 
 
 async def _flush(dataplane: LinuxDataplane) -> None:
@@ -349,7 +360,7 @@ async def _timings(
         "resync_hold_ms": round(held, 2),
         "listing_after_change_p50_ms": percentile(sorted(feed.listings), 50),
         "cold_build_s": round(cold, 2),
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "commands": dataplane.runner.commands,
         "netlink_requests": dataplane.runner.requests,
         "nft_transactions": dataplane.runner.transactions,
@@ -357,15 +368,21 @@ async def _timings(
     }
 
 
-def run(options: Options, log: Callable[[str], None] = lambda _: None) -> Body:
+def on_a_host(measure: Callable[[Fabric, str], Coroutine[Any, Any, Body]]) -> Body:
+    """``measure(fabric, host namespace)`` on a host built for it, deleted afterwards (also
+    when stopped: SIGTERM unwinds through the cleanup); a report whose ``kernel_checked`` is
+    false is an error."""
     fabric = Fabric()
-    # Stopped (SIGTERM), it still deletes what it made: the exit unwinds through the cleanup.
     previous = signal.signal(signal.SIGTERM, _exit)
     try:
         with host_namespace(fabric) as host:
-            report = asyncio.run(_measure(options, fabric, host, log))
+            report = asyncio.run(measure(fabric, host))
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not report["kernel_checked"]:
         raise BenchError(f"the kernel does not hold what the agent acknowledged: {report}")
     return report
+
+
+def run(options: Options, log: Callable[[str], None] = lambda _: None) -> Body:
+    return on_a_host(lambda fabric, host: _measure(options, fabric, host, log))

@@ -28,21 +28,16 @@ import asyncio
 import gc
 import ipaddress
 import re
-import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from controller.agent.linux.dataplane import LinuxDataplane, collect_fully_between_resyncs
+from controller.agent.linux.dataplane import LinuxDataplane
 from controller.agent.linux.lb_tables import LB_TABLE, VIPS_MAP, slots_map
 from controller.agent.linux.plan import router_name
-from controller.agent.linux.runner import Runner
-from controller.agent.linux.state import StateDir
-from controller.bench.agent import Fabric, Feed, _exit, _rss_mb, host_namespace
+from controller.bench.agent import Fabric, Feed, measured_dataplane, on_a_host, rss_mb
 from controller.bench.common import BenchError, percentile
 from controller.policy import slots
 from controller.policy.flow_hash import host_slots
@@ -151,34 +146,16 @@ async def _timings(
         "dip_back_apply_p99_ms": percentile(back, 99),
         "listing_after_change_p50_ms": percentile(sorted(feed.listings), 50),
         "noop_resync_ms": round(resync, 1),
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "nft_transactions": dataplane.runner.transactions,
         "kernel_checked": correct,
     }
 
 
 async def _measure(options: Options, fabric: Fabric, host: str, log: Callable[[str], None]) -> Body:
-    with tempfile.TemporaryDirectory(prefix="sdnc-bench-agent-lb-") as state:
-        dataplane = LinuxDataplane(
-            fabric.server, runner=Runner(host_netns=host), state_dir=StateDir(Path(state))
-        )
-        thresholds = gc.get_threshold()
-        collect_fully_between_resyncs()  # as the daemon does
-        try:
-            return await _timings(options, fabric, dataplane, log)
-        finally:
-            gc.set_threshold(*thresholds)
-            await dataplane.close()
+    async with measured_dataplane(fabric, host, flushing=False) as dataplane:
+        return await _timings(options, fabric, dataplane, log)
 
 
 def run(options: Options, log: Callable[[str], None] = lambda _: None) -> Body:
-    fabric = Fabric()
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        with host_namespace(fabric) as host:
-            report = asyncio.run(_measure(options, fabric, host, log))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if not report["kernel_checked"]:
-        raise BenchError(f"the kernel does not hold what the agent acknowledged: {report}")
-    return report
+    return on_a_host(lambda fabric, host: _measure(options, fabric, host, log))

@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from controller.agent.linux.lb_tables import FLOW_HASH_SEED, LB_TABLE, LbTables,
 from controller.policy import slots
 from controller.policy.flow_hash import host_slots
 from tests.support.processes import stop_process
+from tests.support.traffic import ask, echoes, hold, whoami
 
 VIP = "198.51.100.10"
 DIPS = ["192.0.2.17", "192.0.2.18", "192.0.2.19"]
@@ -230,42 +229,6 @@ def run(*command: str, stdin: str | None = None, check: bool = True) -> str:
     return done.stdout
 
 
-# Accepts on 8080 and answers each connection with the address it was reached at, then echoes.
-SERVER = """
-import socket, threading
-def serve(connection):
-    with connection:
-        connection.sendall(connection.getsockname()[0].encode() + b"\\n")
-        while data := connection.recv(100):
-            connection.sendall(data)
-listener = socket.create_server(("0.0.0.0", 8080), backlog=128)
-print("ready", flush=True)
-while True:
-    connection, _ = listener.accept()
-    threading.Thread(target=serve, args=(connection,), daemon=True).start()
-"""
-# Opens COUNT connections to ADDRESS:PORT one after the other; prints the DIPs that answered.
-CLIENTS = """
-import json, socket, sys
-address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-answers = []
-for _ in range(count):
-    with socket.create_connection((address, port), 2.0) as sock:
-        answers.append(sock.makefile().readline().strip())
-print(json.dumps(answers))
-"""
-# One connection held open: prints the DIP, then echoes each line of stdin through it.
-HOLD = """
-import socket, sys
-sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), 2.0)
-reader = sock.makefile()
-print(reader.readline().strip(), flush=True)
-for line in sys.stdin:
-    sock.sendall(line.encode())
-    print(reader.readline().strip(), flush=True)
-"""
-
-
 @dataclass
 class Lab:
     router: str
@@ -276,12 +239,11 @@ class Lab:
         run("ip", "netns", "exec", self.router, "nft", "-f", "-", stdin=script)
 
     def connect(self, count: int) -> list[str]:
-        command = ("ip", "netns", "exec", self.client, sys.executable, "-c", CLIENTS, VIP, "80")
-        return list(json.loads(run(*command, str(count))))
+        """The DIPs that answered ``count`` connections to the VIP ("" for one that failed)."""
+        return [dip for dip, _ in ask(self.client, VIP, 80, count)]
 
     def hold(self) -> subprocess.Popen[str]:
-        command = ["ip", "netns", "exec", self.client, sys.executable, "-c", HOLD, VIP, "80"]
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return hold(self.client, VIP, 80)
 
 
 @pytest.fixture
@@ -310,14 +272,7 @@ def lab() -> Iterator[Lab]:
                 run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
             run("ip", "-n", namespace, "link", "set", "eth0", "up")
             run("ip", "-n", namespace, "route", "add", "default", "via", via)
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", lab.dips, sys.executable, "-c", SERVER],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        cleanup.callback(stop_process, server)
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready"
+        cleanup.enter_context(whoami(lab.dips, 8080))
         lab.nft(NOTHING.text)
         yield lab
 
@@ -335,7 +290,7 @@ def test_connections_spread_over_the_pool_and_a_dip_change_is_elements(lab: Lab)
     try:
         assert held.stdin is not None
         assert held.stdout is not None
-        dip = held.stdout.readline().strip()
+        dip = held.stdout.readline().split()[0]
         assert dip in DIPS
         after = tables(web=lb_rule(dips=[d for d in DIPS if d != dip]))
         change = after.changes_from(before)
@@ -343,9 +298,7 @@ def test_connections_spread_over_the_pool_and_a_dip_change_is_elements(lab: Lab)
         lab.nft(change)
         listed = run("ip", "netns", "exec", lab.router, "nft", "list", "table", "ip", LB_TABLE)
         assert f": {dip}" not in listed
-        held.stdin.write("still here\n")
-        held.stdin.flush()
-        assert held.stdout.readline().strip() == "still here", "the held connection echoes"
+        assert echoes(held, "still here"), "the held connection echoes"
         counts = Counter(lab.connect(60))
         print("after the removal:", dict(counts))
         assert dip not in counts, "new connections avoid the DIP that left"

@@ -7,12 +7,14 @@ agent's output goes to a file; ``log`` reads it for assertions and failure repor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,3 +132,27 @@ class AgentProcess:
         """(why, how many changes) of every reconciliation the agent logged since
         ``offset``."""
         return [(m.group(1), int(m.group(2))) for m in CHANGES.finditer(self.log_since(offset))]
+
+
+def start_agents(
+    cleanup: contextlib.ExitStack,
+    hosts: Sequence[Host],
+    database_url: str,
+    controller: str,
+    ca_file: Path,
+    workdir: Path,
+    resync_interval: float,
+) -> dict[int, AgentProcess]:
+    """One agent per host (servers ``host1``, ``host2``, ...), each stopped by ``cleanup``;
+    by host index."""
+    agents: dict[int, AgentProcess] = {}
+    for index, host in enumerate(hosts, start=1):
+        name = f"host{index}"
+        agent = AgentProcess(
+            host, name, agent_token(database_url, name), controller,
+            workdir / f"state-{name}", workdir / f"agent-{name}.log", resync_interval, ca_file,
+        )  # fmt: skip
+        agents[index] = agent
+        cleanup.callback(agent.stop)
+        agent.start()
+    return agents

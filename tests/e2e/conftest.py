@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import create_database
-from tests.e2e.agents import SDNC, AgentProcess, admin_token, agent_token
+from tests.e2e.agents import SDNC, AgentProcess, admin_token, start_agents
 from tests.e2e.fabric import Api, Tenants, create_servers, create_tenants
 from tests.e2e.netns import Underlay, namespaces, remove_namespaces, underlay
 from tests.support.pki import CertificateAuthority
@@ -115,16 +115,17 @@ def deployment(
             controller.start()
             api.authorize(admin_token(url))
             deployed.servers.update(create_servers(api, net))
-            for index, host in enumerate(net.hosts, start=1):
-                name = f"host{index}"
-                agent = AgentProcess(
-                    host, name, agent_token(url, name), controller.base_url,
-                    workdir / f"state-{name}", workdir / f"agent-{name}.log", RESYNC_INTERVAL,
+            deployed.agents.update(
+                start_agents(
+                    cleanup,
+                    net.hosts,
+                    url,
+                    controller.base_url,
                     ca.cert_path,
-                )  # fmt: skip
-                deployed.agents[index] = agent
-                cleanup.callback(agent.stop)
-                agent.start()
+                    workdir,
+                    RESYNC_INTERVAL,
+                )
+            )
             api.wait_status([f"/servers/{name}" for name in deployed.servers], within=60)
             create_tenants(api, deployed.tenants)
             nics = [f"/networkInterfaces/{nic}" for nic in deployed.tenants.nics]

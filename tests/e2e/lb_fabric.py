@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import create_database
-from tests.e2e.agents import SDNC, AgentProcess, admin_token, agent_token
+from tests.e2e.agents import SDNC, AgentProcess, admin_token, start_agents
 from tests.e2e.conftest import _print_logs
 from tests.e2e.fabric import Api, create_servers
 from tests.e2e.lb_traffic import http_server
@@ -256,16 +256,17 @@ def lb_deployment(postgres_server: str, workdir: Path) -> Iterator[LbDeployment]
             controller.start()
             api.authorize(admin_token(url))
             d.servers.update(create_servers(api, net))
-            for index, host in enumerate(net.hosts, start=1):
-                name = f"host{index}"
-                agent = AgentProcess(
-                    host, name, agent_token(url, name), controller.base_url,
-                    workdir / f"state-{name}", workdir / f"agent-{name}.log", RESYNC_INTERVAL,
+            d.agents.update(
+                start_agents(
+                    cleanup,
+                    net.hosts,
+                    url,
+                    controller.base_url,
                     ca.cert_path,
-                )  # fmt: skip
-                d.agents[index] = agent
-                cleanup.callback(agent.stop)
-                agent.start()
+                    workdir,
+                    RESYNC_INTERVAL,
+                )
+            )
             api.wait_status([f"/servers/{name}" for name in d.servers], within=60)
             _create_slb(api, d)
             for each in (*DIPS, PIP_NIC):

@@ -42,9 +42,9 @@ OUTCOMES = {0: "connected", 2: "refused", 3: "dropped"}
 
 
 @contextlib.contextmanager
-def serving(namespace: str, *ports: int) -> Iterator[None]:
-    """A server in ``namespace`` answering ``ok`` on each of ``ports``, stopped on exit."""
-    argv = ["ip", "netns", "exec", namespace, sys.executable, "-c", SERVER, *map(str, ports)]
+def _server(namespace: str, script: str, ports: Sequence[int]) -> Iterator[None]:
+    """``script`` in ``namespace`` on ``ports``, once it said it is ready; stopped on exit."""
+    argv = ["ip", "netns", "exec", namespace, sys.executable, "-c", script, *map(str, ports)]
     server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -52,6 +52,11 @@ def serving(namespace: str, *ports: int) -> Iterator[None]:
         yield
     finally:
         stop_process(server)
+
+
+def serving(namespace: str, *ports: int) -> contextlib.AbstractContextManager[None]:
+    """A server in ``namespace`` answering ``ok`` on each of ``ports``, stopped on exit."""
+    return _server(namespace, SERVER, ports)
 
 
 def reach(client: str, address: str, port: int, *source: str) -> str:
@@ -109,18 +114,10 @@ for line in sys.stdin:
 """
 
 
-@contextlib.contextmanager
-def whoami(namespace: str, *ports: int) -> Iterator[None]:
+def whoami(namespace: str, *ports: int) -> contextlib.AbstractContextManager[None]:
     """A server in ``namespace`` on each of ``ports`` that says where it was reached and from
     where (``WHOAMI``), then echoes; stopped on exit."""
-    argv = ["ip", "netns", "exec", namespace, sys.executable, "-c", WHOAMI, *map(str, ports)]
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        stop_process(server)
+    return _server(namespace, WHOAMI, ports)
 
 
 def ask(

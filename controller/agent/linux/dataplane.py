@@ -169,6 +169,9 @@ class LinuxDataplane:
         """The mux role (``mux_role.py``), for a server sent where DIPs live: applied when a
         load-balancing object changed, repaired on a full reconcile (``changed`` None),
         removed when the server is no longer a mux."""
+        quiet = changed is not None and not any(_is_balancing(key) for key in changed)
+        if quiet and not self.mux.active and self.model is not None:
+            return  # a delta on a host that is no mux, changing nothing that could make it one
         try:
             if not is_mux(self.desired):
                 if self.mux.active:
@@ -207,8 +210,10 @@ class LinuxDataplane:
         prefix = router_prefix(wanted.server)
         for router in sorted(wanted.routers):
             forwarding = wanted.forwarding.get(router, {})
-            local = {f.address: f.mac for f in wanted.filtered.get(router, ())}
             shared = self._balancing.of_network(router.removeprefix(prefix))
+            # Which endpoints are local matters only to a router that balances something.
+            filtered = () if shared.empty else wanted.filtered.get(router, ())
+            local = {f.address: f.mac for f in filtered}
             lb = self._lb_tables(router, shared, local)
             ruleset = nft.render(wanted.filtered.get(router, []), acls, forwarding, lb)
             rulesets[router] = ruleset
