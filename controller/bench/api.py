@@ -1,7 +1,9 @@
 """``sdnc bench api``: throughput and latency of the northbound API under concurrent clients.
 
 Phases, each of ``requests`` requests spread over ``clients`` concurrent workers on one asyncio
-event loop (one httpx connection per worker):
+event loop (one keep-alive connection per worker, through the lean client of ``lean_http``, so
+the client's own CPU does not set the measured throughput); before each, on PostgreSQL, the
+database is vacuumed and analyzed, as autovacuum would have done between them:
 
 * ``create``: PUT of distinct accessControlLists, each with 3 embedded aclRules;
 * ``get``: GET of one accessControlList, picked at random among those created;
@@ -40,6 +42,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 import httpx
 
 from controller.bench import bodies
@@ -49,11 +52,12 @@ from controller.bench.common import (
     Phase,
     controller_process,
     process_cpu_seconds,
+    tidy_database,
 )
+from controller.bench.lean_http import LeanConnection
 
 API = "/networking/v1"
 START_TIMEOUT = 60.0
-JSON_HEADERS = {"Content-Type": "application/json"}
 PHASES = ("create", "get", "list", "update", "nic-create", "nic-child-add")
 ACL_PHASES = frozenset({"create", "get", "update"})
 NIC_PHASES = frozenset({"nic-create", "nic-child-add"})
@@ -63,36 +67,37 @@ NIC_PHASES = frozenset({"nic-create", "nic-child-add"})
 
 
 async def run_phase(
-    client: httpx.AsyncClient,
+    base_url: str,
     name: str,
     calls: Sequence[Call],
     workers: int,
     *,
     controller_pid: int | None = None,
 ) -> Phase:
-    """Send ``calls`` through ``workers`` concurrent workers; each worker takes the next call
-    when its previous one has been answered. With ``controller_pid``, the phase also records
-    the CPU time that process spent meanwhile."""
+    """Send ``calls`` through ``workers`` concurrent workers, each with its own keep-alive
+    connection; each worker takes the next call when its previous one has been answered. With
+    ``controller_pid``, the phase also records the CPU time that process spent meanwhile."""
     phase = Phase(name, latencies_ms=[0.0] * len(calls))
     position = 0
 
     async def worker() -> None:
         nonlocal position
-        while position < len(calls):
-            index = position
-            position += 1
-            call = calls[index]
-            headers = JSON_HEADERS if call.body is not None else None
-            started = time.perf_counter()
-            try:
-                response = await client.request(
-                    call.method, call.url, content=call.body, headers=headers
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = 0
-            phase.latencies_ms[index] = (time.perf_counter() - started) * 1000.0
-            phase.statuses[status] += 1
+        connection = LeanConnection(base_url)
+        try:
+            while position < len(calls):
+                index = position
+                position += 1
+                call = calls[index]
+                started = time.perf_counter()
+                try:
+                    status = await connection.request(call.method, call.url, call.body)
+                except (OSError, TimeoutError, httptools.HttpParserError):
+                    status = 0
+                    await connection.close()
+                phase.latencies_ms[index] = (time.perf_counter() - started) * 1000.0
+                phase.statuses[status] += 1
+        finally:
+            await connection.close()
 
     cpu_before = None if controller_pid is None else process_cpu_seconds(controller_pid)
     started = time.perf_counter()
@@ -117,6 +122,8 @@ class Options:
     # The controller's process id, to report its CPU time per phase (set for one started by
     # the benchmark; for a controller elsewhere, only when it runs on this machine).
     controller_pid: int | None = None
+    # The controller's database: on PostgreSQL, vacuumed and analyzed before each timed phase.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.phases) - set(PHASES))
@@ -181,6 +188,14 @@ class _Resources:
         return [first, [self.virtual_network], [self.provider, self.mac_pool]]
 
 
+async def _timed(base_url: str, name: str, calls: Sequence[Call], options: Options) -> Phase:
+    """A timed phase, on a database in the state autovacuum keeps it in."""
+    await tidy_database(options.database_url)
+    return await run_phase(
+        base_url, name, calls, options.clients, controller_pid=options.controller_pid
+    )
+
+
 async def _benchmark(base_url: str, options: Options) -> dict[str, Phase]:
     names = _Resources.named(options)
     wanted = set(options.phases)
@@ -201,19 +216,18 @@ async def _benchmark(base_url: str, options: Options) -> dict[str, Phase]:
             if not options.keep:
                 for wave in names.removal_waves(wanted):
                     removals = [Call("DELETE", url) for url in wave]
-                    await run_phase(client, "cleanup", removals, options.clients)
+                    await run_phase(base_url, "cleanup", removals, options.clients)
     return {name: phases[name] for name in PHASES if name in phases}
 
 
 async def _acl_phases(
     client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
 ) -> None:
+    base_url = _base(client)
     rng = random.Random(options.seed)
     acls = names.acls
     create = [Call("PUT", url, bodies.acl_body(i)) for i, url in enumerate(acls)]
-    created_phase = await run_phase(
-        client, "create", create, options.clients, controller_pid=options.controller_pid
-    )
+    created_phase = await _timed(base_url, "create", create, options)
     if "create" in options.phases:
         phases["create"] = created_phase
     created = acls if created_phase.errors == 0 else await _existing(client, acls)
@@ -222,36 +236,32 @@ async def _acl_phases(
 
     if "get" in options.phases:
         reads = [Call("GET", rng.choice(created)) for _ in range(options.requests)]
-        phases["get"] = await run_phase(
-            client, "get", reads, options.clients, controller_pid=options.controller_pid
-        )
+        phases["get"] = await _timed(base_url, "get", reads, options)
 
     if "update" in options.phases:
         updates = [
             Call("PUT", created[i % len(created)], bodies.acl_body(options.requests + i))
             for i in range(options.requests)
         ]
-        phases["update"] = await run_phase(
-            client, "update", updates, options.clients, controller_pid=options.controller_pid
-        )
+        phases["update"] = await _timed(base_url, "update", updates, options)
 
 
 async def _list_phase(
     client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
 ) -> None:
+    base_url = _base(client)
     setup = [
         Call("PUT", url, bodies.logical_network_body(i)) for i, url in enumerate(names.networks)
     ]
     await _set_up(client, "logicalNetworks", setup, options.clients)
     lists = [Call("GET", f"{API}/logicalNetworks")] * options.requests
-    phases["list"] = await run_phase(
-        client, "list", lists, options.clients, controller_pid=options.controller_pid
-    )
+    phases["list"] = await _timed(base_url, "list", lists, options)
 
 
 async def _nic_phases(
     client: httpx.AsyncClient, options: Options, names: _Resources, phases: dict[str, Phase]
 ) -> None:
+    base_url = _base(client)
     subnet = names.subnet
     prefix = bodies.subnet_prefix(2 * options.requests)
     await _set_up(
@@ -270,9 +280,7 @@ async def _nic_phases(
 
     if "nic-create" in options.phases:
         creates = [Call("PUT", url, bodies.nic_body(subnet)) for url in names.nics]
-        phases["nic-create"] = await run_phase(
-            client, "nic-create", creates, options.clients, controller_pid=options.controller_pid
-        )
+        phases["nic-create"] = await _timed(base_url, "nic-create", creates, options)
 
     if "nic-child-add" in options.phases:
         hosts = [Call("PUT", url, bodies.nic_body(None)) for url in names.hosts]
@@ -283,18 +291,21 @@ async def _nic_phases(
             for j in range(options.configs_per_nic)
             for host in names.hosts
         ][: options.requests]
-        phases["nic-child-add"] = await run_phase(
-            client, "nic-child-add", adds, options.clients, controller_pid=options.controller_pid
-        )
+        phases["nic-child-add"] = await _timed(base_url, "nic-child-add", adds, options)
 
 
 async def _set_up(
     client: httpx.AsyncClient, what: str, calls: Sequence[Call], workers: int
 ) -> None:
     """Untimed preparation; every request must succeed."""
-    prepared = await run_phase(client, "setup", calls, workers)
+    base_url = _base(client)
+    prepared = await run_phase(base_url, "setup", calls, workers)
     if prepared.errors:
         raise BenchError(f"setting up {what} failed: {dict(prepared.statuses)}")
+
+
+def _base(client: httpx.AsyncClient) -> str:
+    return str(client.base_url).rstrip("/")
 
 
 async def _check_reachable(client: httpx.AsyncClient) -> None:
