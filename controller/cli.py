@@ -226,6 +226,7 @@ def bench_api(
             phases=tuple(phase) if phase else bench.PHASES,
             configs_per_nic=configs_per_nic,
             controller_pid=controller_pid,
+            database_url=Settings().resolved_database_url(),
         )
         report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
     except BenchError as exc:

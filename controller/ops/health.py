@@ -69,7 +69,11 @@ class HealthProbe:
 
         within = min(DATABASE_PROBE_TIMEOUT, self.database.timeouts.total)
         try:
-            facts = await self.database.run(read, write=False, within=within)
+            # In a transaction (reads otherwise run without one): the schema check runs in a
+            # savepoint, so a missing table does not fail the rest.
+            facts = await self.database.run(
+                read, write=False, within=within, isolation="READ COMMITTED"
+            )
         except ServiceUnavailable:
             facts = None
         self.database_up = facts is not None

@@ -107,7 +107,7 @@ class AccessService:
             status=status,
             outcome=outcome,
         )
-        await audit.append(connection, row)
+        await audit.append(connection, row, is_postgres=self.database.is_postgres)
 
     async def create_token(
         self,

@@ -56,10 +56,10 @@ class AuditLog:
         it describes has been answered already."""
 
         async def work(connection: AsyncConnection) -> None:
-            await audit.append(connection, row)
+            await audit.append(connection, row, is_postgres=self.database.is_postgres)
 
         try:
-            await self.database.run(work)
+            await self.database.run(work, one_statement=True)
         except (ControllerError, SQLAlchemyError) as exc:
             log.error("could not write the audit event %s %s %d: %s", *_what(row), exc)
 
@@ -69,7 +69,8 @@ class AuditLog:
             return None
 
         async def work(connection: AsyncConnection) -> str | None:
-            return await audit.top_level_etag(connection, ref)
+            is_postgres = self.database.is_postgres
+            return await audit.top_level_etag(connection, ref, is_postgres=is_postgres)
 
         return await self.database.run(work, write=False)
 

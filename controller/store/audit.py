@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.store.compiled import Compiled
 from controller.store.tables import AuditEvent, Resource
 
 EVENTS = cast(Table, AuditEvent.__table__)
@@ -30,6 +31,14 @@ class AuditRow:
     outcome: str | None = None
 
 
+# Every write runs both (docs/performance.md).
+_COLUMNS = (*(field.name for field in fields(AuditRow)), "path_key")
+_APPEND = Compiled(insert(EVENTS).values({name: bindparam(name) for name in _COLUMNS}))
+_TOP_LEVEL_ETAG = Compiled(
+    select(RESOURCES.c.etag).where(RESOURCES.c.path_key == bindparam("path_key"))
+)
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     since: datetime | None = None
@@ -42,9 +51,9 @@ class AuditQuery:
     limit: int = 100
 
 
-async def append(connection: AsyncConnection, row: AuditRow) -> None:
-    values: dict[str, Any] = asdict(row)
-    await connection.execute(insert(EVENTS).values(**values, path_key=row.path.lower()))
+async def append(connection: AsyncConnection, row: AuditRow, *, is_postgres: bool) -> None:
+    values: dict[str, Any] = {**asdict(row), "path_key": row.path.lower()}
+    await _APPEND.rows(connection, values, is_postgres=is_postgres)
 
 
 async def events(connection: AsyncConnection, query: AuditQuery) -> list[tuple[int, AuditRow]]:
@@ -73,11 +82,13 @@ async def prune(connection: AsyncConnection, older_than: datetime) -> int:
     return result.rowcount
 
 
-async def top_level_etag(connection: AsyncConnection, resource_ref: str) -> str | None:
+async def top_level_etag(
+    connection: AsyncConnection, resource_ref: str, *, is_postgres: bool
+) -> str | None:
     """The etag of the top-level resource ``resource_ref`` (its aggregate's), None if absent."""
-    query = select(RESOURCES.c.etag).where(RESOURCES.c.path_key == resource_ref.lower())
-    found = await connection.scalar(query)
-    return str(found) if found is not None else None
+    params = {"path_key": resource_ref.lower()}
+    found = await _TOP_LEVEL_ETAG.rows(connection, params, is_postgres=is_postgres)
+    return str(found[0][0]) if found and found[0][0] is not None else None
 
 
 async def count(connection: AsyncConnection) -> int:

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+import orjson
+from psycopg.types.json import Json
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.store.compiled import Compiled
 from controller.store.tables import AgentStatus, Change, Resource, RevisionCounter
 
 CHANGES = cast(Table, Change.__table__)
@@ -26,6 +29,36 @@ COUNTER = cast(Table, RevisionCounter.__table__)
 RESOURCES = cast(Table, Resource.__table__)
 AGENTS = cast(Table, AgentStatus.__table__)
 CHANNEL = "sdnc_changes"
+# PostgreSQL: the whole record in one round trip (the four statements below, as one).
+_RECORD = Compiled(
+    text(
+        """
+        WITH bumped AS (
+            UPDATE revision_counter SET revision = revision + 1 WHERE id = 1
+            RETURNING revision
+        ), logged AS (
+            INSERT INTO change_log (revision, root_id, root_kind, document, created_at)
+            SELECT revision, :root_id, :root_kind, :document, :created_at FROM bumped
+        ), stamped AS (
+            UPDATE resources SET revision = (SELECT revision FROM bumped)
+            WHERE :stamp AND instance_id = :root_id
+        )
+        SELECT revision, pg_notify(:channel, revision::text) FROM bumped
+        """
+    )
+)
+
+# What every replica runs after every commit it hears of.
+_SINCE = Compiled(
+    select(CHANGES.c.revision, CHANGES.c.root_id, CHANGES.c.root_kind, CHANGES.c.document)
+    .where(CHANGES.c.revision > bindparam("revision"))
+    .order_by(CHANGES.c.revision)
+    .limit(bindparam("limit"))
+)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)
@@ -54,6 +87,17 @@ class ChangeLog:
         transaction: the counter row stays locked until the commit. ``resource``: the root
         is a resource row, whose revision column follows its writes (an agent's report is
         not)."""
+        if self.is_postgres:
+            params = {
+                "root_id": root_id,
+                "root_kind": root_kind,
+                "document": None if document is None else Json(document, dumps=_json_text),
+                "created_at": now,
+                "stamp": document is not None and resource,
+                "channel": CHANNEL,
+            }
+            rows = await _RECORD.rows(self.connection, params, is_postgres=True)
+            return int(rows[0][0])
         bump = (
             update(COUNTER)
             .where(COUNTER.c.id == 1)
@@ -76,11 +120,6 @@ class ChangeLog:
                 .where(RESOURCES.c.instance_id == root_id)
                 .values(revision=revision)
             )
-        if self.is_postgres:
-            await self.connection.execute(
-                text("SELECT pg_notify(:channel, :revision)"),
-                {"channel": CHANNEL, "revision": str(revision)},
-            )
         return revision
 
     async def current(self) -> int:
@@ -88,13 +127,9 @@ class ChangeLog:
         return int((await self.connection.execute(query)).scalar_one())
 
     async def since(self, revision: int, *, limit: int) -> list[ChangeRow]:
-        query = (
-            select(CHANGES.c.revision, CHANGES.c.root_id, CHANGES.c.root_kind, CHANGES.c.document)
-            .where(CHANGES.c.revision > revision)
-            .order_by(CHANGES.c.revision)
-            .limit(limit)
-        )
-        return [ChangeRow(*row) for row in await self.connection.execute(query)]
+        params = {"revision": revision, "limit": limit}
+        rows = await _SINCE.rows(self.connection, params, is_postgres=self.is_postgres)
+        return [ChangeRow(*row) for row in rows]
 
     async def oldest(self) -> int | None:
         found = (await self.connection.execute(select(func.min(CHANGES.c.revision)))).scalar()

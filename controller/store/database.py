@@ -116,9 +116,14 @@ class Database:
         if self.is_postgres:
             self.engine = self._postgres_engine(pool_size)
             self._write_engine = self.engine
+            # Reads without BEGIN/COMMIT, on the same pool. Under READ COMMITTED each
+            # statement sees its own snapshot whether or not a transaction encloses it, so a
+            # read-only unit gains nothing from one but two round trips (docs/performance.md).
+            self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self.engine = self._sqlite_engine(immediate=False)
             self._write_engine = self._sqlite_engine(immediate=True)
+            self._read_engine = self.engine
 
     def _postgres_engine(self, pool_size: int) -> AsyncEngine:
         return create_async_engine(
@@ -182,13 +187,16 @@ class Database:
         write: bool = True,
         isolation: str | None = None,
         within: float | None = None,
+        one_statement: bool = False,
     ) -> T:
         """Run ``work`` in one transaction; commit if it returns, roll back if it raises.
         ``isolation`` (PostgreSQL) e.g. REPEATABLE READ for a consistent multi-query read.
+        ``one_statement``: ``work`` runs a single statement, atomic by itself, so on
+        PostgreSQL it needs no BEGIN/COMMIT around it (nor does a read; see ``_engine_for``).
         ``within`` (default ``Timeouts.total``) seconds bound the whole of it, retries
         included; past them: ``ServiceUnavailable``."""
-        engine = self._write_engine if write else self.engine
         budget = self.timeouts.total if within is None else within
+        engine = self._engine_for(write, one_statement, isolation, budget)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -220,6 +228,19 @@ class Database:
                     raise self._too_slow(budget) from exc
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _engine_for(
+        self, write: bool, one_statement: bool, isolation: str | None, budget: float
+    ) -> AsyncEngine:
+        if not self.is_postgres:
+            return self._write_engine if write else self.engine
+        if write and not one_statement:
+            return self._write_engine
+        # A chosen isolation level needs its transaction, and so does a budget past the
+        # connection's statement_timeout (raised by SET LOCAL, which lasts a transaction).
+        if isolation is not None or budget > self.timeouts.total:
+            return self.engine
+        return self._read_engine
 
     async def _attempt(
         self,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import Select, Table, any_, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import Uuid
 
+from controller.store.compiled import Compiled
 from controller.store.tables import Resource, ResourceReference
 
 RESOURCES = cast(Table, Resource.__table__)
@@ -68,6 +71,10 @@ def _stored(rows: Iterable[Any]) -> list[StoredResource]:
     return [StoredResource(**row._mapping) for row in rows]
 
 
+# The columns of ``StoredResource``, in its fields' order: its rows are built positionally.
+_STORED_COLUMNS = tuple(RESOURCES.c[field.name] for field in fields(StoredResource))
+
+
 def _referrers() -> Select[Any]:
     """References joined with the resource making them, in the shape of ``Referrer``."""
     return (
@@ -84,6 +91,32 @@ def _referrers() -> Select[Any]:
     )
 
 
+# What every GET runs: its aggregate by the top-level resource's key, and who references it.
+_AGGREGATE_AT = Compiled(
+    select(*_STORED_COLUMNS)
+    .where(
+        RESOURCES.c.root_id
+        == select(_ROOTS.c.instance_id)
+        .where(_ROOTS.c.path_key == bindparam("root_key"))
+        .scalar_subquery()
+    )
+    .order_by(*_ORDER)
+)
+# What every write runs first: its top-level row, locked (FOR UPDATE to delete it).
+_LOCK_ROOT = Compiled(
+    select(*_STORED_COLUMNS)
+    .where(RESOURCES.c.path_key == bindparam("path_key"))
+    .with_for_update(key_share=True)
+)
+_LOCK_ROOT_FOR_DELETE = Compiled(
+    select(*_STORED_COLUMNS).where(RESOURCES.c.path_key == bindparam("path_key")).with_for_update()
+)
+# PostgreSQL only: the targets as one array parameter (one statement text for any count).
+_REFERRERS_OF_ANY = Compiled(
+    _referrers().where(REFERENCES.c.target_id == any_(bindparam("targets", type_=ARRAY(Uuid))))
+)
+
+
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -98,12 +131,11 @@ class ResourceRepository:
         """The top-level row, locked until the transaction ends (SQLite write transactions are
         exclusive anyway). Writers take FOR NO KEY UPDATE, which serialises them but lets other
         transactions add references to the row meanwhile; a delete takes FOR UPDATE."""
-        query = (
-            select(RESOURCES)
-            .where(RESOURCES.c.path_key == path_key)
-            .with_for_update(key_share=not deleting)
+        statement = _LOCK_ROOT_FOR_DELETE if deleting else _LOCK_ROOT
+        rows = await statement.rows(
+            self.connection, {"path_key": path_key}, is_postgres=self.is_postgres
         )
-        return next(iter(_stored(await self.connection.execute(query))), None)
+        return StoredResource(*rows[0]) if rows else None
 
     async def lock_kind(self, kind: str) -> None:
         """Serialise writers of one kind whose invariants span resources (PostgreSQL)."""
@@ -125,11 +157,10 @@ class ResourceRepository:
 
     async def aggregate_at(self, root_key: str) -> list[StoredResource]:
         """The aggregate whose top-level resource has ``root_key``, in one round trip."""
-        root_id = (
-            select(_ROOTS.c.instance_id).where(_ROOTS.c.path_key == root_key).scalar_subquery()
+        rows = await _AGGREGATE_AT.rows(
+            self.connection, {"root_key": root_key}, is_postgres=self.is_postgres
         )
-        query = select(RESOURCES).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
-        return _stored(await self.connection.execute(query))
+        return [StoredResource(*row) for row in rows]
 
     async def aggregates_of_kind(self, kind: str) -> list[StoredResource]:
         """Every resource whose top-level resource is of ``kind``."""
@@ -250,6 +281,10 @@ class ResourceRepository:
 
     async def referrers(self, target_ids: Sequence[uuid.UUID]) -> list[Referrer]:
         """Who references any of ``target_ids`` (for reverse links and in-use checks)."""
+        if self.is_postgres:
+            params = {"targets": list(target_ids)}
+            rows = await _REFERRERS_OF_ANY.rows(self.connection, params, is_postgres=True)
+            return [Referrer(*row) for row in rows]
         found: list[Referrer] = []
         for chunk in _chunks(target_ids):
             query = _referrers().where(REFERENCES.c.target_id.in_(chunk))

@@ -20,10 +20,11 @@ from typing import TypeVar
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.errors import ServiceUnavailable
+from controller.store.compiled import Compiled
 from controller.store.database import Database, Timeouts
 from tests.support.faults import ControllablePostgres
 from tests.support.figures import Figures
@@ -184,3 +185,25 @@ def test_the_bound_is_read_from_the_settings() -> None:
     settings = Settings(database_timeout=3.5, database_connect_timeout=1.5)
     assert database_timeouts(settings) == Timeouts(total=3.5, connect=1.5)
     assert Timeouts(total=3.5).retry_after == 4
+
+
+async def test_a_compiled_statement_on_a_frozen_server_keeps_the_bound(
+    cluster: ControllablePostgres, database: Database
+) -> None:
+    # The hot statements run on psycopg itself: the watchdog still breaks them at the
+    # deadline, and the broken connection is invalidated rather than pooled again.
+    await asyncio.gather(*(database.run(compiled_one, write=False) for _ in range(4)))
+    with cluster.frozen():
+        elapsed = await asyncio.gather(
+            *(refused_in(lambda: database.run(compiled_one, write=False)) for _ in range(4))
+        )
+    assert max(elapsed) < BOUND.total + SLACK, elapsed
+    assert await asyncio.gather(*(database.run(compiled_one) for _ in range(4))) == [7] * 4
+
+
+COMPILED_ONE = Compiled(select(bindparam("value", type_=Integer)))
+
+
+async def compiled_one(connection: AsyncConnection) -> int:
+    rows = await COMPILED_ONE.rows(connection, {"value": 7}, is_postgres=True)
+    return int(rows[0][0])

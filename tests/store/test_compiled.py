@@ -1,0 +1,78 @@
+"""Statements compiled once and run on psycopg itself answer what SQLAlchemy would, and fail as
+SQLAlchemy would: ``DBAPIError`` with the SQLSTATE ``Database.run`` retries on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from psycopg.types.json import Json
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.store.compiled import Compiled
+from controller.store.database import Database
+from controller.store.repository import RESOURCES, ResourceRepository
+
+INSERT_ROW = Compiled(insert(RESOURCES))
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def row(key: str) -> dict[str, object]:
+    instance_id = uuid.uuid4()
+    return {
+        "instance_id": instance_id,
+        "kind": "accessControlLists",
+        "path_key": key,
+        "resource_ref": key,
+        "resource_id": key.rsplit("/", 1)[-1],
+        "parent_id": None,
+        "root_id": instance_id,
+        "position": 0,
+        "properties": {"aclRules": []},
+        "secret": None,
+        "tags": None,
+        "resource_metadata": None,
+        "etag": 'W/"1"',
+        "provisioning_state": "Succeeded",
+        "revision": 0,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+async def test_the_fast_aggregate_read_equals_sqlalchemys(database: Database) -> None:
+    async def work(connection: AsyncConnection) -> None:
+        await connection.execute(insert(RESOURCES), [row("/accesscontrollists/a")])
+        repo = ResourceRepository(connection, is_postgres=database.is_postgres)
+        fast = await repo.aggregate_at("/accesscontrollists/a")
+        slow = await repo.aggregate(fast[0].root_id)
+        assert fast == slow
+        assert fast[0].properties == {"aclRules": []}
+        assert await repo.aggregate_at("/accesscontrollists/missing") == []
+
+    await database.run(work)
+
+
+async def test_a_violation_raises_what_database_run_retries(database: Database) -> None:
+    if not database.is_postgres:
+        pytest.skip("the psycopg path runs on PostgreSQL only")
+    # Bound by psycopg itself: a JSON value goes wrapped.
+    first = {**row("/accesscontrollists/twice"), "properties": Json({})}
+
+    async def twice(connection: AsyncConnection) -> None:
+        await INSERT_ROW.rows(connection, first, is_postgres=True)
+        await INSERT_ROW.rows(connection, {**first, "instance_id": uuid.uuid4()}, is_postgres=True)
+
+    with pytest.raises(IntegrityError) as raised:
+        await database.run(twice)
+    assert getattr(raised.value.orig, "sqlstate", None) == "23505"
+
+    async def count(connection: AsyncConnection) -> int:
+        query = select(text("count(*)")).select_from(RESOURCES)
+        return int((await connection.execute(query)).scalar_one())
+
+    # Nothing of the failed unit stayed; the pooled connection works afterwards.
+    assert await database.run(count, write=False) == 0
