@@ -1,6 +1,7 @@
 """Connections and transactions for PostgreSQL (production) and SQLite (embedded default).
 
-``Database.run`` executes one unit of work in one transaction and retries it, in a fresh
+``Database.run`` executes one unit of work in one transaction (on PostgreSQL a read, or a unit of
+one statement, without BEGIN/COMMIT: see ``Database._engine_for``) and retries it, in a fresh
 transaction, when PostgreSQL reports a serialization failure, a deadlock or a constraint race
 (two writers creating the same row, a reference racing a delete): on the retry the work sees the
 winner's commit and produces the proper answer (an update, a 400, a 409) instead of a 500.
@@ -189,7 +190,8 @@ class Database:
         within: float | None = None,
         one_statement: bool = False,
     ) -> T:
-        """Run ``work`` in one transaction; commit if it returns, roll back if it raises.
+        """Run ``work`` in one transaction (but see ``one_statement`` and ``_engine_for``);
+        commit if it returns, roll back if it raises.
         ``isolation`` (PostgreSQL) e.g. REPEATABLE READ for a consistent multi-query read.
         ``one_statement``: ``work`` runs a single statement, atomic by itself, so on
         PostgreSQL it needs no BEGIN/COMMIT around it (nor does a read; see ``_engine_for``).
