@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -25,12 +26,14 @@ READ_CHUNK = 256 * 1024
 
 
 @dataclass
-class _Answer:
+class Answer:
     status: int = 0
     complete: bool = False
     keep_alive: bool = True
     body_bytes: int = 0
     headers_done: bool = False
+    # time.perf_counter() when the status line and headers were in.
+    headers_at: float = 0.0
     # The parser calls these back (httptools' protocol: methods named on_*).
     parser: httptools.HttpResponseParser | None = field(default=None, repr=False)
 
@@ -39,6 +42,7 @@ class _Answer:
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
+        self.headers_at = time.perf_counter()
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -64,6 +68,10 @@ class LeanConnection:
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> int:
         """Send one request and read its whole answer; the status code."""
+        return (await self.exchange(method, path, body)).status
+
+    async def exchange(self, method: str, path: str, body: bytes | None = None) -> Answer:
+        """Send one request and read its whole answer (the body counted, not kept)."""
         async with asyncio.timeout(self._timeout):
             if self._writer is None:
                 await self._open()
@@ -80,7 +88,7 @@ class LeanConnection:
             self._host, self._port, ssl=self._ssl, limit=READ_CHUNK
         )
 
-    async def _exchange(self, method: str, path: str, body: bytes | None) -> int:
+    async def _exchange(self, method: str, path: str, body: bytes | None) -> Answer:
         assert self._reader is not None
         assert self._writer is not None
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), b"Host: ", self._host_header, b"\r\n"]
@@ -93,7 +101,7 @@ class LeanConnection:
         if body is not None:
             head.append(body)
         self._writer.write(b"".join(head))
-        answer = _Answer()
+        answer = Answer()
         answer.parser = httptools.HttpResponseParser(answer)
         while not answer.complete:
             data = await self._reader.read(READ_CHUNK)
@@ -102,7 +110,7 @@ class LeanConnection:
             answer.parser.feed_data(data)
         if not answer.keep_alive:
             await self.close()
-        return answer.status
+        return answer
 
     async def close(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None

@@ -1,0 +1,415 @@
+"""``sdnc bench big``: big collections and big aggregates, and what serving them does to the
+requests of everyone else.
+
+Set up first (untimed): ``nics`` networkInterfaces (a Static MAC and one Static ipConfiguration
+each, all in one virtual subnet), one container-host NIC with ``configs`` ipConfigurations, one
+accessControlList with ``rules`` aclRules. They carry fixed names (``bench-big-...``), so with
+``keep`` the next run finds them and skips the set-up (it checks the last NIC, the host NIC and
+the ACL). Then, timed:
+
+* ``collection``: one GET of the networkInterfaces collection, alone: seconds to the first byte
+  and to the last, the answer's size, and the controller's resident memory before, at its peak
+  and after;
+* ``big-nic``: GETs of the container-host NIC, one after the other;
+* ``concurrent``: ``concurrency`` GETs of the collection at once;
+* ``acl-child-add``: aclRules added one at a time at their own URI to the big ACL.
+
+During the last three a prober sends a discovery GET every 20 ms on a connection of its own:
+its latency is what any small request suffers meanwhile. Memory is sampled from
+``/proc/<pid>/status`` every 5 ms, so it is known for a controller the benchmark starts or whose
+pid it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from controller.bench.api import API, run_phase
+from controller.bench.common import (
+    BenchError,
+    Call,
+    controller_process,
+    process_cpu_seconds,
+    tidy_database,
+)
+from controller.bench.lean_http import Answer, LeanConnection
+from controller.bench.watch import MemorySampler, Prober, latency_summary, mib, rss_bytes
+
+PREFIX = "bench-big"
+# The virtual subnet: the NICs count up from .10 of its first half, the host's configurations
+# from .10 of its second half.
+SUBNET = ipaddress.IPv4Network("10.0.0.0/15")
+HOST_ADDRESSES = ipaddress.IPv4Network("10.1.0.0/16")
+MAX_NICS = 65_000
+SET_UP_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Options:
+    nics: int = 20_000
+    configs: int = 1_000
+    rules: int = 10_000
+    concurrency: int = 16
+    big_nic_gets: int = 50
+    rule_adds: int = 20
+    clients: int = 32
+    keep: bool = False
+    controller_pid: int | None = None
+    database_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.nics <= MAX_NICS:
+            raise BenchError(f"nics must be between 1 and {MAX_NICS}")
+        if not 1 <= self.configs <= 60_000 or not 2 <= self.rules <= 60_000:
+            raise BenchError("configs must be 1-60000 and rules 2-60000")
+
+
+# -- names and bodies -------------------------------------------------------------------------
+
+
+def nic_url(index: int) -> str:
+    return f"{API}/networkInterfaces/{PREFIX}-nic-{index:05d}"
+
+
+HOST_URL = f"{API}/networkInterfaces/{PREFIX}-host"
+ACL_URL = f"{API}/accessControlLists/{PREFIX}-acl"
+NETWORK_URL = f"{API}/virtualNetworks/{PREFIX}-vn"
+PROVIDER_URL = f"{API}/logicalNetworks/{PREFIX}-pa"
+SUBNET_REF = f"/virtualNetworks/{PREFIX}-vn/subnets/subnet-1"
+
+
+def _mac(value: int) -> str:
+    return "-".join(f"{value:012X}"[i : i + 2] for i in range(0, 12, 2))
+
+
+def _config(name: str, address: ipaddress.IPv4Address) -> dict[str, Any]:
+    return {
+        "resourceId": name,
+        "properties": {
+            "privateIPAllocationMethod": "Static",
+            "privateIPAddress": str(address),
+            "subnet": {"resourceRef": SUBNET_REF},
+        },
+    }
+
+
+def nic_body(index: int) -> bytes:
+    address = SUBNET.network_address + 10 + index
+    return _nic(0x02BB_0000_0000 + index, [_config("ip1", address)])
+
+
+def host_body(configs: int) -> bytes:
+    start = HOST_ADDRESSES.network_address + 10
+    return _nic(0x02BC_0000_0000, [_config(f"c{j:05d}", start + j) for j in range(configs)])
+
+
+def _nic(mac: int, configs: list[dict[str, Any]]) -> bytes:
+    properties = {
+        "privateMacAllocationMethod": "Static",
+        "privateMacAddress": _mac(mac),
+        "ipConfigurations": configs,
+    }
+    return orjson.dumps({"properties": properties})
+
+
+def rule(index: int) -> dict[str, Any]:
+    """The index-th rule: unique priority per direction, half of them each way."""
+    return {
+        "resourceId": f"r{index:05d}",
+        "properties": {
+            "protocol": "TCP",
+            "sourcePortRange": "*",
+            "destinationPortRange": str(1024 + index % 60000),
+            "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": f"10.{index // 65536 % 256}.{index // 256 % 256}.0/24",
+            "action": "Allow" if index % 3 else "Deny",
+            "priority": index // 2 + 1,
+            "type": "Inbound" if index % 2 == 0 else "Outbound",
+        },
+    }
+
+
+def acl_body(rules: int) -> bytes:
+    return orjson.dumps(
+        {
+            "properties": {
+                "inboundDefaultAction": "Deny",
+                "aclRules": [rule(i) for i in range(rules)],
+            }
+        }
+    )
+
+
+def network_body() -> bytes:
+    subnet = {"resourceId": "subnet-1", "properties": {"addressPrefix": str(SUBNET)}}
+    properties = {
+        "addressSpace": {"addressPrefixes": ["10.0.0.0/8"]},
+        "logicalNetwork": {"resourceRef": PROVIDER_URL.removeprefix(API)},
+        "subnets": [subnet],
+    }
+    return orjson.dumps({"properties": properties})
+
+
+PROVIDER_BODY = orjson.dumps({"properties": {"networkVirtualizationEnabled": True, "subnets": []}})
+
+
+# -- set-up --------------------------------------------------------------------------------
+
+
+async def _status(base_url: str, url: str) -> int:
+    connection = LeanConnection(base_url, timeout=600.0)
+    try:
+        return await connection.request("GET", url)
+    finally:
+        await connection.close()
+
+
+async def _statuses(base_url: str, calls: Sequence[Call], workers: int) -> list[int]:
+    """The status of each of ``calls`` (0: no answer), sent by ``workers`` connections."""
+    statuses = [0] * len(calls)
+    queue = iter(range(len(calls)))
+
+    async def worker() -> None:
+        connection = LeanConnection(base_url, timeout=600.0)
+        try:
+            for index in queue:
+                call = calls[index]
+                with contextlib.suppress(OSError, TimeoutError):
+                    statuses[index] = await connection.request(call.method, call.url, call.body)
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(min(workers, len(calls)))))
+    return statuses
+
+
+async def _put_all(base_url: str, what: str, calls: Sequence[Call], workers: int) -> None:
+    """Send ``calls`` (idempotent PUTs); those answered 503 (the database was busier than its
+    bound) or not at all are sent again, up to ``SET_UP_ATTEMPTS`` times in all."""
+    pending = list(calls)
+    for _ in range(SET_UP_ATTEMPTS):
+        statuses = await _statuses(base_url, pending, workers)
+        refused = {status for status in statuses if status >= 300 and status != 503}
+        if refused:
+            raise BenchError(f"setting up {what} failed: answered {sorted(refused)}")
+        pending = [
+            c for c, status in zip(pending, statuses, strict=True) if not 200 <= status < 300
+        ]
+        if not pending:
+            return
+    raise BenchError(f"setting up {what} failed: {len(pending)} PUTs unanswered or answered 503")
+
+
+async def set_up(base_url: str, options: Options, log: Callable[[str], None]) -> None:
+    if await _status(base_url, NETWORK_URL) != 200:
+        await _put_all(
+            base_url, "the provider network", [Call("PUT", PROVIDER_URL, PROVIDER_BODY)], 1
+        )
+        await _put_all(
+            base_url, "the virtual network", [Call("PUT", NETWORK_URL, network_body())], 1
+        )
+    if await _status(base_url, nic_url(options.nics - 1)) != 200:
+        log(f"creating {options.nics} networkInterfaces (untimed)")
+        calls = [Call("PUT", nic_url(i), nic_body(i)) for i in range(options.nics)]
+        await _put_all(base_url, "the networkInterfaces", calls, options.clients)
+    if await _status(base_url, HOST_URL) != 200:
+        log(f"creating a NIC with {options.configs} ipConfigurations (untimed)")
+        await _put_all(
+            base_url, "the host NIC", [Call("PUT", HOST_URL, host_body(options.configs))], 1
+        )
+    if await _status(base_url, ACL_URL) != 200:
+        log(f"creating an accessControlList of {options.rules} rules (untimed)")
+        await _put_all(base_url, "the big ACL", [Call("PUT", ACL_URL, acl_body(options.rules))], 1)
+
+
+async def clean_up(base_url: str, options: Options) -> None:
+    nics = [Call("DELETE", nic_url(i)) for i in range(options.nics)]
+    await run_phase(
+        base_url,
+        "cleanup",
+        [*nics, Call("DELETE", HOST_URL), Call("DELETE", ACL_URL)],
+        options.clients,
+    )
+    await run_phase(base_url, "cleanup", [Call("DELETE", NETWORK_URL)], 1)
+    await run_phase(base_url, "cleanup", [Call("DELETE", PROVIDER_URL)], 1)
+
+
+# -- timed parts -------------------------------------------------------------------------------
+
+
+async def _get(base_url: str, url: str, *, failing: bool = False) -> tuple[Answer, float, float]:
+    """(answer, seconds to its first byte, seconds to its last) of one GET; unless
+    ``failing`` is allowed, an answer other than 200 is an error."""
+    connection = LeanConnection(base_url, timeout=600.0)
+    try:
+        started = time.perf_counter()
+        answer = await connection.exchange("GET", url)
+        finished = time.perf_counter()
+    finally:
+        await connection.close()
+    if answer.status != 200 and not failing:
+        raise BenchError(f"GET {url} answered {answer.status}")
+    return answer, answer.headers_at - started, finished - started
+
+
+async def collection(base_url: str, options: Options) -> dict[str, Any]:
+    pid = options.controller_pid
+    before = rss_bytes(pid)
+    cpu = process_cpu_seconds(pid) if pid else None
+    async with MemorySampler(pid).sampling() as memory:
+        answer, first, last = await _get(base_url, f"{API}/networkInterfaces")
+    spent = process_cpu_seconds(pid) if pid else None
+    return {
+        "seconds_to_first_byte": round(first, 3),
+        "seconds": round(last, 3),
+        "response_mib": mib(answer.body_bytes),
+        "controller_cpu_seconds": _difference(cpu, spent),
+        "rss_before_mib": mib(before),
+        "rss_peak_mib": mib(memory.peak),
+        "rss_growth_mib": None
+        if before is None or memory.peak is None
+        else mib(memory.peak - before),
+        "rss_after_mib": mib(rss_bytes(pid)),
+    }
+
+
+def _difference(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else round(after - before, 3)
+
+
+async def big_nic(base_url: str, options: Options) -> dict[str, Any]:
+    latencies = []
+    size = 0
+    for _ in range(options.big_nic_gets):
+        answer, _first, last = await _get(base_url, HOST_URL)
+        latencies.append(last * 1000.0)
+        size = answer.body_bytes
+    return latency_summary(latencies) | {"response_kib": round(size / 1024, 1)}
+
+
+async def concurrent(base_url: str, options: Options) -> dict[str, Any]:
+    pid = options.controller_pid
+    before = rss_bytes(pid)
+    cpu = process_cpu_seconds(pid) if pid else None
+    async with MemorySampler(pid).sampling() as memory, Prober(base_url).probing() as prober:
+        started = time.perf_counter()
+        answers = await asyncio.gather(
+            *(
+                _get(base_url, f"{API}/networkInterfaces", failing=True)
+                for _ in range(options.concurrency)
+            )
+        )
+        seconds = time.perf_counter() - started
+    spent = process_cpu_seconds(pid) if pid else None
+    await asyncio.sleep(1.0)
+    return {
+        "controller_cpu_seconds": _difference(cpu, spent),
+        "gets": options.concurrency,
+        "seconds": round(seconds, 3),
+        "slowest_get_seconds": round(max(last for _a, _f, last in answers), 3),
+        "statuses": dict(Counter(answer.status for answer, _f, _l in answers)),
+        "rss_before_mib": mib(before),
+        "rss_peak_mib": mib(memory.peak),
+        "rss_after_mib": mib(rss_bytes(pid)),
+        "discovery": prober.summary(),
+    }
+
+
+async def acl_child_add(base_url: str, options: Options) -> dict[str, Any]:
+    latencies = []
+    statuses: Counter[int] = Counter()
+    connection = LeanConnection(base_url, timeout=600.0)
+    run = time.time_ns() % 1_000_000
+    async with Prober(base_url).probing() as prober:
+        try:
+            for i in range(options.rule_adds):
+                added = rule(options.rules + i)
+                # Priorities above the set-up's, distinct per run, so each add is a new rule.
+                added["properties"]["priority"] = 40_000 + (run + i) % 25_000
+                url = f"{ACL_URL}/aclRules/add-{run}-{i}"
+                started = time.perf_counter()
+                body = orjson.dumps({"properties": added["properties"]})
+                status = await connection.request("PUT", url, body)
+                latencies.append((time.perf_counter() - started) * 1000.0)
+                statuses[status] += 1
+                await connection.request("DELETE", url)
+        finally:
+            await connection.close()
+    summary = latency_summary(latencies) | {"statuses": dict(statuses)}
+    return summary | {"discovery": prober.summary()}
+
+
+async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]) -> dict[str, Any]:
+    await set_up(base_url, options, log)
+    report: dict[str, Any] = {}
+    try:
+        for name, part in (
+            ("collection", collection),
+            ("big_nic", big_nic),
+            ("concurrent", concurrent),
+            ("acl_child_add", acl_child_add),
+        ):
+            await tidy_database(options.database_url)
+            log(f"timing {name}")
+            report[name] = await part(base_url, options)
+    finally:
+        if not options.keep:
+            await clean_up(base_url, options)
+    return report
+
+
+def run(controller: str | None, options: Options, *, log: Callable[[str], None]) -> dict[str, Any]:
+    if controller is None:
+        with controller_process(log, connections=options.clients + options.concurrency) as process:
+            own = dataclasses.replace(options, controller_pid=process.pid)
+            parts = asyncio.run(_benchmark(process.base_url, own, log))
+        url = process.base_url
+    else:
+        url = controller.rstrip("/")
+        parts = asyncio.run(_benchmark(url, options, log))
+    return {
+        "controller": url,
+        "nics": options.nics,
+        "configs": options.configs,
+        "rules": options.rules,
+        **parts,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    c, b, m, a = (report[k] for k in ("collection", "big_nic", "concurrent", "acl_child_add"))
+    return "\n".join(
+        [
+            f"controller {report['controller']}: {report['nics']} NICs, a NIC of "
+            f"{report['configs']} ipConfigurations, an ACL of {report['rules']} rules",
+            f"collection      one GET: first byte {c['seconds_to_first_byte']} s, last "
+            f"{c['seconds']} s, {c['response_mib']} MiB, controller CPU "
+            f"{c['controller_cpu_seconds']} s; RSS {c['rss_before_mib']} -> peak "
+            f"{c['rss_peak_mib']} (+{c['rss_growth_mib']}) -> {c['rss_after_mib']} MiB",
+            f"big-nic         GET of {b['response_kib']} KiB: p50 {b['p50_ms']} ms, "
+            f"p99 {b['p99_ms']} ms, max {b['max_ms']} ms ({b['count']} GETs)",
+            f"concurrent      {m['gets']} GETs at once (statuses {m['statuses']}): all in "
+            f"{m['seconds']} s, controller CPU {m['controller_cpu_seconds']} s; RSS "
+            f"{m['rss_before_mib']} -> peak {m['rss_peak_mib']} -> {m['rss_after_mib']} MiB; "
+            + _discovery_text(m["discovery"]),
+            f"acl-child-add   p50 {a['p50_ms']} ms, max {a['max_ms']} ms ({a['count']} adds, "
+            f"statuses {a['statuses']}); " + _discovery_text(a["discovery"]),
+        ]
+    )
+
+
+def _discovery_text(probe: dict[str, Any]) -> str:
+    return (
+        f"discovery p50 {probe['p50_ms']} ms, p99 {probe['p99_ms']} ms, max {probe['max_ms']} ms"
+        f" ({probe['count']} probes, {probe['failures']} failed)"
+    )

@@ -1,0 +1,77 @@
+"""Smoke test of ``sdnc bench big``: it runs end to end with small sizes, every request
+answered, every figure reported; what it set up is kept or removed as asked. The numbers are
+not checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import create_database
+from tests.support.server import running_controller
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+
+# More NICs than the first page of a collection holds, so the collection is streamed.
+SIZES = ("--nics", "150", "--configs", "20", "--rules", "10", "--concurrency", "3")
+
+
+def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
+    command = [sys.executable, "-m", "controller", "bench", "big", *SIZES, "--json", *args]
+    env = {**os.environ, "SDNC_DATABASE_URL": database_url, "SDNC_LOG_LEVEL": "warning"}
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict)
+    return report, result.stderr
+
+
+def check(report: dict[str, object], *, measured: bool) -> None:
+    collection, concurrent, adds = (
+        report[part] for part in ("collection", "concurrent", "acl_child_add")
+    )
+    assert isinstance(collection, dict)
+    assert isinstance(concurrent, dict)
+    assert isinstance(adds, dict)
+    assert 0 < collection["seconds_to_first_byte"] <= collection["seconds"]
+    assert collection["response_mib"] > 0
+    assert concurrent["statuses"] == {"200": 3}
+    assert adds["statuses"] == {"201": 20}
+    for probed in (concurrent, adds):
+        assert probed["discovery"]["count"] > 0
+        assert probed["discovery"]["failures"] == 0
+    figures = [collection["rss_peak_mib"], collection["controller_cpu_seconds"]]
+    figures += [concurrent["rss_peak_mib"], concurrent["controller_cpu_seconds"]]
+    if measured:
+        assert all(isinstance(figure, float) for figure in figures), figures
+    else:
+        # Not given the controller's pid: no figure rather than a wrong one.
+        assert figures == [None] * 4
+
+
+def test_bench_big_starts_its_own_controller(postgres_server: str) -> None:
+    with create_database(postgres_server) as url:
+        report, _ = bench(database_url=url)
+    check(report, measured=True)
+
+
+def test_bench_big_keeps_what_it_set_up_and_reuses_it(postgres_server: str) -> None:
+    with create_database(postgres_server) as url, running_controller(url) as server:
+        first, said = bench("--controller", server.base_url, "--keep", database_url=url)
+        assert "creating 150 networkInterfaces" in said
+        listed = httpx.get(f"{server.base_url}/networking/v1/networkInterfaces").json()["value"]
+        assert len(listed) == 151  # and the host NIC
+        second, said = bench("--controller", server.base_url, database_url=url)
+        assert "creating" not in said
+        for collection in ("networkInterfaces", "accessControlLists", "virtualNetworks"):
+            listed = httpx.get(f"{server.base_url}/networking/v1/{collection}").json()["value"]
+            assert listed == [], collection
+    for report in (first, second):
+        check(report, measured=False)
