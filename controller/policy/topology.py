@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 Json = dict[str, Any]
@@ -74,6 +75,12 @@ class Acl:
     inbound_default: str
     outbound_default: str
     rules: tuple[Json, ...]
+
+    @cached_property
+    def rules_by_id(self) -> Mapping[str, Json]:
+        """Each rule by its id: computing every rule of a 10,000-rule list looked each one up
+        by scanning the list, 50 million comparisons."""
+        return {rule["id"]: rule for rule in self.rules}
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def _acl(model: Model, acl_key: str) -> Computed | None:
 def _rule(model: Model, key: str) -> Computed | None:
     acl_key, _, rule_id = key.rpartition("#")
     found = model.acls.get(acl_key)
-    rule = next((r for r in found.rules if r["id"] == rule_id), None) if found else None
+    rule = found.rules_by_id.get(rule_id) if found else None
     if found is None or rule is None:
         return None
     hosts = model.acl_hosts(acl_key)
