@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from controller.api import docs
 from controller.api.body import read_json
-from controller.api.responses import json_response, render, resource_response
+from controller.api.responses import collection_response, resource_response
 from controller.core.kinds import Kind, Registry
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.values import check_resource_id
@@ -166,14 +166,13 @@ class RouteBuilder:
 
     def _list(self, kind: Kind) -> Handler:
         async def list_resources(request: Request) -> Response:
-            views = await self.service.list_collection(collection_path(request, kind))
-            return json_response({"value": [render(v) for v in views], "nextLink": ""})
+            return await collection_response(self.service.pages(collection_path(request, kind)))
 
         return list_resources
 
     def _get(self, kind: Kind) -> Handler:
         async def get_resource(request: Request) -> Response:
-            return resource_response(await self.service.get(resource_path(request, kind)))
+            return await resource_response(await self.service.get(resource_path(request, kind)))
 
         return get_resource
 
@@ -185,11 +184,11 @@ class RouteBuilder:
             result = await self.service.put(path, body, _preconditions(request))
             status = 201 if result.created else 200
             if within is None or self.wait_applied is None:
-                return resource_response(result.view, status)
+                return await resource_response(result.view, status)
             deadline = time.monotonic() + within
             applied = await self.wait_applied(result.revision, within)
             view = await self._read_back(path, result.view, deadline)
-            response = resource_response(view, status)
+            response = await resource_response(view, status)
             response.headers[APPLIED_HEADER] = "true" if applied else "false"
             return response
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,22 +19,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.core.envelope import parse_resource
-from controller.core.kinds import Facts, Kind, Registry, UsedBy
+from controller.core.kinds import Registry, UsedBy
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.tree import Node
-from controller.errors import MethodNotAllowed, NotFound, PreconditionFailed
+from controller.errors import MethodNotAllowed, PreconditionFailed
 from controller.service import trees
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.changes import record_deletion, record_write
-from controller.service.configuration import configuration_states
-from controller.service.pools import allocation_facts
+from controller.service.heavy import off_loop
+from controller.service.reading import HEAVY_ROWS, Page, Reader
 from controller.service.references import refuse_if_referenced, resolve_references
-from controller.service.views import ResourceView, build_views
-from controller.store.allocations import AllocationRepository
+from controller.service.views import ResourceView
 from controller.store.database import Database
 from controller.store.repository import (
     Reference,
-    Referrer,
     ResourceRepository,
     StoredResource,
 )
@@ -85,77 +83,28 @@ class ResourceService:
     ) -> None:
         self.database = database
         self.registry = registry
+        self.reader = Reader(database, registry)
         self.allocator = allocator or Allocator(AllocationSettings())
         self.clock = clock
         # Told each committed revision, after the commit (wakes this replica's southbound).
         self.on_commit = on_commit
 
     def _repo(self, connection: AsyncConnection) -> ResourceRepository:
-        return ResourceRepository(connection, is_postgres=self.database.is_postgres)
+        return self.reader.repo(connection)
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, path: ResourcePath, *, within: float | None = None) -> ResourceView:
         """The resource at ``path``; ``within`` seconds shorten the database's bound."""
+        return await self.reader.get(path, within=within)
 
-        async def work(connection: AsyncConnection) -> ResourceView:
-            repo = self._repo(connection)
-            view = await self._view(repo, await repo.aggregate_at(path.root.key), path)
-            if view is None:
-                raise NotFound(f"{path.ref} does not exist", target=path.ref)
-            return view
-
-        if within is not None:
-            within = min(within, self.database.timeouts.total)
-        return await self.database.run(work, write=False, within=within)
+    def pages(self, collection: CollectionPath) -> AsyncGenerator[Page, None]:
+        """The members of ``collection``, a page at a time (service/reading.py)."""
+        return self.reader.pages(collection)
 
     async def list_collection(self, collection: CollectionPath) -> list[ResourceView]:
-        async def work(connection: AsyncConnection) -> list[ResourceView]:
-            repo = self._repo(connection)
-            if collection.parent is None:
-                return await self._top_level_views(repo, collection.kind)
-            parent = collection.parent
-            view = await self._view(repo, await repo.aggregate_at(parent.root.key), parent)
-            if view is None:
-                raise NotFound(f"{parent.ref} does not exist", target=parent.ref)
-            return view.children[collection.kind.name]
-
-        return await self.database.run(work, write=False)
-
-    async def _top_level_views(self, repo: ResourceRepository, kind: Kind) -> list[ResourceView]:
-        rows = await repo.aggregates_of_kind(kind.key)
-        referrers = await repo.referrers_of_kind(kind.key) if rows else []
-        views = await self._views(repo, rows, referrers)
-        return [views[row.instance_id] for row in rows if row.parent_id is None]
-
-    async def _view(
-        self, repo: ResourceRepository, rows: Sequence[StoredResource], path: ResourcePath
-    ) -> ResourceView | None:
-        """The view of ``path`` from the rows of its whole aggregate (None if not among them)."""
-        wanted = next((row for row in rows if row.path_key == path.key), None)
-        if wanted is None:
-            return None
-        referrers = await repo.referrers([row.instance_id for row in rows])
-        views = await self._views(repo, rows, referrers)
-        return views[wanted.instance_id]
-
-    async def _views(
-        self,
-        repo: ResourceRepository,
-        rows: Sequence[StoredResource],
-        referrers: Sequence[Referrer],
-    ) -> dict[uuid.UUID, ResourceView]:
-        facts = await self._facts(repo, rows)
-        states = await configuration_states(repo, rows, is_postgres=self.database.is_postgres)
-        return build_views(self.registry, rows, referrers, facts, states)
-
-    async def _facts(
-        self, repo: ResourceRepository, rows: Sequence[StoredResource]
-    ) -> dict[uuid.UUID, Facts]:
-        return await allocation_facts(self._allocations(repo), repo, rows)
-
-    def _allocations(self, repo: ResourceRepository) -> AllocationRepository:
-        return AllocationRepository(repo.connection, is_postgres=self.database.is_postgres)
+        """All the members of ``collection`` at once (for small ones: it holds them all)."""
+        return [view async for page in self.pages(collection) for view in page.views]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -176,7 +125,7 @@ class ResourceService:
             created, rows = await self._write(repo, path, written, preconditions)
             # The hosts cannot have applied a revision that is not even committed yet.
             rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
-            view = await self._view(repo, rows, path)
+            view = await self.reader.view(repo, rows, path)
             assert view is not None
             # Last: the change log's revision counter stays locked until the commit.
             revision = await record_write(
@@ -198,7 +147,7 @@ class ResourceService:
         """Write ``written`` at ``path``; whether it was created, and the aggregate's rows."""
         root_row = await repo.lock_root(path.root.key)
         stored_rows = await repo.aggregate(root_row.instance_id) if root_row else []
-        stored_tree = trees.load_trees(self.registry, stored_rows)[0] if stored_rows else None
+        stored_tree = await self._loaded(stored_rows)
         stored_nodes = list(stored_tree.walk()) if stored_tree else []
         stored = stored_tree.find(path.key) if stored_tree else None
         parent = None
@@ -225,10 +174,21 @@ class ResourceService:
         rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references)
         return stored is None, rows
 
+    async def _loaded(self, rows: Sequence[StoredResource]) -> Node | None:
+        """The node tree of one aggregate's ``rows`` (None for none); a big one is built off
+        the event loop (service/heavy.py)."""
+        if not rows:
+            return None
+        if len(rows) < HEAVY_ROWS:
+            return trees.load_trees(self.registry, rows)[0]
+        return (await off_loop(trees.load_trees, self.registry, rows))[0]
+
     async def _validate(self, repo: ResourceRepository, tree: Node) -> None:
-        for node in tree.walk():
-            if node.kind.validate is not None:
-                node.kind.validate(node)
+        nodes = list(tree.walk())
+        if len(nodes) < HEAVY_ROWS:
+            _validate_nodes(nodes)
+        else:
+            await off_loop(_validate_nodes, nodes)
         if tree.kind.check_peers is not None:
             await repo.lock_kind(tree.kind.key)
             rows = await repo.aggregates_of_kind(tree.kind.key)
@@ -273,7 +233,7 @@ class ResourceService:
         kept = {node.instance_id for node in tree.walk()}
         removed = [node for node in stored if node.instance_id not in kept]
         await refuse_if_referenced(repo, removed, rewritten_root=tree.instance_id)
-        allocations = self._allocations(repo)
+        allocations = self.reader.allocations(repo)
         removed_ids = {node.instance_id for node in removed if node.instance_id is not None}
         plan = await self.allocator.plan(
             allocations,
@@ -342,7 +302,7 @@ class ResourceService:
             repo = self._repo(connection)
             root_row = await repo.lock_root(path.root.key, deleting=path.is_root)
             rows = await repo.aggregate(root_row.instance_id) if root_row else []
-            tree = trees.load_trees(self.registry, rows)[0] if rows else None
+            tree = await self._loaded(rows)
             node = tree.find(path.key) if tree else None
             _check(preconditions, node is not None, root_row.etag if root_row else None, path)
             if node is None or root_row is None:
@@ -388,6 +348,13 @@ _COMPARED = (
 
 def _changed(old: StoredResource, values: dict[str, object]) -> bool:
     return any(getattr(old, name) != values[name] for name in _COMPARED)
+
+
+def _validate_nodes(nodes: Sequence[Node]) -> None:
+    """Each kind's own checks of its nodes (pure: ``InvalidInput`` names what is wrong)."""
+    for node in nodes:
+        if node.kind.validate is not None:
+            node.kind.validate(node)
 
 
 def _check(

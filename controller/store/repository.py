@@ -67,12 +67,14 @@ class Referrer:
     member: str
 
 
-def _stored(rows: Iterable[Any]) -> list[StoredResource]:
-    return [StoredResource(**row._mapping) for row in rows]
-
-
-# The columns of ``StoredResource``, in its fields' order: its rows are built positionally.
+# The columns of ``StoredResource``, in its fields' order: its rows are built positionally
+# (by name, through each row's mapping, took a third of the time of listing a collection).
 _STORED_COLUMNS = tuple(RESOURCES.c[field.name] for field in fields(StoredResource))
+
+
+def _stored(rows: Iterable[Any]) -> list[StoredResource]:
+    """``StoredResource`` of each row of a ``select(*_STORED_COLUMNS)``."""
+    return [StoredResource(*row) for row in rows]
 
 
 def _referrers() -> Select[Any]:
@@ -110,6 +112,28 @@ _LOCK_ROOT = Compiled(
 )
 _LOCK_ROOT_FOR_DELETE = Compiled(
     select(*_STORED_COLUMNS).where(RESOURCES.c.path_key == bindparam("path_key")).with_for_update()
+)
+# A page of a top-level collection: the whole aggregates of the next ``limit`` top-level
+# resources of ``kind`` whose keys follow ``after``, in the collection's order.
+_PAGE_ROOTS = (
+    select(_ROOTS.c.instance_id)
+    .where(
+        _ROOTS.c.kind == bindparam("kind"),
+        _ROOTS.c.parent_id.is_(None),
+        _ROOTS.c.path_key > bindparam("after"),
+    )
+    .order_by(_ROOTS.c.path_key)
+    .limit(bindparam("limit"))
+)
+_AGGREGATES_PAGE = Compiled(
+    select(*_STORED_COLUMNS).where(RESOURCES.c.root_id.in_(_PAGE_ROOTS)).order_by(*_ORDER)
+)
+# Who references any resource of such a page (the page's keys again, rather than its rows'
+# instanceIds as an array parameter: converting 600 UUIDs cost more than the statement).
+_PAGE_REFERRERS = Compiled(
+    _referrers()
+    .join(_TARGETS, _TARGETS.c.instance_id == REFERENCES.c.target_id)
+    .where(_TARGETS.c.root_id.in_(_PAGE_ROOTS))
 )
 # PostgreSQL only: the targets as one array parameter (one statement text for any count).
 _REFERRERS_OF_ANY = Compiled(
@@ -152,7 +176,7 @@ class ResourceRepository:
 
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
         """A top-level resource and all its descendants."""
-        query = select(RESOURCES).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
+        query = select(*_STORED_COLUMNS).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
         return _stored(await self.connection.execute(query))
 
     async def aggregate_at(self, root_key: str) -> list[StoredResource]:
@@ -165,18 +189,31 @@ class ResourceRepository:
     async def aggregates_of_kind(self, kind: str) -> list[StoredResource]:
         """Every resource whose top-level resource is of ``kind``."""
         query = (
-            select(RESOURCES)
+            select(*_STORED_COLUMNS)
             .join(_ROOTS, _ROOTS.c.instance_id == RESOURCES.c.root_id)
             .where(_ROOTS.c.kind == kind)
             .order_by(*_ORDER)
         )
         return _stored(await self.connection.execute(query))
 
+    async def aggregates_page(self, kind: str, after: str, limit: int) -> list[StoredResource]:
+        """The aggregates of the first ``limit`` top-level resources of ``kind`` whose key sorts
+        after ``after`` ("" for the first page), in the order the collection lists them."""
+        params = {"kind": kind, "after": after, "limit": limit}
+        rows = await _AGGREGATES_PAGE.rows(self.connection, params, is_postgres=self.is_postgres)
+        return [StoredResource(*row) for row in rows]
+
+    async def page_referrers(self, kind: str, after: str, limit: int) -> list[Referrer]:
+        """Who references the resources of ``aggregates_page(kind, after, limit)``."""
+        params = {"kind": kind, "after": after, "limit": limit}
+        rows = await _PAGE_REFERRERS.rows(self.connection, params, is_postgres=self.is_postgres)
+        return [Referrer(*row) for row in rows]
+
     async def with_children(self, instance_ids: Sequence[uuid.UUID]) -> list[StoredResource]:
         """The rows of ``instance_ids`` and of their direct children."""
         found: list[StoredResource] = []
         for chunk in _chunks(instance_ids):
-            query = select(RESOURCES).where(
+            query = select(*_STORED_COLUMNS).where(
                 or_(RESOURCES.c.instance_id.in_(chunk), RESOURCES.c.parent_id.in_(chunk))
             )
             found.extend(_stored(await self.connection.execute(query)))

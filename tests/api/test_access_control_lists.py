@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from controller.service.reading import HEAVY_ROWS
 from tests.support import bodies
 from tests.support.bodies import acl_rule, logical_network, logical_subnet
 from tests.support.nbi import (
@@ -449,3 +450,30 @@ async def test_default_action_must_be_permit_or_deny(
         target=f"properties.{member}",
         watch=(f"{RULES}/r1",),
     )
+
+
+async def test_a_big_list_is_checked_and_rewritten_like_a_small_one(
+    client: httpx.AsyncClient,
+) -> None:
+    """Past a few hundred rows an aggregate is loaded, checked and rendered on the heavy-work
+    thread (controller/service/heavy.py): the answers are the same."""
+    rules = [rule(f"r{i:03d}", 100 + i) for i in range(HEAVY_ROWS + 10)]
+    clash = rule("clash", 100 + HEAVY_ROWS)
+    await assert_put_rejected(
+        client, ACL, acl(*rules, clash), target="aclRules/clash/properties/priority"
+    )
+    await assert_absent(client, ACL)
+    created = await put(client, ACL, acl(*rules), status=201)
+    assert len(props(created)["aclRules"]) == len(rules)
+    await assert_put_rejected(
+        client,
+        f"{RULES}/late",
+        rule("late", 100 + HEAVY_ROWS),
+        target="aclRules/late/properties/priority",
+    )
+    await put(client, f"{RULES}/late", rule("late", 60000), status=201)
+    stored = await get(client, ACL)
+    assert [r["resourceId"] for r in props(stored)["aclRules"]][-2:] == [
+        rules[-1]["resourceId"],
+        "late",
+    ]
