@@ -7,9 +7,10 @@ referenced resource is refused (409) and reverse references can be computed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
@@ -71,7 +72,32 @@ def iter_refs(model: BaseModel) -> Iterator[FoundRef]:
     yield from _walk_model(model, "")
 
 
+@functools.cache
+def may_hold_refs(model_type: type[BaseModel]) -> bool:
+    """Whether a model of this type can hold a ResourceRef anywhere, by its fields' types: one
+    that cannot (an aclRule's properties) is not walked, which every write did for every node
+    of its aggregate. Models are validated from documents, so a field holds its declared type."""
+    return any(_may_hold(field.annotation) for field in model_type.model_fields.values())
+
+
+def _may_hold(annotation: object) -> bool:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    if origin is Annotated:  # the type, not its validators
+        return _may_hold(get_args(annotation)[0])
+    if origin is not None:  # X | None, list[X], dict[K, V]
+        return any(_may_hold(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+    if isinstance(annotation, type):
+        if issubclass(annotation, ResourceRef):
+            return True
+        return issubclass(annotation, BaseModel) and may_hold_refs(annotation)
+    return annotation is not None  # Any, a forward reference: it might
+
+
 def _walk_model(model: BaseModel, prefix: str) -> Iterator[FoundRef]:
+    if not may_hold_refs(type(model)):
+        return
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if value is not None:

@@ -6,6 +6,7 @@ responses never carry two spellings of the same value.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated
@@ -38,6 +39,13 @@ def check_resource_id(value: str) -> str:
     return value
 
 
+# Addresses and prefixes are parsed each time a stored document is validated (every write
+# loads its whole aggregate: 20,000 parses for a 10,000-rule ACL, a fifth of the time of
+# adding one rule to it). The results are immutable; the texts repeat.
+PARSED_TEXTS = 16384
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_prefix(value: str) -> IPNetwork:
     """A CIDR prefix with no host bits set (``10.0.0.0/24``, ``fd00::/64``)."""
     try:
@@ -46,6 +54,7 @@ def parse_prefix(value: str) -> IPNetwork:
         raise ValueError(f"'{value}' is not a valid address prefix ({exc})") from None
 
 
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_address(value: str) -> IPAddr:
     try:
         address = ipaddress.ip_address(value.strip())

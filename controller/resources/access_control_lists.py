@@ -7,7 +7,6 @@ match wins; the direction is seen from the VM. Priorities are unique per ACL and
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -124,7 +123,8 @@ def validate_access_control_list(node: Node) -> None:
 def _family(match: str) -> int | None:
     if match == "*" or match in ADDRESS_TAGS:
         return None
-    return ipaddress.ip_network(match, strict=False).version
+    # A canonical prefix or address, so parsed (and cached) as such.
+    return (parse_prefix(match) if "/" in match else parse_address(match)).version
 
 
 def _check_families(rule: Node, props: AclRuleProperties) -> None:

@@ -244,7 +244,9 @@ class ResourceService:
             references=references,
         )
 
-        old_references = await repo.references_from([row.instance_id for row in stored_rows])
+        old_references: set[Reference] = set()
+        if stored_rows:
+            old_references = await repo.references_within(stored_rows[0].root_id)
         await repo.remove_references(old_references - references)
         # Deleting the top-most removed rows cascades to their descendants.
         await repo.delete(

@@ -104,6 +104,10 @@ _AGGREGATE_AT = Compiled(
     )
     .order_by(*_ORDER)
 )
+# What every write runs next: its aggregate by the top-level row's instanceId.
+_AGGREGATE = Compiled(
+    select(*_STORED_COLUMNS).where(RESOURCES.c.root_id == bindparam("root_id")).order_by(*_ORDER)
+)
 # What every write runs first: its top-level row, locked (FOR UPDATE to delete it).
 _LOCK_ROOT = Compiled(
     select(*_STORED_COLUMNS)
@@ -176,8 +180,9 @@ class ResourceRepository:
 
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
         """A top-level resource and all its descendants."""
-        query = select(*_STORED_COLUMNS).where(RESOURCES.c.root_id == root_id).order_by(*_ORDER)
-        return _stored(await self.connection.execute(query))
+        params = {"root_id": root_id}
+        rows = await _AGGREGATE.rows(self.connection, params, is_postgres=self.is_postgres)
+        return [StoredResource(*row) for row in rows]
 
     async def aggregate_at(self, root_key: str) -> list[StoredResource]:
         """The aggregate whose top-level resource has ``root_key``, in one round trip."""
@@ -279,14 +284,15 @@ class ResourceRepository:
                 delete(RESOURCES).where(RESOURCES.c.instance_id.in_(chunk))
             )
 
-    async def references_from(self, source_ids: Sequence[uuid.UUID]) -> set[Reference]:
-        found: set[Reference] = set()
-        for chunk in _chunks(source_ids):
-            query = select(
-                REFERENCES.c.source_id, REFERENCES.c.member, REFERENCES.c.target_id
-            ).where(REFERENCES.c.source_id.in_(chunk))
-            found.update(Reference(*row) for row in await self.connection.execute(query))
-        return found
+    async def references_within(self, root_id: uuid.UUID) -> set[Reference]:
+        """Every reference the resources of one aggregate make (one statement, whatever its
+        size)."""
+        query = (
+            select(REFERENCES.c.source_id, REFERENCES.c.member, REFERENCES.c.target_id)
+            .join(RESOURCES, RESOURCES.c.instance_id == REFERENCES.c.source_id)
+            .where(RESOURCES.c.root_id == root_id)
+        )
+        return {Reference(*row) for row in await self.connection.execute(query)}
 
     async def add_references(self, references: Collection[Reference]) -> None:
         if references:
