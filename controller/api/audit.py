@@ -1,9 +1,10 @@
 """The audit log's northbound side: the middleware recording every write, the sink recording
 every denial, and ``GET /admin/v1/auditEvents`` (admin only, as every ``/admin`` path).
 
-Writes are recorded once answered, with the aggregate's etag before (read just before the
-write, so the pair shows what a write replaced even when it failed) and after (the ``ETag``
-the answer carries). The request id is the ``x-ms-request-id`` the client got.
+Writes are recorded with the aggregate's etag before and after. A write the resource engine
+commits is recorded in its transaction, with the etag it locked and the one it wrote; any other
+once answered, with the etag read then (a failed write changed nothing) and the answer's
+``ETag``. The request id is the ``x-ms-request-id`` the client got.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.auth import Denial, DenialSink, principal_of
 from controller.api.docs import json_doc
-from controller.api.responses import error_response, json_response
+from controller.api.responses import json_response
 from controller.core.roles import READ_METHODS
 from controller.errors import ControllerError
-from controller.service.audit import AuditLog, AuditQuery, AuditRow
+from controller.service.audit import AUDITED_WRITE, AuditedWrite, AuditLog, AuditQuery, AuditRow
 
 log = logging.getLogger(__name__)
 # The scope key under which the NBI middleware leaves the request id it answers with.
@@ -66,8 +67,10 @@ def denial_sink(audit: AuditLog) -> DenialSink:
 
 
 class WriteAuditMiddleware:
-    """Records every request that is not a read, after the answer (inside authentication:
-    only authorized requests get here; the refused ones the denial sink records)."""
+    """Records every request that is not a read (inside authentication: only authorized
+    requests get here; the refused ones the denial sink records). A write the resource engine
+    commits is recorded in its own transaction (``AUDITED_WRITE``, service/audit.py); any
+    other (refused, failed, or not the engine's) once answered, here."""
 
     def __init__(self, app: ASGIApp, *, audit: AuditLog) -> None:
         self.app = app
@@ -77,42 +80,7 @@ class WriteAuditMiddleware:
         if scope["type"] != "http" or scope["method"] in UNAUDITED:
             await self.app(scope, receive, send)
             return
-        etags: dict[str, str | None] = {"before": None}
-        if scope["path"].lower().startswith("/networking/"):
-            if _has_body(scope):
-                # Read once the body is in: a client trickling its body holds no database
-                # connection meanwhile (the write itself waits for the body too).
-                receive = self._reading_etag(scope, receive, etags)
-            else:
-                try:
-                    etags["before"] = await self.audit.etag_before(scope["path"])
-                except ControllerError as exc:
-                    # The database did not answer within its bound: the write could not
-                    # have either. Answer as the write would have (503, Retry-After).
-                    log.warning("%s %s not attempted: %s", scope["method"], scope["path"], exc)
-                    await error_response(exc)(scope, receive, send)
-                    return
-        await self._audited(scope, receive, send, etags)
-
-    def _reading_etag(
-        self, scope: Scope, receive: Receive, etags: dict[str, str | None]
-    ) -> Receive:
-        read = False
-
-        async def receiving() -> Message:
-            nonlocal read
-            message = await receive()
-            if not read and message["type"] == "http.request" and not message.get("more_body"):
-                read = True
-                # A ControllerError (503) here is the handler's, answered in the envelope.
-                etags["before"] = await self.audit.etag_before(scope["path"])
-            return message
-
-        return receiving
-
-    async def _audited(
-        self, scope: Scope, receive: Receive, send: Send, etags: dict[str, str | None]
-    ) -> None:
+        audited = AuditedWrite(self._row(scope))
         answer: dict[str, Any] = {"status": None, "etag": None}
 
         async def watched(message: Message) -> None:
@@ -123,32 +91,41 @@ class WriteAuditMiddleware:
                         answer["etag"] = value.decode("latin-1")
             await send(message)
 
+        token = AUDITED_WRITE.set(audited)
         try:
             await self.app(scope, receive, watched)
         finally:
+            AUDITED_WRITE.reset(token)
             # Unanswered: the client left (or was dropped) before its request was in, so
             # nothing was attempted. Recording it would let slow clients make database work.
-            if answer["status"] is not None:
-                await self._record(scope, answer, etags)
+            if not audited.recorded and answer["status"] is not None:
+                before = await self._etag_now(scope["path"])
+                row = audited.completed(answer["status"], before, answer["etag"])
+                await self.audit.record(replace(row, at=self.audit.now()))
 
-    async def _record(
-        self, scope: Scope, answer: dict[str, Any], etags: dict[str, str | None]
-    ) -> None:
+    def _row(self, scope: Scope) -> AuditRow:
         principal = principal_of(scope)
-        await self.audit.record(
-            AuditRow(
-                at=self.audit.now(),
-                principal=principal.name if principal else None,
-                auth_method=principal.method if principal else None,
-                source=_source(scope),
-                method=scope["method"],
-                path=scope["path"],
-                status=answer["status"],
-                etag_before=etags["before"],
-                etag_after=answer["etag"],
-                request_id=scope.get(REQUEST_ID),
-            )
+        return AuditRow(
+            at=self.audit.now(),
+            principal=principal.name if principal else None,
+            auth_method=principal.method if principal else None,
+            source=_source(scope),
+            method=scope["method"],
+            path=scope["path"],
+            status=0,
+            request_id=scope.get(REQUEST_ID),
         )
+
+    async def _etag_now(self, path: str) -> str | None:
+        """The aggregate's etag after a write the engine did not commit: nothing changed it,
+        so it is the one before (a concurrent writer's aside)."""
+        if not path.lower().startswith("/networking/"):
+            return None
+        try:
+            return await self.audit.etag_before(path)
+        except ControllerError as exc:
+            log.warning("the etag of %s for its audit event could not be read: %s", path, exc)
+            return None
 
 
 _TEXT = {"type": ["string", "null"]}
@@ -197,13 +174,6 @@ def _not_a_number(value: object) -> object:
 
 _NUMBER = re.compile(r"[-+]?[0-9.eE+-]*")
 Time = Annotated[datetime, BeforeValidator(_not_a_number)]
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope.get("headers", []):
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
 
 
 def render_event(event_id: int, row: AuditRow) -> dict[str, Any]:

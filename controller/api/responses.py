@@ -10,8 +10,8 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from controller.errors import ControllerError
-from controller.service.heavy import off_loop
-from controller.service.reading import HEAVY_ROWS, Page
+from controller.service.heavy import HEAVY_ROWS, off_loop
+from controller.service.reading import Page
 from controller.service.views import ResourceView
 
 log = logging.getLogger(__name__)

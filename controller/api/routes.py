@@ -25,6 +25,7 @@ from controller.core.kinds import Kind, Registry
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.values import check_resource_id
 from controller.errors import InvalidInput, NotFound, ServiceUnavailable
+from controller.service.audit import delete_status, put_status
 from controller.service.resources import Preconditions, ResourceService
 from controller.service.views import ResourceView
 
@@ -182,7 +183,7 @@ class RouteBuilder:
             body = await read_json(request, max_depth=self.options.max_json_depth)
             within = _wait_seconds(request)
             result = await self.service.put(path, body, _preconditions(request))
-            status = 201 if result.created else 200
+            status = put_status(result.created)
             if within is None or self.wait_applied is None:
                 return await resource_response(result.view, status)
             deadline = time.monotonic() + within
@@ -210,7 +211,7 @@ class RouteBuilder:
             path = resource_path(request, kind)
             within = _wait_seconds(request)
             result = await self.service.delete(path, _preconditions(request))
-            response = Response(status_code=200 if result.deleted else 204)
+            response = Response(status_code=delete_status(result.deleted))
             if within is not None and self.wait_applied is not None and result.revision:
                 applied = await self.wait_applied(result.revision, within)
                 response.headers[APPLIED_HEADER] = "true" if applied else "false"

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +26,53 @@ from controller.store.audit import AuditQuery, AuditRow
 from controller.store.database import Database
 
 log = logging.getLogger(__name__)
-__all__ = ["AuditLog", "AuditQuery", "AuditRow", "top_level_ref"]
+__all__ = ["AUDITED_WRITE", "AuditLog", "AuditQuery", "AuditRow", "AuditedWrite", "top_level_ref"]
+
+
+@dataclass
+class AuditedWrite:
+    """The audit event of the NBI write being served. The resource engine appends it inside
+    the write's own transaction, where it knows the aggregate's etag before and after (no
+    transaction of its own, no separate read of the etag before); the API's audit middleware
+    records it itself when the engine did not (a write refused before it reached the engine,
+    or whose transaction failed: nothing changed, so the etag read then is the one before)."""
+
+    row: AuditRow
+    recorded: bool = False
+
+    def completed(self, status: int, etag_before: str | None, etag_after: str | None) -> AuditRow:
+        return replace(self.row, status=status, etag_before=etag_before, etag_after=etag_after)
+
+
+# Set by the audit middleware around an audited write; None elsewhere (no audit configured).
+AUDITED_WRITE: ContextVar[AuditedWrite | None] = ContextVar("audited_write", default=None)
+
+
+def put_status(created: bool) -> int:
+    """What the NBI answers a PUT (and the audit records)."""
+    return 201 if created else 200
+
+
+def delete_status(deleted: bool) -> int:
+    """What the NBI answers a DELETE (and the audit records)."""
+    return 200 if deleted else 204
+
+
+async def append_audited_write(
+    connection: AsyncConnection,
+    *,
+    is_postgres: bool,
+    status: int,
+    etag_before: str | None,
+    etag_after: str | None,
+) -> AuditedWrite | None:
+    """Append the event of the write being served (if one is audited) in ``connection``'s
+    transaction; the caller marks it ``recorded`` once that transaction has committed."""
+    audited = AUDITED_WRITE.get()
+    if audited is not None:
+        row = audited.completed(status, etag_before, etag_after)
+        await audit.append(connection, row, is_postgres=is_postgres)
+    return audited
 
 
 def top_level_ref(nbi_path: str) -> str | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from controller.policy.documents import DocumentRow, aggregate_document
 from controller.resources.virtual_networks import VIRTUAL_SUBNETS
+from controller.service.heavy import HEAVY_ROWS, off_loop
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import ChangeLog
 from controller.store.repository import ResourceRepository, StoredResource
@@ -27,7 +28,7 @@ async def record_write(
     held = await AllocationRepository(repo.connection, is_postgres=is_postgres).held_by(
         VSIDS, subnets
     )
-    document = aggregate_document(
+    documented = [
         DocumentRow(
             row.instance_id,
             row.kind,
@@ -36,7 +37,11 @@ async def record_write(
             held[row.instance_id].value if row.instance_id in held else None,
         )
         for row in rows
-    )
+    ]
+    if len(documented) < HEAVY_ROWS:
+        document = aggregate_document(documented)
+    else:
+        document = await off_loop(aggregate_document, documented)
     log = ChangeLog(repo.connection, is_postgres=is_postgres)
     return await log.record(root.instance_id, root.kind, document, now)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,46 +23,70 @@ from controller.store.agents import AgentRepository, AgentState, is_live
 from controller.store.repository import ResourceRepository, StoredResource
 
 SOURCE = "VirtualSwitch"
+# Kinds placed on a server, whose state is that of the server's agent.
+PLACED = ("networkInterfaces", "loadBalancerMuxes")
 
 
-async def configuration_states(
+@dataclass(frozen=True)
+class Hosts:
+    """What the configuration states of some rows need from the database: the server each
+    NIC or mux is placed on, those servers' agents, and their resourceRefs."""
+
+    server_of: Mapping[str, uuid.UUID]
+    agents: Mapping[uuid.UUID, AgentState]
+    refs: Mapping[uuid.UUID, str]
+
+
+async def hosts_of(
     repo: ResourceRepository, rows: Sequence[StoredResource], *, is_postgres: bool
-) -> dict[uuid.UUID, dict[str, Any]]:
-    nics = [row for row in rows if row.kind == "networkInterfaces"]
+) -> Hosts | None:
+    """The database's part of the states of ``rows`` (None: none of them has one)."""
+    placed = [row for row in rows if row.kind in PLACED]
     servers = [row for row in rows if row.kind == "servers"]
-    muxes = [row for row in rows if row.kind == "loadBalancerMuxes"]
-    if not nics and not servers and not muxes:
-        return {}
-    server_keys = {_server_key(row) for row in (*nics, *muxes)} - {None}
+    if not placed and not servers:
+        return None
+    server_keys = {_server_key(row) for row in placed} - {None}
     found = await repo.find(sorted(k for k in server_keys if k))
-    server_of = {key: found[key][0] for key in server_keys if key in found}
+    server_of = {key: found[key][0] for key in server_keys if key and key in found}
     # Messages name a server as operators do: by its resourceRef.
     refs = dict(found.values())
     refs.update((row.instance_id, row.resource_ref) for row in servers)
     wanted = list({*server_of.values(), *(s.instance_id for s in servers)})
-    states = await AgentRepository(repo.connection, is_postgres=is_postgres).states(wanted)
+    agents = await AgentRepository(repo.connection, is_postgres=is_postgres).states(wanted)
+    return Hosts(server_of, agents, refs)
+
+
+def states_of(
+    rows: Sequence[StoredResource], hosts: Hosts | None
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The configuration states of ``rows`` (pure: a big page's run off the event loop)."""
+    if hosts is None:
+        return {}
     children = _configs_by_nic(rows)
     now = datetime.now(UTC)
     result: dict[uuid.UUID, dict[str, Any]] = {}
-    for nic in nics:
-        key = _server_key(nic)
-        server = server_of.get(key) if key else None
-        result[nic.instance_id] = _nic_state(
-            nic, server, states.get(server) if server else None, children, now, refs
-        )
-    for server_row in servers:
-        state = states.get(server_row.instance_id)
-        server_id = server_row.instance_id
-        result[server_id] = _server_state(server_id, server_id, state, now, refs)
-    for mux in muxes:
-        key = _server_key(mux)
-        server = server_of.get(key) if key else None
-        if server is None:
-            result[mux.instance_id] = _state(mux.instance_id, "Uninitialized", now, [])
-        else:
-            state = states.get(server)
-            result[mux.instance_id] = _server_state(mux.instance_id, server, state, now, refs)
+    for row in rows:
+        if row.kind == "servers":
+            agent = hosts.agents.get(row.instance_id)
+            server_id = row.instance_id
+            result[server_id] = _server_state(server_id, server_id, agent, now, hosts.refs)
+        elif row.kind in PLACED:
+            result[row.instance_id] = _placed_state(row, hosts, children, now)
     return result
+
+
+def _placed_state(
+    row: StoredResource, hosts: Hosts, children: Mapping[uuid.UUID, set[str]], now: datetime
+) -> dict[str, Any]:
+    """The state of a NIC or a mux, from the agent of the server it is placed on."""
+    key = _server_key(row)
+    server = hosts.server_of.get(key) if key else None
+    agent = hosts.agents.get(server) if server else None
+    if row.kind == "networkInterfaces":
+        return _nic_state(row, server, agent, children, now, hosts.refs)
+    if server is None:
+        return _state(row.instance_id, "Uninitialized", now, [])
+    return _server_state(row.instance_id, server, agent, now, hosts.refs)
 
 
 def _server_key(row: StoredResource) -> str | None:

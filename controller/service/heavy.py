@@ -22,6 +22,9 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Rows (or nodes) past which work on them goes to the worker thread: about 10 ms of Python.
+HEAVY_ROWS = 400
+
 _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdnc-heavy")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.core.kinds import Facts, Registry
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.errors import NotFound
-from controller.service.configuration import configuration_states
-from controller.service.heavy import off_loop
+from controller.service.configuration import Hosts, hosts_of, states_of
+from controller.service.heavy import HEAVY_ROWS, off_loop
 from controller.service.pools import allocation_facts
 from controller.service.views import ResourceView, build_views
 from controller.store.allocations import AllocationRepository
@@ -35,8 +35,6 @@ PAGE_ROWS = 600
 FIRST_PAGE_AGGREGATES = 100
 # Pages of collections read at once (see Reader._page).
 PAGES_AT_ONCE = 2
-# Past this many rows, building the views runs off the event loop (service/heavy.py).
-HEAVY_ROWS = 400
 
 
 # The rows of a page, the views of its top-level resources, and whether it is the last.
@@ -163,15 +161,25 @@ class Reader:
         referrers: Sequence[Referrer],
     ) -> dict[uuid.UUID, ResourceView]:
         facts = await self.facts(repo, rows)
-        states = await configuration_states(repo, rows, is_postgres=self.database.is_postgres)
+        hosts = await hosts_of(repo, rows, is_postgres=self.database.is_postgres)
         if len(rows) < HEAVY_ROWS:
-            return build_views(self.registry, rows, referrers, facts, states)
-        return await off_loop(build_views, self.registry, rows, referrers, facts, states)
+            return _built(self.registry, rows, referrers, facts, hosts)
+        return await off_loop(_built, self.registry, rows, referrers, facts, hosts)
 
     async def facts(
         self, repo: ResourceRepository, rows: Sequence[StoredResource]
     ) -> dict[uuid.UUID, Facts]:
         return await allocation_facts(self.allocations(repo), repo, rows)
+
+
+def _built(
+    registry: Registry,
+    rows: Sequence[StoredResource],
+    referrers: Sequence[Referrer],
+    facts: Mapping[uuid.UUID, Facts],
+    hosts: Hosts | None,
+) -> dict[uuid.UUID, ResourceView]:
+    return build_views(registry, rows, referrers, facts, states_of(rows, hosts))
 
 
 def _drop_outcome(task: asyncio.Task[_Read]) -> None:

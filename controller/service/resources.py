@@ -25,9 +25,15 @@ from controller.core.tree import Node
 from controller.errors import MethodNotAllowed, PreconditionFailed
 from controller.service import trees
 from controller.service.allocation import AllocationSettings, Allocator
+from controller.service.audit import (
+    AUDITED_WRITE,
+    append_audited_write,
+    delete_status,
+    put_status,
+)
 from controller.service.changes import record_deletion, record_write
-from controller.service.heavy import off_loop
-from controller.service.reading import HEAVY_ROWS, Page, Reader
+from controller.service.heavy import HEAVY_ROWS, off_loop
+from controller.service.reading import Page, Reader
 from controller.service.references import refuse_if_referenced, resolve_references
 from controller.service.views import ResourceView
 from controller.store.database import Database
@@ -122,11 +128,12 @@ class ResourceService:
             # instanceIds and rewrote references in the nodes it used.
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
             repo = self._repo(connection)
-            created, rows = await self._write(repo, path, written, preconditions)
+            created, rows, etag_before = await self._write(repo, path, written, preconditions)
             # The hosts cannot have applied a revision that is not even committed yet.
             rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
             view = await self.reader.view(repo, rows, path)
             assert view is not None
+            await self._audit(connection, put_status(created), etag_before, view.etag)
             # Last: the change log's revision counter stays locked until the commit.
             revision = await record_write(
                 repo, rows, now=self.clock(), is_postgres=self.database.is_postgres
@@ -134,8 +141,18 @@ class ResourceService:
             return PutResult(view, created, revision)
 
         result = await self.database.run(work)
+        _committed()
         self.on_commit(result.revision)
         return result
+
+    async def _audit(
+        self, connection: AsyncConnection, status: int, before: str | None, after: str | None
+    ) -> None:
+        """The audit event of this write, in its transaction (service/audit.py)."""
+        postgres = self.database.is_postgres
+        await append_audited_write(
+            connection, is_postgres=postgres, status=status, etag_before=before, etag_after=after
+        )
 
     async def _write(
         self,
@@ -143,8 +160,9 @@ class ResourceService:
         path: ResourcePath,
         written: Node,
         preconditions: Preconditions,
-    ) -> tuple[bool, list[StoredResource]]:
-        """Write ``written`` at ``path``; whether it was created, and the aggregate's rows."""
+    ) -> tuple[bool, list[StoredResource], str | None]:
+        """Write ``written`` at ``path``; whether it was created, the aggregate's rows, and
+        its etag before the write."""
         root_row = await repo.lock_root(path.root.key)
         stored_rows = await repo.aggregate(root_row.instance_id) if root_row else []
         stored_tree = await self._loaded(stored_rows)
@@ -172,7 +190,7 @@ class ResourceService:
         await self._validate(repo, new_tree)
         await self._check_referrers(repo, new_tree, stored_nodes)
         rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references)
-        return stored is None, rows
+        return stored is None, rows, root_row.etag if root_row else None
 
     async def _loaded(self, rows: Sequence[StoredResource]) -> Node | None:
         """The node tree of one aggregate's ``rows`` (None for none); a big one is built off
@@ -269,29 +287,13 @@ class ResourceService:
         root_id: uuid.UUID,
     ) -> list[StoredResource]:
         now = self.clock()
-        stored_by_id = {row.instance_id: row for row in stored_rows}
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        rows: list[StoredResource] = []
-        for node, parent_id, position in trees.placed(tree):
-            assert node.instance_id is not None
-            values = trees.row_values(
-                node, parent_id=parent_id, root_id=root_id, position=position, now=now
-            )
-            if parent_id is None:
-                values["etag"] = new_etag()
-            old = stored_by_id.get(node.instance_id)
-            if old is None:
-                inserts.append({**values, "created_at": now})
-                rows.append(StoredResource(**inserts[-1]))
-            elif parent_id is None or _changed(old, values):
-                updates.append(values)
-                rows.append(StoredResource(**values, created_at=old.created_at))
-            else:
-                rows.append(old)
-        await repo.update_many(updates)
-        await repo.insert(inserts)
-        return rows
+        if len(stored_rows) < HEAVY_ROWS:
+            planned = _planned_rows(stored_rows, tree, root_id, now)
+        else:
+            planned = await off_loop(_planned_rows, stored_rows, tree, root_id, now)
+        await repo.update_many(planned.updates)
+        await repo.insert(planned.inserts)
+        return planned.rows
 
     async def delete(
         self, path: ResourcePath, preconditions: Preconditions = Preconditions()
@@ -306,7 +308,9 @@ class ResourceService:
             rows = await repo.aggregate(root_row.instance_id) if root_row else []
             tree = await self._loaded(rows)
             node = tree.find(path.key) if tree else None
-            _check(preconditions, node is not None, root_row.etag if root_row else None, path)
+            etag_before = root_row.etag if root_row else None
+            _check(preconditions, node is not None, etag_before, path)
+            await self._audit(connection, delete_status(node is not None), etag_before, None)
             if node is None or root_row is None:
                 return DeleteResult(False)
             await refuse_if_referenced(repo, list(node.walk()))
@@ -323,6 +327,7 @@ class ResourceService:
             return DeleteResult(True, revision)
 
         result = await self.database.run(work)
+        _committed()
         if result.revision is not None:
             self.on_commit(result.revision)
         return result
@@ -350,6 +355,47 @@ _COMPARED = (
 
 def _changed(old: StoredResource, values: dict[str, object]) -> bool:
     return any(getattr(old, name) != values[name] for name in _COMPARED)
+
+
+def _committed() -> None:
+    """The write's transaction, and the audit event in it, committed."""
+    audited = AUDITED_WRITE.get()
+    if audited is not None:
+        audited.recorded = True
+
+
+@dataclass(frozen=True)
+class _Planned:
+    inserts: list[dict[str, Any]]
+    updates: list[dict[str, Any]]
+    # Every row of the aggregate as it will be stored.
+    rows: list[StoredResource]
+
+
+def _planned_rows(
+    stored_rows: Sequence[StoredResource], tree: Node, root_id: uuid.UUID, now: datetime
+) -> _Planned:
+    """The rows ``tree`` inserts and rewrites over ``stored_rows`` (unchanged rows are kept;
+    the top-level row always gets a new etag)."""
+    stored_by_id = {row.instance_id: row for row in stored_rows}
+    planned = _Planned([], [], [])
+    for node, parent_id, position in trees.placed(tree):
+        assert node.instance_id is not None
+        values = trees.row_values(
+            node, parent_id=parent_id, root_id=root_id, position=position, now=now
+        )
+        if parent_id is None:
+            values["etag"] = new_etag()
+        old = stored_by_id.get(node.instance_id)
+        if old is None:
+            planned.inserts.append({**values, "created_at": now})
+            planned.rows.append(StoredResource(**planned.inserts[-1]))
+        elif parent_id is None or _changed(old, values):
+            planned.updates.append(values)
+            planned.rows.append(StoredResource(**values, created_at=old.created_at))
+        else:
+            planned.rows.append(old)
+    return planned
 
 
 def _validate_nodes(nodes: Sequence[Node]) -> None:

@@ -15,6 +15,7 @@ again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,8 +38,16 @@ class Compiled:
         self.sql: str = compiled.string
 
     async def rows(
-        self, connection: AsyncConnection, params: Mapping[str, Any], *, is_postgres: bool
+        self,
+        connection: AsyncConnection,
+        params: Mapping[str, Any],
+        *,
+        is_postgres: bool,
+        chunk: int | None = None,
     ) -> Sequence[tuple[Any, ...]]:
+        """The statement's rows. With ``chunk`` (PostgreSQL), they are decoded that many at a
+        time, letting the event loop run other tasks in between: decoding a page of 600
+        rows at once kept every other request waiting."""
         if not is_postgres:
             result = await connection.execute(self.statement, params)
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -48,7 +57,15 @@ class Compiled:
             cursor = driver.cursor()
             await cursor.execute(self.sql, params)
             # A statement returning nothing (an INSERT) has no rows to fetch.
-            return [] if cursor.description is None else await cursor.fetchall()
+            if cursor.description is None:
+                return []
+            if chunk is None:
+                return await cursor.fetchall()
+            rows: list[tuple[Any, ...]] = []
+            while batch := await cursor.fetchmany(chunk):
+                rows.extend(batch)
+                await _next_turn()
+            return rows
         except psycopg.Error as exc:
             broken = driver.broken or driver.closed
             if broken:
@@ -61,3 +78,8 @@ class Compiled:
                 connection_invalidated=broken,
                 dialect=_POSTGRES,
             ) from exc
+
+
+async def _next_turn() -> None:
+    """Let the event loop run whatever else is ready."""
+    await asyncio.sleep(0)

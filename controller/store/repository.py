@@ -23,6 +23,8 @@ REFERENCES = cast(Table, ResourceReference.__table__)
 _ROOTS = RESOURCES.alias("roots")
 _TARGETS = RESOURCES.alias("targets")
 _ORDER = (RESOURCES.c.position, RESOURCES.c.path_key)
+# Rows of a big result decoded between two turns of the event loop.
+_DECODED_AT_ONCE = 100
 # Keep IN lists well below driver parameter limits (SQLite allows 32766).
 _CHUNK = 2000
 
@@ -181,13 +183,18 @@ class ResourceRepository:
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
         """A top-level resource and all its descendants."""
         params = {"root_id": root_id}
-        rows = await _AGGREGATE.rows(self.connection, params, is_postgres=self.is_postgres)
+        rows = await _AGGREGATE.rows(
+            self.connection, params, is_postgres=self.is_postgres, chunk=_DECODED_AT_ONCE
+        )
         return [StoredResource(*row) for row in rows]
 
     async def aggregate_at(self, root_key: str) -> list[StoredResource]:
         """The aggregate whose top-level resource has ``root_key``, in one round trip."""
         rows = await _AGGREGATE_AT.rows(
-            self.connection, {"root_key": root_key}, is_postgres=self.is_postgres
+            self.connection,
+            {"root_key": root_key},
+            is_postgres=self.is_postgres,
+            chunk=_DECODED_AT_ONCE,
         )
         return [StoredResource(*row) for row in rows]
 
@@ -205,7 +212,9 @@ class ResourceRepository:
         """The aggregates of the first ``limit`` top-level resources of ``kind`` whose key sorts
         after ``after`` ("" for the first page), in the order the collection lists them."""
         params = {"kind": kind, "after": after, "limit": limit}
-        rows = await _AGGREGATES_PAGE.rows(self.connection, params, is_postgres=self.is_postgres)
+        rows = await _AGGREGATES_PAGE.rows(
+            self.connection, params, is_postgres=self.is_postgres, chunk=_DECODED_AT_ONCE
+        )
         return [StoredResource(*row) for row in rows]
 
     async def page_referrers(self, kind: str, after: str, limit: int) -> list[Referrer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from controller.service.reading import HEAVY_ROWS
+from controller.service.heavy import HEAVY_ROWS
 from tests.support import bodies
 from tests.support.bodies import acl_rule, logical_network, logical_subnet
 from tests.support.nbi import (

@@ -146,8 +146,8 @@ def test_the_throttle_forgets_failures_once_they_leave_the_window() -> None:
 async def test_credentials_that_cannot_be_checked_are_answered_503(
     settings: Settings, database: Database, database_url: str
 ) -> None:
-    """The database does not answer: a token cannot be looked up, nor an etag read for the
-    audit; both are answered 503 with Retry-After, as the request itself would be."""
+    """The database does not answer: a token cannot be looked up, nor a write made (nor its
+    audit event recorded); both are answered 503 with Retry-After."""
     secured = settings.model_copy(update={"auth": "token"})
     _, good = await AccessService(database).create_token("ops", Role.OPERATOR)
     app = create_app(secured, database=database)
@@ -159,6 +159,8 @@ async def test_credentials_that_cannot_be_checked_are_answered_503(
         assert answer.status_code == 503, answer.text
         assert answer.headers["retry-after"]
         app.state.access.database = database
+        service = app.state.service
+        service.database = service.reader.database = broken
         put = await http.put(
             f"{V1}/accessControlLists/web", json=acl(), headers={**PS_HEADERS, **_bearer(good)}
         )

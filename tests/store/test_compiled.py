@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from controller.store import compiled
 from controller.store.compiled import Compiled
 from controller.store.database import Database
 from controller.store.repository import RESOURCES, ResourceRepository
@@ -76,3 +77,28 @@ async def test_a_violation_raises_what_database_run_retries(database: Database) 
 
     # Nothing of the failed unit stayed; the pooled connection works afterwards.
     assert await database.run(count, write=False) == 0
+
+
+async def test_rows_decoded_in_chunks_let_the_event_loop_turn(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All 250 rows, in order, and the event loop got a turn after each chunk of 100
+    (PostgreSQL: SQLite's rows are not decoded off a socket, and it ignores the chunk)."""
+    if not database.is_postgres:
+        pytest.skip("generate_series and chunked decoding are PostgreSQL's")
+    numbers = Compiled(select(text("n FROM generate_series(1, 250) AS n")))
+    turns = 0
+    next_turn = compiled._next_turn
+
+    async def counted() -> None:
+        nonlocal turns
+        turns += 1
+        await next_turn()
+
+    async def work(connection: AsyncConnection) -> list[int]:
+        rows = await numbers.rows(connection, {}, is_postgres=True, chunk=100)
+        return [n for (n,) in rows]
+
+    monkeypatch.setattr(compiled, "_next_turn", counted)
+    assert await database.run(work, write=False) == list(range(1, 251))
+    assert turns == 3
