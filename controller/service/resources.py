@@ -108,10 +108,6 @@ class ResourceService:
         """The members of ``collection``, a page at a time (service/reading.py)."""
         return self.reader.pages(collection)
 
-    async def list_collection(self, collection: CollectionPath) -> list[ResourceView]:
-        """All the members of ``collection`` at once (for small ones: it holds them all)."""
-        return [view async for page in self.pages(collection) for view in page.views]
-
     # -- writes --------------------------------------------------------------------------
 
     async def put(

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
 from psycopg.types.json import Json
 from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.compiled import Compiled
+from controller.store.database import json_text
 from controller.store.tables import AgentStatus, Change, Resource, RevisionCounter
 
 CHANGES = cast(Table, Change.__table__)
@@ -57,10 +57,6 @@ _SINCE = Compiled(
 )
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 @dataclass(frozen=True)
 class ChangeRow:
     revision: int
@@ -91,7 +87,7 @@ class ChangeLog:
             params = {
                 "root_id": root_id,
                 "root_kind": root_kind,
-                "document": None if document is None else Json(document, dumps=_json_text),
+                "document": None if document is None else Json(document, dumps=json_text),
                 "created_at": now,
                 "stamp": document is not None and resource,
                 "channel": CHANNEL,

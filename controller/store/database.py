@@ -96,7 +96,8 @@ def _normalise(url: str) -> str:
     return "postgresql" + url[len("postgres") :] if url.startswith("postgres://") else url
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """A JSON document as the database is given it (every JSON column, the change log's)."""
     return orjson.dumps(value).decode()
 
 
@@ -144,7 +145,7 @@ class Database:
                 # The server drops what no client waits for any more.
                 "options": f"-c statement_timeout={_milliseconds(self.timeouts.total)}",
             },
-            json_serializer=_dumps,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
 
@@ -154,7 +155,7 @@ class Database:
         in_memory = self.url.database in (None, "", ":memory:")
         engine = create_async_engine(
             self.url,
-            json_serializer=_dumps,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
             **({} if in_memory else {"pool_timeout": self.timeouts.connect}),
         )
