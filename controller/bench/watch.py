@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,14 +42,9 @@ class MemorySampler:
     @contextlib.asynccontextmanager
     async def sampling(self) -> AsyncIterator[MemorySampler]:
         self.peak = rss_bytes(self.pid)
-        task = asyncio.create_task(self._sample())
-        try:
+        async with _in_background(self._sample()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self._take()
+        self._take()
 
     async def _sample(self) -> None:
         while True:
@@ -72,13 +67,8 @@ class Prober:
 
     @contextlib.asynccontextmanager
     async def probing(self) -> AsyncIterator[Prober]:
-        task = asyncio.create_task(self._probe())
-        try:
+        async with _in_background(self._probe()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _probe(self) -> None:
         connection = LeanConnection(self.base_url)
@@ -113,3 +103,15 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, Any]:
 
 def mib(value: int | None) -> float | None:
     return None if value is None else round(value / MIB, 1)
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``work`` runs while the block does, and is cancelled when it ends."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

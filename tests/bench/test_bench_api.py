@@ -5,7 +5,6 @@ Only the shape of the report and the absence of errors are checked; the numbers 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_database
+from tests.support.bench import run_bench
 from tests.support.server import running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -31,15 +31,9 @@ METRICS = (
 
 
 def bench(*args: str, database_url: str) -> dict[str, object]:
-    command = [sys.executable, "-m", "controller", "bench", "api", "--requests", "50"]
-    command += ["--clients", "4", "--json", *args]
-    env = {**os.environ, "SDNC_DATABASE_URL": database_url, "SDNC_LOG_LEVEL": "warning"}
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    report, _ = run_bench(
+        "api", "--requests", "50", "--clients", "4", *args, database_url=database_url
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict)
     return report
 
 

@@ -4,15 +4,11 @@ not checked."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import httpx
 import pytest
 
 from tests.conftest import create_database
+from tests.support.bench import run_bench
 from tests.support.server import running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -22,15 +18,7 @@ SIZES = ("--nics", "150", "--configs", "20", "--rules", "10", "--concurrency", "
 
 
 def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
-    command = [sys.executable, "-m", "controller", "bench", "big", *SIZES, "--json", *args]
-    env = {**os.environ, "SDNC_DATABASE_URL": database_url, "SDNC_LOG_LEVEL": "warning"}
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert isinstance(report, dict)
-    return report, result.stderr
+    return run_bench("big", *SIZES, *args, database_url=database_url)
 
 
 def check(report: dict[str, object], *, measured: bool) -> None:
