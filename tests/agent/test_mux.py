@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import subprocess
 from collections import Counter
 from typing import Any
 
@@ -75,6 +76,17 @@ def test_the_plan_marks_each_place_and_keeps_the_numbers() -> None:
     assert [key for key, _ in plan_mux(objects, {}).problems] == ["lbRule/web"]
 
 
+def _held_to(client: str, dip: str) -> subprocess.Popen[str]:
+    """A connection from ``client`` to the VIP held open, one that the mux sent to ``dip``."""
+    for _ in range(30):  # each lands on ``dip`` with a chance of one half
+        held = hold(client, VIP, 80)
+        assert held.stdout is not None
+        if held.stdout.readline().split()[0] == dip:
+            return held
+        stop_process(held)
+    raise AssertionError(f"no connection to {VIP} landed on {dip}")
+
+
 @pytest.mark.dataplane("nft")
 async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> None:
     underlay = lab.underlay()
@@ -116,14 +128,18 @@ async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> 
             ((_, seen),) = ask(nics[NAMED], CLIENT, 9000)
             assert seen == PUBLIC, "the public IP, outbound"
 
-            # A DIP leaves the pool: a connection held to it through the mux keeps going (the
+            # DIP1 leaves the pool (the NAT rule keeps it placed, so its host still takes what
+            # the mux sends to it): a connection held to it through the mux keeps going (the
             # mux remembers the flow, and still routes to where that DIP lives); new
             # connections avoid it.
-            held = hold(client, VIP, 80)
+            leaving, staying = DIP1, DIP2
+            held = _held_to(client, leaving)
             try:
-                assert held.stdout is not None
-                leaving = held.stdout.readline().split()[0]
-                staying = DIP2 if leaving == DIP1 else DIP1
+                # Flows the mux now remembers on the leaving DIP, by their source ports.
+                ports = list(range(42100, 42120))
+                gone = [p for p, (dip, _) in zip(ports, ask(client, VIP, 80, source_ports=ports),
+                                                 strict=True) if dip == leaving]  # fmt: skip
+                assert gone, "some of twenty flows hashed to each DIP"
                 changed = lb_objects(host_address, vnet, pool=[staying])
                 for dataplane, objects_now, vip_map in ((hosting, host_objects, False),
                                                         (muxing, mux_objects, True)):  # fmt: skip
@@ -141,6 +157,10 @@ async def test_an_external_client_reaches_the_vips_through_the_mux(lab: Lab) -> 
                 )
                 assert f": {MARK_BASE + mark:#010x}" in flows, flows
                 assert {dip for dip, _ in ask(client, VIP, 80, 20)} == {staying}
+                # A new connection that reuses a remembered flow's addresses and ports (a
+                # client's ephemeral ports come round again within minutes) is a new flow:
+                # its SYN is hashed afresh, not sent after the old one to the DIP that left.
+                assert {dip for dip, _ in ask(client, VIP, 80, source_ports=gone)} == {staying}
             finally:
                 stop_process(held)
         assert (await muxing.reconcile()).changes == 0

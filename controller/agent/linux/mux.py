@@ -13,11 +13,12 @@ table, hashed with the same fields and seed as everywhere.
 ``plan_mux(objects, marks) -> MuxPlan``:
 
 * ``MuxTables`` (``table ip sdnc_mux``, the shape of ``lb_tables.LbTables``): per lbRule a chain
-  that sets the packet's mark from the flow table (a flow keeps its DIP while it goes on) or
-  else ``jhash <flow> mod <slots> seed FLOW_HASH_SEED map @slots_<id>`` (slot -> the mark of
-  the DIP's place), and remembers it; lbNat frontends, public IPs and the
-  source-port blocks of outbound NAT (whose replies come back to the VIP) map straight to a
-  mark. Traffic to these addresses is not tracked (the mux sees one direction only).
+  that sets the packet's mark from the flow table (a flow keeps its DIP while it goes on; a
+  TCP SYN starts a new one) or else ``jhash <flow> mod <slots> seed FLOW_HASH_SEED map
+  @slots_<id>`` (slot -> the mark of the DIP's place), and remembers it; lbNat frontends,
+  public IPs and the source-port blocks of outbound NAT (whose replies come back to the VIP)
+  map straight to a mark. Traffic to these addresses is not tracked (the mux sees one
+  direction only).
 * ``targets``: per place a DIP lives (provider address, VSID, MAC) a number; its mark is
   ``MARK_BASE + number``. An ``ip rule`` sends a packet with that mark to a table of that
   number whose default route is ``via <next hop> dev sdncmux onlink encap ip id <VSID> dst
@@ -58,6 +59,7 @@ FLOWS = 1 << 18  # flows a mux remembers at once; beyond, new ones are hashed ea
 # or update; a TCP and a UDP flow of the same addresses and ports share a DIP.
 FLOW = "ip saddr . ip daddr . th sport . th dport"
 FLOW_TYPE = "ipv4_addr . ipv4_addr . inet_service . inet_service"
+NEW_CONNECTION = "tcp flags & (syn | ack) == syn"
 
 _HOOKS = f"""\
 chain raw {{
@@ -173,12 +175,18 @@ def _rule_parts(
 
 def _rule_lines(rule: Balanced) -> tuple[str, ...]:
     """A flow the mux remembers keeps its mark (and its idle time starts again); a new one is
-    hashed into the slot table and remembered."""
+    hashed into the slot table and remembered. A TCP connection's first packet (SYN without
+    ACK) is always a new flow: a client's ephemeral ports come round again within minutes
+    (Linux steps them by about nine per connection to one destination, so a busy client
+    reuses a port after some 3,000 connections), and a remembered flow would send the new
+    connection to the DIP of an old one, even one that has since left the pool."""
     remember = f"update @{FLOWS_MAP} {{ {FLOW} timeout {rule.idle_minutes}m : meta mark }}"
-    hashed = f"jhash {rule.fields} mod {len(rule.slots)} seed {FLOW_HASH_SEED:#x}"
+    hashed = f"meta mark set jhash {rule.fields} mod {len(rule.slots)} seed {FLOW_HASH_SEED:#x}"
+    from_slots = f"{hashed} map @{slots_map(rule.key)} {remember} accept"
     return (
+        f"{NEW_CONNECTION} {from_slots}",
         f"meta mark set {FLOW} map @{FLOWS_MAP} {remember} accept",
-        f"meta mark set {hashed} map @{slots_map(rule.key)} {remember} accept",
+        from_slots,
     )
 
 
