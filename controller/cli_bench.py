@@ -11,16 +11,29 @@ from controller.settings import Settings
 
 bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
 
+# The options every benchmark against a controller takes.
+ControllerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--controller",
+        metavar="URL",
+        help="Base URL of a running controller on the configured database; default: start one.",
+    ),
+]
+ControllerPid = Annotated[
+    int | None,
+    typer.Option(
+        "--controller-pid",
+        metavar="PID",
+        help="Process id of the --controller on this machine, to report its CPU time and "
+        "memory (a controller the benchmark starts is measured anyway).",
+    ),
+]
+
 
 @bench_app.command("api")
 def bench_api(
-    controller: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="Base URL of a running controller; default: start one on the configured database.",
-        ),
-    ] = None,
+    controller: ControllerUrl = None,
     clients: Annotated[int, typer.Option(min=1, metavar="N", help="Concurrent clients.")] = 32,
     requests: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per phase.")] = 5000,
     list_size: Annotated[
@@ -44,14 +57,7 @@ def bench_api(
             help="ipConfigurations nic-child-add adds to each container-host NIC.",
         ),
     ] = 64,
-    controller_pid: Annotated[
-        int | None,
-        typer.Option(
-            metavar="PID",
-            help="Process id of the --controller on this machine, to report its CPU time per "
-            "phase (a controller the benchmark starts is measured anyway).",
-        ),
-    ] = None,
+    controller_pid: ControllerPid = None,
 ) -> None:
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
     and IP allocation, under concurrent clients."""
@@ -78,13 +84,7 @@ def bench_api(
 
 @bench_app.command("big")
 def bench_big(
-    controller: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="Base URL of a running controller; default: start one on the configured database.",
-        ),
-    ] = None,
+    controller: ControllerUrl = None,
     nics: Annotated[int, typer.Option(min=1, metavar="N", help="NICs in the collection.")] = 20000,
     configs: Annotated[
         int, typer.Option(min=1, metavar="N", help="ipConfigurations of the big NIC.")
@@ -99,13 +99,7 @@ def bench_big(
         bool, typer.Option(help="Keep what was set up; the next run reuses it.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    controller_pid: Annotated[
-        int | None,
-        typer.Option(
-            metavar="PID",
-            help="Process id of the --controller on this machine, to report its memory and CPU.",
-        ),
-    ] = None,
+    controller_pid: ControllerPid = None,
 ) -> None:
     """Measure a big collection (time, memory), a NIC of many ipConfigurations, a child added
     to a big ACL, and a discovery GET's latency meanwhile."""
@@ -131,13 +125,7 @@ def bench_big(
 
 @bench_app.command("convergence")
 def bench_convergence(
-    controller: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            help="A running controller on the configured database; default: start one.",
-        ),
-    ] = None,
+    controller: ControllerUrl = None,
     agents: Annotated[
         int, typer.Option(min=1, metavar="N", help="Servers, each with a simulated agent.")
     ] = 100,
@@ -159,6 +147,7 @@ def bench_convergence(
     vips: Annotated[
         int, typer.Option(min=1, metavar="N", help="lb scenario: load balancers of 10 DIPs each.")
     ] = 100,
+    controller_pid: ControllerPid = None,
 ) -> None:
     """Time a northbound change until every affected simulated agent has acknowledged it."""
     from controller.bench import convergence, lb
@@ -171,7 +160,9 @@ def bench_convergence(
             lb_options = lb.Options(agents=agents, vips=vips, changes=changes)
             report = lb.run(controller, settings.resolved_database_url(), lb_options, log=log)
         elif scenario == "default":
-            options = convergence.Options(agents=agents, endpoints=endpoints, changes=changes)
+            options = convergence.Options(
+                agents=agents, endpoints=endpoints, changes=changes, controller_pid=controller_pid
+            )
             report = convergence.run(controller, settings.resolved_database_url(), options, log=log)
         else:
             typer.echo(f"error: no scenario '{scenario}' (default, lb)", err=True)

@@ -16,9 +16,13 @@ Measured:
 * endpoint add: PUT of one more ipConfiguration on a NIC with ``?wait=applied`` (its host gets
   an endpoint, the other hosts of the virtual network a mapping);
 * ``bytes_per_host_per_change``: bytes the agents received during the ACL changes, per change
-  and per affected host; ``compile_ms_per_change`` from the replica's own counters.
+  and per affected host; ``compile_ms_per_change`` from the replica's own counters;
+* ``controller_rss_peak_mib``: the controller's highest resident memory (sampled every 5 ms)
+  in each phase -- setup, cold snapshot, changes -- and at the end (a controller the
+  benchmark starts, or ``--controller-pid``), and its CPU milliseconds per change of each kind.
 
-The simulated agents share the machine with the controller; ``cpu`` reports both processes.
+The simulated agents share the machine with the controller; ``bench_process_cpu_s`` is what
+they (and the benchmark's client) used.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from controller.bench.calls import (
     summary,
     timed_puts,
 )
-from controller.bench.common import BenchError, started_controller
+from controller.bench.common import BenchError, controller_process, process_cpu_seconds
+from controller.bench.watch import MemorySampler, mib, rss_bytes
 
 ENDPOINTS_PER_NETWORK = 1000
 PREFIX = "bench"
@@ -57,6 +62,7 @@ class Options:
     changes: int = 50
     concurrency: int = 8
     timeout: float = 30.0
+    controller_pid: int | None = None  # of a running controller, to sample its memory
 
 
 def _rule(port: int) -> dict[str, Any]:
@@ -171,8 +177,31 @@ def _fleet(base_url: str, tokens: dict[str, str], options: Options) -> Fleet:
 
 
 async def _measure(
-    base_url: str, database_url: str, options: Options, log: Callable[[str], None]
+    base_url: str,
+    database_url: str,
+    options: Options,
+    memory: MemorySampler,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
+    async with memory.sampling():
+        report, peaks = await _phases(base_url, database_url, options, memory, log)
+    report["controller_rss_peak_mib"] = {
+        "setup": mib(peaks[0]),
+        "cold_snapshot": mib(peaks[1]),
+        "changes": mib(memory.peak),
+    }
+    report["controller_rss_end_mib"] = mib(rss_bytes(memory.pid))
+    return report
+
+
+async def _phases(
+    base_url: str,
+    database_url: str,
+    options: Options,
+    memory: MemorySampler,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], list[int | None]]:
+    """The report, and the controller's peak memory during the setup and the cold snapshot."""
     async with httpx.AsyncClient(base_url=base_url, timeout=options.timeout + 30) as client:
         networks = await _provision(client, options, log)
         tokens = await agent_tokens(database_url, options.agents)
@@ -184,6 +213,7 @@ async def _measure(
         await warm.applied(revision, 120)
         await warm.stop()
 
+        peaks = [memory.restart()]
         revision = (await southbound_status(client))["revision"]
         cold = _fleet(base_url, tokens, options)
         started = time.perf_counter()
@@ -196,16 +226,19 @@ async def _measure(
         gc.collect()
         gc.freeze()
         log(f"cold snapshot of {options.agents} agents: {cold_snapshot:.2f} s")
+        peaks.append(memory.restart())
         try:
-            return await _changes(client, cold, options, networks, cold_snapshot)
+            report = await _changes(client, cold, options, networks, memory.pid)
+            return report | {"cold_snapshot_s": round(cold_snapshot, 3)}, peaks
         finally:
             await cold.stop()
 
 
 async def _changes(
-    client: httpx.AsyncClient, fleet: Fleet, options: Options, networks: int, cold: float
+    client: httpx.AsyncClient, fleet: Fleet, options: Options, networks: int, pid: int | None
 ) -> dict[str, Any]:
     before = await southbound_status(client)
+    cpu = [_cpu_seconds(pid)]
     received = sum(s.stats.bytes_received for s in fleet.sessions)
     acl_changes = [
         (f"/accessControlLists/{PREFIX}/aclRules/r0", {**_rule(9000 + n)})
@@ -215,9 +248,11 @@ async def _changes(
         body["properties"]["priority"] = 100
     acl_latencies, acl_timeouts = await timed_puts(client, acl_changes, options.timeout)
     acl_bytes = sum(s.stats.bytes_received for s in fleet.sessions) - received
+    cpu.append(_cpu_seconds(pid))
     middle = await southbound_status(client)
     adds = [_endpoint_add(n, options.agents, networks) for n in range(options.changes)]
     add_latencies, add_timeouts = await timed_puts(client, adds, options.timeout)
+    cpu.append(_cpu_seconds(pid))
     after = await southbound_status(client)
     acl_compile = (middle["compileSecondsTotal"] - before["compileSecondsTotal"]) * 1000
     add_compile = (after["compileSecondsTotal"] - middle["compileSecondsTotal"]) * 1000
@@ -231,9 +266,22 @@ async def _changes(
         "bytes_per_host_per_change": round(acl_bytes / (options.changes * options.agents), 1),
         "acl_compile_ms_per_change": round(acl_compile / max(1, options.changes), 3),
         "endpoint_add_compile_ms_per_change": round(add_compile / max(1, options.changes), 3),
-        "cold_snapshot_s": round(cold, 3),
+        "acl_controller_cpu_ms_per_change": _per_change(cpu[0], cpu[1], options.changes),
+        "endpoint_add_controller_cpu_ms_per_change": _per_change(cpu[1], cpu[2], options.changes),
         "objects": after["objects"],
     }
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    return None if pid is None else process_cpu_seconds(pid)
+
+
+def _per_change(before: float | None, after: float | None, changes: int) -> float | None:
+    """The controller's CPU milliseconds per change (its whole process: the writes, the
+    compiler, the frames to every agent)."""
+    if before is None or after is None:
+        return None
+    return round((after - before) * 1000.0 / max(1, changes), 2)
 
 
 def _endpoint_add(n: int, agents: int, networks: int) -> tuple[str, dict[str, Any]]:
@@ -250,10 +298,12 @@ def run(
     started_cpu = resource.getrusage(resource.RUSAGE_SELF)
     if controller is None:
         # The agents' channels, and the HTTP client's pool (httpx's default of 100).
-        with started_controller(log, connections=options.agents + 100) as base_url:
-            report = asyncio.run(_measure(base_url, database_url, options, log))
+        with controller_process(log, connections=options.agents + 100) as started:
+            sampler = MemorySampler(started.pid)
+            report = asyncio.run(_measure(started.base_url, database_url, options, sampler, log))
     else:
-        report = asyncio.run(_measure(controller.rstrip("/"), database_url, options, log))
+        sampler = MemorySampler(options.controller_pid)
+        report = asyncio.run(_measure(controller.rstrip("/"), database_url, options, sampler, log))
     used = resource.getrusage(resource.RUSAGE_SELF)
     report["bench_process_cpu_s"] = round(
         used.ru_utime + used.ru_stime - started_cpu.ru_utime - started_cpu.ru_stime, 1

@@ -51,6 +51,12 @@ class MemorySampler:
             self._take()
             await asyncio.sleep(SAMPLE_INTERVAL)
 
+    def restart(self) -> int | None:
+        """The peak so far; from now on the peak of what follows."""
+        self._take()
+        peak, self.peak = self.peak, rss_bytes(self.pid)
+        return peak
+
     def _take(self) -> None:
         now = rss_bytes(self.pid)
         if now is not None and (self.peak is None or now > self.peak):
