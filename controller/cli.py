@@ -12,17 +12,13 @@ import typer
 from controller.cli_access import cert_app, token_app
 from controller.cli_agent import agent, agent_teardown, configure_logging
 from controller.cli_bench import bench_app
+from controller.cli_style import command_group
 from controller.client import commands as client
 from controller.client.trace import trace
 from controller.settings import Settings
 
-app = typer.Typer(
-    help="SDN network controller with an MS-NCNBI compatible northbound API.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app = command_group(help="SDN network controller with an MS-NCNBI compatible northbound API.")
+db_app = command_group(help="Database maintenance.")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 # The client commands: HTTP to a running controller (controller/client/).

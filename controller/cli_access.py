@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from controller.cli_style import command_group
 from controller.core.roles import Role, parse_role
 from controller.errors import ControllerError
 from controller.service.access import AccessService, Actor, Principal
@@ -21,8 +22,8 @@ from controller.settings import Settings
 from controller.store.database import Database
 
 T = TypeVar("T")
-token_app = typer.Typer(help="Northbound API tokens.", no_args_is_help=True)
-cert_app = typer.Typer(help="Client certificates allowed in (x509).", no_args_is_help=True)
+token_app = command_group(help="Northbound API tokens.")
+cert_app = command_group(help="Client certificates allowed in (x509).")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -73,7 +74,9 @@ def _run(work: Callable[[AccessService], Awaitable[T]]) -> T:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Argument(help="A name to tell the token by (and revoke it).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name to tell the token by (and revoke it).")
+    ],
     role: RoleOption,
     expires: Annotated[
         str | None,
@@ -100,7 +103,9 @@ def token_list() -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+def token_revoke(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The token's name.")],
+) -> None:
     """Revoke a token: from now on it authenticates nobody."""
     _run(lambda access: access.revoke_token(name, actor=_actor()))
     typer.echo(f"token '{name}' revoked", err=True)
@@ -109,7 +114,10 @@ def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")])
 @cert_app.command("allow")
 def cert_allow(
     certificate: Annotated[
-        str, typer.Argument(help="SHA-1 thumbprint (hex) or subject (CN=...,O=...).")
+        str,
+        typer.Argument(
+            metavar="CERTIFICATE", help="SHA-1 thumbprint (hex) or subject (CN=...,O=...)."
+        ),
     ],
     role: RoleOption,
 ) -> None:
@@ -127,7 +135,9 @@ def cert_list() -> None:
 
 @cert_app.command("revoke")
 def cert_revoke(
-    certificate: Annotated[str, typer.Argument(help="The thumbprint or subject allowed.")],
+    certificate: Annotated[
+        str, typer.Argument(metavar="CERTIFICATE", help="The thumbprint or subject allowed.")
+    ],
 ) -> None:
     """Stop allowing a client certificate in."""
     _run(lambda access: access.revoke_certificate(certificate, actor=_actor()))

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from controller.cli_style import command_group
 from controller.settings import Settings
 
-bench_app = typer.Typer(help="Load benchmarks.", no_args_is_help=True)
+bench_app = command_group(help="Load benchmarks.")
 
 # The options every benchmark against a controller takes.
 ControllerUrl = Annotated[

@@ -37,11 +37,24 @@ def test_options_show_what_they_take_not_python_types() -> None:
     for path in commands:
         text = _help(*path)
         for line in text.splitlines():
-            if re.match(r"\s+(-\w, )?--", line):
+            # Options (-o, --output FORMAT) and positional arguments (KIND, ID) alike.
+            if re.match(r"\s+((-\w, )?--|[A-Z_]+\s)", line):
                 tag = re.search(r"<[a-z][a-z\[\]|, ]*>", line)
                 assert tag is None, f"sdnc {' '.join(path)} --help: {line.strip()}"
         assert "<bool>" not in text
         assert "<list[" not in text
+        assert "<str>" not in text
+
+
+def test_usage_lines_name_arguments_in_capitals_without_braces() -> None:
+    commands = _commands(typer.main.get_command(app))
+    for path in commands:
+        usage = _help(*path).splitlines()[0]
+        assert "{" not in usage, usage
+        arguments = usage.split("[OPTIONS]")[-1].split()
+        for argument in arguments:
+            assert argument.strip("[].").isupper(), f"sdnc {' '.join(path)}: {usage}"
+    assert _help("get").splitlines()[0].endswith(" get [OPTIONS] KIND [ID]")
 
 
 def test_serve_help_names_every_setting_with_its_default() -> None:
