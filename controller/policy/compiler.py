@@ -46,7 +46,7 @@ class HostDelta:
         return bool(self.upserts or self.deletes)
 
 
-@dataclass
+@dataclass(slots=True)
 class Placed:
     wire: str
     body: Body

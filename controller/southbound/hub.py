@@ -135,7 +135,7 @@ class Hub:
         else:
             objects = self.compiler.snapshot(session.host)
             message = {"type": protocol.SNAPSHOT, "revision": revision, "objects": objects}
-            frame = orjson.dumps(self._with_fragments(message, objects, "objects"))
+            frame = protocol.encode(self._with_fragments(message, objects, "objects"))
             kind = "snapshot"
         session.put(frame, revision)
         session.applied_revision = applied
@@ -174,7 +174,7 @@ class Hub:
 
     def bookmark(self, revision: int) -> None:
         """Tell idle hosts nothing concerned them up to ``revision``."""
-        frame = orjson.dumps({"type": protocol.BOOKMARK, "revision": revision})
+        frame = protocol.encode({"type": protocol.BOOKMARK, "revision": revision})
         for session in self.sessions.values():
             if session.sent_revision < revision:
                 session.put(frame, revision)
@@ -188,7 +188,7 @@ class Hub:
         }
         if resume:
             message["resume"] = True
-        return orjson.dumps(self._with_fragments(message, delta.upserts, "upserts"))
+        return protocol.encode(self._with_fragments(message, delta.upserts, "upserts"))
 
     def _with_fragments(
         self, message: dict[str, Any], objects: dict[str, Body], member: str
@@ -199,7 +199,7 @@ class Hub:
             version = versions(key)
             cached = self._fragments.get(key)
             if cached is None or cached[0] != version:
-                cached = (version, orjson.Fragment(orjson.dumps(body)))
+                cached = (version, orjson.Fragment(protocol.encode(body)))
                 self._fragments[key] = cached
             encoded[key] = cached[1]
         return {**message, member: encoded}

@@ -8,10 +8,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from controller import protocol
 from controller.policy.model import VNET, Model
 from controller.policy.objects.base import Body, Computed, Keys, ObjectKind
 from controller.policy.topology import Acl, VirtualNetwork
+
+
+@functools.lru_cache(maxsize=65536)
+def only(host: str) -> frozenset[str]:
+    """``{host}``, one set per host for all its endpoints (a set per endpoint was 21 MiB at
+    100,000 endpoints)."""
+    return frozenset({host})
 
 
 def _endpoint(model: Model, config_key: str) -> Computed | None:
@@ -39,7 +48,7 @@ def _endpoint(model: Model, config_key: str) -> Computed | None:
         "qos": {"inboundMaximumMbps": nic.inbound_mbps, "outboundMaximumMbps": nic.outbound_mbps},
     }
     wire = protocol.object_key(protocol.ENDPOINT, config.id)
-    return Computed(wire, body, frozenset({host}))
+    return Computed(wire, body, only(host))
 
 
 def _mapping(model: Model, config_key: str) -> Computed | None:
@@ -52,7 +61,7 @@ def _mapping(model: Model, config_key: str) -> Computed | None:
     address = model.provider.get(nic.server or "")
     if address is None or subnet.vsid is None:
         return None
-    hosts = model.vnet_hosts(subnet.vnet) - {own}
+    hosts = model.vnet_hosts_besides(subnet.vnet, own)
     if not hosts:
         return None
     body: Body = {
