@@ -10,6 +10,13 @@ live objects are frozen, and it walks only what was allocated since the last ste
 Objects that are frozen and later become unreachable through a reference cycle (most objects
 die by reference counting, which freezing does not affect) are reclaimed by a full collection
 every ``thaw_every`` seconds: the one long pause, taken rarely and on a schedule.
+
+The young generation is collected every ``YOUNG_THRESHOLD`` allocations rather than CPython's
+700 (2,000 from 3.13): a change's fan-out allocates a few containers per host, and at 1,000
+hosts the collector ran every few hundred of them -- measured in a replica holding 100,000
+endpoints, the compile of an ACL rule change took 17.5 ms with 700 against 1.3 ms with 50,000
+(the same change on a quiet copy of the compiler: 0.7 ms). Cyclic garbage waits a little longer
+to be reclaimed: at most that many container allocations.
 """
 
 from __future__ import annotations
@@ -20,6 +27,18 @@ import logging
 import time
 
 log = logging.getLogger(__name__)
+YOUNG_THRESHOLD = 50_000
+
+
+def collect_young_less_often() -> tuple[int, int, int]:
+    """Raise the young generation's threshold; returns the thresholds before (to restore)."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], YOUNG_THRESHOLD), *before[1:])
+    return before
+
+
+def restore_thresholds(thresholds: tuple[int, int, int]) -> None:
+    gc.set_threshold(*thresholds)
 
 
 def freeze(*, thaw: bool = False) -> float:

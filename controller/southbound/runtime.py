@@ -89,6 +89,7 @@ class Southbound:
         self.options = options or SouthboundOptions()
         self.replica = uuid.uuid4().hex[:16]
         self._heap: asyncio.Task[None] | None = None
+        self._thresholds: tuple[int, int, int] | None = None  # the collector's, before start
         self.compiler = Compiler()
         self.status = StatusBoard(database, self.replica, interval=self.options.status_interval)
         self.hub = Hub(self.compiler, self.status)
@@ -118,6 +119,7 @@ class Southbound:
         await self.follower.start()
         # The policy just loaded is the bulk of the heap and lives as long as the replica.
         heap.freeze()
+        self._thresholds = heap.collect_young_less_often()
         self._heap = asyncio.create_task(heap.keep_frozen(), name="heap")
         self.status.start()
 
@@ -129,6 +131,9 @@ class Southbound:
             self._heap.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heap
+        if self._thresholds is not None:
+            heap.restore_thresholds(self._thresholds)
+            self._thresholds = None
 
     def on_commit(self, revision: int) -> None:
         self.follower.wake(revision)
