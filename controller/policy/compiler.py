@@ -61,8 +61,10 @@ class Compiler:
         self.revision = 0
         # The oldest revision an agent may resume from; older ones get a snapshot.
         self.floor = 0
-        # How many objects the last ``apply`` recomputed (what its cost follows).
+        # How many objects the last ``apply`` recomputed (what its cost follows), and the wire
+        # keys of the objects it removed (what was kept for them elsewhere can go).
         self.recomputed = 0
+        self.vanished: list[str] = []
         self._by_wire: dict[str, str] = {}
         self._joined: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self._left: defaultdict[str, dict[str, int]] = defaultdict(dict)
@@ -108,6 +110,7 @@ class Compiler:
         self.revision = change.revision
         deltas: defaultdict[str, HostDelta] = defaultdict(HostDelta)
         self.recomputed = len(names)
+        self.vanished = []
         for name in names:
             self._recompute(name, deltas)
         return {host: delta for host, delta in deltas.items() if delta}
@@ -121,6 +124,7 @@ class Compiler:
                 self._leave(host, before.wire, deltas)
             del self.objects[name]
             del self._by_wire[before.wire]
+            self.vanished.append(before.wire)
             before = None
         if after is None:
             return

@@ -194,6 +194,7 @@ class Follower:
         self.stats.last_compile_ms = elapsed * 1000
         self.on_compiled(elapsed)
         self.hub.dispatch(change.revision, deltas)
+        self.hub.forget(self.compiler.vanished)
 
     async def _bookmarks(self) -> None:
         while await self._stopper.pause(self.bookmark_interval):

@@ -205,6 +205,8 @@ class Hub:
         return {**message, member: encoded}
 
     def forget(self, keys: list[str]) -> None:
+        """Drop the encodings of objects that no longer exist (frames already queued hold
+        their own copy)."""
         for key in keys:
             self._fragments.pop(key, None)
 

@@ -201,7 +201,11 @@ def test_late_and_reconnecting_agents_end_with_the_full_compile(
 
     checkpoint(0)
     for index, step in enumerate(scenario.steps, 1):
+        before = {placed.wire for placed in compiler.objects.values()}
         deltas = compiler.apply(step.change)
+        # What the hub may forget: exactly the objects that are gone.
+        after = {placed.wire for placed in compiler.objects.values()}
+        assert sorted(compiler.vanished) == sorted(before - after)
         if index > join:
             deliver(deltas, late, minimal=True)
         if index > back:

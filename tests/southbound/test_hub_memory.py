@@ -11,6 +11,7 @@ import uuid
 
 from controller import protocol
 from controller.policy import Compiler
+from controller.southbound.follower import Follower
 from controller.southbound.hub import Hub, Session
 from controller.southbound.status import StatusBoard
 from controller.store.database import Database
@@ -82,3 +83,23 @@ def test_an_encoded_message_holds_its_own_size() -> None:
         tracemalloc.stop()
     assert held < 100 * len(frames), held
     assert frames[7] == b'{"type":"bookmark","revision":7}'
+
+
+def test_the_encoding_of_an_object_that_is_gone_is_dropped() -> None:
+    """Containers come and go for as long as the replica runs: what was cached for an
+    endpoint must not outlive it."""
+    world = World()
+    compiler = _compiler(world)
+    database = Database(NOWHERE)
+    hub = Hub(compiler, StatusBoard(database, "replica-1"))
+    for host in HOSTS:
+        hub.attach(Session(uuid.UUID(world.instance_id(f"/servers/{host}")), _send), 0)
+    cached = set(hub._fragments)
+    assert cached == {placed.wire for placed in compiler.objects.values()}
+
+    follower = Follower(database, compiler, hub)
+    follower._apply(world.put_nic(NicWrite("Nic0", HOSTS[0], configs=())))
+    gone = cached - {placed.wire for placed in compiler.objects.values()}
+    assert len(gone) == 2 * PER_HOST  # the endpoints of Nic0, and their mappings
+    assert set(compiler.vanished) == gone
+    assert not gone & set(hub._fragments)
