@@ -81,7 +81,7 @@ def test_an_encoded_message_holds_its_own_size() -> None:
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert held < 100 * len(frames), held
+    assert held < 150 * len(frames), held  # ~33-byte frames: 4 KiB each before
     assert frames[7] == b'{"type":"bookmark","revision":7}'
 
 
