@@ -34,7 +34,7 @@ takes it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -755,6 +755,28 @@ class World:
             third = 2 * self.subnet(subnet).slot
             candidates = [f"192.168.{third}.{i}" for i in range(2, 10)]
         return [ip for ip in candidates if ip not in used]
+
+
+# -- a fixed topology: hosts with endpoints in one virtual network --------------------------
+
+WEB = VnetWrite("Web", (SubnetWrite("Front", 0, length=16),))
+
+
+def web_hosts(world: World, hosts: Sequence[str], per_host: int, first: int = 0) -> list[Change]:
+    """Servers ``hosts`` (numbered from ``first``), each with a provider address and a NIC
+    (``Nic<i>``) of ``per_host`` ipConfigurations in ``WEB``'s subnet (192.168.<i>.<n + 10>);
+    ``WEB`` itself is the caller's to put first."""
+    changes = []
+    for i, host in enumerate(hosts, start=first):
+        changes.append(world.put_server(ServerWrite(host)))
+        changes.append(world.report_address(host, f"10.10.56.{i + 11}"))
+    for i, host in enumerate(hosts, start=first):
+        configs = tuple(
+            ConfigWrite(f"c{n}", subnet_ref("Web", "Front"), f"192.168.{i}.{n + 10}")
+            for n in range(per_host)
+        )
+        changes.append(world.put_nic(NicWrite(f"Nic{i}", host, configs=configs)))
+    return changes
 
 
 # -- the generated clients ----------------------------------------------------------------

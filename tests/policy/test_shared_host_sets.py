@@ -5,37 +5,11 @@ of that host's endpoints in a virtual network on one shared set of the network's
 
 from __future__ import annotations
 
-from controller.policy import Change, Compiler, full_compile
-from tests.policy.strategies import (
-    ConfigWrite,
-    NicWrite,
-    ServerWrite,
-    SubnetWrite,
-    VnetWrite,
-    World,
-    subnet_ref,
-)
+from controller.policy import Compiler, full_compile
+from tests.policy.strategies import WEB, World, web_hosts
 
 HOSTS = ("Host-A", "Host-B", "Host-C")
 PER_HOST = 4
-
-
-def _endpoints(world: World, hosts: tuple[str, ...], first: int = 0) -> list[Change]:
-    changes = []
-    for h, host in enumerate(hosts, start=first):
-        configs = tuple(
-            ConfigWrite(f"c{n}", subnet_ref("Web", "Front"), f"192.168.0.{10 * h + n + 10}")
-            for n in range(PER_HOST)
-        )
-        changes.append(world.put_nic(NicWrite(f"Nic{h}", host, configs=configs)))
-    return changes
-
-
-def _fabric(world: World, hosts: tuple[str, ...]) -> list[Change]:
-    changes = [world.put_server(ServerWrite(h)) for h in hosts]
-    changes += [world.report_address(h, f"10.10.56.{i + 11}") for i, h in enumerate(hosts)]
-    changes.append(world.put_vnet(VnetWrite("Web", (SubnetWrite("Front", 0),))))
-    return changes + _endpoints(world, hosts)
 
 
 def _host_sets(compiler: Compiler, kind: str) -> dict[str, list[frozenset[str]]]:
@@ -61,7 +35,7 @@ def _assert_shared(compiler: Compiler, hosts: int) -> None:
 
 def test_loaded_and_incremental_compilers_share_host_sets_per_host() -> None:
     world = World()
-    changes = _fabric(world, HOSTS)
+    changes = [world.put_vnet(WEB), *web_hosts(world, HOSTS, PER_HOST)]
     loaded = Compiler()
     loaded.load(changes, world.revision)
     _assert_shared(loaded, len(HOSTS))
@@ -72,9 +46,7 @@ def test_loaded_and_incremental_compilers_share_host_sets_per_host() -> None:
     _assert_shared(built, len(HOSTS))
 
     # A fourth host joins the network: every mapping's set changes, and is shared again.
-    more = [world.put_server(ServerWrite("Host-D")), world.report_address("Host-D", "10.10.56.14")]
-    more += _endpoints(world, ("Host-D",), first=len(HOSTS))
-    for change in more:
+    for change in web_hosts(world, ["Host-D"], PER_HOST, first=len(HOSTS)):
         built.apply(change)
     _assert_shared(built, len(HOSTS) + 1)
     ids = [world.instance_id(f"/servers/{h}") for h in (*HOSTS, "Host-D")]

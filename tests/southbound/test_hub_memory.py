@@ -15,15 +15,7 @@ from controller.southbound.follower import Follower
 from controller.southbound.hub import Hub, Session
 from controller.southbound.status import StatusBoard
 from controller.store.database import Database
-from tests.policy.strategies import (
-    ConfigWrite,
-    NicWrite,
-    ServerWrite,
-    SubnetWrite,
-    VnetWrite,
-    World,
-    subnet_ref,
-)
+from tests.policy.strategies import WEB, NicWrite, World, web_hosts
 
 HOSTS = [f"Host-{n}" for n in range(4)]
 PER_HOST = 100
@@ -32,17 +24,8 @@ NOWHERE = "postgresql+psycopg://sdnc@127.0.0.1:1/sdnc"
 
 
 def _compiler(world: World) -> Compiler:
-    changes = [world.put_server(ServerWrite(h)) for h in HOSTS]
-    changes += [world.report_address(h, f"10.10.56.{i + 11}") for i, h in enumerate(HOSTS)]
-    changes.append(world.put_vnet(VnetWrite("Web", (SubnetWrite("Front", 0, length=16),))))
-    for h, host in enumerate(HOSTS):
-        configs = tuple(
-            ConfigWrite(f"c{n}", subnet_ref("Web", "Front"), f"192.168.{h}.{n + 10}")
-            for n in range(PER_HOST)
-        )
-        changes.append(world.put_nic(NicWrite(f"Nic{h}", host, configs=configs)))
     compiler = Compiler()
-    compiler.load(changes, world.revision)
+    compiler.load([world.put_vnet(WEB), *web_hosts(world, HOSTS, PER_HOST)], world.revision)
     return compiler
 
 
