@@ -22,7 +22,9 @@ async def record_write(
     now: datetime,
     is_postgres: bool,
 ) -> int:
-    """Record the aggregate ``rows`` (its state after the write); returns the revision."""
+    """Record the aggregate ``rows`` (its state after the write) and commit the write's
+    transaction (``ChangeLog.record``'s ``commit``: nothing may follow); returns the
+    revision."""
     root = next(row for row in rows if row.parent_id is None)
     subnets = [row.instance_id for row in rows if row.kind == VIRTUAL_SUBNETS.key]
     held = await AllocationRepository(repo.connection, is_postgres=is_postgres).held_by(
@@ -43,11 +45,12 @@ async def record_write(
     else:
         document = await off_loop(aggregate_document, documented)
     log = ChangeLog(repo.connection, is_postgres=is_postgres)
-    return await log.record(root.instance_id, root.kind, document, now)
+    return await log.record(root.instance_id, root.kind, document, now, commit=True)
 
 
 async def record_deletion(
     repo: ResourceRepository, root: StoredResource, *, now: datetime, is_postgres: bool
 ) -> int:
+    """Record the deletion of the aggregate ``root`` and commit, as :func:`record_write`."""
     log = ChangeLog(repo.connection, is_postgres=is_postgres)
-    return await log.record(root.instance_id, root.kind, None, now)
+    return await log.record(root.instance_id, root.kind, None, now, commit=True)

@@ -240,6 +240,7 @@ class Southbound:
                 provider_address_document(ref, address),
                 now,
                 resource=False,
+                commit=True,
             )
 
         revision = await self.database.run(work)
@@ -278,13 +279,15 @@ class Southbound:
                     changed.append((probe, dip, state))
             changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
             revision = 0
-            for probe, dip, state in changed:  # logged last: the counter row stays locked
+            for n, (probe, dip, state) in enumerate(changed, 1):
+                # Logged last: the counter row stays locked until the commit.
                 revision = await changes.record(
                     dip_health_root(dip, probe),
                     DIP_HEALTH_KIND,
                     dip_health_document(ref, probe, dip, state),
                     now,
                     resource=False,
+                    commit=n == len(changed),
                 )
             return revision
 

@@ -4,8 +4,9 @@ needs to follow the model without reading the resource tables.
 Revisions come from the single row of ``revision_counter``, updated as the last statements of
 the writing transaction: its row lock is held until the commit, so revisions commit in order
 and a reader that has seen revision R never later finds a row below R (a sequence would not
-give that guarantee). On PostgreSQL the same transaction NOTIFYs ``sdnc_changes``, which is
-delivered at commit.
+give that guarantee). Every write waits for that lock, so it is held as briefly as can be: on
+PostgreSQL the COMMIT is sent together with the statement that takes it. On PostgreSQL the
+same transaction NOTIFYs ``sdnc_changes``, which is delivered at commit.
 """
 
 from __future__ import annotations
@@ -78,11 +79,14 @@ class ChangeLog:
         now: datetime,
         *,
         resource: bool = True,
+        commit: bool = False,
     ) -> int:
         """Append the write of one aggregate; returns its revision. Call last in the
         transaction: the counter row stays locked until the commit. ``resource``: the root
         is a resource row, whose revision column follows its writes (an agent's report is
-        not)."""
+        not). ``commit``: nothing follows in the transaction, so on PostgreSQL the COMMIT
+        goes with this statement, in one round trip (``Compiled.rows_and_commit``); on
+        SQLite, which serialises its writers anyway, the transaction commits as usual."""
         if self.is_postgres:
             params = {
                 "root_id": root_id,
@@ -92,7 +96,10 @@ class ChangeLog:
                 "stamp": document is not None and resource,
                 "channel": CHANNEL,
             }
-            rows = await _RECORD.rows(self.connection, params, is_postgres=True)
+            if commit:
+                rows = await _RECORD.rows_and_commit(self.connection, params)
+            else:
+                rows = await _RECORD.rows(self.connection, params, is_postgres=True)
             return int(rows[0][0])
         bump = (
             update(COUNTER)

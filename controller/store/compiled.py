@@ -16,7 +16,8 @@ again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -51,9 +52,7 @@ class Compiled:
         if not is_postgres:
             result = await connection.execute(self.statement, params)
             return [tuple(row) for row in result] if result.returns_rows else []
-        raw = await connection.get_raw_connection()
-        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-        try:
+        async with self._driver(connection, params) as driver:
             cursor = driver.cursor()
             await cursor.execute(self.sql, params)
             # A statement returning nothing (an INSERT) has no rows to fetch.
@@ -66,6 +65,32 @@ class Compiled:
                 rows.extend(batch)
                 await _next_turn()
             return rows
+
+    async def rows_and_commit(
+        self, connection: AsyncConnection, params: Mapping[str, Any]
+    ) -> Sequence[tuple[Any, ...]]:
+        """PostgreSQL: the statement's rows, with the transaction's COMMIT sent in the same
+        round trip (a pipeline). The locks the statement takes (the change log's counter
+        row) are then held for the commit alone, not also for a trip back to this process
+        and a turn of its busy event loop: under 32 concurrent writes, that trip made every
+        write wait 22-32 ms for the counter (docs/performance.md, fifth round). The
+        transaction must have nothing left to do; what ``Database.run`` commits afterwards
+        is a no-op on psycopg."""
+        async with self._driver(connection, params) as driver, driver.pipeline():
+            cursor = driver.cursor()
+            await cursor.execute(self.sql, params)
+            await driver.commit()
+            return await cursor.fetchall()
+
+    @asynccontextmanager
+    async def _driver(
+        self, connection: AsyncConnection, params: Mapping[str, Any]
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The transaction's psycopg connection; psycopg's errors re-raised as SQLAlchemy's."""
+        raw = await connection.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        try:
+            yield driver
         except psycopg.Error as exc:
             broken = driver.broken or driver.closed
             if broken:

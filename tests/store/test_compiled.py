@@ -102,3 +102,34 @@ async def test_rows_decoded_in_chunks_let_the_event_loop_turn(
     monkeypatch.setattr(compiled, "_next_turn", counted)
     assert await database.run(work, write=False) == list(range(1, 251))
     assert turns == 3
+
+
+async def test_a_statement_and_its_commit_go_together(database: Database) -> None:
+    """``rows_and_commit`` commits in the same round trip: another connection sees the row
+    while the unit of work is still running, and what ``Database.run`` commits after it is
+    no error; a failing statement commits nothing."""
+    if not database.is_postgres:
+        pytest.skip("the psycopg path runs on PostgreSQL only")
+    insert_returning = Compiled(insert(RESOURCES).returning(RESOURCES.c.resource_id))
+    seen: list[int] = []
+
+    async def count(connection: AsyncConnection) -> int:
+        query = select(text("count(*)")).select_from(RESOURCES)
+        return int((await connection.execute(query)).scalar_one())
+
+    async def work(connection: AsyncConnection) -> str:
+        first = {**row("/accesscontrollists/first"), "properties": Json({})}
+        rows = await insert_returning.rows_and_commit(connection, first)
+        seen.append(await database.run(count, write=False))
+        return str(rows[0][0])
+
+    assert await database.run(work) == "first"
+    assert seen == [1]
+
+    async def failing(connection: AsyncConnection) -> None:
+        again = {**row("/accesscontrollists/first"), "properties": Json({})}
+        await insert_returning.rows_and_commit(connection, again)
+
+    with pytest.raises(IntegrityError):
+        await database.run(failing)
+    assert await database.run(count, write=False) == 1
