@@ -79,11 +79,14 @@ class Allocator:
         await check_vip_pool_changes(allocations, resources, tree, stored)
         plan = Plan()
         nodes = list(tree.walk())
-        await self._plan_vsids(allocations, plan, [n for n in nodes if n.kind is VIRTUAL_SUBNETS])
+        subnets = [n for n in nodes if n.kind is VIRTUAL_SUBNETS]
+        await self._plan_vsids(allocations, plan, subnets, stored)
         nics = [n for n in nodes if n.kind is NETWORK_INTERFACES]
-        await self._plan_macs(allocations, resources, plan, nics, removed, references)
+        await self._plan_macs(allocations, resources, plan, nics, stored, removed, references)
         configs = [n for n in nodes if n.kind is IP_CONFIGURATIONS]
-        await self._plan_addresses(allocations, resources, plan, configs, removed, references)
+        await self._plan_addresses(
+            allocations, resources, plan, configs, stored, removed, references
+        )
         await plan_vips(allocations, resources, plan, nodes, removed, references)
         return plan
 
@@ -96,9 +99,13 @@ class Allocator:
     # -- VSIDs ----------------------------------------------------------------------------
 
     async def _plan_vsids(
-        self, allocations: AllocationRepository, plan: Plan, subnets: Sequence[Node]
+        self,
+        allocations: AllocationRepository,
+        plan: Plan,
+        subnets: Sequence[Node],
+        stored: Mapping[uuid.UUID, Node],
     ) -> None:
-        held = await allocations.held_by(VSIDS, [_id(n) for n in subnets])
+        held = await allocations.held_by(VSIDS, _stored_ids(subnets, stored))
         new = [n for n in subnets if _id(n) not in held]
         if not new:
             return
@@ -121,12 +128,13 @@ class Allocator:
         resources: ResourceRepository,
         plan: Plan,
         nics: Sequence[Node],
+        stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
     ) -> None:
         if not nics:
             return
-        held = await allocations.held_by(MACS, [_id(n) for n in nics])
+        held = await allocations.held_by(MACS, _stored_ids(nics, stored))
         pools: list[MacPool] | None = None
         for nic in nics:
             props = nic.props(NetworkInterfaceProperties)
@@ -181,6 +189,7 @@ class Allocator:
         resources: ResourceRepository,
         plan: Plan,
         configs: Sequence[Node],
+        stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
     ) -> None:
@@ -192,7 +201,7 @@ class Allocator:
         for subnet_id in sorted(set(subnet_of.values()), key=str):
             await allocations.lock(f"subnet:{subnet_id}")
         spaces = await subnet_spaces(resources, set(subnet_of.values()))
-        held = await allocations.held_by(ADDRESSES, [_id(c) for c in configs])
+        held = await allocations.held_by(ADDRESSES, _stored_ids(configs, stored))
         changing = []
         for config in configs:
             space = spaces[subnet_of[_id(config)]]
@@ -299,6 +308,12 @@ async def _refuse_if_held(
 
 def _pool_holding(pools: list[MacPool], mac: int) -> uuid.UUID | None:
     return next((pool_id for pool_id, _, (low, high) in pools if low <= mac <= high), None)
+
+
+def _stored_ids(nodes: Sequence[Node], stored: Mapping[uuid.UUID, Node]) -> list[uuid.UUID]:
+    """The instanceIds of ``nodes`` that were stored before this write: a node this write
+    creates got a fresh instanceId, which holds nothing (asking would cost a statement)."""
+    return [_id(n) for n in nodes if _id(n) in stored]
 
 
 def _id(node: Node) -> uuid.UUID:
