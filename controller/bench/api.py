@@ -51,7 +51,9 @@ from controller.bench.common import (
     Call,
     Phase,
     controller_process,
+    database_server_pid,
     process_cpu_seconds,
+    process_tree_cpu_seconds,
     tidy_database,
 )
 from controller.bench.lean_http import LeanConnection
@@ -73,10 +75,12 @@ async def run_phase(
     workers: int,
     *,
     controller_pid: int | None = None,
+    database_pid: int | None = None,
 ) -> Phase:
     """Send ``calls`` through ``workers`` concurrent workers, each with its own keep-alive
     connection; each worker takes the next call when its previous one has been answered. With
-    ``controller_pid``, the phase also records the CPU time that process spent meanwhile."""
+    ``controller_pid``, the phase also records the CPU time that process spent meanwhile, with
+    ``database_pid`` that of the database server's processes, and always this one's own."""
     phase = Phase(name, latencies_ms=[0.0] * len(calls))
     position = 0
 
@@ -100,13 +104,20 @@ async def run_phase(
             await connection.close()
 
     cpu_before = None if controller_pid is None else process_cpu_seconds(controller_pid)
+    database_before = None if database_pid is None else process_tree_cpu_seconds(database_pid)
+    client_before = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(calls))))))
     phase.seconds = time.perf_counter() - started
+    phase.client_cpu_seconds = time.process_time() - client_before
     if controller_pid is not None and cpu_before is not None:
         cpu_after = process_cpu_seconds(controller_pid)
         if cpu_after is not None:
             phase.controller_cpu_seconds = cpu_after - cpu_before
+    if database_pid is not None and database_before is not None:
+        database_after = process_tree_cpu_seconds(database_pid)
+        if database_after is not None:
+            phase.database_cpu_seconds = database_after - database_before
     return phase
 
 
@@ -124,6 +135,8 @@ class Options:
     controller_pid: int | None = None
     # The controller's database: on PostgreSQL, vacuumed and analyzed before each timed phase.
     database_url: str | None = None
+    # Its server's process id, to report its CPU time per phase (when it runs on this machine).
+    database_pid: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.phases) - set(PHASES))
@@ -192,7 +205,12 @@ async def _timed(base_url: str, name: str, calls: Sequence[Call], options: Optio
     """A timed phase, on a database in the state autovacuum keeps it in."""
     await tidy_database(options.database_url)
     return await run_phase(
-        base_url, name, calls, options.clients, controller_pid=options.controller_pid
+        base_url,
+        name,
+        calls,
+        options.clients,
+        controller_pid=options.controller_pid,
+        database_pid=options.database_pid,
     )
 
 
@@ -329,6 +347,7 @@ async def _existing(client: httpx.AsyncClient, urls: Sequence[str]) -> list[str]
 def run(controller: str | None, options: Options, *, log: Callable[[str], None]) -> dict[str, Any]:
     """Run every phase against ``controller`` (or a controller started for the run); returns
     the report that ``--json`` prints."""
+    options = dataclasses.replace(options, database_pid=database_server_pid(options.database_url))
     if controller is None:
         with controller_process(log, connections=options.clients) as process:
             own = dataclasses.replace(options, controller_pid=process.pid)
@@ -356,7 +375,8 @@ def format_report(report: dict[str, Any]) -> str:
         + f"; {report['clients']} clients, {report['requests']} requests per phase, "
         + f"{report['list_size']} logicalNetworks added for the list phase",
         f"{'phase':<13} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'cpu s/1k':>9}",
+        f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'cpu s/1k':>9} {'db s/1k':>8} "
+        f"{'client s/1k':>11} {'cpu-bound/s':>11}",
     ]
     if "nic-child-add" in report["phases"]:
         lines[0] += (
@@ -367,11 +387,19 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{name:<13} {phase['requests']:>8} {phase['requests_per_second']:>9.1f} "
             f"{phase['p50_ms']:>8.1f} {phase['p90_ms']:>8.1f} {phase['p99_ms']:>8.1f} "
-            f"{phase['max_ms']:>8.1f} {phase['errors']:>8} {_cpu_text(phase):>9}"
+            f"{phase['max_ms']:>8.1f} {phase['errors']:>8} "
+            f"{_figure(phase['controller_cpu_seconds_per_1000'], 2):>9} "
+            f"{_figure(phase['database_cpu_seconds_per_1000'], 2):>8} "
+            f"{_figure(phase['client_cpu_seconds_per_1000'], 2):>11} "
+            f"{_figure(phase['cpu_bound_requests_per_second'], 1):>11}"
         )
+    lines.append(
+        "cpu s/1k, db s/1k, client s/1k: CPU seconds per 1,000 requests of the controller, the "
+        "database server (when on this machine) and this client; cpu-bound/s: the requests/s "
+        "this machine's cores allow at those costs"
+    )
     return "\n".join(lines)
 
 
-def _cpu_text(phase: dict[str, Any]) -> str:
-    cpu = phase["controller_cpu_seconds_per_1000"]
-    return "-" if cpu is None else f"{cpu:.2f}"
+def _figure(value: float | None, places: int) -> str:
+    return "-" if value is None else f"{value:.{places}f}"

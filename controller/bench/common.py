@@ -61,6 +61,10 @@ class Phase:
     # CPU time (user + system) the controller process spent during the phase; None when the
     # benchmark cannot see the process (a controller elsewhere, or no /proc).
     controller_cpu_seconds: float | None = None
+    # The same of the PostgreSQL server (all its processes), when it runs on this machine.
+    database_cpu_seconds: float | None = None
+    # The same of the benchmark's own process (the client).
+    client_cpu_seconds: float | None = None
 
     @property
     def errors(self) -> int:
@@ -80,15 +84,33 @@ class Phase:
             "max_ms": round(ordered[-1], 2) if ordered else 0.0,
             "errors": self.errors,
             "controller_cpu_seconds_per_1000": self.cpu_per_thousand(count),
+            "database_cpu_seconds_per_1000": _per_thousand(self.database_cpu_seconds, count),
+            "client_cpu_seconds_per_1000": _per_thousand(self.client_cpu_seconds, count),
+            "cpu_bound_requests_per_second": self.cpu_bound(count),
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
         }
 
     def cpu_per_thousand(self, count: int) -> float | None:
         """The controller's CPU seconds per 1,000 requests: what a request costs the
         controller, whatever share of the cores the client and the database took."""
-        if self.controller_cpu_seconds is None or count == 0:
+        return _per_thousand(self.controller_cpu_seconds, count)
+
+    def cpu_bound(self, count: int) -> float | None:
+        """The requests/s this machine's cores could serve at most, were they busy with
+        nothing but the controller, the database and the client, each costing per request
+        what it did in this phase: the ceiling the CPU sets, whatever the code's waits."""
+        spent = (self.controller_cpu_seconds, self.database_cpu_seconds, self.client_cpu_seconds)
+        cores = os.cpu_count()
+        if count == 0 or cores is None or any(s is None for s in spent):
             return None
-        return round(self.controller_cpu_seconds * 1000.0 / count, 3)
+        total = sum(s for s in spent if s is not None)
+        return round(cores * count / total, 1) if total > 0 else None
+
+
+def _per_thousand(seconds: float | None, count: int) -> float | None:
+    if seconds is None or count == 0:
+        return None
+    return round(seconds * 1000.0 / count, 3)
 
 
 def percentile(ordered: Sequence[float], percent: int) -> float:
@@ -115,6 +137,63 @@ def process_cpu_seconds(pid: int) -> float | None:
     fields = text[text.rindex(")") + 2 :].split()
     # utime and stime are fields 14 and 15 of stat(5), so 11 and 12 after the name and state.
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _stat_fields(pid: str | int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (stat(5) field 3 on)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def database_server_pid(database_url: str | None) -> int | None:
+    """The process id of the PostgreSQL server (the postmaster) behind ``database_url``, if it
+    runs on this machine: the parent of the backend serving a connection of ours, when that
+    backend is a local ``postgres`` process. None on SQLite, for a server elsewhere, or when
+    /proc cannot tell."""
+    if database_url is None:
+        return None
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    host = url.host or url.query.get("host") or ""
+    if isinstance(host, tuple):
+        host = host[0]
+    if host and not host.startswith("/") and host not in {"localhost", "127.0.0.1", "::1"}:
+        return None
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(libpq, connect_timeout=5) as connection:
+            row = connection.execute("SELECT pg_backend_pid()").fetchone()
+    except psycopg.Error:
+        return None
+    backend = None if row is None else int(row[0])
+    try:
+        if backend is None or Path(f"/proc/{backend}/comm").read_text().strip() != "postgres":
+            return None
+    except OSError:
+        return None
+    fields = _stat_fields(backend)
+    return None if fields is None else int(fields[1])
+
+
+def process_tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid``, of its children now alive, and of those
+    it has reaped: the whole of a server that runs a process per connection (PostgreSQL),
+    counting connections that came and went."""
+    own = _stat_fields(pid)
+    if own is None:
+        return None
+    # utime, stime, cutime, cstime: fields 14-17 of stat(5).
+    total = sum(int(f) for f in own[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields is not None and fields[1] == str(pid):
+                total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
 
 
 # -- a controller of its own -----------------------------------------------------------------

@@ -27,6 +27,9 @@ METRICS = (
     "max_ms",
     "errors",
     "controller_cpu_seconds_per_1000",
+    "database_cpu_seconds_per_1000",
+    "client_cpu_seconds_per_1000",
+    "cpu_bound_requests_per_second",
 )
 
 
@@ -60,6 +63,19 @@ def check(
             assert cpu * phase["requests"] / 1000 <= phase["seconds"] * (os.cpu_count() or 1)
         else:
             assert cpu is None, (name, phase)
+        # The test database runs on this machine: its server's CPU time and the client's are
+        # measured, and with the controller's they bound the requests/s.
+        for spender in ("database", "client"):
+            spent = phase[f"{spender}_cpu_seconds_per_1000"]
+            assert isinstance(spent, float), (name, spender, phase)
+            assert 0 < spent * phase["requests"] / 1000 <= phase["seconds"] * (os.cpu_count() or 1)
+        bound = phase["cpu_bound_requests_per_second"]
+        assert (bound is not None) == cpu_measured, (name, phase)
+        if bound is not None:
+            costs = sum(
+                phase[f"{s}_cpu_seconds_per_1000"] for s in ("controller", "database", "client")
+            )
+            assert bound == pytest.approx((os.cpu_count() or 1) * 1000 / costs, rel=0.01)
 
 
 def test_bench_starts_its_own_controller(postgres_server: str) -> None:
