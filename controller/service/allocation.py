@@ -81,12 +81,15 @@ class Allocator:
         nodes = list(tree.walk())
         subnets = [n for n in nodes if n.kind is VIRTUAL_SUBNETS]
         await self._plan_vsids(allocations, plan, subnets, stored)
-        nics = [n for n in nodes if n.kind is NETWORK_INTERFACES]
-        await self._plan_macs(allocations, resources, plan, nics, stored, removed, references)
+        # Addresses before MACs: the MAC lock is one for the whole deployment and held until
+        # the commit, so it is taken last, with as few round trips as can be left after it
+        # (and subnet locks before the MAC lock is the order check_holdings takes them in).
         configs = [n for n in nodes if n.kind is IP_CONFIGURATIONS]
         await self._plan_addresses(
             allocations, resources, plan, configs, stored, removed, references
         )
+        nics = [n for n in nodes if n.kind is NETWORK_INTERFACES]
+        await self._plan_macs(allocations, resources, plan, nics, stored, removed, references)
         await plan_vips(allocations, resources, plan, nodes, removed, references)
         return plan
 
