@@ -167,11 +167,15 @@ def database_server_pid(database_url: str | None) -> int | None:
     try:
         with psycopg.connect(libpq, connect_timeout=5) as connection:
             row = connection.execute("SELECT pg_backend_pid()").fetchone()
+            # Looked at while the connection is open: its backend exits with it.
+            return None if row is None else _parent_if_postgres(int(row[0]))
     except psycopg.Error:
         return None
-    backend = None if row is None else int(row[0])
+
+
+def _parent_if_postgres(backend: int) -> int | None:
     try:
-        if backend is None or Path(f"/proc/{backend}/comm").read_text().strip() != "postgres":
+        if Path(f"/proc/{backend}/comm").read_text().strip() != "postgres":
             return None
     except OSError:
         return None

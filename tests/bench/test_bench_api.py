@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
+from controller.bench.common import database_server_pid, process_tree_cpu_seconds
 from tests.conftest import create_database
 from tests.support.bench import run_bench
 from tests.support.server import running_controller
@@ -40,8 +43,20 @@ def bench(*args: str, database_url: str) -> dict[str, object]:
     return report
 
 
+def on_this_machine(database_url: str) -> bool:
+    """Whether the database server behind ``database_url`` runs here (a loopback address or a
+    Unix socket): then the benchmark can measure its CPU."""
+    url = make_url(database_url)
+    host = url.host or url.query.get("host") or ""
+    return not host or str(host).startswith("/") or host in {"localhost", "127.0.0.1", "::1"}
+
+
 def check(
-    report: dict[str, object], expected: tuple[str, ...] = PHASES, *, cpu_measured: bool = False
+    report: dict[str, object],
+    expected: tuple[str, ...] = PHASES,
+    *,
+    cpu_measured: bool = False,
+    database_measured: bool = True,
 ) -> None:
     assert report["clients"] == 4
     assert report["requests"] == 50
@@ -63,14 +78,17 @@ def check(
             assert cpu * phase["requests"] / 1000 <= phase["seconds"] * (os.cpu_count() or 1)
         else:
             assert cpu is None, (name, phase)
-        # The test database runs on this machine: its server's CPU time and the client's are
-        # measured, and with the controller's they bound the requests/s.
-        for spender in ("database", "client"):
+        # The client's CPU time is measured, and that of a database server on this machine;
+        # with the controller's they bound the requests/s.
+        spenders = ("database", "client") if database_measured else ("client",)
+        for spender in spenders:
             spent = phase[f"{spender}_cpu_seconds_per_1000"]
             assert isinstance(spent, float), (name, spender, phase)
             assert 0 < spent * phase["requests"] / 1000 <= phase["seconds"] * (os.cpu_count() or 1)
+        if not database_measured:
+            assert phase["database_cpu_seconds_per_1000"] is None, (name, phase)
         bound = phase["cpu_bound_requests_per_second"]
-        assert (bound is not None) == cpu_measured, (name, phase)
+        assert (bound is not None) == (cpu_measured and database_measured), (name, phase)
         if bound is not None:
             costs = sum(
                 phase[f"{s}_cpu_seconds_per_1000"] for s in ("controller", "database", "client")
@@ -82,7 +100,7 @@ def test_bench_starts_its_own_controller(postgres_server: str) -> None:
     with create_database(postgres_server) as url:
         report = bench(database_url=url)
     assert report["started_controller"] is True
-    check(report, cpu_measured=True)
+    check(report, cpu_measured=True, database_measured=on_this_machine(url))
 
 
 def test_bench_against_a_running_controller(postgres_server: str) -> None:
@@ -91,14 +109,14 @@ def test_bench_against_a_running_controller(postgres_server: str) -> None:
     assert report["started_controller"] is False
     assert report["controller"] == server.base_url
     # Not given the running controller's pid: no CPU figure rather than a wrong one.
-    check(report)
+    check(report, database_measured=on_this_machine(url))
 
 
 def test_bench_measures_a_running_controller_given_its_pid(postgres_server: str) -> None:
     with create_database(postgres_server) as url, running_controller(url) as server:
         given = ("--controller", server.base_url, "--controller-pid", str(server.pid))
         report = bench(*given, "--phase", "get", database_url=url)
-    check(report, ("get",), cpu_measured=True)
+    check(report, ("get",), cpu_measured=True, database_measured=on_this_machine(url))
 
 
 def test_bench_runs_the_chosen_phases(postgres_server: str) -> None:
@@ -111,9 +129,39 @@ def test_bench_runs_the_chosen_phases(postgres_server: str) -> None:
         for collection in ("networkInterfaces", "virtualNetworks", "logicalNetworks", "macPools"):
             listed = httpx.get(f"{server.base_url}/networking/v1/{collection}").json()["value"]
             assert listed == [], collection
-    check(report, ("nic-create", "nic-child-add"))
+    check(report, ("nic-create", "nic-child-add"), database_measured=on_this_machine(url))
     assert report["configs_per_nic"] == 20
     assert report["nic_hosts"] == 3
+
+
+def test_the_database_server_is_found_only_on_this_machine(postgres_server: str) -> None:
+    assert database_server_pid("sqlite+aiosqlite:///somewhere.db") is None
+    # Another machine's server is not looked for (no connection is even tried).
+    assert database_server_pid("postgresql://postgres@198.51.100.7:5432/test") is None
+    found = database_server_pid(postgres_server)
+    if not on_this_machine(postgres_server):
+        assert found is None
+        return
+    # The postmaster: a postgres process whose children serve the connections.
+    assert found is not None
+    assert Path(f"/proc/{found}/comm").read_text().strip() == "postgres"
+    children = [
+        entry
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent_of(entry) == found
+    ]
+    assert children
+    spent = process_tree_cpu_seconds(found)
+    assert spent is not None
+    assert spent > 0
+
+
+def _parent_of(entry: Path) -> int | None:
+    try:
+        text = (entry / "stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2 :].split()[1])
 
 
 def test_bench_refuses_an_unknown_phase() -> None:
