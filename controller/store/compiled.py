@@ -16,15 +16,17 @@ again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
+
+R = TypeVar("R")
 
 _POSTGRES = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
 
@@ -65,6 +67,30 @@ class Compiled:
                 rows.extend(batch)
                 await _next_turn()
             return rows
+
+    async def records(
+        self,
+        connection: AsyncConnection,
+        params: Mapping[str, Any],
+        make: Callable[..., R],
+        *,
+        is_postgres: bool,
+        chunk: int,
+    ) -> list[R]:
+        """The statement's rows, each made into ``make(*row)``. On PostgreSQL they are decoded
+        and made ``chunk`` at a time, with the event loop's other tasks run in between:
+        making the 10,001 rows of a big ACL into records at once held the loop for 50 ms."""
+        if not is_postgres:
+            result = await connection.execute(self.statement, params)
+            return [make(*row) for row in result]
+        made: list[R] = []
+        async with self._driver(connection, params) as driver:
+            cursor = driver.cursor()
+            await cursor.execute(self.sql, params)
+            while batch := await cursor.fetchmany(chunk):
+                made.extend(make(*row) for row in batch)
+                await _next_turn()
+        return made
 
     async def rows_and_commit(
         self, connection: AsyncConnection, params: Mapping[str, Any]

@@ -183,20 +183,23 @@ class ResourceRepository:
     async def aggregate(self, root_id: uuid.UUID) -> list[StoredResource]:
         """A top-level resource and all its descendants."""
         params = {"root_id": root_id}
-        rows = await _AGGREGATE.rows(
-            self.connection, params, is_postgres=self.is_postgres, chunk=_DECODED_AT_ONCE
-        )
-        return [StoredResource(*row) for row in rows]
-
-    async def aggregate_at(self, root_key: str) -> list[StoredResource]:
-        """The aggregate whose top-level resource has ``root_key``, in one round trip."""
-        rows = await _AGGREGATE_AT.rows(
+        return await _AGGREGATE.records(
             self.connection,
-            {"root_key": root_key},
+            params,
+            StoredResource,
             is_postgres=self.is_postgres,
             chunk=_DECODED_AT_ONCE,
         )
-        return [StoredResource(*row) for row in rows]
+
+    async def aggregate_at(self, root_key: str) -> list[StoredResource]:
+        """The aggregate whose top-level resource has ``root_key``, in one round trip."""
+        return await _AGGREGATE_AT.records(
+            self.connection,
+            {"root_key": root_key},
+            StoredResource,
+            is_postgres=self.is_postgres,
+            chunk=_DECODED_AT_ONCE,
+        )
 
     async def aggregates_of_kind(self, kind: str) -> list[StoredResource]:
         """Every resource whose top-level resource is of ``kind``."""
