@@ -54,6 +54,30 @@ class Placed:
     version: int
 
 
+# What an aggregate never seen contributes (shared, never changed).
+_NOTHING: list[Entity] = []
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What :meth:`Compiler.apply` works out from a change and from what its aggregate
+    contributed before, and from nothing else: the aggregate's entities after the change, and
+    those that went and came. Pure, so a replica can prepare a big change (a 10,000-rule ACL:
+    tens of milliseconds) away from the event loop its agents are served on."""
+
+    old: list[Entity]
+    new: list[Entity]
+    gone: list[Entity]
+    came: list[Entity]
+
+
+def prepare(change: Change, old: list[Entity]) -> Prepared:
+    """``change`` prepared for an aggregate that contributed ``old`` (``Compiler.contributed``)."""
+    new = entities_of(change.kind, change.document)
+    gone, came = _difference(old, new)
+    return Prepared(old, new, gone, came)
+
+
 class Compiler:
     def __init__(self) -> None:
         self.model = Model()
@@ -92,11 +116,18 @@ class Compiler:
 
     # -- incremental ----------------------------------------------------------------------
 
-    def apply(self, change: Change) -> dict[str, HostDelta]:
-        """Take ``change`` (the next revision) and return the delta of every affected host."""
-        new = entities_of(change.kind, change.document)
-        old = self.model.contributed.get(change.root, [])
-        gone, came = _difference(old, new)
+    def contributed(self, root: str) -> list[Entity]:
+        """The entities aggregate ``root`` contributes now (what :func:`prepare` needs)."""
+        return self.model.contributed.get(root, _NOTHING)
+
+    def apply(self, change: Change, prepared: Prepared | None = None) -> dict[str, HostDelta]:
+        """Take ``change`` (the next revision) and return the delta of every affected host.
+        ``prepared``: :func:`prepare` of it, done elsewhere; ignored unless it was prepared
+        from what the aggregate contributes now."""
+        old = self.contributed(change.root)
+        if prepared is None or prepared.old is not old:
+            prepared = prepare(change, old)
+        new, gone, came = prepared.new, prepared.gone, prepared.came
         names, configs = _dirty(self.model, gone)
         self.model.replace(change.root, new)
         # What went with what the change removed (a DIP's health with the DIP) shaped objects

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.errors import ServiceUnavailable
 from controller.lifecycle import Stopper, stop_tasks
 from controller.policy import Change, Compiler
+from controller.policy.compiler import Prepared, prepare
 from controller.policy.documents import (
     DIP_HEALTH_KIND,
     PROVIDER_ADDRESS_KIND,
@@ -40,6 +41,8 @@ from controller.policy.documents import (
     provider_address_document,
     provider_address_root,
 )
+from controller.policy.topology import Entity
+from controller.service.heavy import off_loop
 from controller.southbound.hub import Hub
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import CHANNEL, ChangeLog, ChangeRow
@@ -48,6 +51,9 @@ from controller.store.health import HealthRepository, HealthRow
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# A change document of this many characters of JSON or more (a 400-rule ACL) is decoded and
+# prepared off the event loop: about 10 ms of Python.
+HEAVY_DOCUMENT = 100_000
 # Reading the whole model when a replica starts takes seconds at 100,000 endpoints: it gets
 # more than a request's time, and is bounded all the same.
 LOAD_TIMEOUT = 300.0
@@ -174,7 +180,9 @@ class Follower:
         while True:
             rows = await self.database.run(self._read_after, write=False)
             for row in rows:
-                self._apply(Change(row.revision, str(row.root_id), row.root_kind, row.document))
+                change, prepared = await self._change(row)
+                if change.revision > self.compiler.revision:  # not applied meanwhile
+                    self._apply(change, prepared)
             if rows:
                 async with self._progress:
                     self._progress.notify_all()
@@ -185,9 +193,19 @@ class Follower:
         changes = ChangeLog(connection, is_postgres=self.database.is_postgres)
         return await changes.since(self.compiler.revision, limit=BATCH)
 
-    def _apply(self, change: Change) -> None:
+    async def _change(self, row: ChangeRow) -> tuple[Change, Prepared | None]:
+        """The change ``row`` records; a big one decoded and prepared on the heavy-work thread
+        (the rest of the compile reads the state the southbound serves, so it stays on the
+        loop). A small one is decoded here and prepared by ``apply`` itself."""
+        text = row.document_text
+        if text is None or len(text) < HEAVY_DOCUMENT:
+            return _change_of(row), None
+        old = self.compiler.contributed(str(row.root_id))
+        return await off_loop(_prepared_change, row, old)
+
+    def _apply(self, change: Change, prepared: Prepared | None = None) -> None:
         started = time.perf_counter()
-        deltas = self.compiler.apply(change)
+        deltas = self.compiler.apply(change, prepared)
         elapsed = time.perf_counter() - started
         self.stats.changes += 1
         self.stats.compile_seconds += elapsed
@@ -267,3 +285,12 @@ def _health_changes(revision: int, rows: list[HealthRow]) -> list[Change]:
         )
         for row in rows
     ]
+
+
+def _change_of(row: ChangeRow) -> Change:
+    return Change(row.revision, str(row.root_id), row.root_kind, row.document())
+
+
+def _prepared_change(row: ChangeRow, old: list[Entity]) -> tuple[Change, Prepared]:
+    change = _change_of(row)
+    return change, prepare(change, old)

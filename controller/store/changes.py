@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
+import sqlalchemy
 from psycopg.types.json import Json
-from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.compiled import Compiled
@@ -49,9 +51,15 @@ _RECORD = Compiled(
     )
 )
 
-# What every replica runs after every commit it hears of.
+# What every replica runs after every commit it hears of. The documents come as JSON text:
+# the follower decodes them, a big one (a 10,000-rule ACL: 2.5 MB) off its event loop.
 _SINCE = Compiled(
-    select(CHANGES.c.revision, CHANGES.c.root_id, CHANGES.c.root_kind, CHANGES.c.document)
+    select(
+        CHANGES.c.revision,
+        CHANGES.c.root_id,
+        CHANGES.c.root_kind,
+        sqlalchemy.cast(CHANGES.c.document, Text).label("document"),
+    )
     .where(CHANGES.c.revision > bindparam("revision"))
     .order_by(CHANGES.c.revision)
     .limit(bindparam("limit"))
@@ -63,7 +71,14 @@ class ChangeRow:
     revision: int
     root_id: uuid.UUID
     root_kind: str
-    document: dict[str, Any] | None
+    document_text: str | None  # JSON; None (or "null") for a deletion
+
+    def document(self) -> dict[str, Any] | None:
+        """The documents, decoded."""
+        if self.document_text is None:
+            return None
+        decoded: dict[str, Any] | None = orjson.loads(self.document_text)
+        return decoded
 
 
 class ChangeLog:
