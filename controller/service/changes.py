@@ -4,14 +4,16 @@ subnet, which lives in its allocation rather than in its document."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from controller.policy.documents import DocumentRow, aggregate_document
+from controller.policy.documents import DocumentRow, Json, aggregate_document
 from controller.resources.virtual_networks import VIRTUAL_SUBNETS
 from controller.service.heavy import HEAVY_ROWS, off_loop
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import ChangeLog
+from controller.store.database import json_text
 from controller.store.repository import ResourceRepository, StoredResource
 
 
@@ -30,22 +32,33 @@ async def record_write(
     held = await AllocationRepository(repo.connection, is_postgres=is_postgres).held_by(
         VSIDS, subnets
     )
-    documented = [
+    vsids = {subnet: allocation.value for subnet, allocation in held.items()}
+    if len(rows) < HEAVY_ROWS:
+        document, encoded = _documented(rows, vsids), None
+    else:
+        # Tens of milliseconds of Python for a big aggregate: on the heavy-work thread, the
+        # JSON text the change log stores included.
+        document, encoded = await off_loop(_documented_and_encoded, rows, vsids)
+    log = ChangeLog(repo.connection, is_postgres=is_postgres)
+    return await log.record(
+        root.instance_id, root.kind, document, now, commit=True, encoded=encoded
+    )
+
+
+def _documented(rows: Sequence[StoredResource], vsids: Mapping[uuid.UUID, int]) -> Json:
+    return aggregate_document(
         DocumentRow(
-            row.instance_id,
-            row.kind,
-            row.resource_ref,
-            row.properties,
-            held[row.instance_id].value if row.instance_id in held else None,
+            row.instance_id, row.kind, row.resource_ref, row.properties, vsids.get(row.instance_id)
         )
         for row in rows
-    ]
-    if len(documented) < HEAVY_ROWS:
-        document = aggregate_document(documented)
-    else:
-        document = await off_loop(aggregate_document, documented)
-    log = ChangeLog(repo.connection, is_postgres=is_postgres)
-    return await log.record(root.instance_id, root.kind, document, now, commit=True)
+    )
+
+
+def _documented_and_encoded(
+    rows: Sequence[StoredResource], vsids: Mapping[uuid.UUID, int]
+) -> tuple[Json, str]:
+    document = _documented(rows, vsids)
+    return document, json_text(document)
 
 
 async def record_deletion(

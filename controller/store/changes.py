@@ -12,7 +12,7 @@ same transaction NOTIFYs ``sdnc_changes``, which is delivered at commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -66,6 +66,13 @@ _SINCE = Compiled(
 )
 
 
+def _encoder(encoded: str | None) -> Callable[[Any], str]:
+    """How psycopg gets a document's JSON text: ``encoded`` when it was made beforehand."""
+    if encoded is None:
+        return json_text
+    return lambda _document: encoded
+
+
 @dataclass(frozen=True)
 class ChangeRow:
     revision: int
@@ -95,18 +102,21 @@ class ChangeLog:
         *,
         resource: bool = True,
         commit: bool = False,
+        encoded: str | None = None,
     ) -> int:
         """Append the write of one aggregate; returns its revision. Call last in the
         transaction: the counter row stays locked until the commit. ``resource``: the root
         is a resource row, whose revision column follows its writes (an agent's report is
         not). ``commit``: nothing follows in the transaction, so on PostgreSQL the COMMIT
         goes with this statement, in one round trip (``Compiled.rows_and_commit``); on
-        SQLite, which serialises its writers anyway, the transaction commits as usual."""
+        SQLite, which serialises its writers anyway, the transaction commits as usual.
+        ``encoded``: ``document`` as JSON text already (a big one is encoded off the event
+        loop)."""
         if self.is_postgres:
             params = {
                 "root_id": root_id,
                 "root_kind": root_kind,
-                "document": None if document is None else Json(document, dumps=json_text),
+                "document": None if document is None else Json(document, dumps=_encoder(encoded)),
                 "created_at": now,
                 "stamp": document is not None and resource,
                 "channel": CHANNEL,
