@@ -1,0 +1,60 @@
+"""A big aggregate's change takes the heavy path: the writer builds and encodes its change-log
+document on the heavy-work thread, the follower decodes and prepares it there; what the hosts
+are sent is still what a brand-new replica computes from the stored documents."""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from controller.southbound.follower import HEAVY_DOCUMENT
+from controller.store.changes import ChangeLog
+from controller.store.database import Database
+from tests.support.bodies import acl, acl_rule
+from tests.support.nbi import delete, put
+from tests.support.southbound import (
+    WEB_ACL,
+    Fabric,
+    InProcessController,
+    eventually,
+    reference_policy,
+    revision_of,
+)
+
+RULES = 600  # well over the heavy-work thresholds (HEAVY_ROWS rows, HEAVY_DOCUMENT chars)
+
+
+async def last_change_length(database: Database) -> int:
+    """How many characters of JSON the last change's document has."""
+    revision = await revision_of(database)
+
+    async def read(connection: AsyncConnection) -> int:
+        log = ChangeLog(connection, is_postgres=database.is_postgres)
+        rows = await log.since(revision - 1, limit=1)
+        return len(rows[0].document_text or "")
+
+    return await database.run(read, write=False)
+
+
+async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
+    controller: InProcessController, database: Database, fabric: Fabric
+) -> None:
+    rules = [
+        acl_rule(f"r{i:03d}", 100 + i, destinationPortRange=str(1000 + i)) for i in range(RULES)
+    ]
+    await put(controller.http, WEB_ACL, acl(*rules))
+    # The change really was big: its document went the heavy way on both sides.
+    assert await last_change_length(database) >= HEAVY_DOCUMENT
+    # One rule less (a child deleted: the aggregate's whole document again), then one changed.
+    await delete(controller.http, f"{WEB_ACL}/aclRules/r007")
+    rules[9] = acl_rule("r009", 109, destinationPortRange="9999")
+    await put(controller.http, WEB_ACL, acl(*(r for r in rules if r["resourceId"] != "r007")))
+    revision = await revision_of(database)
+    await eventually(lambda: controller.southbound.compiler.revision >= revision)
+
+    _, reference = await reference_policy(database)
+    compiler = controller.southbound.compiler
+    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
+    assert snapshots == {server: reference(server) for server in snapshots}
+    # The last change reached the hosts that use the ACL.
+    assert any("9999" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
