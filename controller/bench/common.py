@@ -129,18 +129,16 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process ``pid`` so far (all its threads, so the
     thread pool's work counts too); None where /proc cannot tell."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
-    # The command name (field 2) may hold spaces; the fields after it are plain numbers.
-    fields = text[text.rindex(")") + 2 :].split()
     # utime and stime are fields 14 and 15 of stat(5), so 11 and 12 after the name and state.
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def _stat_fields(pid: str | int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (stat(5) field 3 on)."""
+    """The fields of /proc/<pid>/stat after the command name (stat(5) field 3 on): the name
+    may hold spaces, the fields after it are plain numbers."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

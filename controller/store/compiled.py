@@ -41,16 +41,9 @@ class Compiled:
         self.sql: str = compiled.string
 
     async def rows(
-        self,
-        connection: AsyncConnection,
-        params: Mapping[str, Any],
-        *,
-        is_postgres: bool,
-        chunk: int | None = None,
+        self, connection: AsyncConnection, params: Mapping[str, Any], *, is_postgres: bool
     ) -> Sequence[tuple[Any, ...]]:
-        """The statement's rows. With ``chunk`` (PostgreSQL), they are decoded that many at a
-        time, letting the event loop run other tasks in between: decoding a page of 600
-        rows at once kept every other request waiting."""
+        """The statement's rows (see :meth:`records` for many rows)."""
         if not is_postgres:
             result = await connection.execute(self.statement, params)
             return [tuple(row) for row in result] if result.returns_rows else []
@@ -60,13 +53,7 @@ class Compiled:
             # A statement returning nothing (an INSERT) has no rows to fetch.
             if cursor.description is None:
                 return []
-            if chunk is None:
-                return await cursor.fetchall()
-            rows: list[tuple[Any, ...]] = []
-            while batch := await cursor.fetchmany(chunk):
-                rows.extend(batch)
-                await _next_turn()
-            return rows
+            return await cursor.fetchall()
 
     async def records(
         self,
@@ -79,7 +66,8 @@ class Compiled:
     ) -> list[R]:
         """The statement's rows, each made into ``make(*row)``. On PostgreSQL they are decoded
         and made ``chunk`` at a time, with the event loop's other tasks run in between:
-        making the 10,001 rows of a big ACL into records at once held the loop for 50 ms."""
+        decoding a page of 600 rows at once kept every other request waiting, and making the
+        10,001 rows of a big ACL into records at once held the loop for 50 ms."""
         if not is_postgres:
             result = await connection.execute(self.statement, params)
             return [make(*row) for row in result]

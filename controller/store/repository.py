@@ -215,10 +215,13 @@ class ResourceRepository:
         """The aggregates of the first ``limit`` top-level resources of ``kind`` whose key sorts
         after ``after`` ("" for the first page), in the order the collection lists them."""
         params = {"kind": kind, "after": after, "limit": limit}
-        rows = await _AGGREGATES_PAGE.rows(
-            self.connection, params, is_postgres=self.is_postgres, chunk=_DECODED_AT_ONCE
+        return await _AGGREGATES_PAGE.records(
+            self.connection,
+            params,
+            StoredResource,
+            is_postgres=self.is_postgres,
+            chunk=_DECODED_AT_ONCE,
         )
-        return [StoredResource(*row) for row in rows]
 
     async def page_referrers(self, kind: str, after: str, limit: int) -> list[Referrer]:
         """Who references the resources of ``aggregates_page(kind, after, limit)``."""

@@ -96,8 +96,7 @@ async def test_rows_decoded_in_chunks_let_the_event_loop_turn(
         await next_turn()
 
     async def work(connection: AsyncConnection) -> list[int]:
-        rows = await numbers.rows(connection, {}, is_postgres=True, chunk=100)
-        return [n for (n,) in rows]
+        return await numbers.records(connection, {}, int, is_postgres=True, chunk=100)
 
     monkeypatch.setattr(compiled, "_next_turn", counted)
     assert await database.run(work, write=False) == list(range(1, 251))
