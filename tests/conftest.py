@@ -35,6 +35,7 @@ BACKEND = os.environ.get("SDNC_TEST_BACKEND", "postgres").lower()
 TABLES = (
     "resource_references",
     "mac_allocations",
+    "allocation_reservations",
     "resources",
     "change_log",
     "controller_secrets",

@@ -8,11 +8,13 @@ and refuses with a 400 (address outside its subnet), a 409 (address or MAC held 
 else) or a 409 ``...Exhausted``. ``Allocator.apply`` writes the allocation rows once the
 resource rows exist.
 
-Allocators of one numbering (the VSIDs, the MACs, the addresses of one subnet) take a
-transaction-scoped advisory lock on PostgreSQL, so they never pick the same value; the primary
-keys of the allocation tables are the backstop (a violation is retried by ``Database.run``).
-SQLite serialises writers anyway. Values are taken after the highest one in use, and only when
-that end of the pool is exhausted are gaps searched, so sequential allocation stays cheap.
+Allocators of VSIDs take a transaction-scoped advisory lock on PostgreSQL, so they never pick
+the same value. Dynamic MACs and addresses are reserved instead, without waiting for other
+writers to commit (service/reservations.py); their locks are taken shared, and exclusively only
+by what must see no allocation in flight (a subnet or macPool narrowed, VIPs). The primary keys
+of the allocation tables are the backstop (a violation is retried by ``Database.run``). SQLite
+serialises writers anyway. Values are taken after the highest one in use, and only when that
+end of the pool is exhausted are gaps searched, so sequential allocation stays cheap.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from controller.resources.virtual_networks import VIRTUAL_SUBNETS
 from controller.service.holdings import check_holdings
 from controller.service.numbering import Plan, free_value, held_elsewhere
 from controller.service.pools import MacPool, SubnetSpace, mac_pools, subnet_spaces
+from controller.service.reservations import Reservations
 from controller.service.vips import check_vip_pool_changes, plan_vips
 from controller.store.allocations import (
     ADDRESSES,
@@ -73,31 +76,37 @@ class Allocator:
         stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
+        reservations: Reservations,
     ) -> Plan:
-        """Decide the allocations of ``tree`` (``stored``: its nodes before this write)."""
+        """Decide the allocations of ``tree`` (``stored``: its nodes before this write);
+        Dynamic MACs and addresses are reserved through ``reservations``."""
         await check_holdings(allocations, tree, stored)
         await check_vip_pool_changes(allocations, resources, tree, stored)
         plan = Plan()
         nodes = list(tree.walk())
         subnets = [n for n in nodes if n.kind is VIRTUAL_SUBNETS]
         await self._plan_vsids(allocations, plan, subnets, stored)
-        # Addresses before MACs: the MAC lock is one for the whole deployment and held until
-        # the commit, so it is taken last, with as few round trips as can be left after it
-        # (and subnet locks before the MAC lock is the order check_holdings takes them in).
+        # Addresses before MACs: subnet locks before the MAC lock is the order check_holdings
+        # takes them in (writers of NICs take both shared; it takes them exclusively).
         configs = [n for n in nodes if n.kind is IP_CONFIGURATIONS]
         await self._plan_addresses(
-            allocations, resources, plan, configs, stored, removed, references
+            allocations, resources, plan, configs, stored, removed, references, reservations
         )
         nics = [n for n in nodes if n.kind is NETWORK_INTERFACES]
-        await self._plan_macs(allocations, resources, plan, nics, stored, removed, references)
+        await self._plan_macs(
+            allocations, resources, plan, nics, stored, removed, references, reservations
+        )
         await plan_vips(allocations, resources, plan, nodes, removed, references)
         return plan
 
-    async def apply(self, allocations: AllocationRepository, plan: Plan) -> None:
+    async def apply(
+        self, allocations: AllocationRepository, plan: Plan, reservations: Reservations
+    ) -> None:
         for numbering, owners in plan.release.items():
             await allocations.release(numbering, owners)
         for numbering, rows in plan.add.items():
             await allocations.add(numbering, rows)
+        await reservations.claim(allocations.connection)
 
     # -- VSIDs ----------------------------------------------------------------------------
 
@@ -134,6 +143,7 @@ class Allocator:
         stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
+        reservations: Reservations,
     ) -> None:
         if not nics:
             return
@@ -149,7 +159,7 @@ class Allocator:
             if current is not None and (not static or wanted == current.value):
                 mac, pool_id = current.value, current.pool_id
             else:
-                await allocations.lock("mac")
+                await allocations.lock("mac", shared=True)
                 if pools is None:
                     pools = await mac_pools(resources)
                 if static:
@@ -157,7 +167,7 @@ class Allocator:
                     await _refuse_if_held(allocations, plan, MACS, wanted, None, nic, removed)
                     mac, pool_id = wanted, _pool_holding(pools, wanted)
                 else:
-                    mac, pool_id = await self._draw_mac(allocations, plan, nic, pools)
+                    mac, pool_id = await _draw_mac(allocations, plan, nic, pools, reservations)
                 if current is not None:
                     plan.release[MACS].add(_id(nic))
                 plan.take(MACS, None, mac, {"mac": mac, "pool_id": pool_id, "owner_id": _id(nic)})
@@ -165,24 +175,6 @@ class Allocator:
             if pool_id is not None:
                 # A NIC holding a pool's MAC uses the pool: the pool cannot be deleted under it.
                 references.add(Reference(_id(nic), "privateMacAddress", pool_id))
-
-    async def _draw_mac(
-        self,
-        allocations: AllocationRepository,
-        plan: Plan,
-        nic: Node,
-        pools: list[MacPool],
-    ) -> tuple[int, uuid.UUID | None]:
-        for pool_id, _, bounds in pools:
-            mac = await free_value(allocations, plan, MACS, [bounds], None)
-            if mac is not None:
-                return mac, pool_id
-        raise MacAddressExhausted(
-            f"{nic.ref}: no free MAC address in any macPool"
-            if pools
-            else f"{nic.ref}: a Dynamic MAC needs a macPool, and there is none",
-            target=nic.target("privateMacAddress"),
-        )
 
     # -- IP addresses ---------------------------------------------------------------------
 
@@ -195,14 +187,16 @@ class Allocator:
         stored: Mapping[uuid.UUID, Node],
         removed: set[uuid.UUID],
         references: set[Reference],
+        reservations: Reservations,
     ) -> None:
         if not configs:
             return
         subnet_of = {r.source_id: r.target_id for r in references if r.member == "subnet"}
         # Lock the subnets first, in a fixed order (no cycles between writers), and only then
-        # read them: a concurrent rewrite of a subnet holds its lock until it commits.
+        # read them: a concurrent rewrite of a subnet holds its lock until it commits. Shared:
+        # writers of addresses reserve them (service/reservations.py).
         for subnet_id in sorted(set(subnet_of.values()), key=str):
-            await allocations.lock(f"subnet:{subnet_id}")
+            await allocations.lock(f"subnet:{subnet_id}", shared=True)
         spaces = await subnet_spaces(resources, set(subnet_of.values()))
         held = await allocations.held_by(ADDRESSES, _stored_ids(configs, stored))
         changing = []
@@ -226,7 +220,7 @@ class Allocator:
         # Holders that give up their address in this very write (a swap) are no obstacle.
         releasing = removed | {_id(config) for config, _, had in changing if had}
         for config, space, had in changing:
-            value = await self._address_for(allocations, plan, config, space, releasing)
+            value = await _address_for(allocations, plan, config, space, releasing, reservations)
             if had:
                 plan.release[ADDRESSES].add(_id(config))
             row = {
@@ -238,39 +232,59 @@ class Allocator:
             props = config.props(IpConfigurationProperties)
             props.private_ip_address = ipam.address_text(value, space.network.version)
 
-    async def _address_for(
-        self,
-        allocations: AllocationRepository,
-        plan: Plan,
-        config: Node,
-        space: SubnetSpace,
-        removed: set[uuid.UUID],
-    ) -> int:
-        props = config.props(IpConfigurationProperties)
-        if props.private_ip_allocation_method is AllocationMethod.DYNAMIC:
-            value = await free_value(allocations, plan, ADDRESSES, space.dynamic, space.subnet_id)
-            if value is None:
-                raise IpAddressExhausted(
-                    f"{config.ref}: no free address left in {space.ref} ({space.network})",
-                    target=config.target("subnet"),
-                )
-            return value
-        assert props.private_ip_address is not None
-        address = parse_address(props.private_ip_address)
-        value = int(address)
-        if address not in space.network:
-            raise InvalidInput(
-                f"{config.ref}: {address} is outside {space.ref} ({space.network})",
-                target=config.target("privateIPAddress"),
+
+async def _draw_mac(
+    allocations: AllocationRepository,
+    plan: Plan,
+    nic: Node,
+    pools: list[MacPool],
+    reservations: Reservations,
+) -> tuple[int, uuid.UUID | None]:
+    for pool_id, _, bounds in pools:
+        mac = await reservations.draw(allocations, plan, MACS, [bounds], None)
+        if mac is not None:
+            return mac, pool_id
+    raise MacAddressExhausted(
+        f"{nic.ref}: no free MAC address in any macPool"
+        if pools
+        else f"{nic.ref}: a Dynamic MAC needs a macPool, and there is none",
+        target=nic.target("privateMacAddress"),
+    )
+
+
+async def _address_for(
+    allocations: AllocationRepository,
+    plan: Plan,
+    config: Node,
+    space: SubnetSpace,
+    removed: set[uuid.UUID],
+    reservations: Reservations,
+) -> int:
+    props = config.props(IpConfigurationProperties)
+    if props.private_ip_allocation_method is AllocationMethod.DYNAMIC:
+        subnet = space.subnet_id
+        value = await reservations.draw(allocations, plan, ADDRESSES, space.dynamic, subnet)
+        if value is None:
+            raise IpAddressExhausted(
+                f"{config.ref}: no free address left in {space.ref} ({space.network})",
+                target=config.target("subnet"),
             )
-        if value in space.reserved:
-            raise InvalidInput(
-                f"{config.ref}: {address} is the network, gateway or broadcast address of "
-                f"{space.ref}",
-                target=config.target("privateIPAddress"),
-            )
-        await _refuse_if_held(allocations, plan, ADDRESSES, value, space.subnet_id, config, removed)
         return value
+    assert props.private_ip_address is not None
+    address = parse_address(props.private_ip_address)
+    value = int(address)
+    if address not in space.network:
+        raise InvalidInput(
+            f"{config.ref}: {address} is outside {space.ref} ({space.network})",
+            target=config.target("privateIPAddress"),
+        )
+    if value in space.reserved:
+        raise InvalidInput(
+            f"{config.ref}: {address} is the network, gateway or broadcast address of {space.ref}",
+            target=config.target("privateIPAddress"),
+        )
+    await _refuse_if_held(allocations, plan, ADDRESSES, value, space.subnet_id, config, removed)
+    return value
 
 
 def _check_version(config: Node, props: IpConfigurationProperties, space: SubnetSpace) -> None:

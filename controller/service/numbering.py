@@ -11,10 +11,30 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from controller.core import ipam
 from controller.store.allocations import SCAN_BATCH, AllocationRepository, Numbering
+
+
+class InUse(Protocol):
+    """Where :func:`free_value` learns which values are taken: the allocation tables in the
+    write's transaction (``AllocationRepository``), or those and the live reservations
+    (service/reservations.py)."""
+
+    async def highest(
+        self, numbering: Numbering, low: int, high: int, scope_id: uuid.UUID | None = None
+    ) -> int | None: ...
+
+    async def used_from(
+        self,
+        numbering: Numbering,
+        start: int,
+        high: int,
+        scope_id: uuid.UUID | None = None,
+        *,
+        limit: int = SCAN_BATCH,
+    ) -> list[int]: ...
 
 
 @dataclass
@@ -37,9 +57,22 @@ class Plan:
         self.taken[(numbering, scope)].add(value)
         self.add[numbering].append(row)
 
+    def forget_highest(
+        self, numbering: Numbering, scope: uuid.UUID | None, ranges: Sequence[ipam.Range]
+    ) -> None:
+        """Read the highest value in use again next time (others took values meanwhile)."""
+        if ranges:
+            self.tops.pop(_span(numbering, scope, ranges), None)
+
+
+def _span(
+    numbering: Numbering, scope: uuid.UUID | None, ranges: Sequence[ipam.Range]
+) -> tuple[Numbering, uuid.UUID | None, int, int]:
+    return (numbering, scope, ranges[0][0], ranges[-1][1])
+
 
 async def free_value(
-    allocations: AllocationRepository,
+    allocations: InUse,
     plan: Plan,
     numbering: Numbering,
     ranges: Sequence[ipam.Range],
@@ -49,7 +82,7 @@ async def free_value(
     if not ranges:
         return None
     taken = plan.taken[(numbering, scope)]
-    span = (numbering, scope, ranges[0][0], ranges[-1][1])
+    span = _span(numbering, scope, ranges)
     if span not in plan.tops:
         plan.tops[span] = await allocations.highest(numbering, span[2], span[3], scope)
     top = plan.tops[span]

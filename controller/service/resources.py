@@ -35,6 +35,7 @@ from controller.service.changes import record_deletion, record_write
 from controller.service.heavy import HEAVY_ROWS, off_loop
 from controller.service.reading import Page, Reader
 from controller.service.references import refuse_if_referenced, resolve_references
+from controller.service.reservations import Reservations
 from controller.service.views import ResourceView
 from controller.store.database import Database
 from controller.store.repository import (
@@ -116,6 +117,7 @@ class ResourceService:
         # Parse before touching the database, so bad input never opens a transaction.
         first = parse_resource(self.registry, path, body)
         attempts = 0
+        reservations = Reservations(self.database, self.clock)
 
         async def work(connection: AsyncConnection) -> PutResult:
             nonlocal attempts
@@ -124,7 +126,9 @@ class ResourceService:
             # instanceIds and rewrote references in the nodes it used.
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
             repo = self._repo(connection)
-            created, rows, etag_before = await self._write(repo, path, written, preconditions)
+            created, rows, etag_before = await self._write(
+                repo, path, written, preconditions, reservations
+            )
             # The hosts cannot have applied a revision that is not even committed yet.
             rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
             view = await self.reader.view(repo, rows, path)
@@ -136,7 +140,11 @@ class ResourceService:
             )
             return PutResult(view, created, revision)
 
-        result = await self.database.run(work)
+        try:
+            result = await self.database.run(work)
+        except BaseException:
+            await reservations.release()
+            raise
         _committed()
         self.on_commit(result.revision)
         return result
@@ -156,6 +164,7 @@ class ResourceService:
         path: ResourcePath,
         written: Node,
         preconditions: Preconditions,
+        reservations: Reservations,
     ) -> tuple[bool, list[StoredResource], str | None]:
         """Write ``written`` at ``path``; whether it was created, the aggregate's rows, and
         its etag before the write."""
@@ -185,7 +194,7 @@ class ResourceService:
         references = await resolve_references(self.registry, repo, new_tree)
         await self._validate(repo, new_tree)
         await self._check_referrers(repo, new_tree, stored_nodes)
-        rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references)
+        rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references, reservations)
         return stored is None, rows, root_row.etag if root_row else None
 
     async def _loaded(self, rows: Sequence[StoredResource]) -> Node | None:
@@ -240,6 +249,7 @@ class ResourceService:
         stored: Sequence[Node],
         tree: Node,
         references: set[Reference],
+        reservations: Reservations,
     ) -> list[StoredResource]:
         """Write ``tree`` over the stored state of its aggregate (``stored_rows`` and the nodes
         loaded from them before the write changed anything); returns the rows now stored."""
@@ -256,6 +266,7 @@ class ResourceService:
             stored={node.instance_id: node for node in stored if node.instance_id is not None},
             removed=removed_ids,
             references=references,
+            reservations=reservations,
         )
 
         old_references: set[Reference] = set()
@@ -271,7 +282,7 @@ class ResourceService:
             ]
         )
         rows = await self._upsert(repo, stored_rows, tree, tree.instance_id)
-        await self.allocator.apply(allocations, plan)
+        await self.allocator.apply(allocations, plan, reservations)
         await repo.add_references(references - old_references)
         return rows
 

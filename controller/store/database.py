@@ -105,6 +105,12 @@ def _milliseconds(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+def side_pool_size(pool_size: int) -> int:
+    """Connections of the side pool (``Database.run``'s ``aside``) next to a main pool of
+    ``pool_size``: its statements are short, so a few serve many writers."""
+    return max(2, pool_size // 4)
+
+
 def connect_timeout(seconds: float) -> int:
     """psycopg's ``connect_timeout``: whole seconds, and libpq counts anything below 2 as 2."""
     return max(2, math.ceil(seconds))
@@ -122,10 +128,16 @@ class Database:
             # statement sees its own snapshot whether or not a transaction encloses it, so a
             # read-only unit gains nothing from one but two round trips (docs/performance.md).
             self._read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Single statements run while a unit of work holds a connection of the main pool
+            # (an allocation's reservation, service/reservations.py): on a pool of their own,
+            # so units of work that hold every main connection cannot make them wait for one.
+            self._side_pool = self._postgres_engine(side_pool_size(pool_size))
+            self._side_engine = self._side_pool.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self.engine = self._sqlite_engine(immediate=False)
             self._write_engine = self._sqlite_engine(immediate=True)
             self._read_engine = self.engine
+            self._side_pool = self._side_engine = self._write_engine
 
     def _postgres_engine(self, pool_size: int) -> AsyncEngine:
         return create_async_engine(
@@ -190,6 +202,7 @@ class Database:
         isolation: str | None = None,
         within: float | None = None,
         one_statement: bool = False,
+        aside: bool = False,
     ) -> T:
         """Run ``work`` in one transaction (but see ``one_statement`` and ``_engine_for``);
         commit if it returns, roll back if it raises.
@@ -197,9 +210,14 @@ class Database:
         ``one_statement``: ``work`` runs a single statement, atomic by itself, so on
         PostgreSQL it needs no BEGIN/COMMIT around it (nor does a read; see ``_engine_for``).
         ``within`` (default ``Timeouts.total``) seconds bound the whole of it, retries
-        included; past them: ``ServiceUnavailable``."""
+        included; past them: ``ServiceUnavailable``.
+        ``aside`` (PostgreSQL): ``work`` is one statement (autocommitted) run while the caller
+        holds a connection of the main pool, so it runs on a small pool of its own."""
         budget = self.timeouts.total if within is None else within
-        engine = self._engine_for(write, one_statement, isolation, budget)
+        if aside and self.is_postgres:
+            engine = self._side_engine
+        else:
+            engine = self._engine_for(write, one_statement, isolation, budget)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -297,6 +315,8 @@ class Database:
         await self.engine.dispose()
         if self._write_engine is not self.engine:
             await self._write_engine.dispose()
+        if self.is_postgres:
+            await self._side_pool.dispose()
 
 
 class _Watchdog:

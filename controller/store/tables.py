@@ -133,6 +133,24 @@ class IpAllocation(Base):
     )
 
 
+class AllocationReservation(Base):
+    """A value an allocator of PostgreSQL has set aside, in a short transaction of its own,
+    for a write that has yet to commit (service/reservations.py). The write's transaction
+    deletes its reservations as it inserts the allocations; a write that fails has them
+    deleted after it; a live one (``expires_at`` ahead) keeps other allocators off the value,
+    an expired one (its writer's process died) does not. ``value`` is the number as 32 hex
+    digits whatever the numbering, so ordering by it orders values; ``scope_id`` is the
+    subnet of an address, and the nil UUID for a deployment-wide numbering (MACs)."""
+
+    __tablename__ = "allocation_reservations"
+
+    numbering: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    value: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class RevisionCounter(Base):
     """The single row whose update, as the last statement of every write, hands out change-log
     revisions in commit order (its row lock is held until the commit)."""
