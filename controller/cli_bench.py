@@ -59,6 +59,15 @@ def bench_api(
         ),
     ] = 64,
     controller_pid: ControllerPid = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Controllers to start on the configured database; the clients take turns "
+            "among them (without --controller).",
+        ),
+    ] = 1,
 ) -> None:
     """Measure throughput and latency of PUT, GET and GET-all, and of NIC creation with MAC
     and IP allocation, under concurrent clients."""
@@ -75,6 +84,7 @@ def bench_api(
             configs_per_nic=configs_per_nic,
             controller_pid=controller_pid,
             database_url=Settings().resolved_database_url(),
+            replicas=replicas,
         )
         report = bench.run(controller, options, log=lambda line: typer.echo(line, err=True))
     except BenchError as exc:

@@ -28,12 +28,15 @@ from /proc before and after the phase: what a request costs the controller, inde
 share of the cores the client and the database took. The
 resources carry a per-run prefix and are deleted afterwards unless ``keep`` is set. Without a
 controller URL the benchmark starts ``python -m controller serve`` on a free port with the
-current environment (so on the configured database, migrations included) and stops it at the end.
+current environment (so on the configured database, migrations included) and stops it at the end;
+with ``replicas`` it starts that many on the one database, sends the timed phases' workers to
+them in turn and adds up their CPU time (what several replicas of one deployment reach together).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import time
@@ -69,24 +72,27 @@ NIC_PHASES = frozenset({"nic-create", "nic-child-add"})
 
 
 async def run_phase(
-    base_url: str,
+    base_url: str | Sequence[str],
     name: str,
     calls: Sequence[Call],
     workers: int,
     *,
-    controller_pid: int | None = None,
+    controller_pid: int | Sequence[int] | None = None,
     database_pid: int | None = None,
 ) -> Phase:
     """Send ``calls`` through ``workers`` concurrent workers, each with its own keep-alive
-    connection; each worker takes the next call when its previous one has been answered. With
-    ``controller_pid``, the phase also records the CPU time that process spent meanwhile, with
+    connection; each worker takes the next call when its previous one has been answered.
+    Several base URLs (replicas) get the workers in turn. With ``controller_pid`` (several:
+    the replicas'), the phase also records the CPU time those processes spent meanwhile, with
     ``database_pid`` that of the database server's processes, and always this one's own."""
     phase = Phase(name, latencies_ms=[0.0] * len(calls))
     position = 0
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    pids = [controller_pid] if isinstance(controller_pid, int) else list(controller_pid or ())
 
-    async def worker() -> None:
+    async def worker(number: int) -> None:
         nonlocal position
-        connection = LeanConnection(base_url)
+        connection = LeanConnection(urls[number % len(urls)])
         try:
             while position < len(calls):
                 index = position
@@ -103,15 +109,15 @@ async def run_phase(
         finally:
             await connection.close()
 
-    cpu_before = None if controller_pid is None else process_cpu_seconds(controller_pid)
+    cpu_before = _cpu_seconds(pids)
     database_before = None if database_pid is None else process_tree_cpu_seconds(database_pid)
     client_before = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(calls))))))
+    await asyncio.gather(*(worker(n) for n in range(max(1, min(workers, len(calls))))))
     phase.seconds = time.perf_counter() - started
     phase.client_cpu_seconds = time.process_time() - client_before
-    if controller_pid is not None and cpu_before is not None:
-        cpu_after = process_cpu_seconds(controller_pid)
+    if cpu_before is not None:
+        cpu_after = _cpu_seconds(pids)
         if cpu_after is not None:
             phase.controller_cpu_seconds = cpu_after - cpu_before
     if database_pid is not None and database_before is not None:
@@ -119,6 +125,14 @@ async def run_phase(
         if database_after is not None:
             phase.database_cpu_seconds = database_after - database_before
     return phase
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float | None:
+    """The CPU time of the processes ``pids`` together (None: none given, or one is gone)."""
+    spent = [process_cpu_seconds(pid) for pid in pids]
+    if not spent or any(seconds is None for seconds in spent):
+        return None
+    return sum(seconds for seconds in spent if seconds is not None)
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,12 @@ class Options:
     database_url: str | None = None
     # Its server's process id, to report its CPU time per phase (when it runs on this machine).
     database_pid: int | None = None
+    # Controllers the benchmark starts on the database: the timed phases' clients go to them
+    # in turn, and their CPU time is added up.
+    replicas: int = 1
+    # Set for a run: the replicas' base URLs and process ids.
+    replica_urls: tuple[str, ...] = ()
+    replica_pids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.phases) - set(PHASES))
@@ -144,6 +164,8 @@ class Options:
             raise BenchError(f"unknown phase(s) {', '.join(unknown)}; known: {', '.join(PHASES)}")
         if self.configs_per_nic < 1:
             raise BenchError("configs_per_nic must be at least 1")
+        if self.replicas < 1:
+            raise BenchError("replicas must be at least 1")
 
     @property
     def nic_hosts(self) -> int:
@@ -205,11 +227,11 @@ async def _timed(base_url: str, name: str, calls: Sequence[Call], options: Optio
     """A timed phase, on a database in the state autovacuum keeps it in."""
     await tidy_database(options.database_url)
     return await run_phase(
-        base_url,
+        options.replica_urls or base_url,
         name,
         calls,
         options.clients,
-        controller_pid=options.controller_pid,
+        controller_pid=options.replica_pids or options.controller_pid,
         database_pid=options.database_pid,
     )
 
@@ -349,15 +371,24 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
     the report that ``--json`` prints."""
     options = dataclasses.replace(options, database_pid=database_server_pid(options.database_url))
     if controller is None:
-        with controller_process(log, connections=options.clients) as process:
-            own = dataclasses.replace(options, controller_pid=process.pid)
-            phases = asyncio.run(_benchmark(process.base_url, own))
-        url, started = process.base_url, True
+        with contextlib.ExitStack() as stack:
+            started_ones = [
+                stack.enter_context(controller_process(log, connections=options.clients))
+                for _ in range(options.replicas)
+            ]
+            urls = tuple(process.base_url for process in started_ones)
+            pids = tuple(process.pid for process in started_ones)
+            own = dataclasses.replace(options, replica_urls=urls, replica_pids=pids)
+            phases = asyncio.run(_benchmark(urls[0], own))
+        started = True
     else:
-        url, started = controller.rstrip("/"), False
-        phases = asyncio.run(_benchmark(url, options))
+        if options.replicas > 1:
+            raise BenchError("--replicas starts the controllers itself: give no --controller")
+        urls, started = (controller.rstrip("/"),), False
+        phases = asyncio.run(_benchmark(urls[0], options))
     return {
-        "controller": url,
+        "controller": urls[0],
+        "controllers": list(urls),
         "started_controller": started,
         "clients": options.clients,
         "requests": options.requests,
@@ -369,8 +400,10 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
 
 
 def format_report(report: dict[str, Any]) -> str:
+    controllers = report["controllers"]
     lines = [
-        f"controller {report['controller']}"
+        ("controller " if len(controllers) == 1 else "controllers ")
+        + ", ".join(controllers)
         + (" (started for this run)" if report["started_controller"] else "")
         + f"; {report['clients']} clients, {report['requests']} requests per phase, "
         + f"{report['list_size']} logicalNetworks added for the list phase",

@@ -5,6 +5,7 @@ Only the shape of the report and the absence of errors are checked; the numbers 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from controller.bench.common import database_server_pid, process_tree_cpu_seconds
+from controller.bench.api import run_phase
+from controller.bench.common import Call, database_server_pid, process_tree_cpu_seconds
 from tests.conftest import create_database
 from tests.support.bench import run_bench
+from tests.support.metrics import scrape
 from tests.support.server import running_controller
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
@@ -117,6 +120,63 @@ def test_bench_measures_a_running_controller_given_its_pid(postgres_server: str)
         given = ("--controller", server.base_url, "--controller-pid", str(server.pid))
         report = bench(*given, "--phase", "get", database_url=url)
     check(report, ("get",), cpu_measured=True, database_measured=on_this_machine(url))
+
+
+def test_bench_starts_the_replicas_asked_for(postgres_server: str) -> None:
+    with create_database(postgres_server) as url:
+        report = bench("--replicas", "2", "--phase", "nic-create", database_url=url)
+    assert report["started_controller"] is True
+    controllers = report["controllers"]
+    assert isinstance(controllers, list)
+    assert len(set(controllers)) == 2
+    assert report["controller"] == controllers[0]
+    check(report, ("nic-create",), cpu_measured=True, database_measured=on_this_machine(url))
+
+
+def test_bench_refuses_replicas_of_a_controller_it_did_not_start() -> None:
+    command = ["bench", "api", "--replicas", "2", "--controller", "http://127.0.0.1:9"]
+    run = subprocess.run(
+        [sys.executable, "-m", "controller", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "--replicas starts the controllers itself" in run.stderr
+
+
+def test_a_phase_sends_its_workers_to_the_replicas_in_turn(postgres_server: str) -> None:
+    """40 GETs by 4 workers over two replicas: each replica answers its workers' calls, and
+    the phase's controller CPU is both replicas' together."""
+    with (
+        create_database(postgres_server) as url,
+        running_controller(url) as one,
+        running_controller(url) as two,
+    ):
+        before = [_discovery_gets(server.base_url) for server in (one, two)]
+        calls = [Call("GET", "/networking/discovery")] * 40
+        phase = asyncio.run(
+            run_phase(
+                [one.base_url, two.base_url], "get", calls, 4, controller_pid=[one.pid, two.pid]
+            )
+        )
+        after = [_discovery_gets(server.base_url) for server in (one, two)]
+    assert dict(phase.statuses) == {200: 40}
+    answered = [a - b for a, b in zip(after, before, strict=True)]
+    assert sum(answered) == 40
+    # Each of the 4 workers sends at least its first call; two of them go to each replica.
+    assert all(count >= 2 for count in answered), answered
+    assert phase.controller_cpu_seconds is not None
+    assert phase.controller_cpu_seconds > 0
+
+
+def _discovery_gets(base_url: str) -> float:
+    series = scrape(base_url).series("sdnc_http_requests_total")
+    return sum(
+        value
+        for labels, value in series.items()
+        if ("method", "GET") in labels and ("kind", "metrics") not in labels
+    )
 
 
 def test_bench_runs_the_chosen_phases(postgres_server: str) -> None:
