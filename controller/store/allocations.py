@@ -76,7 +76,7 @@ class AllocationRepository:
             function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
             await self.connection.execute(text(f"SELECT {function}(:k)"), {"k": key})
 
-    def in_scope(self, numbering: Numbering, scope_id: uuid.UUID | None) -> Any:
+    def _in_scope(self, numbering: Numbering, scope_id: uuid.UUID | None) -> Any:
         if numbering.scope is None:
             return True
         return numbering.table.c[numbering.scope] == scope_id
@@ -86,7 +86,7 @@ class AllocationRepository:
     ) -> int | None:
         column = numbering.value_column
         query = select(func.max(column)).where(
-            self.in_scope(numbering, scope_id),
+            self._in_scope(numbering, scope_id),
             column >= numbering.encode(low),
             column <= numbering.encode(high),
         )
@@ -107,7 +107,7 @@ class AllocationRepository:
         query = (
             select(column)
             .where(
-                self.in_scope(numbering, scope_id),
+                self._in_scope(numbering, scope_id),
                 column >= numbering.encode(start),
                 column <= numbering.encode(high),
             )
@@ -121,7 +121,7 @@ class AllocationRepository:
     ) -> int:
         column = numbering.value_column
         query = select(func.count()).where(
-            self.in_scope(numbering, scope_id),
+            self._in_scope(numbering, scope_id),
             column >= numbering.encode(low),
             column <= numbering.encode(high),
         )
@@ -161,7 +161,7 @@ class AllocationRepository:
             select(owner, RESOURCES.c.resource_ref)
             .join(RESOURCES, RESOURCES.c.instance_id == owner)
             .where(
-                self.in_scope(numbering, scope_id),
+                self._in_scope(numbering, scope_id),
                 numbering.value_column == numbering.encode(value),
             )
         )
@@ -186,7 +186,7 @@ class AllocationRepository:
             select(column, owner, RESOURCES.c.resource_ref)
             .join(RESOURCES, RESOURCES.c.instance_id == owner)
             .where(
-                self.in_scope(numbering, scope_id),
+                self._in_scope(numbering, scope_id),
                 column >= numbering.encode(low),
                 column <= numbering.encode(high),
                 RESOURCES.c.kind.in_(list(owner_kinds)),

@@ -3,7 +3,8 @@ one subnet) set aside for a write that has yet to commit (service/reservations.p
 
 Every statement here stands alone (PostgreSQL autocommits it on the side pool) except
 ``claim``, which runs in the write's own transaction. What allocators look at is the values
-held (the allocation tables) and the values reserved and not expired, together.
+held (the allocation tables) and the values reserved and not expired, together. Reservations
+are made on PostgreSQL only, so the statements every NIC creation runs are ``Compiled``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.store.allocations import MACS, AllocationRepository, Numbering
+from controller.store.allocations import ADDRESSES, MACS, Numbering
+from controller.store.compiled import Compiled
 from controller.store.tables import AllocationReservation
 
 RESERVATIONS = cast(Table, AllocationReservation.__table__)
@@ -33,95 +35,52 @@ def _scope(scope_id: uuid.UUID | None) -> uuid.UUID:
     return NO_SCOPE if scope_id is None else scope_id
 
 
-class ReservationRepository:
-    """The values in use, held or reserved, as the allocators of one numbering see them."""
+def _live(name: str) -> list[ColumnElement[bool]]:
+    """Reservations of ``numbering`` in ``reserved_scope``, from ``{name}_low`` to
+    ``{name}_high``, that have not expired at ``now`` (bind parameters)."""
+    return [
+        RESERVATIONS.c.numbering == bindparam("numbering"),
+        RESERVATIONS.c.scope_id == bindparam("reserved_scope"),
+        RESERVATIONS.c.value >= bindparam(f"{name}_low"),
+        RESERVATIONS.c.value <= bindparam(f"{name}_high"),
+        RESERVATIONS.c.expires_at > bindparam("now"),
+    ]
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
-        self.allocations = AllocationRepository(connection, is_postgres=True)
 
-    def _live(
-        self, numbering: Numbering, scope_id: uuid.UUID | None, low: int, high: int, now: datetime
-    ) -> list[ColumnElement[bool]]:
-        return [
-            RESERVATIONS.c.numbering == numbering.table.name,
-            RESERVATIONS.c.scope_id == _scope(scope_id),
-            RESERVATIONS.c.value >= reserved_text(low),
-            RESERVATIONS.c.value <= reserved_text(high),
-            RESERVATIONS.c.expires_at > now,
-        ]
+def _held_in(numbering: Numbering) -> list[ColumnElement[bool]]:
+    column = numbering.value_column
+    where = [column >= bindparam("low"), column <= bindparam("high")]
+    if numbering.scope is not None:
+        where.append(numbering.table.c[numbering.scope] == bindparam("scope"))
+    return where
 
-    async def highest(
-        self,
-        numbering: Numbering,
-        low: int,
-        high: int,
-        scope_id: uuid.UUID | None,
-        *,
-        now: datetime,
-    ) -> int | None:
-        """The highest value from ``low`` to ``high`` held or reserved (one statement)."""
-        column = numbering.value_column
-        held = (
-            select(func.max(column))
-            .where(
-                self.allocations.in_scope(numbering, scope_id),
-                column >= numbering.encode(low),
-                column <= numbering.encode(high),
-            )
-            .scalar_subquery()
-        )
-        reserved = (
-            select(func.max(RESERVATIONS.c.value))
-            .where(*self._live(numbering, scope_id, low, high, now))
-            .scalar_subquery()
-        )
-        row = (await self.connection.execute(select(held, reserved))).one()
-        tops = [numbering.decode(row[0]) if row[0] is not None else None]
-        tops.append(int(row[1], 16) if row[1] is not None else None)
-        return max((top for top in tops if top is not None), default=None)
 
-    async def used_from(
-        self,
-        numbering: Numbering,
-        start: int,
-        high: int,
-        scope_id: uuid.UUID | None,
-        *,
-        limit: int,
-        now: datetime,
-    ) -> list[int]:
-        """Up to ``limit`` values from ``start`` to ``high`` held or reserved, ascending: every
-        one up to the last returned (each list is complete up to its own last value, and the
-        merge stops at or below both)."""
-        held = await self.allocations.used_from(numbering, start, high, scope_id, limit=limit)
-        query = (
-            select(RESERVATIONS.c.value)
-            .where(*self._live(numbering, scope_id, start, high, now))
-            .order_by(RESERVATIONS.c.value)
-            .limit(limit)
-        )
-        reserved = [int(v, 16) for v in (await self.connection.execute(query)).scalars()]
-        return sorted({*held, *reserved})[:limit]
+def _highest(numbering: Numbering) -> Compiled:
+    held = select(func.max(numbering.value_column)).where(*_held_in(numbering))
+    reserved = select(func.max(RESERVATIONS.c.value)).where(*_live("reserved"))
+    return Compiled(select(held.scalar_subquery(), reserved.scalar_subquery()))
 
-    async def reserve(
-        self,
-        numbering: Numbering,
-        scope_id: uuid.UUID | None,
-        candidates: Sequence[int],
-        *,
-        token: uuid.UUID,
-        now: datetime,
-        expires_at: datetime,
-    ) -> int | None:
-        """Reserve the first of ``candidates`` that is neither held nor reserved (an expired
-        reservation does not count), for ``token``; None when every one was taken meanwhile.
-        One statement: what two allocators reserving at once decide between them is settled
-        by the primary key (the loser's row conflicts and is not written)."""
-        table, value = numbering.table.name, numbering.value
-        native = "bigint" if numbering is MACS else "text"
-        in_scope = f"a.{numbering.scope} = CAST(:scope AS uuid) AND " if numbering.scope else ""
-        query = text(
+
+def _used_from(numbering: Numbering) -> tuple[Compiled, Compiled]:
+    column = numbering.value_column
+    held = select(column).where(*_held_in(numbering)).order_by(column).limit(bindparam("limit"))
+    reserved = (
+        select(RESERVATIONS.c.value)
+        .where(*_live("reserved"))
+        .order_by(RESERVATIONS.c.value)
+        .limit(bindparam("limit"))
+    )
+    return Compiled(held), Compiled(reserved)
+
+
+def _reserve(numbering: Numbering) -> Compiled:
+    """Of the candidates (``values`` as stored here, ``natives`` as the allocation table
+    stores them, in order), reserve the first nobody holds or reserves live."""
+    table, value = numbering.table.name, numbering.value
+    native = "bigint" if numbering is MACS else "text"
+    in_scope = f"a.{numbering.scope} = CAST(:scope AS uuid) AND " if numbering.scope else ""
+    return Compiled(
+        text(
             f"""
             INSERT INTO allocation_reservations (numbering, scope_id, value, token, expires_at)
             SELECT CAST(:numbering AS varchar), CAST(:scope AS uuid), c.value,
@@ -144,8 +103,90 @@ class ReservationRepository:
             RETURNING value
             """
         )
-        parameters = {
-            "numbering": table,
+    )
+
+
+_RESERVED = (MACS, ADDRESSES)
+_HIGHEST = {numbering: _highest(numbering) for numbering in _RESERVED}
+_USED_FROM = {numbering: _used_from(numbering) for numbering in _RESERVED}
+_RESERVE = {numbering: _reserve(numbering) for numbering in _RESERVED}
+_CLAIM = Compiled(delete(RESERVATIONS).where(RESERVATIONS.c.token == bindparam("token")))
+
+
+class ReservationRepository:
+    """The values in use, held or reserved, as the allocators of a reserved numbering (the
+    MACs, the addresses of a subnet) see them; PostgreSQL only."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    def _range(
+        self, numbering: Numbering, scope_id: uuid.UUID | None, low: int, high: int
+    ) -> dict[str, object]:
+        return {
+            "low": numbering.encode(low),
+            "high": numbering.encode(high),
+            "scope": scope_id,
+            "numbering": numbering.table.name,
+            "reserved_scope": _scope(scope_id),
+            "reserved_low": reserved_text(low),
+            "reserved_high": reserved_text(high),
+        }
+
+    async def highest(
+        self,
+        numbering: Numbering,
+        low: int,
+        high: int,
+        scope_id: uuid.UUID | None,
+        *,
+        now: datetime,
+    ) -> int | None:
+        """The highest value from ``low`` to ``high`` held or reserved (one statement)."""
+        params = self._range(numbering, scope_id, low, high) | {"now": now}
+        rows = await _HIGHEST[numbering].rows(self.connection, params, is_postgres=True)
+        held, reserved = rows[0]
+        tops = [numbering.decode(held) if held is not None else None]
+        tops.append(int(reserved, 16) if reserved is not None else None)
+        return max((top for top in tops if top is not None), default=None)
+
+    async def used_from(
+        self,
+        numbering: Numbering,
+        start: int,
+        high: int,
+        scope_id: uuid.UUID | None,
+        *,
+        limit: int,
+        now: datetime,
+    ) -> list[int]:
+        """Up to ``limit`` values from ``start`` to ``high`` held or reserved, ascending: every
+        one up to the last returned (each list is complete up to its own last value, and the
+        merge stops at or below both)."""
+        params = self._range(numbering, scope_id, start, high) | {"now": now, "limit": limit}
+        held_statement, reserved_statement = _USED_FROM[numbering]
+        held = await held_statement.rows(self.connection, params, is_postgres=True)
+        reserved = await reserved_statement.rows(self.connection, params, is_postgres=True)
+        values = {numbering.decode(row[0]) for row in held}
+        values |= {int(row[0], 16) for row in reserved}
+        return sorted(values)[:limit]
+
+    async def reserve(
+        self,
+        numbering: Numbering,
+        scope_id: uuid.UUID | None,
+        candidates: Sequence[int],
+        *,
+        token: uuid.UUID,
+        now: datetime,
+        expires_at: datetime,
+    ) -> int | None:
+        """Reserve the first of ``candidates`` that is neither held nor reserved (an expired
+        reservation does not count), for ``token``; None when every one was taken meanwhile.
+        One statement: what two allocators reserving at once decide between them is settled
+        by the primary key (the loser's row conflicts and is not written)."""
+        params = {
+            "numbering": numbering.table.name,
             "scope": _scope(scope_id),
             "values": [reserved_text(c) for c in candidates],
             "natives": [numbering.encode(c) for c in candidates],
@@ -153,13 +194,13 @@ class ReservationRepository:
             "now": now,
             "expires_at": expires_at,
         }
-        found = (await self.connection.execute(query, parameters)).scalar()
-        return None if found is None else int(found, 16)
+        rows = await _RESERVE[numbering].rows(self.connection, params, is_postgres=True)
+        return int(rows[0][0], 16) if rows else None
 
     async def claim(self, token: uuid.UUID) -> None:
         """In the write's transaction, as it inserts the allocations: its reservations go
         with its commit."""
-        await self.connection.execute(delete(RESERVATIONS).where(RESERVATIONS.c.token == token))
+        await _CLAIM.rows(self.connection, {"token": token}, is_postgres=True)
 
     async def release(self, token: uuid.UUID, *, now: datetime) -> None:
         """After a write failed: its reservations, and any that expired (their writer's
