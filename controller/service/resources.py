@@ -329,7 +329,11 @@ class ResourceService:
                 revision = await record_deletion(repo, root_row, now=now, is_postgres=postgres)
             else:
                 await repo.update(root_row.instance_id, {"etag": new_etag(), "updated_at": now})
-                remaining = await repo.aggregate(root_row.instance_id)
+                # What is left is what was loaded less the subtree deleted (the cascade takes
+                # exactly its descendants): no second read of the aggregate (10,001 rows for
+                # a rule of a big ACL).
+                gone = {n.instance_id for n in node.walk()}
+                remaining = [row for row in rows if row.instance_id not in gone]
                 revision = await record_write(repo, remaining, now=now, is_postgres=postgres)
             return DeleteResult(True, revision)
 
