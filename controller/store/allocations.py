@@ -85,10 +85,16 @@ class AllocationRepository:
         self, numbering: Numbering, low: int, high: int, scope_id: uuid.UUID | None = None
     ) -> int | None:
         column = numbering.value_column
-        query = select(func.max(column)).where(
-            self._in_scope(numbering, scope_id),
-            column >= numbering.encode(low),
-            column <= numbering.encode(high),
+        # Not max(): see store/reservations.py's highest (a stale generic plan aggregates).
+        query = (
+            select(column)
+            .where(
+                self._in_scope(numbering, scope_id),
+                column >= numbering.encode(low),
+                column <= numbering.encode(high),
+            )
+            .order_by(column.desc())
+            .limit(1)
         )
         found = (await self.connection.execute(query)).scalar()
         return None if found is None else numbering.decode(found)

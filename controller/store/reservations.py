@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.allocations import ADDRESSES, MACS, Numbering
@@ -56,9 +64,35 @@ def _held_in(numbering: Numbering) -> list[ColumnElement[bool]]:
 
 
 def _highest(numbering: Numbering) -> Compiled:
-    held = select(func.max(numbering.value_column)).where(*_held_in(numbering))
-    reserved = select(func.max(RESERVATIONS.c.value)).where(*_live("reserved"))
-    return Compiled(select(held.scalar_subquery(), reserved.scalar_subquery()))
+    """The highest value held, and the highest reserved above it. Each is one index entry
+    read backwards (not max(): a prepared statement's generic plan made while the tables
+    were small aggregated every value in range). Reservations are looked for above what is
+    held only: below it lie those claimed and deleted, whose dead index entries a backward
+    scan for a live one would have to pass, thousands late in a busy hour."""
+    table, value = numbering.table.name, numbering.value
+    in_scope = f" AND {numbering.scope} = CAST(:scope AS uuid)" if numbering.scope else ""
+    held_text = "lpad(to_hex(top), 32, '0')" if numbering is MACS else "top"
+    return Compiled(
+        text(
+            f"""
+            WITH held AS (
+                SELECT {value} AS top FROM {table}
+                WHERE {value} >= :low AND {value} <= :high{in_scope}
+                ORDER BY {value} DESC LIMIT 1
+            )
+            SELECT (SELECT top FROM held), (
+                SELECT r.value FROM allocation_reservations r
+                WHERE r.numbering = CAST(:numbering AS varchar)
+                    AND r.scope_id = CAST(:reserved_scope AS uuid)
+                    AND r.value > coalesce((SELECT {held_text} FROM held), '')
+                    AND r.value >= CAST(:reserved_low AS varchar)
+                    AND r.value <= CAST(:reserved_high AS varchar)
+                    AND r.expires_at > CAST(:now AS timestamptz)
+                ORDER BY r.value DESC LIMIT 1
+            )
+            """
+        )
+    )
 
 
 def _used_from(numbering: Numbering) -> tuple[Compiled, Compiled]:
@@ -75,7 +109,10 @@ def _used_from(numbering: Numbering) -> tuple[Compiled, Compiled]:
 
 def _reserve(numbering: Numbering) -> Compiled:
     """Of the candidates (``values`` as stored here, ``natives`` as the allocation table
-    stores them, in order), reserve the first nobody holds or reserves live."""
+    stores them, in order), reserve the first nobody holds or reserves live. ``OFFSET 0``
+    keeps each NOT EXISTS a lookup per candidate by primary key, stopping at the first free
+    one: as anti-joins, a plan made while the tables were small read every allocation of the
+    subnet for every candidate."""
     table, value = numbering.table.name, numbering.value
     native = "bigint" if numbering is MACS else "text"
     in_scope = f"a.{numbering.scope} = CAST(:scope AS uuid) AND " if numbering.scope else ""
@@ -88,12 +125,13 @@ def _reserve(numbering: Numbering) -> Compiled:
             FROM unnest(CAST(:values AS text[]), CAST(:natives AS {native}[]))
                 WITH ORDINALITY AS c(value, native, position)
             WHERE NOT EXISTS (
-                SELECT 1 FROM {table} a WHERE {in_scope}a.{value} = c.native
+                SELECT 1 FROM {table} a WHERE {in_scope}a.{value} = c.native OFFSET 0
             ) AND NOT EXISTS (
                 SELECT 1 FROM allocation_reservations r
                 WHERE r.numbering = CAST(:numbering AS varchar)
                     AND r.scope_id = CAST(:scope AS uuid)
                     AND r.value = c.value AND r.expires_at > CAST(:now AS timestamptz)
+                OFFSET 0
             )
             ORDER BY c.position
             LIMIT 1
