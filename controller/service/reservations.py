@@ -19,7 +19,8 @@ made in that transaction. So once the exclusive lock is held, every reservation 
 belongs to a writer that has failed and will never be claimed: the allocation tables alone
 tell what is held. Static values are still checked in the write's transaction; two writers
 wanting one value, or a Static value racing a reserved one, meet at the allocation table's
-primary key, and ``Database.run`` runs the loser again (then a 409).
+primary key, and ``Database.run`` runs the loser again (a Static loser then gets its 409, a
+Dynamic one another value).
 
 SQLite serialises its writers anyway: there a value is still picked in the transaction.
 """
