@@ -13,34 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.database import Database
 from controller.store.reservations import RESERVATIONS, reserved_text
-from tests.support.bodies import (
-    ip_configuration,
-    mac_pool,
-    nic,
-    provider_network,
-    virtual_network,
-    virtual_subnet,
-)
-from tests.support.nbi import Json, child, get, props, put
-
-POOL = "/macPools/DefaultMacPool"
-VNET = "/virtualNetworks/Fabrikam"
-WEB = f"{VNET}/subnets/Web"  # 24.30.1.0/24
-TINY = f"{VNET}/subnets/Tiny"  # 24.30.2.0/29: .2 to .6 to hand out
+from tests.support.bodies import ip_configuration, nic
+from tests.support.fabrikam import TINY, WEB, address, build_fabrikam
+from tests.support.nbi import get, props, put
 
 
 @pytest.fixture
 async def fabric(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    await put(client, POOL, mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1F-FF"), status=201)
-    await put(client, "/logicalNetworks/HNVPA", provider_network(), status=201)
-    subnets = (virtual_subnet("Web", "24.30.1.0/24"), virtual_subnet("Tiny", "24.30.2.0/29"))
-    await put(client, VNET, virtual_network(*subnets), status=201)
-    return client
-
-
-def address(resource: Json, config_id: str) -> str:
-    found: str = props(child(resource, "ipConfigurations", config_id))["privateIPAddress"]
-    return found
+    return await build_fabrikam(client)
 
 
 async def reservations_left(database: Database) -> int:

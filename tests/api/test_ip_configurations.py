@@ -14,11 +14,20 @@ from tests.support.bodies import (
     ip_pool,
     logical_network,
     logical_subnet,
-    mac_pool,
     nic,
-    provider_network,
     virtual_network,
     virtual_subnet,
+)
+from tests.support.fabrikam import (
+    NIC,
+    OTHER_WEB,
+    POOL,
+    TINY,
+    VNET,
+    WEB,
+    address,
+    build_fabrikam,
+    create_other_vnet,
 )
 from tests.support.nbi import (
     Json,
@@ -35,29 +44,13 @@ from tests.support.nbi import (
     without_read_times,
 )
 
-POOL = "/macPools/DefaultMacPool"
-VNET = "/virtualNetworks/Fabrikam"
-WEB = f"{VNET}/subnets/Web"  # 24.30.1.0/24
-TINY = f"{VNET}/subnets/Tiny"  # 24.30.2.0/29: .2 to .6 to hand out
-OTHER_VNET = "/virtualNetworks/Contoso"
-OTHER_WEB = f"{OTHER_VNET}/subnets/Web"  # 24.30.1.0/24 too
 VLAN = "/logicalNetworks/Tenant_VLAN"
 VLAN_SUBNET = f"{VLAN}/subnets/VLAN10"  # 10.0.10.0/24, gateway .1, pools .10-.12 and .20-.21
-NIC = "/networkInterfaces/WebVM1_Nic1"
 
 
 @pytest.fixture
 async def fabric(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """The client, with a macPool, the provider network and the Fabrikam network."""
-    await put(client, POOL, mac_pool("00-1D-D8-B7-1C-00", "00-1D-D8-B7-1F-FF"), status=201)
-    await put(client, "/logicalNetworks/HNVPA", provider_network(), status=201)
-    subnets = (virtual_subnet("Web", "24.30.1.0/24"), virtual_subnet("Tiny", "24.30.2.0/29"))
-    await put(client, VNET, virtual_network(*subnets), status=201)
-    return client
-
-
-async def create_other_vnet(client: httpx.AsyncClient) -> None:
-    await put(client, OTHER_VNET, virtual_network(virtual_subnet("Web", "24.30.1.0/24")))
+    return await build_fabrikam(client)
 
 
 async def create_vlan(client: httpx.AsyncClient) -> None:
@@ -70,13 +63,6 @@ async def create_vlan(client: httpx.AsyncClient) -> None:
         defaultGateways=["10.0.10.1"],
     )
     await put(client, VLAN, logical_network(subnet), status=201)
-
-
-def address(resource: Json, config_id: str | None = None) -> str:
-    """The privateIPAddress of an ipConfiguration, or of ``config_id`` inside a NIC."""
-    config = resource if config_id is None else child(resource, "ipConfigurations", config_id)
-    found: str = props(config)["privateIPAddress"]
-    return found
 
 
 async def put_nic(
