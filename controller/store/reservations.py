@@ -14,15 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import (
-    ColumnElement,
-    Table,
-    bindparam,
-    delete,
-    or_,
-    select,
-    text,
-)
+from sqlalchemy import ColumnElement, Table, bindparam, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.allocations import ADDRESSES, MACS, Numbering
@@ -43,14 +35,14 @@ def _scope(scope_id: uuid.UUID | None) -> uuid.UUID:
     return NO_SCOPE if scope_id is None else scope_id
 
 
-def _live(name: str) -> list[ColumnElement[bool]]:
-    """Reservations of ``numbering`` in ``reserved_scope``, from ``{name}_low`` to
-    ``{name}_high``, that have not expired at ``now`` (bind parameters)."""
+def _live() -> list[ColumnElement[bool]]:
+    """Reservations of ``numbering`` in ``reserved_scope``, from ``reserved_low`` to
+    ``reserved_high``, that have not expired at ``now`` (bind parameters)."""
     return [
         RESERVATIONS.c.numbering == bindparam("numbering"),
         RESERVATIONS.c.scope_id == bindparam("reserved_scope"),
-        RESERVATIONS.c.value >= bindparam(f"{name}_low"),
-        RESERVATIONS.c.value <= bindparam(f"{name}_high"),
+        RESERVATIONS.c.value >= bindparam("reserved_low"),
+        RESERVATIONS.c.value <= bindparam("reserved_high"),
         RESERVATIONS.c.expires_at > bindparam("now"),
     ]
 
@@ -100,7 +92,7 @@ def _used_from(numbering: Numbering) -> tuple[Compiled, Compiled]:
     held = select(column).where(*_held_in(numbering)).order_by(column).limit(bindparam("limit"))
     reserved = (
         select(RESERVATIONS.c.value)
-        .where(*_live("reserved"))
+        .where(*_live())
         .order_by(RESERVATIONS.c.value)
         .limit(bindparam("limit"))
     )
