@@ -157,6 +157,31 @@ def db_upgrade() -> None:
     typer.echo(f"database at revision {migrate.current_revision(settings.resolved_database_url())}")
 
 
+@db_app.command("finish-upgrade")
+def db_finish_upgrade() -> None:
+    """Once no replica of an earlier version runs: fill in what such replicas left out and
+    let the replicas record what a write changed rather than its whole aggregate."""
+    import asyncio
+
+    from controller.resources import REGISTRY
+    from controller.service.upgrade import finish_upgrade
+    from controller.store.database import Database
+
+    settings = Settings()
+    configure_logging(settings)
+    settings.ensure_data_dir()
+
+    async def run() -> int:
+        database = Database(settings.resolved_database_url())
+        try:
+            return await finish_upgrade(database, REGISTRY)
+        finally:
+            await database.dispose()
+
+    filled = asyncio.run(run())
+    typer.echo(f"upgrade finished: {filled} sibling keys filled in; writes are recorded as patches")
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's migration revision and the newest one this version knows."""

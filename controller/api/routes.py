@@ -26,7 +26,8 @@ from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.values import check_resource_id
 from controller.errors import InvalidInput, NotFound, ServiceUnavailable
 from controller.service.audit import delete_status, put_status
-from controller.service.resources import Preconditions, ResourceService
+from controller.service.preconditions import Preconditions
+from controller.service.resources import ResourceService
 from controller.service.views import ResourceView
 
 SUPPORTED_VERSIONS = ("v1", "v2", "v3", "v4", "v5")

@@ -53,6 +53,16 @@ ReferrerCheck = Callable[["Node", Sequence[UsedBy]], None]
 
 
 @dataclass(frozen=True)
+class SiblingKey:
+    """Members of a child kind's properties whose values, together, no two children of one
+    parent may share (an ACL's rules: direction and priority). ``clash(node, other)`` is the
+    error for ``node`` sharing them with the sibling whose resourceId is ``other``."""
+
+    members: tuple[str, ...]
+    clash: Callable[[Node, str], Exception]
+
+
+@dataclass(frozen=True)
 class BackRef:
     """A read-only reverse reference: ``member`` lists every resource of one of ``sources``
     (kind keys) that references this one through a member named in ``via`` (any if empty).
@@ -81,6 +91,15 @@ class Kind:
     validate: Validator | None = None
     check_peers: PeerCheck | None = None
     check_referrers: ReferrerCheck | None = None
+    # Members whose values are unique among the siblings of such a child (checked by the
+    # engine, for a whole write and for a child written alone).
+    sibling_key: SiblingKey | None = None
+    # A PUT or DELETE of one such child at its own URI is done without loading its aggregate
+    # (service/alone.py): nothing decides whether it is valid but the child itself and its
+    # siblings' ``sibling_key``, so one rule of a 10,000-rule ACL costs one rule. Such a kind
+    # has no children, references, secrets or peer and referrer checks, and no check of its
+    # parent reads it (tests/core checks what it can).
+    written_alone: bool = False
     computed: Computed | None = None
     # Names and types of the members ``computed`` adds, for the OpenAPI description.
     computed_members: tuple[tuple[str, Any], ...] = ()

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from controller.policy.documents import is_patch
 from controller.policy.model import Model
 from controller.policy.objects import KINDS, Body, compute
 from controller.policy.topology import Entity, entities_of
@@ -29,7 +31,7 @@ _NAMED_TYPES = tuple(dict.fromkeys(t for kind in KINDS for t in kind.names))
 @dataclass(frozen=True)
 class Change:
     """One committed write: aggregate ``root`` of ``kind`` now has ``document`` (None:
-    deleted)."""
+    deleted), or has changed as ``document``, a patch, says."""
 
     revision: int
     root: str
@@ -73,8 +75,22 @@ class Prepared:
 
 def prepare(change: Change, old: list[Entity]) -> Prepared:
     """``change`` prepared for an aggregate that contributed ``old`` (``Compiler.contributed``)."""
+    if change.document is not None and is_patch(change.document):
+        return _patched(change, change.document, old)
     new = entities_of(change.kind, change.document)
     gone, came = _difference(old, new)
+    return Prepared(old, new, gone, came)
+
+
+def _patched(change: Change, patch: dict[str, Any], old: list[Entity]) -> Prepared:
+    """A patch (``policy.documents.patch_document``) over ``old``: every entity keeps what
+    its row gave it (an entity's key is its row's lower-cased resourceRef) unless the patch
+    rewrote or removed that row."""
+    written = entities_of(change.kind, patch)
+    touched = {str(row["ref"]).lower() for row in patch["rows"]}.union(patch["removed"])
+    before = [entity for entity in old if entity.key in touched]
+    new = [entity for entity in old if entity.key not in touched] + written
+    gone, came = _difference(before, written)
     return Prepared(old, new, gone, came)
 
 
@@ -129,12 +145,12 @@ class Compiler:
             prepared = prepare(change, old)
         new, gone, came = prepared.new, prepared.gone, prepared.came
         names, configs = _dirty(self.model, gone)
-        self.model.replace(change.root, new)
+        self.model.replace(change.root, new, (gone, came))
         # What went with what the change removed (a DIP's health with the DIP) shaped objects
         # too; the model as it is now still tells which.
         after_names, after_configs = _dirty(self.model, [*came, *self.model.take_dropped()])
         names |= after_names
-        names |= _naming(self.model, _appeared_or_vanished(old, new))
+        names |= _naming(self.model, _appeared_or_vanished(gone, came))
         for config in configs | after_configs:
             for group in self.model.place(config):
                 names |= _group_objects(self.model, group)
@@ -234,16 +250,16 @@ def _group_objects(model: Model, group: str) -> set[str]:
     return names
 
 
-def _appeared_or_vanished(old: Iterable[Entity], new: Iterable[Entity]) -> set[tuple[type, str]]:
+def _appeared_or_vanished(gone: Iterable[Entity], came: Iterable[Entity]) -> set[tuple[type, str]]:
     """Entities some kind names by instanceId (as ``(type, key)``) that came, went or came
-    again under another instanceId."""
+    again under another instanceId (what is unchanged is in neither ``gone`` nor ``came``)."""
 
     def named(entities: Iterable[Entity]) -> set[tuple[type, str, str]]:
         return {
             (type(e), e.key, getattr(e, "id", "")) for e in entities if isinstance(e, _NAMED_TYPES)
         }
 
-    return {(kind, key) for kind, key, _ in named(old) ^ named(new)}
+    return {(kind, key) for kind, key, _ in named(gone) ^ named(came)}
 
 
 def _naming(model: Model, changed: set[tuple[type, str]]) -> set[str]:

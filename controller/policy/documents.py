@@ -1,11 +1,14 @@
 """The documents the compiler reads, built in one place for every writer of the change log.
 
 A committed write of an aggregate is recorded as its rows after the write (instanceId, kind,
-resourceRef, properties, and the VSID a virtual subnet holds in its allocation); an agent's
-report of its provider address as a document of its own, under an aggregate id derived from
-the server's. The service records the first, the southbound the second, and a starting replica
-rebuilds both from the tables: all of them build the documents here, so what the compiler reads
-cannot differ between a follower and a fresh load.
+resourceRef, properties, and the VSID a virtual subnet holds in its allocation), or, when the
+aggregate existed before and its kind allows (``patchable``), as a *patch*: the rows the write
+inserted or rewrote and the keys of those it removed, so that one rule added to a 10,000-rule
+ACL is recorded, read and compiled as one rule. An agent's report of its provider address is
+a document of its own, under an aggregate id derived from the server's. The service records
+the first, the southbound the second, and a starting replica rebuilds both from the tables:
+all of them build the documents here, so what the compiler reads cannot differ between a
+follower and a fresh load.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.policy.topology import DIP_HEALTH_KIND, PROVIDER_ADDRESS_KIND, SOURCE_ROOTS
+from controller.policy.topology import (
+    DIP_HEALTH_KIND,
+    PROVIDER_ADDRESS_KIND,
+    SOURCE_ROOTS,
+    patchable,
+)
 
 Json = dict[str, Any]
 
@@ -27,6 +35,9 @@ __all__ = [
     "aggregate_document",
     "dip_health_document",
     "dip_health_root",
+    "is_patch",
+    "patch_document",
+    "patchable",
     "provider_address_document",
     "provider_address_root",
 ]
@@ -56,6 +67,17 @@ def aggregate_document(rows: Iterable[DocumentRow]) -> Json:
             for row in rows
         ]
     }
+
+
+def patch_document(rows: Iterable[DocumentRow], removed: Iterable[str]) -> Json:
+    """A write of an aggregate the compiler holds already, as what it changed: ``rows``
+    inserted or rewritten, and the lower-cased resourceRefs of the rows ``removed`` (each
+    one's descendants named too)."""
+    return aggregate_document(rows) | {"removed": sorted(removed)}
+
+
+def is_patch(document: Json) -> bool:
+    return "removed" in document
 
 
 def provider_address_root(server: uuid.UUID) -> uuid.UUID:

@@ -15,6 +15,7 @@ from controller.policy.balancing import Balancing
 from controller.policy.topology import (
     LB_ENTITIES,
     Acl,
+    AclRule,
     DipHealth,
     Entity,
     Fabric,
@@ -63,6 +64,7 @@ class Model:
     nics: dict[str, Nic] = field(default_factory=dict)
     configs: dict[str, IpConfig] = field(default_factory=dict)
     acls: dict[str, Acl] = field(default_factory=dict)
+    acl_rules: dict[str, AclRule] = field(default_factory=dict)
     route_tables: dict[str, RouteTable] = field(default_factory=dict)
     provider: dict[str, str] = field(default_factory=dict)  # server key -> address
     fabric: Fabric | None = None
@@ -77,6 +79,7 @@ class Model:
     subnets_of_vnet: defaultdict[str, set[str]] = field(default_factory=_index)
     nics_of_server: defaultdict[str, set[str]] = field(default_factory=_index)
     configs_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
+    rules_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
     subnets_of_acl: defaultdict[str, set[str]] = field(default_factory=_index)
     subnets_of_route_table: defaultdict[str, set[str]] = field(default_factory=_index)
     # Placed endpoints, and per group how many of them each host has: the hosts of a virtual
@@ -104,22 +107,31 @@ class Model:
     # probe that is gone): the compiler takes them to mark what they shaped dirty.
     dropped: list[Entity] = field(default_factory=list, compare=False)
 
-    def replace(self, root: str, entities: Iterable[Entity]) -> list[Entity]:
+    def replace(
+        self,
+        root: str,
+        entities: Iterable[Entity],
+        difference: tuple[list[Entity], list[Entity]] | None = None,
+    ) -> list[Entity]:
         """Make ``entities`` what aggregate ``root`` contributes; returns what it did before.
+        ``difference``: the entities that went and came (the compiler's ``prepare``), when
+        known; only those are unlinked and linked, so one rule changed in a 10,000-rule ACL
+        touches the indexes twice, not 20,000 times (25 ms on the event loop).
 
         A server that is gone takes the provider address its agent reported with it: the
         store deletes the agent's row with the server (no change is logged for that), so a
         replica loading afterwards has no address for it, nor for a server created again
         under the same resourceRef."""
         old = self.contributed.pop(root, [])
-        for entity in old:
+        new = list(entities)
+        gone, came = difference if difference is not None else (old, new)
+        for entity in gone:
             self._unlink(entity)
             if isinstance(entity, ProviderAddress) and self.provider_roots.get(entity.key) == root:
                 del self.provider_roots[entity.key]
             if isinstance(entity, DipHealth):
                 self._forget_health(entity, root)
-        new = list(entities)
-        for entity in new:
+        for entity in came:
             self._link(entity)
             if isinstance(entity, ProviderAddress):
                 self.provider_roots[entity.key] = root
@@ -129,13 +141,15 @@ class Model:
                     self.health_of[owner].add(entity.key)
         if new:
             self.contributed[root] = new
-        kept = {entity.key for entity in new if isinstance(entity, Server)}
-        for entity in old:
+        # What is in both ``old`` and ``new`` unchanged is in neither ``gone`` nor ``came``:
+        # a server or owner that went is one of ``gone`` not back in ``came``.
+        kept = {entity.key for entity in came if isinstance(entity, Server)}
+        for entity in gone:
             if isinstance(entity, Server) and entity.key not in kept:
                 reporter = self.provider_roots.get(entity.key)
                 if reporter is not None:
                     self.dropped += self.replace(reporter, [])
-        self._drop_health_of(_owners(old) - _owners(new))
+        self._drop_health_of(_owners(gone) - _owners(came))
         return old
 
     def _forget_health(self, entity: DipHealth, root: str) -> None:
@@ -179,6 +193,9 @@ class Model:
                 self.lb.link_config(entity)
             case Acl():
                 self.acls[entity.key] = entity
+            case AclRule():
+                self.acl_rules[entity.key] = entity
+                self.rules_of_acl[entity.acl].add(entity.key)
             case RouteTable():
                 self.route_tables[entity.key] = entity
             case ProviderAddress():
@@ -211,6 +228,9 @@ class Model:
                 self.lb.unlink_config(entity)
             case Acl():
                 self.acls.pop(entity.key, None)
+            case AclRule():
+                self.acl_rules.pop(entity.key, None)
+                _discard(self.rules_of_acl, entity.acl, entity.key)
             case RouteTable():
                 self.route_tables.pop(entity.key, None)
             case ProviderAddress():

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from controller.core.kinds import BackRef, Kind
+from controller.core.kinds import BackRef, Kind, SiblingKey
 from controller.core.scalars import IntRange
 from controller.core.shape import Shape, default
 from controller.core.tree import Node
@@ -103,21 +103,19 @@ class AccessControlListProperties(WireModel):
     )
 
 
-def validate_access_control_list(node: Node) -> None:
-    """Priorities are unique per ACL and direction; address families of a rule agree."""
-    seen: dict[tuple[Direction, int], str] = {}
-    for rule in node.kids("aclRules"):
-        props = rule.props(AclRuleProperties)
-        slot = (props.type, props.priority)
-        if slot in seen:
-            raise InvalidInput(
-                f"aclRules '{rule.resource_id}' and '{seen[slot]}' both have priority "
-                f"{props.priority} for {props.type.value} traffic; priorities must be unique "
-                "per ACL and direction",
-                target=rule.target("priority"),
-            )
-        seen[slot] = rule.resource_id
-        _check_families(rule, props)
+def validate_acl_rule(rule: Node) -> None:
+    """The address families of a rule agree (and with an ICMP protocol)."""
+    _check_families(rule, rule.props(AclRuleProperties))
+
+
+def _priority_clash(rule: Node, other: str) -> InvalidInput:
+    props = rule.props(AclRuleProperties)
+    return InvalidInput(
+        f"aclRules '{rule.resource_id}' and '{other}' both have priority "
+        f"{props.priority} for {props.type.value} traffic; priorities must be unique "
+        "per ACL and direction",
+        target=rule.target("priority"),
+    )
 
 
 def _family(match: str) -> int | None:
@@ -154,7 +152,6 @@ ACCESS_CONTROL_LISTS = Kind(
     shape=Shape(
         default("inboundDefaultAction", "Permit"), default("outboundDefaultAction", "Permit")
     ),
-    validate=validate_access_control_list,
     backrefs=(
         BackRef("ipConfigurations", ("networkInterfaces/ipConfigurations",)),
         BackRef("subnets", ("virtualNetworks/subnets", "logicalNetworks/subnets")),
@@ -168,6 +165,9 @@ ACL_RULES = Kind(
     properties=AclRuleProperties,
     shape=Shape(default("logging", "Enabled")),
     parent=ACCESS_CONTROL_LISTS,
+    validate=validate_acl_rule,
+    sibling_key=SiblingKey(("type", "priority"), _priority_clash),
+    written_alone=True,
     description="One rule of an access control list.",
 )
 

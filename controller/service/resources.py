@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +22,7 @@ from controller.core.kinds import Registry, UsedBy
 from controller.core.paths import CollectionPath, ResourcePath
 from controller.core.tree import Node
 from controller.errors import MethodNotAllowed, PreconditionFailed
-from controller.service import trees
+from controller.service import alone, trees
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.audit import (
     AUDITED_WRITE,
@@ -31,11 +30,18 @@ from controller.service.audit import (
     delete_status,
     put_status,
 )
-from controller.service.changes import record_deletion, record_write
+from controller.service.changes import Changed, Patches, record_deletion, record_write
 from controller.service.heavy import HEAVY_ROWS, off_loop
+from controller.service.preconditions import (
+    NO_PRECONDITIONS,
+    Preconditions,
+    check_preconditions,
+)
 from controller.service.reading import Page, Reader
 from controller.service.references import refuse_if_referenced, resolve_references
 from controller.service.reservations import Reservations
+from controller.service.rows import Planned, new_etag, planned_rows
+from controller.service.validation import validate_nodes
 from controller.service.views import ResourceView
 from controller.store.database import Database
 from controller.store.repository import (
@@ -43,14 +49,6 @@ from controller.store.repository import (
     ResourceRepository,
     StoredResource,
 )
-
-
-@dataclass(frozen=True)
-class Preconditions:
-    """``If-Match`` / ``If-None-Match`` of a write, as sent."""
-
-    if_match: str | None = None
-    if_none_match: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,6 @@ class DeleteResult:
 
 # A revision above any an agent can have applied: what was just written is pending.
 PENDING = 2**62
-
-
-def new_etag() -> str:
-    return f'W/"{uuid.uuid4()}"'
 
 
 def _utcnow() -> datetime:
@@ -93,6 +87,7 @@ class ResourceService:
         self.reader = Reader(database, registry)
         self.allocator = allocator or Allocator(AllocationSettings())
         self.clock = clock
+        self.patches = Patches()
         # Told each committed revision, after the commit (wakes this replica's southbound).
         self.on_commit = on_commit
 
@@ -112,7 +107,7 @@ class ResourceService:
     # -- writes --------------------------------------------------------------------------
 
     async def put(
-        self, path: ResourcePath, body: object, preconditions: Preconditions = Preconditions()
+        self, path: ResourcePath, body: object, preconditions: Preconditions = NO_PRECONDITIONS
     ) -> PutResult:
         # Parse before touching the database, so bad input never opens a transaction.
         first = parse_resource(self.registry, path, body)
@@ -126,8 +121,9 @@ class ResourceService:
             # instanceIds and rewrote references in the nodes it used.
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
             repo = self._repo(connection)
-            created, rows, etag_before = await self._write(
-                repo, path, written, preconditions, reservations
+            patches = await self.patches.allowed(connection, is_postgres=repo.is_postgres)
+            created, rows, etag_before, changed = await self._write(
+                repo, path, written, preconditions, reservations, patches=patches
             )
             # The hosts cannot have applied a revision that is not even committed yet.
             rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
@@ -136,7 +132,11 @@ class ResourceService:
             await self._audit(connection, put_status(created), etag_before, view.etag)
             # Last: the change log's revision counter stays locked until the commit.
             revision = await record_write(
-                repo, rows, now=self.clock(), is_postgres=self.database.is_postgres
+                repo,
+                rows,
+                now=self.clock(),
+                is_postgres=self.database.is_postgres,
+                changed=changed if patches else None,
             )
             return PutResult(view, created, revision)
 
@@ -165,11 +165,15 @@ class ResourceService:
         written: Node,
         preconditions: Preconditions,
         reservations: Reservations,
-    ) -> tuple[bool, list[StoredResource], str | None]:
-        """Write ``written`` at ``path``; whether it was created, the aggregate's rows, and
-        its etag before the write."""
+        *,
+        patches: bool,
+    ) -> tuple[bool, list[StoredResource], str | None, Changed | None]:
+        """Write ``written`` at ``path``; whether it was created, the aggregate's rows, its
+        etag before the write, and what the write changed of it (None: it is new).
+        ``patches``: whether it may be recorded as a patch (and so written alone)."""
         root_row = await repo.lock_root(path.root.key)
-        stored_rows = await repo.aggregate(root_row.instance_id) if root_row else []
+        partial = root_row is not None and patches and alone.applies(path)
+        stored_rows = await self._stored(repo, root_row, path, partial=partial)
         stored_tree = await self._loaded(stored_rows)
         stored_nodes = list(stored_tree.walk()) if stored_tree else []
         stored = stored_tree.find(path.key) if stored_tree else None
@@ -180,7 +184,9 @@ class ResourceService:
                 raise PreconditionFailed(
                     f"the parent {path.parent.ref} does not exist", target=path.parent.ref
                 )
-        _check(preconditions, stored is not None, root_row.etag if root_row else None, path)
+        check_preconditions(
+            preconditions, stored is not None, root_row.etag if root_row else None, path
+        )
 
         merged = trees.merge(self.registry, written, stored)
         if parent is None:
@@ -193,9 +199,30 @@ class ResourceService:
         # References first: validators then see canonical resourceRefs.
         references = await resolve_references(self.registry, repo, new_tree)
         await self._validate(repo, new_tree)
+        if partial:
+            assert parent is not None
+            await alone.check_siblings(repo, merged, parent)
         await self._check_referrers(repo, new_tree, stored_nodes)
-        rows = await self._save(repo, stored_rows, stored_nodes, new_tree, references, reservations)
-        return stored is None, rows, root_row.etag if root_row else None
+        rows, changed = await self._save(
+            repo, stored_rows, stored_nodes, new_tree, references, reservations, partial=partial
+        )
+        return stored is None, rows, root_row.etag if root_row else None, changed
+
+    async def _stored(
+        self,
+        repo: ResourceRepository,
+        root_row: StoredResource | None,
+        path: ResourcePath,
+        *,
+        partial: bool,
+    ) -> list[StoredResource]:
+        """What a write at ``path`` loads of its aggregate: all of it, or (``partial``) only
+        the rows down to the child it writes alone (service/alone.py)."""
+        if root_row is None:
+            return []
+        if partial:
+            return await alone.rows_of(repo, root_row, path)
+        return await repo.aggregate(root_row.instance_id)
 
     async def _loaded(self, rows: Sequence[StoredResource]) -> Node | None:
         """The node tree of one aggregate's ``rows`` (None for none); a big one is built off
@@ -209,9 +236,9 @@ class ResourceService:
     async def _validate(self, repo: ResourceRepository, tree: Node) -> None:
         nodes = list(tree.walk())
         if len(nodes) < HEAVY_ROWS:
-            _validate_nodes(nodes)
+            validate_nodes(nodes)
         else:
-            await off_loop(_validate_nodes, nodes)
+            await off_loop(validate_nodes, nodes)
         if tree.kind.check_peers is not None:
             await repo.lock_kind(tree.kind.key)
             rows = await repo.aggregates_of_kind(tree.kind.key)
@@ -250,9 +277,12 @@ class ResourceService:
         tree: Node,
         references: set[Reference],
         reservations: Reservations,
-    ) -> list[StoredResource]:
+        *,
+        partial: bool = False,
+    ) -> tuple[list[StoredResource], Changed | None]:
         """Write ``tree`` over the stored state of its aggregate (``stored_rows`` and the nodes
-        loaded from them before the write changed anything); returns the rows now stored."""
+        loaded from them before the write changed anything); returns the rows now stored and
+        what changed of them (None when there were none)."""
         assert tree.instance_id is not None
         kept = {node.instance_id for node in tree.walk()}
         removed = [node for node in stored if node.instance_id not in kept]
@@ -270,7 +300,11 @@ class ResourceService:
         )
 
         old_references: set[Reference] = set()
-        if stored_rows:
+        positions: dict[uuid.UUID, int] = {}
+        if partial:  # only the rows loaded: what they reference, where new ones go
+            old_references = await repo.references_from([row.instance_id for row in stored_rows])
+            positions = await alone.positions(repo, tree, stored_rows)
+        elif stored_rows:
             old_references = await repo.references_within(stored_rows[0].root_id)
         await repo.remove_references(old_references - references)
         # Deleting the top-most removed rows cascades to their descendants.
@@ -281,10 +315,14 @@ class ResourceService:
                 if row.instance_id in removed_ids and row.parent_id not in removed_ids
             ]
         )
-        rows = await self._upsert(repo, stored_rows, tree, tree.instance_id)
+        planned = await self._upsert(repo, stored_rows, tree, tree.instance_id, positions)
         await self.allocator.apply(allocations, plan, reservations)
         await repo.add_references(references - old_references)
-        return rows
+        if not stored_rows:
+            return planned.rows, None
+        written = {values["instance_id"] for values in (*planned.inserts, *planned.updates)}
+        gone = tuple(row.path_key for row in stored_rows if row.instance_id in removed_ids)
+        return planned.rows, Changed(frozenset(written), gone)
 
     async def _upsert(
         self,
@@ -292,18 +330,19 @@ class ResourceService:
         stored_rows: Sequence[StoredResource],
         tree: Node,
         root_id: uuid.UUID,
-    ) -> list[StoredResource]:
+        positions: Mapping[uuid.UUID, int],
+    ) -> Planned:
         now = self.clock()
         if len(stored_rows) < HEAVY_ROWS:
-            planned = _planned_rows(stored_rows, tree, root_id, now)
+            planned = planned_rows(stored_rows, tree, root_id, now, positions)
         else:
-            planned = await off_loop(_planned_rows, stored_rows, tree, root_id, now)
+            planned = await off_loop(planned_rows, stored_rows, tree, root_id, now, positions)
         await repo.update_many(planned.updates)
         await repo.insert(planned.inserts)
-        return planned.rows
+        return planned
 
     async def delete(
-        self, path: ResourcePath, preconditions: Preconditions = Preconditions()
+        self, path: ResourcePath, preconditions: Preconditions = NO_PRECONDITIONS
     ) -> DeleteResult:
         """Delete ``path`` and its children (``deleted`` is False when there was nothing)."""
         if not path.kind.deletable:
@@ -312,11 +351,13 @@ class ResourceService:
         async def work(connection: AsyncConnection) -> DeleteResult:
             repo = self._repo(connection)
             root_row = await repo.lock_root(path.root.key, deleting=path.is_root)
-            rows = await repo.aggregate(root_row.instance_id) if root_row else []
+            patches = await self.patches.allowed(connection, is_postgres=repo.is_postgres)
+            partial = patches and alone.applies(path)
+            rows = await self._stored(repo, root_row, path, partial=partial)
             tree = await self._loaded(rows)
             node = tree.find(path.key) if tree else None
             etag_before = root_row.etag if root_row else None
-            _check(preconditions, node is not None, etag_before, path)
+            check_preconditions(preconditions, node is not None, etag_before, path)
             await self._audit(connection, delete_status(node is not None), etag_before, None)
             if node is None or root_row is None:
                 return DeleteResult(False)
@@ -334,7 +375,17 @@ class ResourceService:
                 # a rule of a big ACL).
                 gone = {n.instance_id for n in node.walk()}
                 remaining = [row for row in rows if row.instance_id not in gone]
-                revision = await record_write(repo, remaining, now=now, is_postgres=postgres)
+                changed = Changed(
+                    frozenset({root_row.instance_id}),
+                    tuple(row.path_key for row in rows if row.instance_id in gone),
+                )
+                revision = await record_write(
+                    repo,
+                    remaining,
+                    now=now,
+                    is_postgres=postgres,
+                    changed=changed if patches else None,
+                )
             return DeleteResult(True, revision)
 
         result = await self.database.run(work)
@@ -353,97 +404,8 @@ class ResourceService:
                     await self.put(path, {}, Preconditions(if_none_match="*"))
 
 
-_COMPARED = (
-    "resource_ref",
-    "parent_id",
-    "position",
-    "properties",
-    "secret",
-    "tags",
-    "resource_metadata",
-)
-
-
-def _changed(old: StoredResource, values: dict[str, object]) -> bool:
-    return any(getattr(old, name) != values[name] for name in _COMPARED)
-
-
 def _committed() -> None:
     """The write's transaction, and the audit event in it, committed."""
     audited = AUDITED_WRITE.get()
     if audited is not None:
         audited.recorded = True
-
-
-@dataclass(frozen=True)
-class _Planned:
-    inserts: list[dict[str, Any]]
-    updates: list[dict[str, Any]]
-    # Every row of the aggregate as it will be stored.
-    rows: list[StoredResource]
-
-
-def _planned_rows(
-    stored_rows: Sequence[StoredResource], tree: Node, root_id: uuid.UUID, now: datetime
-) -> _Planned:
-    """The rows ``tree`` inserts and rewrites over ``stored_rows`` (unchanged rows are kept;
-    the top-level row always gets a new etag)."""
-    stored_by_id = {row.instance_id: row for row in stored_rows}
-    planned = _Planned([], [], [])
-    for node, parent_id, position in trees.placed(tree):
-        assert node.instance_id is not None
-        values = trees.row_values(
-            node, parent_id=parent_id, root_id=root_id, position=position, now=now
-        )
-        if parent_id is None:
-            values["etag"] = new_etag()
-        old = stored_by_id.get(node.instance_id)
-        if old is None:
-            planned.inserts.append({**values, "created_at": now})
-            planned.rows.append(StoredResource(**planned.inserts[-1]))
-        elif parent_id is None or _changed(old, values):
-            planned.updates.append(values)
-            planned.rows.append(StoredResource(**values, created_at=old.created_at))
-        else:
-            planned.rows.append(old)
-    return planned
-
-
-def _validate_nodes(nodes: Sequence[Node]) -> None:
-    """Each kind's own checks of its nodes (pure: ``InvalidInput`` names what is wrong)."""
-    for node in nodes:
-        if node.kind.validate is not None:
-            node.kind.validate(node)
-
-
-def _check(
-    preconditions: Preconditions, exists: bool, etag: str | None, path: ResourcePath
-) -> None:
-    if preconditions.if_match is not None:
-        if not exists:
-            raise PreconditionFailed(
-                f"If-Match was given but {path.ref} does not exist", target=path.ref
-            )
-        if not _etag_matches(preconditions.if_match, etag or ""):
-            raise PreconditionFailed(
-                f"{path.ref} has changed: its etag is {etag}, not {preconditions.if_match}",
-                target=path.ref,
-            )
-    if_none_match = preconditions.if_none_match
-    if if_none_match is not None and exists and _etag_matches(if_none_match, etag or ""):
-        raise PreconditionFailed(f"{path.ref} already exists", target=path.ref)
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    """``If-Match`` may list several etags or ``*``; clients also send the bare GUID."""
-    current = _opaque(etag)
-    return any(
-        candidate.strip() == "*" or _opaque(candidate) == current for candidate in header.split(",")
-    )
-
-
-def _opaque(etag: str) -> str:
-    text = etag.strip()
-    if text[:2].upper() == "W/":
-        text = text[2:]
-    return text.strip('"').lower()

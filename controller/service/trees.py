@@ -11,12 +11,13 @@ Merge rules (what a PUT means):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from controller.core.kinds import Registry
 from controller.core.tree import Node
+from controller.service.validation import sibling_key_text
 from controller.store.repository import StoredResource
 
 
@@ -116,6 +117,7 @@ def row_values(
         "root_id": root_id,
         "position": position,
         "properties": properties,
+        "sibling_key": sibling_key_text(node),
         "secret": secret,
         "tags": node.tags,
         "resource_metadata": node.metadata,
@@ -126,16 +128,24 @@ def row_values(
     }
 
 
-def placed(node: Node) -> list[tuple[Node, uuid.UUID | None, int]]:
+Placed = list[tuple[Node, uuid.UUID | None, int]]
+
+
+def placed(node: Node, stored: Mapping[uuid.UUID, int] | None = None) -> Placed:
     """Every node of the tree with its parent's instanceId and its position among siblings,
-    parents before children."""
-    out: list[tuple[Node, uuid.UUID | None, int]] = [(node, None, 0)]
-    _place_children(node, out)
+    parents before children. Positions only order siblings: a node keeps its ``stored``
+    position while that still follows its previous sibling's, so deleting one rule of a
+    10,000-rule ACL does not make the next write renumber (rewrite) the rules after it."""
+    out: Placed = [(node, None, 0)]
+    _place_children(node, stored or {}, out)
     return out
 
 
-def _place_children(parent: Node, out: list[tuple[Node, uuid.UUID | None, int]]) -> None:
+def _place_children(parent: Node, stored: Mapping[uuid.UUID, int], out: Placed) -> None:
     for children in parent.children.values():
-        for position, child in enumerate(children):
+        position = -1
+        for child in children:
+            kept = stored.get(child.instance_id) if child.instance_id is not None else None
+            position = kept if kept is not None and kept > position else position + 1
             out.append((child, parent.instance_id, position))
-            _place_children(child, out)
+            _place_children(child, stored, out)

@@ -150,6 +150,14 @@ class ChangeLog:
             )
         return revision
 
+    async def patches_allowed(self) -> bool:
+        """Whether writes may be recorded as patches (``revision_counter.patches``)."""
+        query = select(COUNTER.c.patches).where(COUNTER.c.id == 1)
+        return bool((await self.connection.execute(query)).scalar_one())
+
+    async def allow_patches(self) -> None:
+        await self.connection.execute(update(COUNTER).where(COUNTER.c.id == 1).values(patches=True))
+
     async def current(self) -> int:
         query = select(COUNTER.c.revision).where(COUNTER.c.id == 1)
         return int((await self.connection.execute(query)).scalar_one())

@@ -9,7 +9,18 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, any_, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import (
+    Select,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Uuid
@@ -40,6 +51,7 @@ class StoredResource:
     root_id: uuid.UUID
     position: int
     properties: dict[str, Any]
+    sibling_key: str | None
     secret: dict[str, Any] | None
     tags: dict[str, Any] | None
     resource_metadata: dict[str, Any] | None
@@ -308,6 +320,64 @@ class ResourceRepository:
             .where(RESOURCES.c.root_id == root_id)
         )
         return {Reference(*row) for row in await self.connection.execute(query)}
+
+    async def references_from(self, source_ids: Sequence[uuid.UUID]) -> set[Reference]:
+        """Every reference ``source_ids`` make."""
+        found: set[Reference] = set()
+        for chunk in _chunks(source_ids):
+            query = select(
+                REFERENCES.c.source_id, REFERENCES.c.member, REFERENCES.c.target_id
+            ).where(REFERENCES.c.source_id.in_(chunk))
+            found.update(Reference(*row) for row in await self.connection.execute(query))
+        return found
+
+    # -- one child of a big aggregate, without the aggregate ------------------------------
+
+    async def at_keys(self, root_id: uuid.UUID, path_keys: Sequence[str]) -> list[StoredResource]:
+        """The rows of aggregate ``root_id`` at ``path_keys`` (those that exist), in order."""
+        query = (
+            select(*_STORED_COLUMNS)
+            .where(RESOURCES.c.root_id == root_id, RESOURCES.c.path_key.in_(path_keys))
+            .order_by(*_ORDER)
+        )
+        return _stored(await self.connection.execute(query))
+
+    async def last_position(self, parent_id: uuid.UUID, kind: str) -> int:
+        """The position of the last child ``kind`` of ``parent_id`` (-1 for none)."""
+        query = (
+            select(RESOURCES.c.position)
+            .where(RESOURCES.c.parent_id == parent_id, RESOURCES.c.kind == kind)
+            .order_by(RESOURCES.c.position.desc())
+            .limit(1)
+        )
+        last = (await self.connection.execute(query)).scalar()
+        return -1 if last is None else int(last)
+
+    async def sibling_holding(
+        self, parent_id: uuid.UUID, kind: str, sibling_key: str, *, besides: uuid.UUID
+    ) -> str | None:
+        """The resourceId of a child ``kind`` of ``parent_id``, other than ``besides``, whose
+        sibling key is ``sibling_key``, if there is one."""
+        query = (
+            select(RESOURCES.c.resource_id)
+            .where(
+                RESOURCES.c.parent_id == parent_id,
+                RESOURCES.c.sibling_key == sibling_key,
+                RESOURCES.c.kind == kind,
+                RESOURCES.c.instance_id != besides,
+            )
+            .limit(1)
+        )
+        found = (await self.connection.execute(query)).scalar()
+        return None if found is None else str(found)
+
+    async def without_sibling_key(self, kinds: Sequence[str]) -> list[StoredResource]:
+        """The rows of ``kinds`` (kinds with a sibling key) whose ``sibling_key`` is unset:
+        written by a version before it existed."""
+        query = select(*_STORED_COLUMNS).where(
+            RESOURCES.c.kind.in_(kinds), RESOURCES.c.sibling_key.is_(None)
+        )
+        return _stored(await self.connection.execute(query))
 
     async def add_references(self, references: Collection[Reference]) -> None:
         if references:

@@ -17,11 +17,13 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +48,15 @@ class Resource(Base):
     """One NBI resource. ``instance_id`` is the resource's NC instanceId."""
 
     __tablename__ = "resources"
+    __table_args__ = (
+        # The children of one parent, by kind, in order: the last one's position is one
+        # index entry (where a child written alone goes), and the foreign key's cascade
+        # finds a parent's children by it.
+        Index("ix_resources_children", "parent_id", "kind", "position"),
+        # Whether a sibling holds a child's sibling key: one index lookup, not a pass over
+        # the siblings' JSON (30 ms for the 10,000 rules of an ACL).
+        Index("ix_resources_sibling_key", "parent_id", "sibling_key"),
+    )
 
     instance_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     kind: Mapped[str] = mapped_column(String(128), index=True)
@@ -54,7 +65,7 @@ class Resource(Base):
     resource_ref: Mapped[str] = mapped_column(String(1024))
     resource_id: Mapped[str] = mapped_column(String(256))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE")
     )
     # The top-level resource of the aggregate; a top-level resource points at itself.
     root_id: Mapped[uuid.UUID] = mapped_column(
@@ -62,6 +73,9 @@ class Resource(Base):
     )
     position: Mapped[int] = mapped_column(Integer, default=0)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The values of the kind's sibling key (``Kind.sibling_key``) as JSON text, on children
+    # of kinds that have one (an aclRule: its direction and priority).
+    sibling_key: Mapped[str | None] = mapped_column(String(256))
     secret: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     resource_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -159,6 +173,11 @@ class RevisionCounter(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger)
+    # Whether a write may be recorded as what it changed (a patch) rather than its whole
+    # aggregate: only once every replica follows patches. A database created by a version
+    # that writes them allows them at once; one upgraded from an earlier version once
+    # ``sdnc db finish-upgrade`` ran, after the last replica of that version stopped.
+    patches: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Change(Base):

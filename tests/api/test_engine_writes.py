@@ -557,6 +557,24 @@ async def test_child_put_at_its_uri_keeps_its_position(client: httpx.AsyncClient
     assert stored["properties"]["aclRules"][0]["properties"]["priority"] == 150
 
 
+async def test_children_keep_their_order_through_deletes_and_inserts(
+    client: httpx.AsyncClient,
+) -> None:
+    """Positions only order siblings (a write keeps the stored ones where it can): after a
+    delete leaves a gap, a child added at its URI goes last, and one written into the
+    middle of the list lands where the list put it."""
+    rules = [acl_rule(f"r{i}", 100 + i) for i in range(5)]
+    await put(client, ACL, acl(*rules))
+    await delete(client, f"{ACL}/aclRules/r1")
+    await put(client, f"{ACL}/aclRules/r9", acl_rule("r9", 900))
+    assert rule_ids(await get(client, ACL)) == ["r0", "r2", "r3", "r4", "r9"]
+    middle = [rules[0], rules[2], acl_rule("r5", 500), rules[3], rules[4], acl_rule("r9", 900)]
+    await put(client, ACL, acl(*middle))
+    assert rule_ids(await get(client, ACL)) == ["r0", "r2", "r5", "r3", "r4", "r9"]
+    await put(client, ACL, acl(*reversed(middle)))
+    assert rule_ids(await get(client, ACL)) == ["r9", "r4", "r3", "r5", "r2", "r0"]
+
+
 async def test_new_grandchild_via_differently_cased_parents_uses_stored_casing(
     client: httpx.AsyncClient,
 ) -> None:

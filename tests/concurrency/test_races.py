@@ -215,6 +215,34 @@ async def test_concurrent_child_puts_all_land(nc: httpx.AsyncClient) -> None:
     assert final.headers["etag"] in {r.headers["etag"] for r in responses}
 
 
+async def test_concurrent_child_puts_of_one_priority_have_one_winner(
+    nc: httpx.AsyncClient,
+) -> None:
+    """A rule written at its own URI is checked against its siblings by the database (the
+    aggregate is not loaded); the ACL's lock still makes one priority one rule. Each loser is
+    a 400 naming the winner, and the rules that do land go last, in the order they
+    committed."""
+    path = f"/accessControlLists/{unique('acl')}"
+    await create_acl(nc, path, [rule("first", 100)])
+    responses = await asyncio.gather(
+        *(
+            nc.put(
+                f"{path}/aclRules/rule-{i}",
+                json={"properties": rule_properties(200, description=f"child {i}")},
+            )
+            for i in range(CLIENTS)
+        )
+    )
+    assert_no_5xx(responses)
+    assert Counter(r.status_code for r in responses) == {201: 1, 400: CLIENTS - 1}
+    [winner] = [r.json()["resourceId"] for r in responses if r.status_code == 201]
+    for response in responses:
+        if response.status_code == 400:
+            assert f"'{winner}'" in response.json()["error"]["message"]
+    final = (await nc.get(path)).json()
+    assert [r["resourceId"] for r in final["properties"]["aclRules"]] == ["first", winner]
+
+
 # -- e. a reference racing a delete ----------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from controller import protocol
 from controller.policy.documents import SOURCE_ROOTS
 from controller.policy.model import ACL, VNET
 from controller.policy.objects import KINDS
-from controller.policy.topology import SOURCES, Entity
+from controller.policy.topology import AGGREGATE_SOURCES, SOURCES, Entity
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "southbound.md"
 
@@ -33,7 +33,7 @@ def test_the_documented_object_table_lists_exactly_the_kinds() -> None:
 
 
 def test_a_starting_replica_loads_every_kind_the_compiler_reads() -> None:
-    assert {kind.split("/")[0] for kind in SOURCES} == set(SOURCE_ROOTS)
+    assert {kind.split("/")[0] for kind in [*SOURCES, *AGGREGATE_SOURCES]} == set(SOURCE_ROOTS)
 
 
 def test_every_rule_speaks_of_entities_and_groups_the_model_has() -> None:

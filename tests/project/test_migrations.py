@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, insert, pool, select, update
 
 from controller.store import migrate
 from controller.store.database import sync_url
-from controller.store.tables import Base
+from controller.store.tables import Base, Resource, RevisionCounter
+from tests.conftest import BACKEND, create_database
 
 
 def _differences(url: str) -> list[object]:
@@ -40,3 +48,75 @@ def test_migrations_roll_forward_only() -> None:
             continue
         text = script.read_text()
         assert 'raise NotImplementedError("migrations roll forward only")' in text, script.name
+
+
+@pytest.fixture
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database no migration has touched."""
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with create_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+def test_a_new_database_allows_patches(migrated_url: str) -> None:
+    engine = create_engine(sync_url(migrated_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(select(RevisionCounter.patches)).scalar_one() is True
+    finally:
+        engine.dispose()
+
+
+def test_sibling_keys_are_filled_in_for_the_rules_that_exist(empty_url: str) -> None:
+    """0009 gives the aclRules stored before it their sibling key, as the service writes it
+    (a rule written alone is checked against it); replicas may have been following the
+    change log, so patches wait for ``sdnc db finish-upgrade``."""
+    command.upgrade(migrate.alembic_config(empty_url), "0008_allocation_reservations")
+    engine = create_engine(sync_url(empty_url), poolclass=pool.NullPool)
+    acl, rules = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
+    now = datetime.now(UTC)
+    resources = Resource.__table__
+    common = {"created_at": now, "updated_at": now, "root_id": acl, "provisioning_state": "S"}
+    try:
+        with engine.begin() as connection:
+            connection.execute(update(RevisionCounter).values(revision=7))
+            connection.execute(
+                insert(resources).values(
+                    instance_id=acl,
+                    kind="accessControlLists",
+                    path_key="/acl",
+                    parent_id=None,
+                    resource_ref="/acl",
+                    resource_id="acl",
+                    properties={},
+                    **common,
+                )
+            )
+            for index, (rule, direction) in enumerate(
+                zip(rules, ["Inbound", "Outbound"], strict=True)
+            ):
+                properties = {"type": direction, "priority": 100 + index, "action": "Allow"}
+                connection.execute(
+                    insert(resources).values(
+                        instance_id=rule,
+                        kind="accessControlLists/aclRules",
+                        parent_id=acl,
+                        path_key=f"/acl/aclrules/r{index}",
+                        resource_ref=f"/acl/aclRules/r{index}",
+                        resource_id=f"r{index}",
+                        properties=properties,
+                        **common,
+                    )
+                )
+        migrate.upgrade(empty_url)
+        with engine.connect() as connection:
+            patches = connection.execute(select(RevisionCounter.patches)).scalar_one()
+            keys = dict(
+                connection.execute(select(resources.c.instance_id, resources.c.sibling_key)).all()
+            )
+    finally:
+        engine.dispose()
+    assert keys == {acl: None, rules[0]: '["Inbound",100]', rules[1]: '["Outbound",101]'}
+    assert patches is False

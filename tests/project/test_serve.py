@@ -72,6 +72,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert "database at revision" in sdnc("db", "upgrade")
     head = migrate.head_revision()
     assert f"current: {head}; head: {head}" in sdnc("db", "current")
+    assert "upgrade finished: 0 sibling keys filled in" in sdnc("db", "finish-upgrade")
 
 
 def test_serve_raises_its_open_files_limit_and_guards_http(tmp_path: Path) -> None:

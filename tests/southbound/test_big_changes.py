@@ -1,6 +1,7 @@
 """A big aggregate's change takes the heavy path: the writer builds and encodes its change-log
-document on the heavy-work thread, the follower decodes and prepares it there; what the hosts
-are sent is still what a brand-new replica computes from the stored documents."""
+document on the heavy-work thread, the follower decodes and prepares it there. A later write
+of it records only what it changed (a patch), however big the aggregate. What the hosts are
+sent is still what a brand-new replica computes from the stored documents."""
 
 from __future__ import annotations
 
@@ -45,10 +46,16 @@ async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
     await put(controller.http, WEB_ACL, acl(*rules))
     # The change really was big: its document went the heavy way on both sides.
     assert await last_change_length(database) >= HEAVY_DOCUMENT
-    # One rule less (a child deleted: the aggregate's whole document again), then one changed.
+    # One rule less (a child deleted), one more at its own URI, then one changed and the new
+    # one dropped by a PUT of the whole list: each recorded as what it changed, the
+    # aggregate's top-level row and at most one rule.
     await delete(controller.http, f"{WEB_ACL}/aclRules/r007")
+    assert await last_change_length(database) < 1_000
+    await put(controller.http, f"{WEB_ACL}/aclRules/extra", acl_rule("extra", 5000))
+    assert await last_change_length(database) < 1_000
     rules[9] = acl_rule("r009", 109, destinationPortRange="9999")
     await put(controller.http, WEB_ACL, acl(*(r for r in rules if r["resourceId"] != "r007")))
+    assert await last_change_length(database) < 2_000
     revision = await revision_of(database)
     await eventually(lambda: controller.southbound.compiler.revision >= revision)
 

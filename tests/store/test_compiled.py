@@ -33,6 +33,7 @@ def row(key: str) -> dict[str, object]:
         "root_id": instance_id,
         "position": 0,
         "properties": {"aclRules": []},
+        "sibling_key": None,
         "secret": None,
         "tags": None,
         "resource_metadata": None,

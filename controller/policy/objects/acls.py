@@ -4,7 +4,7 @@ their subnet), once per host however many local endpoints use them:
 ``acl/<accessControlList instanceId>``  the default action per direction
 ``aclRule/<aclRule instanceId>``        one rule: its ACL, direction, priority, action,
                                         protocol, prefixes, port ranges (a rule change sends
-                                        that rule, not the whole list)
+                                        and recomputes that rule, not the whole list)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from controller import protocol
 from controller.policy.model import ACL as ACL_GROUP
 from controller.policy.model import Model
 from controller.policy.objects.base import Body, Computed, Keys, ObjectKind
-from controller.policy.topology import Acl
+from controller.policy.topology import Acl, AclRule
 
 # The members of an aclRule's properties that shape what a host enforces.
 RULE_MEMBERS = (
@@ -27,10 +27,6 @@ RULE_MEMBERS = (
     "destinationPortRange",
     "logging",
 )
-
-
-def rule_key(acl_key: str, rule_id: str) -> str:
-    return f"{acl_key}#{rule_id}"
 
 
 def _acl(model: Model, acl_key: str) -> Computed | None:
@@ -48,20 +44,19 @@ def _acl(model: Model, acl_key: str) -> Computed | None:
 
 
 def _rule(model: Model, key: str) -> Computed | None:
-    acl_key, _, rule_id = key.rpartition("#")
-    found = model.acls.get(acl_key)
-    rule = found.rules_by_id.get(rule_id) if found else None
-    if found is None or rule is None:
+    rule = model.acl_rules.get(key)
+    found = model.acls.get(rule.acl) if rule else None
+    if rule is None or found is None:
         return None
-    hosts = model.acl_hosts(acl_key)
+    hosts = model.acl_hosts(rule.acl)
     if not hosts:
         return None
-    body: Body = {"acl": found.id} | {m: rule.get(m) for m in RULE_MEMBERS}
-    return Computed(protocol.object_key(protocol.ACL_RULE, rule_id), body, frozenset(hosts))
+    body: Body = {"acl": found.id} | {m: rule.properties.get(m) for m in RULE_MEMBERS}
+    return Computed(protocol.object_key(protocol.ACL_RULE, rule.id), body, frozenset(hosts))
 
 
-def _rules_of(acl: Acl | None) -> Keys:
-    return [rule_key(acl.key, rule["id"]) for rule in acl.rules] if acl else []
+def _rules_of(model: Model, acl_key: str) -> Keys:
+    return model.rules_of_acl.get(acl_key, ())
 
 
 ACL = ObjectKind(
@@ -71,10 +66,13 @@ ACL = ObjectKind(
     shaped_by={Acl: lambda _, acl: (acl.key,)},
     follows={ACL_GROUP: lambda _, acl_key: (acl_key,)},
 )
+# A rule's body names its ACL by instanceId: the rules are recomputed when their ACL appears,
+# vanishes or comes again under another id, not when only its default actions change.
 ACL_RULE = ObjectKind(
     protocol.ACL_RULE,
     _rule,
-    keys=lambda model: [key for acl in model.acls.values() for key in _rules_of(acl)],
-    shaped_by={Acl: lambda _, acl: _rules_of(acl)},
-    follows={ACL_GROUP: lambda model, acl_key: _rules_of(model.acls.get(acl_key))},
+    keys=lambda model: model.acl_rules,
+    shaped_by={AclRule: lambda _, rule: (rule.key,)},
+    follows={ACL_GROUP: _rules_of},
+    names={Acl: _rules_of},
 )

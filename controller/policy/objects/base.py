@@ -5,8 +5,7 @@ of it may exist, and what makes one of them dirty. The compiler asks the kinds; 
 is writing one module and naming it in ``controller.policy.objects.KINDS``.
 
 Inside the compiler an object is named ``<kind>:<key>`` where the key is the model's (a
-lower-cased resourceRef, or for an ACL rule ``<acl key>#<rule id>``); on the wire it is
-``<kind>/<instanceId>``.
+lower-cased resourceRef); on the wire it is ``<kind>/<instanceId>``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""A child written alone: a PUT or DELETE at the URI of a child whose kind is
+``written_alone`` (an aclRule) loads, checks and rewrites the rows from the top-level one down
+to that child, not the whole aggregate. What the rest of its aggregate would have decided is
+asked of the database instead, each one index lookup: whether a sibling holds the child's
+``sibling_key`` values (the ``sibling_key`` column), and where the last sibling stands. So a
+rule added to a 10,000-rule ACL reads a few rows, not 10,001, and the change log records it
+as a patch of those rows.
+
+The write still takes the top-level row's lock first, as every write of the aggregate does,
+so the answers it gets hold until its commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from controller.core.paths import ResourcePath
+from controller.core.tree import Node
+from controller.policy.documents import patchable
+from controller.service.validation import sibling_key_text
+from controller.store.repository import ResourceRepository, StoredResource
+
+
+def applies(path: ResourcePath) -> bool:
+    """Whether a write at ``path`` is done alone."""
+    return path.kind.written_alone and path.parent is not None and patchable(path.root.kind.key)
+
+
+async def rows_of(
+    repo: ResourceRepository, root_row: StoredResource, path: ResourcePath
+) -> list[StoredResource]:
+    """What a write alone loads of its aggregate: the top-level row (locked already), the rows
+    between it and ``path``, and the one at ``path`` if it exists (it has no children)."""
+    keys: list[str] = []
+    below: ResourcePath | None = path
+    while below is not None and not below.is_root:
+        keys.append(below.key)
+        below = below.parent
+    return [root_row, *await repo.at_keys(root_row.instance_id, keys)]
+
+
+async def check_siblings(repo: ResourceRepository, node: Node, parent: Node) -> None:
+    """``node``'s sibling key against the siblings it was not loaded with."""
+    key = node.kind.sibling_key
+    if key is None:
+        return
+    assert node.instance_id is not None
+    assert parent.instance_id is not None
+    text = sibling_key_text(node)
+    assert text is not None
+    other = await repo.sibling_holding(
+        parent.instance_id, node.kind.key, text, besides=node.instance_id
+    )
+    if other is not None:
+        raise key.clash(node, other)
+
+
+async def positions(
+    repo: ResourceRepository, tree: Node, stored: Sequence[StoredResource]
+) -> dict[uuid.UUID, int]:
+    """Where the nodes of ``tree`` that are not ``stored`` go: after the last of their
+    siblings, which were not loaded."""
+    known = {row.instance_id for row in stored}
+    placed: dict[uuid.UUID, int] = {}
+    for parent in tree.walk():
+        for children in parent.children.values():
+            new = [c for c in children if c.instance_id is not None and c.instance_id not in known]
+            if new:
+                assert parent.instance_id is not None
+                last = await repo.last_position(parent.instance_id, new[0].kind.key)
+                for position, child in enumerate(new, last + 1):
+                    assert child.instance_id is not None
+                    placed[child.instance_id] = position
+    return placed
