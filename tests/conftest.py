@@ -125,7 +125,7 @@ def database_url(migrated_url: str, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     with psycopg.connect(_libpq(migrated_url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-        conn.execute("UPDATE revision_counter SET revision = 0")
+        conn.execute("UPDATE revision_counter SET revision = 0, patches = TRUE")
     return migrated_url
 
 

@@ -60,8 +60,9 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def test_a_new_database_allows_patches(migrated_url: str) -> None:
-    engine = create_engine(sync_url(migrated_url), poolclass=pool.NullPool)
+def test_a_new_database_allows_patches(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    engine = create_engine(sync_url(empty_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             assert connection.execute(select(RevisionCounter.patches)).scalar_one() is True

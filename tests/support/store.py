@@ -16,7 +16,7 @@ async def empty(database: Database) -> None:
     async def work(connection: AsyncConnection) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name == "revision_counter":
-                await connection.execute(update(table).values(revision=0))
+                await connection.execute(update(table).values(revision=0, patches=True))
             else:
                 await connection.execute(delete(table))
 
