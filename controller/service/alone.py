@@ -7,7 +7,8 @@ rule added to a 10,000-rule ACL reads a few rows, not 10,001, and the change log
 as a patch of those rows.
 
 The write still takes the top-level row's lock first, as every write of the aggregate does,
-so the answers it gets hold until its commit.
+so the answers it gets hold until its commit. It is done so only while the change log takes
+patches (``service.changes.Patches``): a write alone cannot record its whole aggregate.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from controller.store.repository import ResourceRepository, StoredResource
 
 
 def applies(path: ResourcePath) -> bool:
-    """Whether a write at ``path`` is done alone."""
+    """Whether a write at ``path`` is done alone (when patches are allowed)."""
     return path.kind.written_alone and path.parent is not None and patchable(path.root.kind.key)
 
 

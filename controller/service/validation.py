@@ -1,6 +1,6 @@
 """The checks a write runs over the nodes it writes that need nothing but those nodes: each
 kind's own ``validate``, and each child kind's ``sibling_key`` among the children of one
-parent. Pure, so a big aggregate's run on the heavy-work thread."""
+parent. Pure, so a big aggregate's checks run on the heavy-work thread."""
 
 from __future__ import annotations
 
