@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller.core.shape import Shape
 from controller.core.wire import WireModel
+from controller.errors import ControllerError
 
 if TYPE_CHECKING:
     from controller.core.tree import Node
@@ -59,7 +60,7 @@ class SiblingKey:
     error for ``node`` sharing them with the sibling whose resourceId is ``other``."""
 
     members: tuple[str, ...]
-    clash: Callable[[Node, str], Exception]
+    clash: Callable[[Node, str], ControllerError]
 
 
 @dataclass(frozen=True)
