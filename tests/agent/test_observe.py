@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.agent.linux.observe import NamespaceView, observe
-from controller.agent.linux.runner import Runner
+from controller.agent.linux.runner import Dump, Runner
 from tests.agent.netlab import Lab, sh
 
 
@@ -51,3 +51,37 @@ async def test_a_nic_namespace_read_over_netlink_is_what_the_tools_list(lab: Lab
     assert over_netlink["qdiscs"]["eth0"] == ("tbf", 2_500_000)
     assert over_netlink["links"]["eth0"][0] == "veth"
     assert over_netlink["defaults6"] == [("2001:db8:5::1", "eth0")]
+
+
+class DeletingFirst(Runner):
+    """Deletes a NIC namespace just before reading it, as an apply may meanwhile."""
+
+    def __init__(self, doomed: str, *, use_netlink: bool) -> None:
+        super().__init__(use_netlink=use_netlink)
+        self.doomed = doomed
+
+    async def dump(self, netns: str, ipv6: bool) -> Dump:
+        if netns == self.doomed:
+            sh("ip", "netns", "del", netns)
+        return await super().dump(netns, ipv6)
+
+    async def json_batch(self, *args: Any, **kwargs: Any) -> Any:
+        if args[1] == self.doomed:
+            sh("ip", "netns", "del", self.doomed, check=False)
+        return await super().json_batch(*args, **kwargs)
+
+
+async def test_a_nic_namespace_deleted_while_it_is_read_is_absent(lab: Lab) -> None:
+    """A full read racing the delete of a NIC namespace it listed finds it gone; it raised,
+    and the agent stopped."""
+    for netlink in (True, False):
+        kept, doomed = lab.namespace(f"kept{int(netlink)}"), lab.namespace(f"doomed{int(netlink)}")
+        runner = DeletingFirst(doomed, use_netlink=netlink)
+        try:
+            observed = await observe(runner, [], [kept, doomed])
+        finally:
+            await runner.close()
+        assert kept in observed.namespaces
+        assert kept in observed.views
+        assert doomed not in observed.namespaces
+        assert doomed not in observed.views

@@ -129,18 +129,21 @@ async def observe(
     # behind the answers of hundreds of them.
     reading = asyncio.Semaphore(NIC_READERS)
 
-    async def nic(name: str) -> NamespaceView:
+    async def nic(name: str) -> NamespaceView | None:
         async with reading:
-            return await _nic(runner, name, name in ipv6)
+            return await _nic_quiet(runner, name, name in ipv6)
 
-    views = await asyncio.gather(
-        *(_router(runner, r, r in ipv6) for r in wanted_routers),
-        *(nic(n) for n in wanted_nics),
-    )
+    routers_seen = await asyncio.gather(*(_router(runner, r, r in ipv6) for r in wanted_routers))
+    nics_seen = await asyncio.gather(*(nic(n) for n in wanted_nics))
+    # A NIC namespace deleted after it was listed (an apply meanwhile removed its NIC) is
+    # not there: it killed the agent when this raised (a full resync racing a delete).
+    gone = {name for name, view in zip(wanted_nics, nics_seen, strict=True) if view is None}
+    views = dict(zip(wanted_routers, routers_seen, strict=True))
+    views |= {n: v for n, v in zip(wanted_nics, nics_seen, strict=True) if v is not None}
     return Observed(
-        namespaces=names,
+        namespaces=names - gone,
         host_links={str(link["ifname"]): link for link in host},
-        views=dict(zip([*wanted_routers, *wanted_nics], views, strict=True)),
+        views=views,
     )
 
 
