@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.agent.linux.namespaces import NETNS_DIR
 from controller.agent.linux.runner import CommandError, Dump, Runner
 
 Json = dict[str, Any]
@@ -131,12 +132,17 @@ async def observe(
 
     async def nic(name: str) -> NamespaceView | None:
         async with reading:
-            return await _nic_quiet(runner, name, name in ipv6)
+            try:
+                return await _nic(runner, name, name in ipv6)
+            except CommandError:
+                if (NETNS_DIR / name).exists():
+                    raise  # a read that failed (a timeout), not a namespace that went
+                return None
 
     routers_seen = await asyncio.gather(*(_router(runner, r, r in ipv6) for r in wanted_routers))
     nics_seen = await asyncio.gather(*(nic(n) for n in wanted_nics))
     # A NIC namespace deleted after it was listed (an apply meanwhile removed its NIC) is
-    # not there: it killed the agent when this raised (a full resync racing a delete).
+    # not there: it stopped the agent when this raised (a full resync racing a delete).
     gone = {name for name, view in zip(wanted_nics, nics_seen, strict=True) if view is None}
     views = dict(zip(wanted_routers, routers_seen, strict=True))
     views |= {n: v for n, v in zip(wanted_nics, nics_seen, strict=True) if v is not None}
