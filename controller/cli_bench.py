@@ -113,7 +113,7 @@ def bench_big(
     controller_pid: ControllerPid = None,
 ) -> None:
     """Measure a big collection (time, memory), a NIC of many ipConfigurations, a child added
-    to a big ACL, and a discovery GET's latency meanwhile."""
+    to a big ACL and to that NIC, and a discovery GET's latency meanwhile."""
     from controller.bench import big
     from controller.bench.common import BenchError
 

@@ -12,9 +12,11 @@ the ACL). Then, timed:
   and after;
 * ``big-nic``: GETs of the container-host NIC, one after the other;
 * ``concurrent``: ``concurrency`` GETs of the collection at once;
-* ``acl-child-add``: aclRules added one at a time at their own URI to the big ACL.
+* ``acl-child-add``: aclRules added one at a time at their own URI to the big ACL, each
+  deleted after it;
+* ``nic-child-add``: the same with ipConfigurations (Dynamic addresses) of the host NIC.
 
-During the last three a prober sends a discovery GET every 20 ms on a connection of its own:
+During the last four a prober sends a discovery GET every 20 ms on a connection of its own:
 its latency is what any small request suffers meanwhile. Memory is sampled from
 ``/proc/<pid>/status`` every 5 ms, so it is known for a controller the benchmark starts or whose
 pid it is given.
@@ -325,28 +327,51 @@ async def concurrent(base_url: str, options: Options) -> dict[str, Any]:
     }
 
 
-async def acl_child_add(base_url: str, options: Options) -> dict[str, Any]:
-    latencies = []
+async def _child_adds(
+    base_url: str, adds: int, child: Callable[[int, int], tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """``adds`` children PUT one at a time at their own URI (``child(run, i)``: the URI and
+    the properties), each DELETEd after it: the PUTs' latency, the DELETEs', and a discovery
+    GET's meanwhile."""
+    puts, deletes = [], []
     statuses: Counter[int] = Counter()
     connection = LeanConnection(base_url, timeout=600.0)
     run = time.time_ns() % 1_000_000
     async with Prober(base_url).probing() as prober:
         try:
-            for i in range(options.rule_adds):
-                added = rule(options.rules + i)
-                # Priorities above the set-up's, distinct per run, so each add is a new rule.
-                added["properties"]["priority"] = 40_000 + (run + i) % 25_000
-                url = f"{ACL_URL}/aclRules/add-{run}-{i}"
+            for i in range(adds):
+                url, properties = child(run, i)
+                body = orjson.dumps({"properties": properties})
                 started = time.perf_counter()
-                body = orjson.dumps({"properties": added["properties"]})
-                status = await connection.request("PUT", url, body)
-                latencies.append((time.perf_counter() - started) * 1000.0)
-                statuses[status] += 1
+                statuses[await connection.request("PUT", url, body)] += 1
+                puts.append((time.perf_counter() - started) * 1000.0)
+                started = time.perf_counter()
                 await connection.request("DELETE", url)
+                deletes.append((time.perf_counter() - started) * 1000.0)
         finally:
             await connection.close()
-    summary = latency_summary(latencies) | {"statuses": dict(statuses)}
-    return summary | {"discovery": prober.summary()}
+    summary = latency_summary(puts) | {"statuses": dict(statuses)}
+    return summary | {"delete": latency_summary(deletes), "discovery": prober.summary()}
+
+
+async def acl_child_add(base_url: str, options: Options) -> dict[str, Any]:
+    def child(run: int, i: int) -> tuple[str, dict[str, Any]]:
+        added = rule(options.rules + i)
+        # Priorities above the set-up's, distinct per run, so each add is a new rule.
+        added["properties"]["priority"] = 40_000 + (run + i) % 25_000
+        return f"{ACL_URL}/aclRules/add-{run}-{i}", added["properties"]
+
+    return await _child_adds(base_url, options.rule_adds, child)
+
+
+async def nic_child_add(base_url: str, options: Options) -> dict[str, Any]:
+    """One more container endpoint on the host NIC: a Dynamic address from the subnet."""
+
+    def child(run: int, i: int) -> tuple[str, dict[str, Any]]:
+        properties = {"privateIPAllocationMethod": "Dynamic", "subnet": {"resourceRef": SUBNET_REF}}
+        return f"{HOST_URL}/ipConfigurations/add-{run}-{i}", properties
+
+    return await _child_adds(base_url, options.rule_adds, child)
 
 
 async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]) -> dict[str, Any]:
@@ -358,6 +383,7 @@ async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]
             ("big_nic", big_nic),
             ("concurrent", concurrent),
             ("acl_child_add", acl_child_add),
+            ("nic_child_add", nic_child_add),
         ):
             await tidy_database(options.database_url)
             log(f"timing {name}")
@@ -387,7 +413,7 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
 
 
 def format_report(report: dict[str, Any]) -> str:
-    c, b, m, a = (report[k] for k in ("collection", "big_nic", "concurrent", "acl_child_add"))
+    c, b, m = (report[k] for k in ("collection", "big_nic", "concurrent"))
     return "\n".join(
         [
             f"controller {report['controller']}: {report['nics']} NICs, a NIC of "
@@ -402,9 +428,18 @@ def format_report(report: dict[str, Any]) -> str:
             f"{m['seconds']} s, controller CPU {m['controller_cpu_seconds']} s; RSS "
             f"{m['rss_before_mib']} -> peak {m['rss_peak_mib']} -> {m['rss_after_mib']} MiB; "
             + _discovery_text(m["discovery"]),
-            f"acl-child-add   p50 {a['p50_ms']} ms, max {a['max_ms']} ms ({a['count']} adds, "
-            f"statuses {a['statuses']}); " + _discovery_text(a["discovery"]),
+            _child_text("acl-child-add  ", report["acl_child_add"]),
+            _child_text("nic-child-add  ", report["nic_child_add"]),
         ]
+    )
+
+
+def _child_text(name: str, adds: dict[str, Any]) -> str:
+    removed = adds["delete"]
+    return (
+        f"{name} PUT p50 {adds['p50_ms']} ms, max {adds['max_ms']} ms ({adds['count']} adds, "
+        f"statuses {adds['statuses']}); DELETE p50 {removed['p50_ms']} ms, max "
+        f"{removed['max_ms']} ms; " + _discovery_text(adds["discovery"])
     )
 
 

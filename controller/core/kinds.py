@@ -61,6 +61,22 @@ class SiblingKey:
 
     members: tuple[str, ...]
     clash: Callable[[Node, str], ControllerError]
+    # The key a child holds, when it is not simply its members' values (None: it holds none,
+    # as a Dynamic ipConfiguration holds no address of its own choosing).
+    values: Callable[[Node], tuple[str | int, ...] | None] | None = None
+
+
+@dataclass(frozen=True)
+class SiblingAccord:
+    """What the children of one parent must agree on, read from the lower-cased resourceRef of
+    their reference ``member``: ``value`` of it (None: the child does not count), the same for
+    every child unless ``waived(parent)`` (a NIC's ipConfigurations: one virtual network,
+    unless the NIC is a multitenant stack). ``clash(parent)`` is the error when they differ."""
+
+    member: str
+    value: Callable[[str], str | None]
+    waived: Callable[[Node], bool]
+    clash: Callable[[Node], ControllerError]
 
 
 @dataclass(frozen=True)
@@ -95,11 +111,14 @@ class Kind:
     # Members whose values are unique among the siblings of such a child (checked by the
     # engine, for a whole write and for a child written alone).
     sibling_key: SiblingKey | None = None
+    # What the children of one parent must agree on (checked as the sibling key is).
+    sibling_accord: SiblingAccord | None = None
     # A PUT or DELETE of one such child at its own URI is done without loading its aggregate
     # (service/alone.py): nothing decides whether it is valid but the child itself and its
-    # siblings' ``sibling_key``, so one rule of a 10,000-rule ACL costs one rule. Such a kind
-    # has no children, references, secrets or peer and referrer checks, and no check of its
-    # parent reads it (tests/core checks what it can).
+    # siblings' ``sibling_key`` and ``sibling_accord``, so one rule of a 10,000-rule ACL costs
+    # one rule. Such a kind has no children, secrets or peer and referrer checks, references
+    # only into other aggregates, and no check of its parent reads its children (tests/core
+    # checks what it can).
     written_alone: bool = False
     computed: Computed | None = None
     # Names and types of the members ``computed`` adds, for the OpenAPI description.

@@ -1,10 +1,13 @@
 """A child written alone: a PUT or DELETE at the URI of a child whose kind is
-``written_alone`` (an aclRule) loads, checks and rewrites the rows from the top-level one down
-to that child, not the whole aggregate. What the rest of its aggregate would have decided is
-asked of the database instead, each one index lookup: whether a sibling holds the child's
-``sibling_key`` values (the ``sibling_key`` column), and where the last sibling stands. So a
-rule added to a 10,000-rule ACL reads a few rows, not 10,001, and the change log records it
-as a patch of those rows.
+``written_alone`` (an aclRule, a NIC's ipConfiguration) loads, checks and rewrites the rows
+from the top-level one down to that child, not the whole aggregate. What the rest of its
+aggregate would have decided is asked of the database instead (store/siblings.py): whether a
+sibling holds the child's ``sibling_key`` values (the ``sibling_key`` column, one index
+lookup), what the siblings hold of their ``sibling_accord`` (one pass over their documents in
+the database), and where the last sibling stands (one index lookup). Its references are
+resolved and its allocations made for it alone; an exclusive reference also finds a sibling
+holding the target (service/references.py). So a rule added to a 10,000-rule ACL reads a few
+rows, not 10,001, and the change log records it as a patch of those rows.
 
 The write still takes the top-level row's lock first, as every write of the aggregate does,
 so the answers it gets hold until its commit. It is done so only while the change log takes
@@ -16,10 +19,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from controller.core.kinds import SiblingAccord
 from controller.core.paths import ResourcePath
 from controller.core.tree import Node
 from controller.policy.documents import patchable
-from controller.service.validation import sibling_key_text
+from controller.service.validation import accord_values, check_accord, sibling_key_text
 from controller.store.repository import ResourceRepository, StoredResource
 
 
@@ -42,19 +46,26 @@ async def rows_of(
 
 
 async def check_siblings(repo: ResourceRepository, node: Node, parent: Node) -> None:
-    """``node``'s sibling key against the siblings it was not loaded with."""
-    key = node.kind.sibling_key
-    if key is None:
-        return
+    """``node``'s sibling key and accord against the siblings it was not loaded with."""
     assert node.instance_id is not None
     assert parent.instance_id is not None
+    key, accord = node.kind.sibling_key, node.kind.sibling_accord
     text = sibling_key_text(node)
-    assert text is not None
-    other = await repo.sibling_holding(
-        parent.instance_id, node.kind.key, text, besides=node.instance_id
-    )
-    if other is not None:
-        raise key.clash(node, other)
+    if key is not None and text is not None:
+        other = await repo.sibling_holding(
+            parent.instance_id, node.kind.key, text, besides=node.instance_id
+        )
+        if other is not None:
+            raise key.clash(node, other)
+    if accord is not None and not accord.waived(parent):
+        held = await repo.sibling_refs(
+            parent.instance_id, node.kind.key, accord.member, besides=node.instance_id
+        )
+        check_accord(parent, accord, accord_values([node], accord) | _values(accord, held))
+
+
+def _values(accord: SiblingAccord, refs: set[str]) -> set[str]:
+    return {value for ref in refs if (value := accord.value(ref)) is not None}
 
 
 async def positions(

@@ -22,10 +22,12 @@ class _Pending:
 
 
 async def resolve_references(
-    registry: Registry, repo: ResourceRepository, tree: Node
+    registry: Registry, repo: ResourceRepository, tree: Node, *, partial: bool = False
 ) -> set[Reference]:
     """Check every reference in ``tree`` (400 when malformed, of the wrong kind or dangling),
-    rewrite it to the target's canonical resourceRef, and return the reference rows."""
+    rewrite it to the target's canonical resourceRef, and return the reference rows.
+    ``partial``: ``tree`` is part of its aggregate (a child written alone, service/alone.py),
+    whose other nodes keep their references."""
     pending = [
         _Pending(node, found, _parse(registry, node, found))
         for node in tree.walk()
@@ -46,7 +48,7 @@ async def resolve_references(
         if type(item.found.ref).exclusive:
             exclusive.append((item, target_id))
     await _check_targets(repo, tree, conditional)
-    await _check_exclusive(repo, tree, exclusive)
+    await _check_exclusive(repo, tree, exclusive, partial=partial)
     return references
 
 
@@ -70,31 +72,36 @@ async def _check_targets(
 
 
 async def _check_exclusive(
-    repo: ResourceRepository, tree: Node, items: Sequence[tuple[_Pending, uuid.UUID]]
+    repo: ResourceRepository,
+    tree: Node,
+    items: Sequence[tuple[_Pending, uuid.UUID]],
+    *,
+    partial: bool,
 ) -> None:
     """A target of an exclusive reference has one referrer at most: a second one in the
     written aggregate is a 400, one elsewhere a 409. Writers binding one target take turns
-    (a lock per target), so two binding it at once cannot both see it free."""
+    (a lock per target), so two binding it at once cannot both see it free. The stored
+    referrers in the written aggregate are rewritten by the write, unless it is ``partial``:
+    then those it did not load keep theirs."""
     bound: dict[uuid.UUID, _Pending] = {}
     for item, target_id in items:
         first = bound.setdefault(target_id, item)
         # The same node naming it twice is the node's own validator's to report.
         if first.node is not item.node:
-            raise InvalidInput(
-                f"{item.node.ref} and {first.node.ref} both reference "
-                f"{item.found.ref.resource_ref}, which can be bound to one of them only",
-                target=item.node.target(item.found.member),
-            )
+            raise _bound_twice(item, first.node.ref)
     for target_id in sorted(bound, key=str):
         await repo.lock_target(target_id)
+    written = {node.instance_id for node in tree.walk()} if partial else set()
     holders = [
         user
         for user in await repo.referrers(sorted(bound, key=str))
-        if user.source_root_id != tree.instance_id
+        if user.source_root_id != tree.instance_id or (partial and user.source_id not in written)
     ]
     if holders:
         holder = holders[0]
         item = bound[holder.target_id]
+        if holder.source_root_id == tree.instance_id:
+            raise _bound_twice(item, holder.source_ref)
         raise ResourceInUse(
             f"{item.node.ref}: {item.found.ref.resource_ref} is already bound to "
             f"{holder.source_ref} ({holder.member}); unbind it there first",
@@ -108,6 +115,14 @@ async def _check_exclusive(
                 ),
             ),
         )
+
+
+def _bound_twice(item: _Pending, other_ref: str) -> InvalidInput:
+    return InvalidInput(
+        f"{item.node.ref} and {other_ref} both reference {item.found.ref.resource_ref}, which "
+        "can be bound to one of them only",
+        target=item.node.target(item.found.member),
+    )
 
 
 def _parse(registry: Registry, node: Node, found: FoundRef) -> ResourcePath:

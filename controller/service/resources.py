@@ -197,7 +197,7 @@ class ResourceService:
             trees.replace_child(parent, merged)
         trees.assign_refs(new_tree)
         # References first: validators then see canonical resourceRefs.
-        references = await resolve_references(self.registry, repo, new_tree)
+        references = await resolve_references(self.registry, repo, new_tree, partial=partial)
         await self._validate(repo, new_tree)
         if partial:
             assert parent is not None
@@ -286,7 +286,9 @@ class ResourceService:
         assert tree.instance_id is not None
         kept = {node.instance_id for node in tree.walk()}
         removed = [node for node in stored if node.instance_id not in kept]
-        await refuse_if_referenced(repo, removed, rewritten_root=tree.instance_id)
+        # The references of the aggregate are all rewritten, unless only part of it was loaded.
+        rewritten = None if partial else tree.instance_id
+        await refuse_if_referenced(repo, removed, rewritten_root=rewritten)
         allocations = self.reader.allocations(repo)
         removed_ids = {node.instance_id for node in removed if node.instance_id is not None}
         plan = await self.allocator.plan(

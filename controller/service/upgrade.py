@@ -27,12 +27,15 @@ async def finish_upgrade(database: Database, registry: Registry) -> int:
 
     async def work(connection: AsyncConnection) -> int:
         repo = ResourceRepository(connection, is_postgres=database.is_postgres)
-        rows = await repo.without_sibling_key(kinds)
-        for row in rows:
+        filled = 0
+        for row in await repo.without_sibling_key(kinds):
             # The node of one child, on its own (its parent is not loaded).
             node = load_trees(registry, [replace(row, parent_id=None)])[0]
-            await repo.update(row.instance_id, {"sibling_key": sibling_key_text(node)})
+            key = sibling_key_text(node)
+            if key is not None:  # a Dynamic ipConfiguration holds none
+                await repo.update(row.instance_id, {"sibling_key": key})
+                filled += 1
         await ChangeLog(connection, is_postgres=database.is_postgres).allow_patches()
-        return len(rows)
+        return filled
 
     return await database.run(work, within=FINISH_TIMEOUT)

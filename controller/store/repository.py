@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Uuid
 
 from controller.store.compiled import Compiled
+from controller.store.siblings import SiblingQueries
 from controller.store.tables import Resource, ResourceReference
 
 RESOURCES = cast(Table, Resource.__table__)
@@ -164,7 +165,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-class ResourceRepository:
+class ResourceRepository(SiblingQueries):
     def __init__(self, connection: AsyncConnection, *, is_postgres: bool) -> None:
         self.connection = connection
         self.is_postgres = is_postgres
@@ -341,35 +342,6 @@ class ResourceRepository:
             .order_by(*_ORDER)
         )
         return _stored(await self.connection.execute(query))
-
-    async def last_position(self, parent_id: uuid.UUID, kind: str) -> int:
-        """The position of the last child ``kind`` of ``parent_id`` (-1 for none)."""
-        query = (
-            select(RESOURCES.c.position)
-            .where(RESOURCES.c.parent_id == parent_id, RESOURCES.c.kind == kind)
-            .order_by(RESOURCES.c.position.desc())
-            .limit(1)
-        )
-        last = (await self.connection.execute(query)).scalar()
-        return -1 if last is None else int(last)
-
-    async def sibling_holding(
-        self, parent_id: uuid.UUID, kind: str, sibling_key: str, *, besides: uuid.UUID
-    ) -> str | None:
-        """The resourceId of a child ``kind`` of ``parent_id``, other than ``besides``, whose
-        sibling key is ``sibling_key``, if there is one."""
-        query = (
-            select(RESOURCES.c.resource_id)
-            .where(
-                RESOURCES.c.parent_id == parent_id,
-                RESOURCES.c.sibling_key == sibling_key,
-                RESOURCES.c.kind == kind,
-                RESOURCES.c.instance_id != besides,
-            )
-            .limit(1)
-        )
-        found = (await self.connection.execute(query)).scalar()
-        return None if found is None else str(found)
 
     async def without_sibling_key(self, kinds: Sequence[str]) -> list[StoredResource]:
         """The rows of ``kinds`` (kinds with a sibling key) whose ``sibling_key`` is unset:

@@ -4,9 +4,12 @@ subnets and networks ipConfigurations keep in use."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
+from controller.store.repository import ResourceRepository, StoredResource
 from tests.support.bodies import (
     acl,
     acl_rule,
@@ -113,6 +116,88 @@ async def test_ip_configurations_of_one_nic_can_swap_addresses(fabric: httpx.Asy
         ip_configuration("b", WEB, "24.30.1.5"),
     )
     assert (address(swapped, "a"), address(swapped, "b")) == ("24.30.1.6", "24.30.1.5")
+
+
+# -- one ipConfiguration at its own URI (written alone) ----------------------------------------
+
+
+def config_ids(resource: Json) -> list[str]:
+    return [c["resourceId"] for c in props(resource)["ipConfigurations"]]
+
+
+async def test_an_ip_configuration_at_its_uri_is_checked_against_its_siblings(
+    fabric: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PUT or DELETE at an ipConfiguration's URI loads the NIC and that one configuration,
+    not its siblings (service/alone.py): what the siblings decide is asked of the database,
+    and answers as a PUT of the whole NIC would."""
+    whole_loads: list[str] = []
+    load_whole = ResourceRepository.aggregate
+
+    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
+        rows = await load_whole(repo, root_id)
+        whole_loads.append(rows[0].resource_ref)
+        return rows
+
+    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    await create_other_vnet(fabric)
+    await create_vlan(fabric)
+    await put_nic(
+        fabric,
+        "WebVM1_Nic1",
+        ip_configuration("a", WEB, "24.30.1.5"),
+        ip_configuration("b", WEB),
+        ip_configuration("c", WEB),
+    )
+    # A Dynamic one: a free address, after the last sibling.
+    whole_loads.clear()
+    await put(fabric, f"{NIC}/ipConfigurations/d", ip_configuration("d", WEB), status=201)
+    assert whole_loads == []
+    whole = await get(fabric, NIC)
+    assert config_ids(whole) == ["a", "b", "c", "d"]
+    addresses = [address(whole, config) for config in "abcd"]
+    assert len(set(addresses)) == 4
+    # Static, and the address a sibling asked for: 400 naming it.
+    error = await assert_put_rejected(
+        fabric,
+        f"{NIC}/ipConfigurations/e",
+        ip_configuration("e", WEB, "24.30.1.5"),
+        target="ipConfigurations/e/properties/privateIPAddress",
+        watch=(NIC,),
+    )
+    assert "'a'" in error["message"]
+    # The address a Dynamic sibling was given: the allocator's 409, as for a whole NIC.
+    await assert_put_rejected(
+        fabric,
+        f"{NIC}/ipConfigurations/e",
+        ip_configuration("e", WEB, addresses[1]),
+        target="ipConfigurations/e/properties/privateIPAddress",
+        code="IpAddressInUse",
+        status=409,
+    )
+    # Another virtual network than the siblings': 400 on the NIC, as for a whole NIC; a
+    # logical subnet does not count.
+    await assert_put_rejected(
+        fabric,
+        f"{NIC}/ipConfigurations/b",
+        ip_configuration("b", OTHER_WEB),
+        target="WebVM1_Nic1/properties/isMultitenantStack",
+    )
+    await put(fabric, f"{NIC}/ipConfigurations/v", ip_configuration("v", VLAN_SUBNET), status=201)
+    # A sibling rewritten in the middle keeps its place and its address; one deleted frees
+    # its address for a Static one.
+    await put(fabric, f"{NIC}/ipConfigurations/b", ip_configuration("b", TINY))
+    await delete(fabric, f"{NIC}/ipConfigurations/c")
+    await put(fabric, f"{NIC}/ipConfigurations/f", ip_configuration("f", WEB, addresses[2]))
+    assert NIC not in whole_loads
+    whole = await get(fabric, NIC)
+    assert config_ids(whole) == ["a", "b", "d", "v", "f"]
+    assert address(whole, "b").startswith("24.30.2.")
+    assert [address(whole, c) for c in "adf"] == [addresses[0], addresses[3], addresses[2]]
+    # Once the NIC is a multitenant stack, another network is fine.
+    await put_nic(fabric, "WebVM1_Nic1", *props(whole)["ipConfigurations"], isMultitenantStack=True)
+    await put(fabric, f"{NIC}/ipConfigurations/o", ip_configuration("o", OTHER_WEB), status=201)
+    assert config_ids(await get(fabric, NIC)) == ["a", "b", "d", "v", "f", "o"]
 
 
 # -- several virtual networks ----------------------------------------------------------------

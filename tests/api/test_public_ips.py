@@ -194,6 +194,16 @@ async def test_a_public_ip_is_bound_to_one_user_only(fabric: httpx.AsyncClient) 
         fabric, NIC, both, target="ipConfigurations/ip2/properties/publicIPAddress"
     )
     await put(fabric, NIC, nic(ip_configuration("ip1", WEB, **with_pip)), status=201)
+    # Another ipConfiguration of the NIC, written at its own URI (alone): 400 naming ip1.
+    error = await assert_put_rejected(
+        fabric,
+        f"{NIC}/ipConfigurations/ip2",
+        ip_configuration("ip2", WEB, **with_pip),
+        target="ipConfigurations/ip2/properties/publicIPAddress",
+    )
+    assert CONFIG in error["message"]
+    # Rewriting the holder at its own URI keeps the binding: it is its own.
+    await put(fabric, CONFIG, ip_configuration("ip1", WEB, **with_pip), status=200)
     # Another NIC, or a load balancer frontend: 409 naming the holder.
     other = nic(ip_configuration("ip1", WEB, **with_pip))
     error = await assert_put_rejected(

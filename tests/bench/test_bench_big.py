@@ -22,17 +22,20 @@ def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
 
 
 def check(report: dict[str, object], *, measured: bool) -> None:
-    collection, concurrent, adds = (
-        report[part] for part in ("collection", "concurrent", "acl_child_add")
+    collection, concurrent, rules, configs = (
+        report[part] for part in ("collection", "concurrent", "acl_child_add", "nic_child_add")
     )
     assert isinstance(collection, dict)
     assert isinstance(concurrent, dict)
-    assert isinstance(adds, dict)
+    assert isinstance(rules, dict)
+    assert isinstance(configs, dict)
     assert 0 < collection["seconds_to_first_byte"] <= collection["seconds"]
     assert collection["response_mib"] > 0
     assert concurrent["statuses"] == {"200": 3}
-    assert adds["statuses"] == {"201": 20}
-    for probed in (concurrent, adds):
+    for adds in (rules, configs):
+        assert adds["statuses"] == {"201": 20}
+        assert adds["delete"]["count"] == 20
+    for probed in (concurrent, rules, configs):
         assert probed["discovery"]["count"] > 0
         assert probed["discovery"]["failures"] == 0
     figures = [collection["rss_peak_mib"], collection["controller_cpu_seconds"]]

@@ -196,6 +196,58 @@ async def test_concurrent_dynamic_addresses_fill_a_subnet_exactly(nc: httpx.Asyn
     assert error_code(late) == "IpAddressExhausted"
 
 
+async def test_endpoints_added_at_their_uris_fill_a_subnet_exactly(
+    nc: httpx.AsyncClient,
+) -> None:
+    """A container host's endpoints, each PUT at its own ipConfiguration URI (written alone,
+    service/alone.py) at once: Dynamic ones take distinct addresses until the subnet is full,
+    and of the Static ones asking for one address, one at most wins; a loser is told who
+    holds it (400 naming the sibling that asked first, or 409 when a Dynamic one got it)."""
+    prefix = "10.5.0.0/27"
+    usable = addresses_of(prefix)
+    subnet = await virtual_subnet_at(nc, "vn-alone", "10.5.0.0/16", prefix)
+    await create_mac_pool(nc, 16)
+    path = "/networkInterfaces/containers"
+    await put_ok(nc, path, nic(ip_configuration("ip0", subnet)))
+    wanted = "10.5.0.20"
+    dynamic, static = [f"d{i}" for i in range(36)], [f"s{i}" for i in range(4)]
+
+    async def add(config: str) -> httpx.Response:
+        address = wanted if config in static else None
+        body = ip_configuration(config, subnet, address)
+        return await nc.put(f"{path}/ipConfigurations/{config}", json=body)
+
+    names = random.sample(dynamic + static, len(dynamic) + len(static))
+    responses = dict(zip(names, await asyncio.gather(*(add(n) for n in names)), strict=True))
+    assert_no_5xx(list(responses.values()))
+    won = sorted(n for n, r in responses.items() if r.status_code == 201)
+    assert len(won) == len(usable) - 1, describe(list(responses.values()))
+    assert {error_code(responses[n]) for n in dynamic if n not in won} <= {"IpAddressExhausted"}
+    static_won = [n for n in static if n in won]
+    assert len(static_won) <= 1
+    for name in static:
+        if name in won:
+            continue
+        response = responses[name]
+        if static_won:
+            assert error_code(response) == "InvalidInput", response.text
+            assert f"'{static_won[0]}'" in response.json()["error"]["message"]
+        else:
+            assert error_code(response) == "IpAddressInUse", response.text
+
+    shown = (await nc.get(path)).json()
+    configs = {
+        c["resourceId"]: c["properties"]["privateIPAddress"]
+        for c in shown["properties"]["ipConfigurations"]
+    }
+    assert sorted(configs) == sorted(["ip0", *won])
+    assert_distinct(list(configs.values()), "address")
+    assert set(configs.values()) == usable
+    if static_won:
+        assert configs[static_won[0]] == wanted
+    assert await back_references(nc, subnet) == {f"{path}/ipConfigurations/{c}" for c in configs}
+
+
 # -- b. a macPool running out ------------------------------------------------------------------
 
 

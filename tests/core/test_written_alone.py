@@ -5,16 +5,41 @@ change log must be able to record it as a patch."""
 
 from __future__ import annotations
 
+from typing import NoReturn, get_args, get_origin
+
 import pytest
+from pydantic import BaseModel
 
 from controller.core.kinds import Kind
 from controller.core.paths import ResourcePath
-from controller.core.refs import may_hold_refs
+from controller.core.refs import ResourceRef
+from controller.core.tree import Node
 from controller.policy.documents import patchable
 from controller.resources import REGISTRY
 from controller.service.alone import applies
 
 ALONE = [kind for kind in REGISTRY.kinds if kind.written_alone]
+
+
+def ref_types(annotation: object) -> set[type[ResourceRef]]:
+    """The reference types a member of this type can hold, anywhere within it."""
+    if isinstance(annotation, type) and issubclass(annotation, ResourceRef):
+        return {annotation}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return set().union(*(ref_types(f.annotation) for f in annotation.model_fields.values()))
+    if get_origin(annotation) is not None:
+        return set().union(*(ref_types(arg) for arg in get_args(annotation)))
+    return set()
+
+
+class Unreadable(dict[str, list[Node]]):
+    """Children that a check must not read."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("a check of the parent read its children")
+
+    get = __getitem__ = __iter__ = __contains__ = __len__ = _refuse
+    values = items = keys = _refuse
 
 
 def ancestors(kind: Kind) -> list[Kind]:
@@ -25,26 +50,44 @@ def ancestors(kind: Kind) -> list[Kind]:
     return found
 
 
-def test_acl_rules_are_written_alone() -> None:
-    assert [kind.key for kind in ALONE] == ["accessControlLists/aclRules"]
+def test_acl_rules_and_ip_configurations_are_written_alone() -> None:
+    assert {kind.key for kind in ALONE} == {
+        "networkInterfaces/ipConfigurations",
+        "accessControlLists/aclRules",
+    }
 
 
 @pytest.mark.parametrize("kind", ALONE, ids=lambda kind: kind.key)
 def test_a_kind_written_alone_needs_nothing_of_its_aggregate(kind: Kind) -> None:
     assert kind.parent is not None, "a top-level resource is its whole aggregate"
     assert REGISTRY.children_of(kind) == (), "its children would not be loaded"
-    assert not may_hold_refs(kind.properties), "its references would not be resolved"
+    for ref in ref_types(kind.properties):
+        # Its siblings would not be found: they are not loaded.
+        roots = {REGISTRY.by_key[target].root.key for target in ref.targets}
+        assert ref.targets, ref
+        assert kind.root.key not in roots, ref
     assert kind.secret_members is None
     assert kind.check_referrers is None
     assert kind.check_peers is None
     for ancestor in ancestors(kind):
-        # An ancestor's checks would see it without its other children.
-        assert ancestor.validate is None, ancestor.key
         assert ancestor.check_peers is None, ancestor.key
+        if ancestor.validate is not None:
+            # It would see the child without its siblings: it may not look at children.
+            model = ancestor.properties.model_validate({})
+            ancestor.validate(Node(ancestor, "x", model, children=Unreadable(), ref="/x"))
     assert patchable(kind.root.key), "the change log could not record it as a patch"
+    fields = {f.alias or n for n, f in kind.properties.model_fields.items()}
     if kind.sibling_key is not None:
-        fields = {f.alias or n for n, f in kind.properties.model_fields.items()}
         assert set(kind.sibling_key.members) <= fields
+    if kind.sibling_accord is not None:
+        member = kind.sibling_accord.member
+        field = kind.properties.model_fields[_field_name(kind, member)]
+        assert ref_types(field.annotation), f"{member} is not a reference"
+
+
+def _field_name(kind: Kind, member: str) -> str:
+    fields = kind.properties.model_fields
+    return next(n for n, f in fields.items() if (f.alias or n) == member)
 
 
 def test_only_kinds_written_alone_are_written_alone() -> None:

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, pool, select, update
 
+from controller.service.validation import key_text
 from controller.store import migrate
 from controller.store.database import sync_url
 from controller.store.tables import Base, Resource, RevisionCounter
@@ -121,3 +122,66 @@ def test_sibling_keys_are_filled_in_for_the_rules_that_exist(empty_url: str) -> 
         engine.dispose()
     assert keys == {acl: None, rules[0]: '["Inbound",100]', rules[1]: '["Outbound",101]'}
     assert patches is False
+
+
+def test_static_ip_configurations_get_their_sibling_key(empty_url: str) -> None:
+    """0010 gives the Static ipConfigurations stored before it the key an ipConfiguration
+    written alone is checked against, as the service writes it (a long one as its digest);
+    Dynamic ones hold none."""
+    command.upgrade(migrate.alembic_config(empty_url), "0009_children_and_sibling_keys")
+    engine = create_engine(sync_url(empty_url), poolclass=pool.NullPool)
+    nic = uuid.uuid4()
+    long_subnet = f"/virtualNetworks/V/subnets/{'S' * 250}"
+    configs = {
+        uuid.uuid4(): ("/virtualNetworks/V/subnets/Web", "Static", "10.0.0.5"),
+        uuid.uuid4(): (long_subnet, "Static", "fd00:0:0:0:0:0:0:FF"),
+        uuid.uuid4(): ("/virtualNetworks/V/subnets/Web", "Dynamic", "10.0.0.6"),
+    }
+    now = datetime.now(UTC)
+    resources = Resource.__table__
+    common = {"created_at": now, "updated_at": now, "root_id": nic, "provisioning_state": "S"}
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(resources).values(
+                    instance_id=nic,
+                    kind="networkInterfaces",
+                    path_key="/networkinterfaces/n",
+                    parent_id=None,
+                    resource_ref="/networkInterfaces/n",
+                    resource_id="n",
+                    properties={},
+                    **common,
+                )
+            )
+            for index, (config, (subnet, method, address)) in enumerate(configs.items()):
+                properties = {
+                    "subnet": {"resourceRef": subnet},
+                    "privateIPAllocationMethod": method,
+                    "privateIPAddress": address,
+                }
+                connection.execute(
+                    insert(resources).values(
+                        instance_id=config,
+                        kind="networkInterfaces/ipConfigurations",
+                        parent_id=nic,
+                        path_key=f"/networkinterfaces/n/ipconfigurations/c{index}",
+                        resource_ref=f"/networkInterfaces/n/ipConfigurations/c{index}",
+                        resource_id=f"c{index}",
+                        properties=properties,
+                        **common,
+                    )
+                )
+        migrate.upgrade(empty_url)
+        with engine.connect() as connection:
+            keys = dict(
+                connection.execute(select(resources.c.instance_id, resources.c.sibling_key)).all()
+            )
+    finally:
+        engine.dispose()
+    static, long, dynamic = configs
+    assert keys[static] == '["/virtualnetworks/v/subnets/web","10.0.0.5"]'
+    assert keys[long] == key_text((long_subnet.lower(), "fd00::ff"))
+    assert keys[long].startswith("sha256:")
+    assert keys[dynamic] is None
+    assert keys[nic] is None

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.southbound.follower import HEAVY_DOCUMENT
 from controller.store.changes import ChangeLog
 from controller.store.database import Database
-from tests.support.bodies import acl, acl_rule
+from tests.support.bodies import acl, acl_rule, ip_configuration, nic, ref
 from tests.support.nbi import delete, put
 from tests.support.southbound import (
+    RED_DB,
     WEB_ACL,
     Fabric,
     InProcessController,
@@ -65,3 +66,37 @@ async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
     assert snapshots == {server: reference(server) for server in snapshots}
     # The last change reached the hosts that use the ACL.
     assert any("9999" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
+
+
+ENDPOINTS = 200
+
+
+async def test_a_container_hosts_endpoint_costs_one_endpoint(
+    controller: InProcessController, database: Database, fabric: Fabric
+) -> None:
+    """One ipConfiguration added, rewritten or deleted at its own URI, on a NIC of 200, is
+    written alone and recorded as the NIC's row and that ipConfiguration's; the hosts still
+    get what a fresh replica computes."""
+    nic_path = "/networkInterfaces/containers"
+    configs = [ip_configuration(f"c{i:03d}", RED_DB) for i in range(ENDPOINTS)]
+    body = nic(*configs, server=ref("/servers/hostA"), privateMacAddress="00155D000A99")
+    await put(controller.http, nic_path, body)
+    whole = await last_change_length(database)
+    assert whole > 50_000
+    config_path = f"{nic_path}/ipConfigurations"
+    await put(controller.http, f"{config_path}/extra", ip_configuration("extra", RED_DB))
+    assert await last_change_length(database) < 2_000
+    await put(
+        controller.http, f"{config_path}/c010", ip_configuration("c010", RED_DB, "10.1.1.250")
+    )
+    assert await last_change_length(database) < 2_000
+    await delete(controller.http, f"{config_path}/c020")
+    assert await last_change_length(database) < 1_000
+    revision = await revision_of(database)
+    await eventually(lambda: controller.southbound.compiler.revision >= revision)
+
+    _, reference = await reference_policy(database)
+    compiler = controller.southbound.compiler
+    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
+    assert snapshots == {server: reference(server) for server in snapshots}
+    assert any("10.1.1.250" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
