@@ -72,11 +72,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back what it stored without the zone; everything stored is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class AccessService:
     def __init__(
         self, database: Database, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -175,7 +170,7 @@ class AccessService:
         row = await self.database.run(work, write=False)
         if row is None:
             return None
-        if row.expires_at is not None and _utc(row.expires_at) <= self.clock():
+        if row.expires_at is not None and row.expires_at <= self.clock():
             return None
         return Principal(f"token:{row.name}", Role(row.role), "token")
 
@@ -241,5 +236,4 @@ class AccessService:
 
 
 def _token_info(row: TokenRow) -> TokenInfo:
-    expires = None if row.expires_at is None else _utc(row.expires_at)
-    return TokenInfo(row.name, Role(row.role), row.prefix, _utc(row.created_at), expires)
+    return TokenInfo(row.name, Role(row.role), row.prefix, row.created_at, row.expires_at)

@@ -355,11 +355,4 @@ def _result(found: Trace, refs: dict[str, str]) -> Json:
 
 
 def _report(found: StoredResult) -> ConnectivityReport:
-    return ConnectivityReport(
-        found.operation_id, _utc(found.created_at), _utc(found.expires_at), found.result
-    )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return ConnectivityReport(found.operation_id, found.created_at, found.expires_at, found.result)

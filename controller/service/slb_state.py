@@ -135,13 +135,8 @@ class SlbDiagnostics:
                 target=operation_id,
             )
         vips: list[Json] = found.result.get("vips", [])
-        created, expires = _utc(found.created_at), _utc(found.expires_at)
+        created, expires = found.created_at, found.expires_at
         return SlbStateReport(found.operation_id, created, expires, vips)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _load(repo: ResourceRepository) -> SlbRows:

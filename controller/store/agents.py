@@ -131,12 +131,7 @@ class AgentRepository:
         query = select(AGENTS).where(AGENTS.c.server_id.in_(list(server_ids)))
         states: dict[uuid.UUID, AgentState] = {}
         for row in await self.connection.execute(query):
-            values = dict(row._mapping)
-            # SQLite hands timestamps back without their zone; they were written in UTC.
-            for moment in ("last_seen", "connected_since"):
-                if values[moment].tzinfo is None:
-                    values[moment] = values[moment].replace(tzinfo=UTC)
-            states[row.server_id] = AgentState(**values)
+            states[row.server_id] = AgentState(**row._mapping)
         return states
 
     async def touch(self, replica: str, server_ids: Sequence[uuid.UUID], now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select, text
@@ -68,9 +68,6 @@ async def server_statuses(connection: AsyncConnection) -> list[ServerStatus]:
 def _status(row: Any) -> ServerStatus:
     reported = row["failures"] or {}
     last_seen = row["last_seen"]
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    if last_seen is not None and last_seen.tzinfo is None:
-        last_seen = last_seen.replace(tzinfo=UTC)
     return ServerStatus(
         instance_id=row["instance_id"],
         resource_ref=row["resource_ref"],

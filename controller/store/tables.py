@@ -8,7 +8,7 @@ keys, so the database itself refuses to delete a referenced resource even under 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -25,7 +25,9 @@ from sqlalchemy import (
     Uuid,
     false,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,6 +39,20 @@ NAMING_CONVENTION = {
 
 # Autoincrementing 64-bit keys; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, written in UTC and read back with its zone: SQLite keeps none and would
+    hand back a naive datetime (which an API renders as no RFC 3339 date-time, and which
+    cannot be compared with an aware one)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -84,8 +100,8 @@ class Resource(Base):
     provisioning_state: Mapped[str] = mapped_column(String(16), default="Succeeded")
     # Change-log revision of the aggregate's last write (on top-level rows).
     revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ResourceReference(Base):
@@ -162,7 +178,7 @@ class AllocationReservation(Base):
     scope_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     value: Mapped[str] = mapped_column(String(32), primary_key=True)
     token: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class RevisionCounter(Base):
@@ -189,7 +205,7 @@ class Change(Base):
     root_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     root_kind: Mapped[str] = mapped_column(String(128))
     document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class AgentStatus(Base):
@@ -205,11 +221,11 @@ class AgentStatus(Base):
     applied_revision: Mapped[int] = mapped_column(BigInteger)
     failures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     provider_address: Mapped[str | None] = mapped_column(String(64))
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     # When the connection this row describes was accepted. A row is only overwritten by its own
     # connection or a newer one, so a replica that wakes from a stall cannot mark disconnected
     # an agent that has moved on to another replica.
-    connected_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    connected_since: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ControllerSecret(Base):
@@ -230,8 +246,8 @@ class DiagnosticResult(Base):
     operation_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class DipHealthReport(Base):
@@ -251,7 +267,7 @@ class DipHealthReport(Base):
         Uuid, ForeignKey("resources.instance_id", ondelete="CASCADE"), index=True
     )
     state: Mapped[str] = mapped_column(String(16))
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiToken(Base):
@@ -266,8 +282,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The token's first characters, so that an operator can tell which one a client holds.
     prefix: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ClientCertificate(Base):
@@ -278,7 +294,7 @@ class ClientCertificate(Base):
 
     identity: Mapped[str] = mapped_column(String(1024), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class AuditEvent(Base):
@@ -288,7 +304,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     # Who (token:NAME, subject:CN=..., oidc:NAME, anonymous, local:USER), None if unknown.
     principal: Mapped[str | None] = mapped_column(String(512), index=True)
     # How they proved it: token, x509, oidc, none, cli.

@@ -78,6 +78,7 @@ async def client(settings: Settings, database: Database) -> AsyncIterator[Client
 async def test_writes_are_recorded_with_the_etags_before_and_after(client: Client) -> None:
     created = await client.call("PUT", f"{V1}/accessControlLists/web", as_="operator", body=acl())
     first = await client.event_of(created)
+    assert datetime.fromisoformat(first["time"]).tzinfo is not None
     assert first["etagBefore"] is None
     assert first["etagAfter"] == created.headers["etag"]
     assert first["principal"] == "token:operator"
