@@ -146,24 +146,25 @@ def test_bench_refuses_replicas_of_a_controller_it_did_not_start() -> None:
 
 
 def test_a_phase_sends_its_workers_to_the_replicas_in_turn(postgres_server: str) -> None:
-    """40 GETs by 4 workers over two replicas: each replica answers its workers' calls, and
-    the phase's controller CPU is both replicas' together."""
+    """400 GETs by 4 workers over two replicas: each replica answers its workers' calls, and
+    the phase's controller CPU is both replicas' together (enough GETs for it to show in
+    /proc's ticks of 10 ms: 40 of them once added up to none)."""
     with (
         create_database(postgres_server) as url,
         running_controller(url) as one,
         running_controller(url) as two,
     ):
         before = [_discovery_gets(server.base_url) for server in (one, two)]
-        calls = [Call("GET", "/networking/discovery")] * 40
+        calls = [Call("GET", "/networking/discovery")] * 400
         phase = asyncio.run(
             run_phase(
                 [one.base_url, two.base_url], "get", calls, 4, controller_pid=[one.pid, two.pid]
             )
         )
         after = [_discovery_gets(server.base_url) for server in (one, two)]
-    assert dict(phase.statuses) == {200: 40}
+    assert dict(phase.statuses) == {200: 400}
     answered = [a - b for a, b in zip(after, before, strict=True)]
-    assert sum(answered) == 40
+    assert sum(answered) == 400
     # Each of the 4 workers sends at least its first call; two of them go to each replica.
     assert all(count >= 2 for count in answered), answered
     assert phase.controller_cpu_seconds is not None
