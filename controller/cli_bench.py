@@ -103,6 +103,9 @@ def bench_big(
     rules: Annotated[
         int, typer.Option(min=2, metavar="N", help="aclRules of the big ACL.")
     ] = 10000,
+    nat_rules: Annotated[
+        int, typer.Option(min=1, metavar="N", help="inboundNatRules of the big loadBalancer.")
+    ] = 1000,
     concurrency: Annotated[
         int, typer.Option(min=1, metavar="N", help="Concurrent GETs of the collection.")
     ] = 16,
@@ -113,7 +116,8 @@ def bench_big(
     controller_pid: ControllerPid = None,
 ) -> None:
     """Measure a big collection (time, memory), a NIC of many ipConfigurations, a child added
-    to a big ACL and to that NIC, and a discovery GET's latency meanwhile."""
+    to a big ACL, to that NIC and to a big load balancer, and a discovery GET's latency
+    meanwhile."""
     from controller.bench import big
     from controller.bench.common import BenchError
 
@@ -122,6 +126,7 @@ def bench_big(
             nics=nics,
             configs=configs,
             rules=rules,
+            nat_rules=nat_rules,
             concurrency=concurrency,
             keep=keep,
             controller_pid=controller_pid,

@@ -3,9 +3,10 @@ requests of everyone else.
 
 Set up first (untimed): ``nics`` networkInterfaces (a Static MAC and one Static ipConfiguration
 each, all in one virtual subnet), one container-host NIC with ``configs`` ipConfigurations, one
-accessControlList with ``rules`` aclRules. They carry fixed names (``bench-big-...``), so with
-``keep`` the next run finds them and skips the set-up (it checks the last NIC, the host NIC and
-the ACL). Then, timed:
+accessControlList with ``rules`` aclRules, one internal loadBalancer with ``nat_rules``
+inboundNatRules. They carry fixed names (``bench-big-...``), so with ``keep`` the next run
+finds them and skips the set-up (it checks the last NIC, the host NIC, the ACL and the load
+balancer). Then, timed:
 
 * ``collection``: one GET of the networkInterfaces collection, alone: seconds to the first byte
   and to the last, the answer's size, and the controller's resident memory before, at its peak
@@ -14,9 +15,10 @@ the ACL). Then, timed:
 * ``concurrent``: ``concurrency`` GETs of the collection at once;
 * ``acl-child-add``: aclRules added one at a time at their own URI to the big ACL, each
   deleted after it;
-* ``nic-child-add``: the same with ipConfigurations (Dynamic addresses) of the host NIC.
+* ``nic-child-add``: the same with ipConfigurations (Dynamic addresses) of the host NIC;
+* ``lb-child-add``: the same with inboundNatRules of a load balancer of ``nat_rules``.
 
-During the last four a prober sends a discovery GET every 20 ms on a connection of its own:
+During the last five a prober sends a discovery GET every 20 ms on a connection of its own:
 its latency is what any small request suffers meanwhile. Memory is sampled from
 ``/proc/<pid>/status`` every 5 ms, so it is known for a controller the benchmark starts or whose
 pid it is given.
@@ -53,6 +55,10 @@ PREFIX = "bench-big"
 SUBNET = ipaddress.IPv4Network("10.0.0.0/15")
 HOST_ADDRESSES = ipaddress.IPv4Network("10.1.0.0/16")
 MAX_NICS = 65_000
+# The big load balancer's NAT rules take frontend ports from 10,000 up, the ones added from
+# 45,000 up.
+MAX_NAT_RULES = 30_000
+NAT_PORTS, ADDED_NAT_PORTS = 10_000, 45_000
 SET_UP_ATTEMPTS = 5
 
 
@@ -61,6 +67,7 @@ class Options:
     nics: int = 20_000
     configs: int = 1_000
     rules: int = 10_000
+    nat_rules: int = 1_000
     concurrency: int = 16
     big_nic_gets: int = 50
     rule_adds: int = 20
@@ -74,6 +81,8 @@ class Options:
             raise BenchError(f"nics must be between 1 and {MAX_NICS}")
         if not 1 <= self.configs <= 60_000 or not 2 <= self.rules <= 60_000:
             raise BenchError("configs must be 1-60000 and rules 2-60000")
+        if not 1 <= self.nat_rules <= MAX_NAT_RULES:
+            raise BenchError(f"nat-rules must be between 1 and {MAX_NAT_RULES}")
 
 
 # -- names and bodies -------------------------------------------------------------------------
@@ -85,6 +94,8 @@ def nic_url(index: int) -> str:
 
 HOST_URL = f"{API}/networkInterfaces/{PREFIX}-host"
 ACL_URL = f"{API}/accessControlLists/{PREFIX}-acl"
+LB_URL = f"{API}/loadBalancers/{PREFIX}-lb"
+LB_REF = LB_URL.removeprefix(API)
 NETWORK_URL = f"{API}/virtualNetworks/{PREFIX}-vn"
 PROVIDER_URL = f"{API}/logicalNetworks/{PREFIX}-pa"
 SUBNET_REF = f"/virtualNetworks/{PREFIX}-vn/subnets/subnet-1"
@@ -150,6 +161,30 @@ def acl_body(rules: int) -> bytes:
             }
         }
     )
+
+
+def nat_rule(port: int) -> dict[str, Any]:
+    return {
+        "protocol": "Tcp",
+        "frontendPort": port,
+        "backendPort": 3389,
+        "frontendIPConfigurations": [{"resourceRef": f"{LB_REF}/frontendIPConfigurations/fe"}],
+    }
+
+
+def lb_body(nat_rules: int) -> bytes:
+    """An internal load balancer (its VIP from the virtual subnet) with ``nat_rules`` inbound
+    NAT rules, one frontend port each: a VM's RDP port each, say."""
+    frontend = {"resourceId": "fe", "properties": {"subnet": {"resourceRef": SUBNET_REF}}}
+    rules = [
+        {"resourceId": f"n{i:05d}", "properties": nat_rule(NAT_PORTS + i)} for i in range(nat_rules)
+    ]
+    properties = {
+        "frontendIPConfigurations": [frontend],
+        "backendAddressPools": [{"resourceId": "be", "properties": {}}],
+        "inboundNatRules": rules,
+    }
+    return orjson.dumps({"properties": properties})
 
 
 def network_body() -> bytes:
@@ -232,6 +267,10 @@ async def set_up(base_url: str, options: Options, log: Callable[[str], None]) ->
     if await _status(base_url, ACL_URL) != 200:
         log(f"creating an accessControlList of {options.rules} rules (untimed)")
         await _put_all(base_url, "the big ACL", [Call("PUT", ACL_URL, acl_body(options.rules))], 1)
+    if await _status(base_url, LB_URL) != 200:
+        log(f"creating a loadBalancer of {options.nat_rules} inboundNatRules (untimed)")
+        body = lb_body(options.nat_rules)
+        await _put_all(base_url, "the big load balancer", [Call("PUT", LB_URL, body)], 1)
 
 
 async def clean_up(base_url: str, options: Options) -> None:
@@ -239,7 +278,7 @@ async def clean_up(base_url: str, options: Options) -> None:
     await run_phase(
         base_url,
         "cleanup",
-        [*nics, Call("DELETE", HOST_URL), Call("DELETE", ACL_URL)],
+        [*nics, Call("DELETE", HOST_URL), Call("DELETE", ACL_URL), Call("DELETE", LB_URL)],
         options.clients,
     )
     await run_phase(base_url, "cleanup", [Call("DELETE", NETWORK_URL)], 1)
@@ -374,6 +413,16 @@ async def nic_child_add(base_url: str, options: Options) -> dict[str, Any]:
     return await _child_adds(base_url, options.rule_adds, child)
 
 
+async def lb_child_add(base_url: str, options: Options) -> dict[str, Any]:
+    """One more inbound NAT rule on the big load balancer."""
+
+    def child(run: int, i: int) -> tuple[str, dict[str, Any]]:
+        port = ADDED_NAT_PORTS + (run + i) % (65_535 - ADDED_NAT_PORTS)
+        return f"{LB_URL}/inboundNatRules/add-{run}-{i}", nat_rule(port)
+
+    return await _child_adds(base_url, options.rule_adds, child)
+
+
 async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]) -> dict[str, Any]:
     await set_up(base_url, options, log)
     report: dict[str, Any] = {}
@@ -384,6 +433,7 @@ async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]
             ("concurrent", concurrent),
             ("acl_child_add", acl_child_add),
             ("nic_child_add", nic_child_add),
+            ("lb_child_add", lb_child_add),
         ):
             await tidy_database(options.database_url)
             log(f"timing {name}")
@@ -408,6 +458,7 @@ def run(controller: str | None, options: Options, *, log: Callable[[str], None])
         "nics": options.nics,
         "configs": options.configs,
         "rules": options.rules,
+        "nat_rules": options.nat_rules,
         **parts,
     }
 
@@ -417,7 +468,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"controller {report['controller']}: {report['nics']} NICs, a NIC of "
-            f"{report['configs']} ipConfigurations, an ACL of {report['rules']} rules",
+            f"{report['configs']} ipConfigurations, an ACL of {report['rules']} rules, a "
+            f"loadBalancer of {report['nat_rules']} inboundNatRules",
             f"collection      one GET: first byte {c['seconds_to_first_byte']} s, last "
             f"{c['seconds']} s, {c['response_mib']} MiB, controller CPU "
             f"{c['controller_cpu_seconds']} s; RSS {c['rss_before_mib']} -> peak "
@@ -430,6 +482,7 @@ def format_report(report: dict[str, Any]) -> str:
             + _discovery_text(m["discovery"]),
             _child_text("acl-child-add  ", report["acl_child_add"]),
             _child_text("nic-child-add  ", report["nic_child_add"]),
+            _child_text("lb-child-add   ", report["lb_child_add"]),
         ]
     )
 

@@ -14,7 +14,8 @@ from tests.support.server import running_controller
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 # More NICs than the first page of a collection holds, so the collection is streamed.
-SIZES = ("--nics", "150", "--configs", "20", "--rules", "10", "--concurrency", "3")
+SIZES = ("--nics", "150", "--configs", "20", "--rules", "10", "--nat-rules", "10")
+SIZES += ("--concurrency", "3")
 
 
 def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
@@ -22,20 +23,22 @@ def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
 
 
 def check(report: dict[str, object], *, measured: bool) -> None:
-    collection, concurrent, rules, configs = (
-        report[part] for part in ("collection", "concurrent", "acl_child_add", "nic_child_add")
+    collection, concurrent, rules, configs, nat_rules = (
+        report[part]
+        for part in ("collection", "concurrent", "acl_child_add", "nic_child_add", "lb_child_add")
     )
     assert isinstance(collection, dict)
     assert isinstance(concurrent, dict)
     assert isinstance(rules, dict)
     assert isinstance(configs, dict)
+    assert isinstance(nat_rules, dict)
     assert 0 < collection["seconds_to_first_byte"] <= collection["seconds"]
     assert collection["response_mib"] > 0
     assert concurrent["statuses"] == {"200": 3}
-    for adds in (rules, configs):
+    for adds in (rules, configs, nat_rules):
         assert adds["statuses"] == {"201": 20}
         assert adds["delete"]["count"] == 20
-    for probed in (concurrent, rules, configs):
+    for probed in (concurrent, rules, configs, nat_rules):
         assert probed["discovery"]["count"] > 0
         assert probed["discovery"]["failures"] == 0
     figures = [collection["rss_peak_mib"], collection["controller_cpu_seconds"]]
@@ -61,7 +64,8 @@ def test_bench_big_keeps_what_it_set_up_and_reuses_it(postgres_server: str) -> N
         assert len(listed) == 151  # and the host NIC
         second, said = bench("--controller", server.base_url, database_url=url)
         assert "creating" not in said
-        for collection in ("networkInterfaces", "accessControlLists", "virtualNetworks"):
+        kinds = ("networkInterfaces", "accessControlLists", "loadBalancers", "virtualNetworks")
+        for collection in kinds:
             listed = httpx.get(f"{server.base_url}/networking/v1/{collection}").json()["value"]
             assert listed == [], collection
     for report in (first, second):
