@@ -9,7 +9,7 @@ and reference resolution. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,30 @@ class SiblingAccord:
 
 
 @dataclass(frozen=True)
+class SiblingDocument:
+    """What a check of a child written alone is told of one sibling it did not load: its
+    kind's name, its resourceRef and the members of its stored properties it asked for."""
+
+    kind: str
+    ref: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SiblingClaims:
+    """What the children of ``kinds`` (names of child kinds of one parent) claim, no two of
+    them the same: a load balancer's rules and NAT rules claim frontend ports, port ranges and
+    protocols that overlap, which no key can say. ``check(children)`` raises for the first
+    clash among a parent's children of those kinds (in ``kinds`` order); ``check_one(child,
+    siblings)`` for one written alone, against the ``members`` of its siblings' documents."""
+
+    kinds: tuple[str, ...]
+    members: tuple[str, ...]
+    check: Callable[[Sequence[Node]], None]
+    check_one: Callable[[Node, Sequence[SiblingDocument]], None]
+
+
+@dataclass(frozen=True)
 class BackRef:
     """A read-only reverse reference: ``member`` lists every resource of one of ``sources``
     (kind keys) that references this one through a member named in ``via`` (any if empty).
@@ -113,6 +137,8 @@ class Kind:
     sibling_key: SiblingKey | None = None
     # What the children of one parent must agree on (checked as the sibling key is).
     sibling_accord: SiblingAccord | None = None
+    # What children of this and other kinds of one parent claim, no two alike.
+    sibling_claims: SiblingClaims | None = None
     # A PUT or DELETE of one such child at its own URI is done without loading its aggregate
     # (service/alone.py): nothing decides whether it is valid but the child itself and its
     # siblings' ``sibling_key`` and ``sibling_accord``, so one rule of a 10,000-rule ACL costs

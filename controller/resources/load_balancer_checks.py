@@ -1,9 +1,11 @@
-"""The rules a load balancer and its children obey, checked on the merged aggregate with
-canonical references (400 naming the member):
+"""The rules a load balancer's children obey, each checked on the child with canonical
+references, or across children by the engine from what their kinds declare (400 naming the
+member; the frontend ports in ``load_balancer_ports``):
 
 * a frontend is either a private VIP of a ``subnet`` or a ``publicIPAddress``, not both;
 * rules, NAT rules and outbound NAT rules reference frontends, pools and probes of their own
   load balancer;
+* no two Static frontends ask for one address of one subnet (the frontends' sibling key);
 * a frontend port is claimed once per frontend and protocol, across load-balancing rules and
   inbound NAT rules (``All`` claims TCP and UDP, port 0 with ``All`` claims every port);
 * port 0 (every port) only with protocol ``All``, on both sides of a rule;
@@ -12,12 +14,10 @@ canonical references (400 naming the member):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 
 from controller.core.refs import ResourceRef
 from controller.core.tree import Node
-from controller.core.values import PORT_MAX
 from controller.errors import InvalidInput, InvalidReference
 from controller.resources.load_balancer_models import (
     FrontendIPConfigurationProperties,
@@ -33,127 +33,39 @@ from controller.resources.slb_values import LbProtocol
 RULES = "loadBalancingRules"
 NAT_RULES = "inboundNatRules"
 OUTBOUND_RULES = "outboundNatRules"
+FRONTENDS = "frontendIPConfigurations"
 
 
-@dataclass(frozen=True)
-class _Claim:
-    """Frontend ports a rule claims: ``protocols`` on ports ``low``..``high``."""
-
-    node: Node
-    protocols: frozenset[str]
-    low: int
-    high: int
-
-
-def validate_load_balancer(node: Node) -> None:
-    for child, member, ref in _child_refs(node):
-        if not ref.resource_ref.lower().startswith(node.key + "/"):
+def _own_load_balancer(child: Node, refs: Iterable[tuple[str, ResourceRef]]) -> None:
+    """A rule's references point into its own load balancer (the one its resourceRef names,
+    so the check needs nothing but the rule)."""
+    load_balancer = "/".join(child.ref.split("/")[:3])
+    for member, ref in refs:
+        if not ref.resource_ref.lower().startswith(load_balancer.lower() + "/"):
             raise InvalidReference(
                 f"{child.ref}: {member} references {ref.resource_ref}, which belongs to "
-                f"another load balancer than {node.ref}",
+                f"another load balancer than {load_balancer}",
                 target=child.target(member),
             )
-    _check_frontend_ports(node)
-    _check_static_frontends(node)
 
 
-def _child_refs(node: Node) -> Iterator[tuple[Node, str, ResourceRef]]:
-    for rule in node.kids(RULES):
-        props = rule.props(LoadBalancingRuleProperties)
-        yield from ((rule, "frontendIPConfigurations", f) for f in props.frontend_ip_configurations)
-        yield rule, "backendAddressPool", props.backend_address_pool
-        if props.probe is not None:
-            yield rule, "probe", props.probe
-    for nat in node.kids(NAT_RULES):
-        frontends = nat.props(InboundNatRuleProperties).frontend_ip_configurations
-        yield from ((nat, "frontendIPConfigurations", f) for f in frontends)
-    for outbound in node.kids(OUTBOUND_RULES):
-        out = outbound.props(OutboundNatRuleProperties)
-        yield from (
-            (outbound, "frontendIPConfigurations", f) for f in out.frontend_ip_configurations
-        )
-        yield outbound, "backendAddressPool", out.backend_address_pool
+def static_frontend(frontend: Node) -> tuple[str, ...] | None:
+    """The (subnet, address) a Static private frontend asks for: no two frontends of one load
+    balancer may ask for one (the frontends' sibling key)."""
+    props = frontend.props(FrontendIPConfigurationProperties)
+    if props.private_ip_allocation_method is not AllocationMethod.STATIC:
+        return None
+    if props.subnet is None or props.private_ip_address is None:
+        return None
+    return (props.subnet.resource_ref.lower(), props.private_ip_address)
 
 
-def _claims(node: Node) -> Iterator[tuple[str, _Claim]]:
-    for rule in node.kids(RULES):
-        props = rule.props(LoadBalancingRuleProperties)
-        low, high = (0, PORT_MAX) if props.frontend_port == 0 else (props.frontend_port,) * 2
-        for frontend in props.frontend_ip_configurations:
-            yield frontend.resource_ref.lower(), _Claim(rule, props.protocol.covers(), low, high)
-    for nat in node.kids(NAT_RULES):
-        nat_props = nat.props(InboundNatRuleProperties)
-        port = nat_props.frontend_port
-        for frontend in nat_props.frontend_ip_configurations:
-            claim = _Claim(nat, nat_props.protocol.covers(), port, port)
-            yield frontend.resource_ref.lower(), claim
-
-
-def _check_frontend_ports(node: Node) -> None:
-    """Each claim against the earlier ones of its frontend and protocols, found by port: the
-    first earlier claim it overlaps is named. Linear in the claims (comparing each with every
-    earlier one took 10 % of a NAT rule's write on a load balancer of 1,000)."""
-    taken: dict[tuple[str, str], _Taken] = {}
-    for order, (frontend, claim) in enumerate(_claims(node)):
-        kept = [taken.setdefault((frontend, p), _Taken()) for p in sorted(claim.protocols)]
-        clashes = [found for ports in kept if (found := ports.clash(claim)) is not None]
-        if clashes:
-            other = min(clashes, key=lambda earlier: earlier[0])[1]
-            raise InvalidInput(
-                f"{claim.node.ref} and {other.node.ref} both claim frontend port "
-                f"{_ports(claim)} of {frontend} for {'/'.join(sorted(claim.protocols))}",
-                target=claim.node.target("frontendPort"),
-            )
-        for ports in kept:
-            ports.add(order, claim)
-
-
-@dataclass
-class _Taken:
-    """The claims on one frontend and protocol so far, with the order they came in: those of
-    one port by port, those of every port apart (a claim of every port meets all of them)."""
-
-    by_port: dict[int, list[tuple[int, _Claim]]] = field(default_factory=dict)
-    every_port: list[tuple[int, _Claim]] = field(default_factory=list)
-    all_claims: list[tuple[int, _Claim]] = field(default_factory=list)
-
-    def clash(self, claim: _Claim) -> tuple[int, _Claim] | None:
-        """The first earlier claim of another rule that ``claim`` overlaps."""
-        if claim.low != claim.high:
-            candidates = self.all_claims
-        else:
-            candidates = [*self.by_port.get(claim.low, []), *self.every_port]
-        found = [(order, other) for order, other in candidates if other.node is not claim.node]
-        return min(found, key=lambda item: item[0]) if found else None
-
-    def add(self, order: int, claim: _Claim) -> None:
-        self.all_claims.append((order, claim))
-        if claim.low != claim.high:
-            self.every_port.append((order, claim))
-        else:
-            self.by_port.setdefault(claim.low, []).append((order, claim))
-
-
-def _ports(claim: _Claim) -> str:
-    return "every port" if claim.low != claim.high else str(claim.low)
-
-
-def _check_static_frontends(node: Node) -> None:
-    seen: dict[tuple[str, str], str] = {}
-    for frontend in node.kids("frontendIPConfigurations"):
-        props = frontend.props(FrontendIPConfigurationProperties)
-        if props.private_ip_allocation_method is not AllocationMethod.STATIC:
-            continue
-        if props.subnet is None or props.private_ip_address is None:
-            continue
-        slot = (props.subnet.resource_ref.lower(), props.private_ip_address)
-        if slot in seen:
-            raise InvalidInput(
-                f"frontendIPConfigurations '{frontend.resource_id}' and '{seen[slot]}' both ask "
-                f"for {props.private_ip_address}",
-                target=frontend.target("privateIPAddress"),
-            )
-        seen[slot] = frontend.resource_id
+def frontend_clash(frontend: Node, other: str) -> InvalidInput:
+    address = frontend.props(FrontendIPConfigurationProperties).private_ip_address
+    return InvalidInput(
+        f"frontendIPConfigurations '{frontend.resource_id}' and '{other}' both ask for {address}",
+        target=frontend.target("privateIPAddress"),
+    )
 
 
 def validate_frontend(node: Node) -> None:
@@ -185,6 +97,11 @@ def validate_frontend(node: Node) -> None:
 
 def validate_load_balancing_rule(node: Node) -> None:
     props = node.props(LoadBalancingRuleProperties)
+    refs: list[tuple[str, ResourceRef]] = [(FRONTENDS, f) for f in props.frontend_ip_configurations]
+    refs.append(("backendAddressPool", props.backend_address_pool))
+    if props.probe is not None:
+        refs.append(("probe", props.probe))
+    _own_load_balancer(node, refs)
     every_port = props.frontend_port == 0
     if every_port and props.protocol is not LbProtocol.ALL:
         raise InvalidInput(
@@ -203,12 +120,15 @@ def validate_load_balancing_rule(node: Node) -> None:
 
 def validate_inbound_nat_rule(node: Node) -> None:
     frontends = node.props(InboundNatRuleProperties).frontend_ip_configurations
-    _check_distinct(node, "frontendIPConfigurations", frontends)
+    _own_load_balancer(node, [(FRONTENDS, f) for f in frontends])
+    _check_distinct(node, FRONTENDS, frontends)
 
 
 def validate_outbound_nat_rule(node: Node) -> None:
-    frontends = node.props(OutboundNatRuleProperties).frontend_ip_configurations
-    _check_distinct(node, "frontendIPConfigurations", frontends)
+    props = node.props(OutboundNatRuleProperties)
+    refs = [(FRONTENDS, f) for f in props.frontend_ip_configurations]
+    _own_load_balancer(node, [*refs, ("backendAddressPool", props.backend_address_pool)])
+    _check_distinct(node, FRONTENDS, props.frontend_ip_configurations)
 
 
 def validate_probe(node: Node) -> None:

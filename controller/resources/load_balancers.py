@@ -11,15 +11,16 @@ back-reference is computed on read. The models are in ``load_balancer_models``, 
 
 from __future__ import annotations
 
-from controller.core.kinds import BackRef, Kind
+from controller.core.kinds import BackRef, Kind, SiblingKey
 from controller.core.shape import Shape, default
 from controller.resources.load_balancer_checks import (
     NAT_RULES,
     OUTBOUND_RULES,
     RULES,
+    frontend_clash,
+    static_frontend,
     validate_frontend,
     validate_inbound_nat_rule,
-    validate_load_balancer,
     validate_load_balancing_rule,
     validate_outbound_nat_rule,
     validate_probe,
@@ -33,6 +34,7 @@ from controller.resources.load_balancer_models import (
     OutboundNatRuleProperties,
     ProbeProperties,
 )
+from controller.resources.load_balancer_ports import FRONTEND_PORTS
 from controller.resources.refs import LOAD_BALANCERS
 
 IP_CONFIGURATIONS_KEY = "networkInterfaces/ipConfigurations"
@@ -44,7 +46,6 @@ LOAD_BALANCERS_KIND = Kind(
     name=LOAD_BALANCERS,
     title="LoadBalancer",
     properties=LoadBalancerProperties,
-    validate=validate_load_balancer,
     description="A software load balancer: VIPs, backend pools, probes, rules and NAT rules.",
 )
 
@@ -54,6 +55,7 @@ FRONTEND_IP_CONFIGURATIONS = Kind(
     properties=FrontendIPConfigurationProperties,
     parent=LOAD_BALANCERS_KIND,
     validate=validate_frontend,
+    sibling_key=SiblingKey(("subnet", "privateIPAddress"), frontend_clash, static_frontend),
     backrefs=(
         BackRef(RULES, (RULES_KEY,), via=("frontendIPConfigurations",)),
         BackRef(NAT_RULES, (NAT_RULES_KEY,), via=("frontendIPConfigurations",)),
@@ -90,6 +92,7 @@ LOAD_BALANCING_RULES = Kind(
     ),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_load_balancing_rule,
+    sibling_claims=FRONTEND_PORTS,
     description="Balances a frontend port over the DIPs of a backend pool.",
 )
 
@@ -111,6 +114,9 @@ INBOUND_NAT_RULES = Kind(
     shape=Shape(default("idleTimeoutInMinutes", 4), default("enableFloatingIP", False)),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_inbound_nat_rule,
+    sibling_claims=FRONTEND_PORTS,
+    # One more NAT rule (a VM's RDP port, say) on a load balancer of 1,000 costs one rule.
+    written_alone=True,
     backrefs=(
         BackRef(
             "backendIPConfiguration",

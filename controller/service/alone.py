@@ -1,13 +1,15 @@
 """A child written alone: a PUT or DELETE at the URI of a child whose kind is
-``written_alone`` (an aclRule, a NIC's ipConfiguration) loads, checks and rewrites the rows
-from the top-level one down to that child, not the whole aggregate. What the rest of its
-aggregate would have decided is asked of the database instead (store/siblings.py): whether a
-sibling holds the child's ``sibling_key`` values (the ``sibling_key`` column, one index
-lookup), what the siblings hold of their ``sibling_accord`` (one pass over their documents in
-the database), and where the last sibling stands (one index lookup). Its references are
-resolved and its allocations made for it alone; an exclusive reference also finds a sibling
-holding the target (service/references.py). So a rule added to a 10,000-rule ACL reads a few
-rows, not 10,001, and the change log records it as a patch of those rows.
+``written_alone`` (an aclRule, a NIC's ipConfiguration, a load balancer's inbound NAT rule)
+loads, checks and rewrites the rows from the top-level one down to that child, not the whole
+aggregate. What the rest of its aggregate would have decided is asked of the database
+instead (store/siblings.py): whether a sibling holds the child's ``sibling_key`` values (the
+``sibling_key`` column, one index lookup), what the siblings hold of their
+``sibling_accord`` and ``sibling_claims`` (one pass over their documents in the database),
+and where the last sibling stands (one index lookup). Its references are resolved and its
+allocations made for it alone; an exclusive reference also finds a sibling holding the
+target, and a reference into the aggregate finds the sibling it names in the database
+(service/references.py). So a rule added to a 10,000-rule ACL reads a few rows, not 10,001,
+and the change log records it as a patch of those rows.
 
 The write still takes the top-level row's lock first, as every write of the aggregate does,
 so the answers it gets hold until its commit. It is done so only while the change log takes
@@ -19,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from controller.core.kinds import SiblingAccord
+from controller.core.kinds import SiblingAccord, SiblingDocument
 from controller.core.paths import ResourcePath
 from controller.core.tree import Node
 from controller.policy.documents import patchable
@@ -46,7 +48,8 @@ async def rows_of(
 
 
 async def check_siblings(repo: ResourceRepository, node: Node, parent: Node) -> None:
-    """``node``'s sibling key and accord against the siblings it was not loaded with."""
+    """``node``'s sibling key, accord and claims against the siblings it was not loaded
+    with."""
     assert node.instance_id is not None
     assert parent.instance_id is not None
     key, accord = node.kind.sibling_key, node.kind.sibling_accord
@@ -62,6 +65,14 @@ async def check_siblings(repo: ResourceRepository, node: Node, parent: Node) -> 
             parent.instance_id, node.kind.key, accord.member, besides=node.instance_id
         )
         check_accord(parent, accord, accord_values([node], accord) | _values(accord, held))
+    claims = node.kind.sibling_claims
+    if claims is not None:
+        kinds = [f"{parent.kind.key}/{name}" for name in claims.kinds]
+        found = await repo.sibling_documents(
+            parent.instance_id, kinds, claims.members, besides=node.instance_id
+        )
+        siblings = [SiblingDocument(kind.rsplit("/", 1)[1], ref, doc) for kind, ref, doc in found]
+        claims.check_one(node, siblings)
 
 
 def _values(accord: SiblingAccord, refs: set[str]) -> set[str]:

@@ -33,7 +33,13 @@ async def resolve_references(
         for node in tree.walk()
         for found in iter_refs(node.model)
     ]
-    external_keys = {p.path.key for p in pending if p.path.root.key != tree.key}
+    # Written alone, a child's references into its own aggregate name siblings that were not
+    # loaded: they are looked up as references elsewhere are.
+    external_keys = {
+        p.path.key
+        for p in pending
+        if p.path.root.key != tree.key or (partial and tree.find(p.path.key) is None)
+    }
     external = await repo.find(external_keys) if external_keys else {}
     references: set[Reference] = set()
     conditional: list[tuple[_Pending, uuid.UUID]] = []
@@ -146,12 +152,13 @@ def _parse(registry: Registry, node: Node, found: FoundRef) -> ResourcePath:
 def _target(
     tree: Node, external: dict[str, tuple[uuid.UUID, str]], item: _Pending
 ) -> tuple[uuid.UUID, str]:
-    # References into the aggregate being written resolve against what is being written.
+    # References into the aggregate being written resolve against what is being written
+    # (and, for a part of it, against the rest of it as stored).
     if item.path.root.key == tree.key:
         local = tree.find(item.path.key)
         if local is not None and local.instance_id is not None:
             return local.instance_id, local.ref
-    elif item.path.key in external:
+    if item.path.key in external:
         return external[item.path.key]
     raise InvalidReference(
         f"{item.node.ref}: {item.found.member} references '{item.found.ref.resource_ref}', "

@@ -1,6 +1,7 @@
 """The checks a write runs over the nodes it writes that need nothing but those nodes: each
-kind's own ``validate``, and each child kind's ``sibling_key`` and ``sibling_accord`` among
-the children of one parent. Pure, so a big aggregate's checks run on the heavy-work thread."""
+kind's own ``validate``, and each child kind's ``sibling_key``, ``sibling_accord`` and
+``sibling_claims`` among the children of one parent. Pure, so a big aggregate's checks run
+on the heavy-work thread."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 import orjson
 from pydantic import BaseModel
 
-from controller.core.kinds import SiblingAccord, SiblingKey
+from controller.core.kinds import SiblingAccord, SiblingClaims, SiblingKey
 from controller.core.refs import ResourceRef
 from controller.core.tree import Node
 
@@ -23,18 +24,23 @@ KEY_TEXT_MAX = 256
 
 
 def validate_nodes(nodes: Sequence[Node]) -> None:
-    """Each kind's checks of its nodes, then the sibling keys (``InvalidInput`` names what is
-    wrong; of two children sharing a key, the later one)."""
+    """Each kind's checks of its nodes, then the sibling keys, accords and claims
+    (``InvalidInput`` names what is wrong; of two children sharing a key, the later one)."""
     for node in nodes:
         if node.kind.validate is not None:
             node.kind.validate(node)
     for node in nodes:
+        claims: list[SiblingClaims] = []  # one check for the kinds that share them
         for children in node.children.values():
             kind = children[0].kind if children else None
             if kind is not None and kind.sibling_key is not None:
                 _check_unique(children, kind.sibling_key)
             if kind is not None and (accord := kind.sibling_accord) is not None:
                 check_accord(node, accord, accord_values(children, accord))
+            if kind is not None and (made := kind.sibling_claims) and made not in claims:
+                claims.append(made)
+        for shared in claims:
+            shared.check([child for name in shared.kinds for child in node.kids(name)])
 
 
 def key_values(node: Node, key: SiblingKey) -> KeyValues | None:

@@ -5,7 +5,8 @@ a reference member. Each is one statement; the first two are one index entry eac
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,3 +67,30 @@ class SiblingQueries:
             )
         )
         return {str(ref) for ref in (await self.connection.execute(query)).scalars() if ref}
+
+    async def sibling_documents(
+        self,
+        parent_id: uuid.UUID,
+        kinds: Sequence[str],
+        members: Sequence[str],
+        *,
+        besides: uuid.UUID,
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """The children of ``kinds`` of ``parent_id`` other than ``besides``, kind by kind in
+        order: each one's kind, resourceRef and the ``members`` of its properties (read out of
+        its document in the database; the rest of it is not sent here)."""
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        values = [RESOURCES.c.properties[member] for member in members]
+        for kind in kinds:
+            query = (
+                select(RESOURCES.c.resource_ref, *values)
+                .where(
+                    RESOURCES.c.parent_id == parent_id,
+                    RESOURCES.c.kind == kind,
+                    RESOURCES.c.instance_id != besides,
+                )
+                .order_by(RESOURCES.c.position)
+            )
+            for ref, *held in await self.connection.execute(query):
+                found.append((kind, ref, dict(zip(members, held, strict=True))))
+        return found

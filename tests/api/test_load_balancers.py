@@ -4,11 +4,13 @@ computed on read, and every validation error with the member it names."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from controller.store.repository import ResourceRepository, StoredResource
 from tests.support.bodies import ref
 from tests.support.nbi import (
     assert_absent,
@@ -412,6 +414,75 @@ async def test_tcp_and_udp_may_share_a_frontend_port(fabric: httpx.AsyncClient) 
         inbound_nat_rule(None, (FE,), "80"),
         target="inboundNatRules/N2/properties/frontendPort",
     )
+
+
+async def test_a_nat_rule_at_its_uri_is_checked_against_its_siblings(
+    fabric: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inbound NAT rule PUT or DELETEd at its own URI loads the load balancer and that
+    rule, not the other children (service/alone.py): its frontend is found in the database,
+    and its port is checked against the stored rules and NAT rules, as a PUT of the whole
+    load balancer would check them."""
+    whole_loads: list[str] = []
+    load_whole = ResourceRepository.aggregate
+
+    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
+        rows = await load_whole(repo, root_id)
+        whole_loads.append(rows[0].resource_ref)
+        return rows
+
+    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    body = web_lb()
+    body["properties"]["inboundNatRules"] = [
+        inbound_nat_rule(f"N{i}", (FE,), 3390 + i) for i in range(3)
+    ]
+    await put(fabric, LB, body, status=201)
+    await put(fabric, "/loadBalancers/Other", web_lb("Other"), status=201)
+    whole_loads.clear()
+    added = await put(fabric, f"{LB}/inboundNatRules/N9", inbound_nat_rule(None, (FE,), 3399))
+    assert whole_loads == []
+    assert props(added)["frontendIPConfigurations"] == [ref(FE)]
+    assert props(await get(fabric, FE))["inboundNatRules"] == [
+        ref(f"{LB}/inboundNatRules/{n}") for n in ("N0", "N1", "N2", "N9")
+    ]
+    cases = [
+        # The port a stored NAT rule holds, and one the balancing rule R1 holds (TCP 80).
+        (inbound_nat_rule(None, (FE,), 3391), "InvalidInput", f"{LB}/inboundNatRules/N1"),
+        (inbound_nat_rule(None, (FE,), 80), "InvalidInput", R1),
+        # The frontend of another load balancer, and one that does not exist.
+        (
+            inbound_nat_rule(None, ("/loadBalancers/Other/frontendIPConfigurations/FE1",), 5000),
+            "InvalidReference",
+            "another load balancer",
+        ),
+        (
+            inbound_nat_rule(None, (f"{LB}/frontendIPConfigurations/FE9",), 5000),
+            "InvalidReference",
+            "does not exist",
+        ),
+    ]
+    for body, code, named in cases:
+        member = "frontendPort" if code == "InvalidInput" else "frontendIPConfigurations"
+        error = await assert_put_rejected(
+            fabric,
+            f"{LB}/inboundNatRules/N5",
+            body,
+            target=f"inboundNatRules/N5/properties/{member}",
+            code=code,
+        )
+        assert named in error["message"], error
+    # UDP on a TCP port is free; a rule rewritten in the middle keeps its place.
+    await put(
+        fabric, f"{LB}/inboundNatRules/N5", inbound_nat_rule(None, (FE,), 3391, protocol="Udp")
+    )
+    await put(fabric, f"{LB}/inboundNatRules/N1", inbound_nat_rule(None, (FE,), 4001))
+    await delete(fabric, f"{LB}/inboundNatRules/N0")
+    assert nat_rules_of(await get(fabric, LB)) == ["N1", "N2", "N9", "N5"]
+    assert LB not in whole_loads
+
+
+def nat_rules_of(resource: Json) -> list[str]:
+    return ids(props(resource)["inboundNatRules"])
 
 
 async def test_deleting_a_load_balancer_deletes_its_children(fabric: httpx.AsyncClient) -> None:

@@ -50,10 +50,11 @@ def ancestors(kind: Kind) -> list[Kind]:
     return found
 
 
-def test_acl_rules_and_ip_configurations_are_written_alone() -> None:
+def test_acl_rules_ip_configurations_and_nat_rules_are_written_alone() -> None:
     assert {kind.key for kind in ALONE} == {
         "networkInterfaces/ipConfigurations",
         "accessControlLists/aclRules",
+        "loadBalancers/inboundNatRules",
     }
 
 
@@ -62,10 +63,8 @@ def test_a_kind_written_alone_needs_nothing_of_its_aggregate(kind: Kind) -> None
     assert kind.parent is not None, "a top-level resource is its whole aggregate"
     assert REGISTRY.children_of(kind) == (), "its children would not be loaded"
     for ref in ref_types(kind.properties):
-        # Its siblings would not be found: they are not loaded.
-        roots = {REGISTRY.by_key[target].root.key for target in ref.targets}
+        # Resolved in the database, a sibling's kind among them (a NAT rule's frontend).
         assert ref.targets, ref
-        assert kind.root.key not in roots, ref
     assert kind.secret_members is None
     assert kind.check_referrers is None
     assert kind.check_peers is None
@@ -95,3 +94,20 @@ def test_only_kinds_written_alone_are_written_alone() -> None:
         chain = [*reversed(ancestors(kind)), kind]
         path = ResourcePath(tuple((k, "x") for k in chain))
         assert applies(path) == kind.written_alone
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k in REGISTRY.kinds if k.sibling_claims], ids=lambda kind: kind.key
+)
+def test_kinds_that_claim_together_declare_one_claim(kind: Kind) -> None:
+    """A whole write checks the claims once over the children of all the kinds they name;
+    each of those kinds must name the same claims, and a kind claiming is among them."""
+    claims = kind.sibling_claims
+    assert claims is not None
+    assert kind.name in claims.kinds
+    assert kind.parent is not None
+    siblings = {k.name: k for k in REGISTRY.children_of(kind.parent)}
+    for name in claims.kinds:
+        assert siblings[name].sibling_claims is claims, name
+        fields = {f.alias or n for n, f in siblings[name].properties.model_fields.items()}
+        assert set(claims.members) <= fields, name
