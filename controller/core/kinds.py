@@ -95,12 +95,16 @@ class SiblingClaims:
     them the same: a load balancer's rules and NAT rules claim frontend ports, port ranges and
     protocols that overlap, which no key can say. ``check(children)`` raises for the first
     clash among a parent's children of those kinds (in ``kinds`` order); ``check_one(child,
-    siblings)`` for one written alone, against the ``members`` of its siblings' documents."""
+    siblings)`` for one written alone, against the ``members`` of its siblings' documents;
+    ``candidates(child)``, when it gives one, names the values of a member (integers or
+    strings) outside which no sibling can clash with the child, so the database sends only
+    those (a NAT rule's port, or 0 for every port), not every sibling."""
 
     kinds: tuple[str, ...]
     members: tuple[str, ...]
     check: Callable[[Sequence[Node]], None]
     check_one: Callable[[Node, Sequence[SiblingDocument]], None]
+    candidates: Callable[[Node], tuple[str, tuple[int | str, ...]] | None] = lambda child: None
 
 
 @dataclass(frozen=True)

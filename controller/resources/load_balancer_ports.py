@@ -134,11 +134,19 @@ class _Taken:
 _ORDER = itertools.count()
 
 
+def _port_candidates(child: Node) -> tuple[str, tuple[int | str, ...]] | None:
+    """Only a rule or NAT rule on the same port, or a rule on every port (0), can clash with
+    one on a single port; one on every port can clash with any."""
+    port = child.model.dump()["frontendPort"]
+    return None if port == 0 else ("frontendPort", (port, 0))
+
+
 FRONTEND_PORTS = SiblingClaims(
     (RULES, NAT_RULES),
     (FRONTENDS, "frontendPort", "protocol"),
     check_frontend_ports,
     check_frontend_ports_of,
+    _port_candidates,
 )
 
 

@@ -69,7 +69,11 @@ async def check_siblings(repo: ResourceRepository, node: Node, parent: Node) -> 
     if claims is not None:
         kinds = [f"{parent.kind.key}/{name}" for name in claims.kinds]
         found = await repo.sibling_documents(
-            parent.instance_id, kinds, claims.members, besides=node.instance_id
+            parent.instance_id,
+            kinds,
+            claims.members,
+            besides=node.instance_id,
+            among=claims.candidates(node),
         )
         siblings = [SiblingDocument(kind.rsplit("/", 1)[1], ref, doc) for kind, ref, doc in found]
         claims.check_one(node, siblings)

@@ -75,10 +75,12 @@ class SiblingQueries:
         members: Sequence[str],
         *,
         besides: uuid.UUID,
+        among: tuple[str, tuple[int | str, ...]] | None = None,
     ) -> list[tuple[str, str, dict[str, Any]]]:
         """The children of ``kinds`` of ``parent_id`` other than ``besides``, kind by kind in
         order: each one's kind, resourceRef and the ``members`` of its properties (read out of
-        its document in the database; the rest of it is not sent here)."""
+        its document in the database; the rest of it is not sent here). ``among``: only those
+        whose member (first) holds one of the values (second)."""
         found: list[tuple[str, str, dict[str, Any]]] = []
         values = [RESOURCES.c.properties[member] for member in members]
         for kind in kinds:
@@ -91,6 +93,10 @@ class SiblingQueries:
                 )
                 .order_by(RESOURCES.c.position)
             )
+            if among is not None:
+                member, wanted = among
+                text = RESOURCES.c.properties[member].as_string()
+                query = query.where(text.in_([str(value) for value in wanted]))
             for ref, *held in await self.connection.execute(query):
                 found.append((kind, ref, dict(zip(members, held, strict=True))))
         return found

@@ -27,6 +27,7 @@ from tests.support.nbi import (
 )
 from tests.support.slb import (
     PUBLIC_ADDRESSES,
+    PUBLIC_VIP,
     backend_pool,
     frontend,
     inbound_nat_rule,
@@ -479,6 +480,28 @@ async def test_a_nat_rule_at_its_uri_is_checked_against_its_siblings(
     await delete(fabric, f"{LB}/inboundNatRules/N0")
     assert nat_rules_of(await get(fabric, LB)) == ["N1", "N2", "N9", "N5"]
     assert LB not in whole_loads
+
+
+async def test_a_nat_rule_at_its_uri_meets_a_rule_on_every_port(fabric: httpx.AsyncClient) -> None:
+    """The database sends a NAT rule written alone only the siblings on its port or on every
+    port (0): a rule balancing every port of a frontend leaves no port of it to a NAT rule."""
+    fe2 = f"{LB}/frontendIPConfigurations/FE2"
+    body = _with(
+        frontendIPConfigurations=[frontend("FE1", PUBLIC_VIP), frontend("FE2", PUBLIC_VIP)],
+        loadBalancingRules=[
+            _rule(),
+            lb_rule("ALL", (fe2,), BE, protocol="All", frontend_port=0, backend_port=0),
+        ],
+    )
+    await put(fabric, LB, body, status=201)
+    error = await assert_put_rejected(
+        fabric,
+        f"{LB}/inboundNatRules/N1",
+        inbound_nat_rule(None, (fe2,), 5000),
+        target="inboundNatRules/N1/properties/frontendPort",
+    )
+    assert f"{LB}/loadBalancingRules/ALL" in error["message"]
+    await put(fabric, f"{LB}/inboundNatRules/N1", inbound_nat_rule(None, (FE,), 5000), status=201)
 
 
 def nat_rules_of(resource: Json) -> list[str]:
