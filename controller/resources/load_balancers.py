@@ -93,6 +93,8 @@ LOAD_BALANCING_RULES = Kind(
     parent=LOAD_BALANCERS_KIND,
     validate=validate_load_balancing_rule,
     sibling_claims=FRONTEND_PORTS,
+    # One more rule on a load balancer of many costs one rule (the NAT rules' reasons).
+    written_alone=True,
     description="Balances a frontend port over the DIPs of a backend pool.",
 )
 

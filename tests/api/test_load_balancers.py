@@ -504,6 +504,51 @@ async def test_a_nat_rule_at_its_uri_meets_a_rule_on_every_port(fabric: httpx.As
     await put(fabric, f"{LB}/inboundNatRules/N1", inbound_nat_rule(None, (FE,), 5000), status=201)
 
 
+async def test_a_balancing_rule_at_its_uri_is_checked_against_its_siblings(
+    fabric: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load-balancing rule written at its own URI is written alone too: its frontend, pool
+    and probe are found in the database, its ports checked against the stored rules and NAT
+    rules, a rule on every port against all of them."""
+    whole_loads: list[str] = []
+    load_whole = ResourceRepository.aggregate
+
+    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
+        rows = await load_whole(repo, root_id)
+        whole_loads.append(rows[0].resource_ref)
+        return rows
+
+    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    await put(fabric, LB, _with(inboundNatRules=[inbound_nat_rule("N1", (FE,), 3389)]))
+    whole_loads.clear()
+    r2 = f"{LB}/loadBalancingRules/R2"
+    await put(fabric, r2, lb_rule(None, (FE,), BE, frontend_port=443, probe_path=P1), status=201)
+    assert whole_loads == []
+    assert ids(props(await get(fabric, LB))["loadBalancingRules"]) == ["R1", "R2"]
+    cases = [
+        (lb_rule(None, (FE,), BE, frontend_port=3389), "frontendPort", "N1"),
+        (lb_rule(None, (FE,), BE, frontend_port=443), "frontendPort", "R2"),
+        (
+            lb_rule(None, (FE,), BE, protocol="All", frontend_port=0, backend_port=0),
+            "frontendPort",
+            "R1",
+        ),
+        (lb_rule(None, (FE,), BE, probe_path=f"{LB}/probes/P9"), "probe", "does not exist"),
+    ]
+    for body, member, named in cases:
+        error = await assert_put_rejected(
+            fabric,
+            f"{LB}/loadBalancingRules/R3",
+            body,
+            target=f"loadBalancingRules/R3/properties/{member}",
+            code="InvalidReference" if member == "probe" else "InvalidInput",
+        )
+        assert named in error["message"], error
+    # Its own port again, rewritten in place: no clash with itself.
+    await put(fabric, r2, lb_rule(None, (FE,), BE, frontend_port=443))
+    assert LB not in whole_loads
+
+
 def nat_rules_of(resource: Json) -> list[str]:
     return ids(props(resource)["inboundNatRules"])
 

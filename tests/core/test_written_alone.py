@@ -50,11 +50,12 @@ def ancestors(kind: Kind) -> list[Kind]:
     return found
 
 
-def test_acl_rules_ip_configurations_and_nat_rules_are_written_alone() -> None:
+def test_acl_rules_ip_configurations_and_load_balancer_rules_are_written_alone() -> None:
     assert {kind.key for kind in ALONE} == {
         "networkInterfaces/ipConfigurations",
         "accessControlLists/aclRules",
         "loadBalancers/inboundNatRules",
+        "loadBalancers/loadBalancingRules",
     }
 
 
