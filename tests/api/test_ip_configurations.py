@@ -4,12 +4,9 @@ subnets and networks ipConfigurations keep in use."""
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
-from controller.store.repository import ResourceRepository, StoredResource
 from tests.support.bodies import (
     acl,
     acl_rule,
@@ -46,6 +43,7 @@ from tests.support.nbi import (
     refs,
     without_read_times,
 )
+from tests.support.store import watch_whole_loads
 
 VLAN = "/logicalNetworks/Tenant_VLAN"
 VLAN_SUBNET = f"{VLAN}/subnets/VLAN10"  # 10.0.10.0/24, gateway .1, pools .10-.12 and .20-.21
@@ -131,15 +129,7 @@ async def test_an_ip_configuration_at_its_uri_is_checked_against_its_siblings(
     """A PUT or DELETE at an ipConfiguration's URI loads the NIC and that one configuration,
     not its siblings (service/alone.py): what the siblings decide is asked of the database,
     and answers as a PUT of the whole NIC would."""
-    whole_loads: list[str] = []
-    load_whole = ResourceRepository.aggregate
-
-    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
-        rows = await load_whole(repo, root_id)
-        whole_loads.append(rows[0].resource_ref)
-        return rows
-
-    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    whole_loads = watch_whole_loads(monkeypatch)
     await create_other_vnet(fabric)
     await create_vlan(fabric)
     await put_nic(

@@ -4,13 +4,11 @@ computed on read, and every validation error with the member it names."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from controller.store.repository import ResourceRepository, StoredResource
 from tests.support.bodies import ref
 from tests.support.nbi import (
     assert_absent,
@@ -39,6 +37,7 @@ from tests.support.slb import (
     slb_fabric,
     web_lb,
 )
+from tests.support.store import watch_whole_loads
 
 LB = "/loadBalancers/LB1"
 FE = f"{LB}/frontendIPConfigurations/FE1"
@@ -424,15 +423,7 @@ async def test_a_nat_rule_at_its_uri_is_checked_against_its_siblings(
     rule, not the other children (service/alone.py): its frontend is found in the database,
     and its port is checked against the stored rules and NAT rules, as a PUT of the whole
     load balancer would check them."""
-    whole_loads: list[str] = []
-    load_whole = ResourceRepository.aggregate
-
-    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
-        rows = await load_whole(repo, root_id)
-        whole_loads.append(rows[0].resource_ref)
-        return rows
-
-    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    whole_loads = watch_whole_loads(monkeypatch)
     body = web_lb()
     body["properties"]["inboundNatRules"] = [
         inbound_nat_rule(f"N{i}", (FE,), 3390 + i) for i in range(3)
@@ -510,15 +501,7 @@ async def test_a_balancing_rule_at_its_uri_is_checked_against_its_siblings(
     """A load-balancing rule written at its own URI is written alone too: its frontend, pool
     and probe are found in the database, its ports checked against the stored rules and NAT
     rules, a rule on every port against all of them."""
-    whole_loads: list[str] = []
-    load_whole = ResourceRepository.aggregate
-
-    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
-        rows = await load_whole(repo, root_id)
-        whole_loads.append(rows[0].resource_ref)
-        return rows
-
-    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    whole_loads = watch_whole_loads(monkeypatch)
     await put(fabric, LB, _with(inboundNatRules=[inbound_nat_rule("N1", (FE,), 3389)]))
     whole_loads.clear()
     r2 = f"{LB}/loadBalancingRules/R2"

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, insert, pool, select, update
+from sqlalchemy import Connection, create_engine, insert, pool, select, update
 
 from controller.service.validation import key_text
 from controller.store import migrate
@@ -51,6 +52,34 @@ def test_migrations_roll_forward_only() -> None:
         assert 'raise NotImplementedError("migrations roll forward only")' in text, script.name
 
 
+def store_row(
+    connection: Connection,
+    instance_id: uuid.UUID,
+    kind: str,
+    ref: str,
+    properties: dict[str, Any],
+    *,
+    root_id: uuid.UUID,
+    parent_id: uuid.UUID | None = None,
+) -> None:
+    """A resource row as an earlier schema revision holds it (its later columns unset)."""
+    now = datetime.now(UTC)
+    values = {
+        "instance_id": instance_id,
+        "kind": kind,
+        "path_key": ref.lower(),
+        "resource_ref": ref,
+        "resource_id": ref.rsplit("/", 1)[1],
+        "parent_id": parent_id,
+        "root_id": root_id,
+        "properties": properties,
+        "created_at": now,
+        "updated_at": now,
+        "provisioning_state": "S",
+    }
+    connection.execute(insert(Resource.__table__).values(**values))
+
+
 @pytest.fixture
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database no migration has touched."""
@@ -78,40 +107,17 @@ def test_sibling_keys_are_filled_in_for_the_rules_that_exist(empty_url: str) -> 
     command.upgrade(migrate.alembic_config(empty_url), "0008_allocation_reservations")
     engine = create_engine(sync_url(empty_url), poolclass=pool.NullPool)
     acl, rules = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
-    now = datetime.now(UTC)
     resources = Resource.__table__
-    common = {"created_at": now, "updated_at": now, "root_id": acl, "provisioning_state": "S"}
     try:
         with engine.begin() as connection:
             connection.execute(update(RevisionCounter).values(revision=7))
-            connection.execute(
-                insert(resources).values(
-                    instance_id=acl,
-                    kind="accessControlLists",
-                    path_key="/acl",
-                    parent_id=None,
-                    resource_ref="/acl",
-                    resource_id="acl",
-                    properties={},
-                    **common,
-                )
-            )
+            store_row(connection, acl, "accessControlLists", "/acl", {}, root_id=acl)
             for index, (rule, direction) in enumerate(
                 zip(rules, ["Inbound", "Outbound"], strict=True)
             ):
                 properties = {"type": direction, "priority": 100 + index, "action": "Allow"}
-                connection.execute(
-                    insert(resources).values(
-                        instance_id=rule,
-                        kind="accessControlLists/aclRules",
-                        parent_id=acl,
-                        path_key=f"/acl/aclrules/r{index}",
-                        resource_ref=f"/acl/aclRules/r{index}",
-                        resource_id=f"r{index}",
-                        properties=properties,
-                        **common,
-                    )
-                )
+                kind, ref = "accessControlLists/aclRules", f"/acl/aclRules/r{index}"
+                store_row(connection, rule, kind, ref, properties, root_id=acl, parent_id=acl)
         migrate.upgrade(empty_url)
         with engine.connect() as connection:
             patches = connection.execute(select(RevisionCounter.patches)).scalar_one()
@@ -137,41 +143,19 @@ def test_static_ip_configurations_get_their_sibling_key(empty_url: str) -> None:
         uuid.uuid4(): (long_subnet, "Static", "fd00:0:0:0:0:0:0:FF"),
         uuid.uuid4(): ("/virtualNetworks/V/subnets/Web", "Dynamic", "10.0.0.6"),
     }
-    now = datetime.now(UTC)
     resources = Resource.__table__
-    common = {"created_at": now, "updated_at": now, "root_id": nic, "provisioning_state": "S"}
     try:
         with engine.begin() as connection:
-            connection.execute(
-                insert(resources).values(
-                    instance_id=nic,
-                    kind="networkInterfaces",
-                    path_key="/networkinterfaces/n",
-                    parent_id=None,
-                    resource_ref="/networkInterfaces/n",
-                    resource_id="n",
-                    properties={},
-                    **common,
-                )
-            )
+            store_row(connection, nic, "networkInterfaces", "/networkInterfaces/n", {}, root_id=nic)
             for index, (config, (subnet, method, address)) in enumerate(configs.items()):
                 properties = {
                     "subnet": {"resourceRef": subnet},
                     "privateIPAllocationMethod": method,
                     "privateIPAddress": address,
                 }
-                connection.execute(
-                    insert(resources).values(
-                        instance_id=config,
-                        kind="networkInterfaces/ipConfigurations",
-                        parent_id=nic,
-                        path_key=f"/networkinterfaces/n/ipconfigurations/c{index}",
-                        resource_ref=f"/networkInterfaces/n/ipConfigurations/c{index}",
-                        resource_id=f"c{index}",
-                        properties=properties,
-                        **common,
-                    )
-                )
+                kind = "networkInterfaces/ipConfigurations"
+                ref = f"/networkInterfaces/n/ipConfigurations/c{index}"
+                store_row(connection, config, kind, ref, properties, root_id=nic, parent_id=nic)
         migrate.upgrade(empty_url)
         with engine.connect() as connection:
             keys = dict(

@@ -5,6 +5,8 @@ sent is still what a brand-new replica computes from the stored documents."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,6 +40,20 @@ async def last_change_length(database: Database) -> int:
     return await database.run(read, write=False)
 
 
+async def as_a_fresh_replica_computes(
+    controller: InProcessController, database: Database, fabric: Fabric
+) -> dict[str, Any]:
+    """Once the controller has compiled the last change, each host's snapshot, which must be
+    what a brand-new replica computes from the stored documents."""
+    revision = await revision_of(database)
+    await eventually(lambda: controller.southbound.compiler.revision >= revision)
+    _, reference = await reference_policy(database)
+    compiler = controller.southbound.compiler
+    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
+    assert snapshots == {server: reference(server) for server in snapshots}
+    return snapshots
+
+
 async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
     controller: InProcessController, database: Database, fabric: Fabric
 ) -> None:
@@ -57,13 +73,7 @@ async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
     rules[9] = acl_rule("r009", 109, destinationPortRange="9999")
     await put(controller.http, WEB_ACL, acl(*(r for r in rules if r["resourceId"] != "r007")))
     assert await last_change_length(database) < 2_000
-    revision = await revision_of(database)
-    await eventually(lambda: controller.southbound.compiler.revision >= revision)
-
-    _, reference = await reference_policy(database)
-    compiler = controller.southbound.compiler
-    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
-    assert snapshots == {server: reference(server) for server in snapshots}
+    snapshots = await as_a_fresh_replica_computes(controller, database, fabric)
     # The last change reached the hosts that use the ACL.
     assert any("9999" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
 
@@ -92,11 +102,5 @@ async def test_a_container_hosts_endpoint_costs_one_endpoint(
     assert await last_change_length(database) < 2_000
     await delete(controller.http, f"{config_path}/c020")
     assert await last_change_length(database) < 1_000
-    revision = await revision_of(database)
-    await eventually(lambda: controller.southbound.compiler.revision >= revision)
-
-    _, reference = await reference_policy(database)
-    compiler = controller.southbound.compiler
-    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
-    assert snapshots == {server: reference(server) for server in snapshots}
+    snapshots = await as_a_fresh_replica_computes(controller, database, fabric)
     assert any("10.1.1.250" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())

@@ -1,13 +1,33 @@
 """Direct access to the test database: emptying it for tests that start many apps on one
-database, and rewriting stored documents as an older controller left them."""
+database, rewriting stored documents as an older controller left them, and watching which
+aggregates a write loads whole."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.store.database import Database
+from controller.store.repository import ResourceRepository, StoredResource
 from controller.store.tables import Base, Resource
+
+
+def watch_whole_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The resourceRef of every aggregate an in-process write loads whole from now on, in
+    order (a child written alone loads none)."""
+    loaded: list[str] = []
+    load_whole = ResourceRepository.aggregate
+
+    async def counted(repo: ResourceRepository, root_id: uuid.UUID) -> list[StoredResource]:
+        rows = await load_whole(repo, root_id)
+        loaded.append(rows[0].resource_ref)
+        return rows
+
+    monkeypatch.setattr(ResourceRepository, "aggregate", counted)
+    return loaded
 
 
 async def empty(database: Database) -> None:
