@@ -88,8 +88,10 @@ print("ready", flush=True)
 threading.Event().wait()
 """
 # Opens COUNT connections to ADDRESS:PORT one after the other (from the SOURCE PORTs given,
-# one each, if any); prints the greetings as JSON ("" for a connection that failed). One from
-# a given port ends with a reset, so that the port is free again at once (no TIME_WAIT).
+# one each, if any); prints the greetings as JSON ("!" and the error's name for a connection
+# that failed). One from a given port ends with a reset, so that the port is free again at
+# once (no TIME_WAIT). A connection has 3 s: the kernel resends a SYN that got no answer after
+# 1 s, and a busy machine may lose one (a flow the policy drops is dropped every time).
 ASK = """
 import json, socket, struct, sys
 address, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -97,12 +99,12 @@ sources = [("", int(p)) for p in sys.argv[4:]] or [None] * count
 answers = []
 for source in sources:
     try:
-        with socket.create_connection((address, port), 1.0, source) as sock:
+        with socket.create_connection((address, port), 3.0, source) as sock:
             answers.append(sock.makefile().readline().strip())
             if source:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        answers.append("")
+    except OSError as error:
+        answers.append("!" + type(error).__name__)
 print(json.dumps(answers))
 """
 # One connection held open: prints the greeting, then echoes each line of stdin through it.
@@ -128,14 +130,22 @@ def ask(
 ) -> list[tuple[str, str]]:
     """``count`` connections from ``client`` (or one from each of ``source_ports``), one after
     the other: per connection (the address that answered, the client address it saw), ("",
-    "") when it failed."""
+    the error's name) when it failed."""
     argv = ["ip", "netns", "exec", client, sys.executable, "-c", ASK, address, str(port)]
     argv += [str(count), *map(str, source_ports)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    attempts = len(source_ports) or count
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30 + 4 * attempts)
     if done.returncode != 0:
         raise AssertionError(f"the client failed: {done.stderr.strip()}")
     answers = json.loads(done.stdout)
-    return [(a.split()[0], a.split()[1].rsplit(":", 1)[0]) if a else ("", "") for a in answers]
+    return [_answer(text) for text in answers]
+
+
+def _answer(text: str) -> tuple[str, str]:
+    if text.startswith("!"):
+        return "", text[1:]
+    local, peer = text.split()
+    return local, peer.rsplit(":", 1)[0]
 
 
 def hold(client: str, address: str, port: int) -> subprocess.Popen[str]:
