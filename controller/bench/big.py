@@ -16,9 +16,11 @@ balancer). Then, timed:
 * ``acl-child-add``: aclRules added one at a time at their own URI to the big ACL, each
   deleted after it;
 * ``nic-child-add``: the same with ipConfigurations (Dynamic addresses) of the host NIC;
-* ``lb-child-add``: the same with inboundNatRules of a load balancer of ``nat_rules``.
+* ``lb-child-add``: the same with inboundNatRules of a load balancer of ``nat_rules``;
+* ``lb-frontend-add``: the same with frontendIPConfigurations (a Dynamic VIP of the virtual
+  subnet each) of that load balancer.
 
-During the last five a prober sends a discovery GET every 20 ms on a connection of its own:
+During the last six a prober sends a discovery GET every 20 ms on a connection of its own:
 its latency is what any small request suffers meanwhile. Memory is sampled from
 ``/proc/<pid>/status`` every 5 ms, so it is known for a controller the benchmark starts or whose
 pid it is given.
@@ -317,6 +319,16 @@ async def lb_child_add(base_url: str, options: Options) -> dict[str, Any]:
     return await _child_adds(base_url, options.rule_adds, child)
 
 
+async def lb_frontend_add(base_url: str, options: Options) -> dict[str, Any]:
+    """One more VIP on the big load balancer: a Dynamic address of the virtual subnet."""
+
+    def child(run: int, i: int) -> tuple[str, dict[str, Any]]:
+        properties = {"subnet": {"resourceRef": SUBNET_REF}}
+        return f"{LB_URL}/frontendIPConfigurations/add-{run}-{i}", properties
+
+    return await _child_adds(base_url, options.rule_adds, child)
+
+
 async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]) -> dict[str, Any]:
     await set_up(base_url, options, log)
     report: dict[str, Any] = {}
@@ -328,6 +340,7 @@ async def _benchmark(base_url: str, options: Options, log: Callable[[str], None]
             ("acl_child_add", acl_child_add),
             ("nic_child_add", nic_child_add),
             ("lb_child_add", lb_child_add),
+            ("lb_frontend_add", lb_frontend_add),
         ):
             await tidy_database(options.database_url)
             log(f"timing {name}")
@@ -377,6 +390,7 @@ def format_report(report: dict[str, Any]) -> str:
             _child_text("acl-child-add  ", report["acl_child_add"]),
             _child_text("nic-child-add  ", report["nic_child_add"]),
             _child_text("lb-child-add   ", report["lb_child_add"]),
+            _child_text("lb-frontend-add", report["lb_frontend_add"]),
         ]
     )
 

@@ -1,12 +1,13 @@
 """loadBalancers and their six child kinds ([MS-NCNBI] loadBalancers; reference 5.13).
 
-A load balancer is written as one aggregate: its frontends (VIPs), backend pools, probes,
-load-balancing rules, inbound NAT rules and outbound NAT rules, embedded in the body or each at
-its own URI. References between children of one body resolve within the body, in any casing
-(``/loadBalancers/LB/Probes/P``). Pool membership lives on the NIC ipConfigurations
-(``loadBalancerBackendAddressPools``, ``loadBalancerInboundNatRules``); every read-only
-back-reference is computed on read. The models are in ``load_balancer_models``, the rules in
-``load_balancer_checks``.
+A load balancer is one aggregate: its frontends (VIPs), backend pools, probes, load-balancing
+rules, inbound NAT rules and outbound NAT rules, embedded in the body or each at its own URI,
+where each is written alone (service/alone.py; what holds across children is declared on them).
+References between children of one body resolve within the body, in any casing
+(``/loadBalancers/LB/Probes/P``), and those of a child written alone against the stored ones.
+Pool membership lives on the NIC ipConfigurations (``loadBalancerBackendAddressPools``,
+``loadBalancerInboundNatRules``); every read-only back-reference is computed on read. The
+models are in ``load_balancer_models``, the rules in ``load_balancer_checks``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ FRONTEND_IP_CONFIGURATIONS = Kind(
     parent=LOAD_BALANCERS_KIND,
     validate=validate_frontend,
     sibling_key=SiblingKey(("subnet", "privateIPAddress"), frontend_clash, static_frontend),
+    # A VIP more on a load balancer of many costs one frontend (migration 0011 gave the Static
+    # frontends stored before their sibling key).
+    written_alone=True,
     backrefs=(
         BackRef(RULES, (RULES_KEY,), via=("frontendIPConfigurations",)),
         BackRef(NAT_RULES, (NAT_RULES_KEY,), via=("frontendIPConfigurations",)),
@@ -78,6 +82,8 @@ BACKEND_ADDRESS_POOLS = Kind(
         BackRef(RULES, (RULES_KEY,), via=("backendAddressPool",)),
         BackRef(OUTBOUND_RULES, (OUTBOUND_RULES_KEY,), via=("backendAddressPool",)),
     ),
+    # A pool is nothing but its name (its members name it): nothing of its siblings decides.
+    written_alone=True,
     description="The DIPs behind a VIP: the NIC ipConfigurations that name the pool.",
 )
 
@@ -105,6 +111,7 @@ PROBES = Kind(
     shape=Shape(default("intervalInSeconds", 15), default("numberOfProbes", 2)),
     parent=LOAD_BALANCERS_KIND,
     validate=validate_probe,
+    written_alone=True,
     backrefs=(BackRef(RULES, (RULES_KEY,), via=("probe",)),),
     description="A health probe the hosts of the DIPs run; a DIP that fails it gets no flows.",
 )
@@ -136,6 +143,8 @@ OUTBOUND_NAT_RULES = Kind(
     properties=OutboundNatRuleProperties,
     parent=LOAD_BALANCERS_KIND,
     validate=validate_outbound_nat_rule,
+    # Its frontends and pool are found in the database, as a load-balancing rule's are.
+    written_alone=True,
     description="Source-NATs what the DIPs of a pool send out to a frontend's VIP.",
 )
 

@@ -1,5 +1,5 @@
 """A child written alone: a PUT or DELETE at the URI of a child whose kind is
-``written_alone`` (an aclRule, a NIC's ipConfiguration, a load balancer's rule or NAT rule)
+``written_alone`` (an aclRule, a NIC's ipConfiguration, any child of a load balancer)
 loads, checks and rewrites the rows from the top-level one down to that child, not the whole
 aggregate. What the rest of its aggregate would have decided is asked of the database
 instead (store/siblings.py): whether a sibling holds the child's ``sibling_key`` values (the

@@ -23,22 +23,30 @@ def bench(*args: str, database_url: str) -> tuple[dict[str, object], str]:
 
 
 def check(report: dict[str, object], *, measured: bool) -> None:
-    collection, concurrent, rules, configs, nat_rules = (
+    collection, concurrent, rules, configs, nat_rules, frontends = (
         report[part]
-        for part in ("collection", "concurrent", "acl_child_add", "nic_child_add", "lb_child_add")
+        for part in (
+            "collection",
+            "concurrent",
+            "acl_child_add",
+            "nic_child_add",
+            "lb_child_add",
+            "lb_frontend_add",
+        )
     )
     assert isinstance(collection, dict)
     assert isinstance(concurrent, dict)
     assert isinstance(rules, dict)
     assert isinstance(configs, dict)
     assert isinstance(nat_rules, dict)
+    assert isinstance(frontends, dict)
     assert 0 < collection["seconds_to_first_byte"] <= collection["seconds"]
     assert collection["response_mib"] > 0
     assert concurrent["statuses"] == {"200": 3}
-    for adds in (rules, configs, nat_rules):
+    for adds in (rules, configs, nat_rules, frontends):
         assert adds["statuses"] == {"201": 20}
         assert adds["delete"]["count"] == 20
-    for probed in (concurrent, rules, configs, nat_rules):
+    for probed in (concurrent, rules, configs, nat_rules, frontends):
         assert probed["discovery"]["count"] > 0
         assert probed["discovery"]["failures"] == 0
     figures = [collection["rss_peak_mib"], collection["controller_cpu_seconds"]]

@@ -19,6 +19,14 @@ from controller.resources import REGISTRY
 from controller.service.alone import applies
 
 ALONE = [kind for kind in REGISTRY.kinds if kind.written_alone]
+LOAD_BALANCER_CHILDREN = (
+    "frontendIPConfigurations",
+    "backendAddressPools",
+    "loadBalancingRules",
+    "probes",
+    "inboundNatRules",
+    "outboundNatRules",
+)
 
 
 def ref_types(annotation: object) -> set[type[ResourceRef]]:
@@ -50,12 +58,11 @@ def ancestors(kind: Kind) -> list[Kind]:
     return found
 
 
-def test_acl_rules_ip_configurations_and_load_balancer_rules_are_written_alone() -> None:
+def test_acl_rules_ip_configurations_and_load_balancer_children_are_written_alone() -> None:
     assert {kind.key for kind in ALONE} == {
         "networkInterfaces/ipConfigurations",
         "accessControlLists/aclRules",
-        "loadBalancers/inboundNatRules",
-        "loadBalancers/loadBalancingRules",
+        *(f"loadBalancers/{name}" for name in LOAD_BALANCER_CHILDREN),
     }
 
 

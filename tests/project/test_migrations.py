@@ -169,3 +169,42 @@ def test_static_ip_configurations_get_their_sibling_key(empty_url: str) -> None:
     assert keys[long].startswith("sha256:")
     assert keys[dynamic] is None
     assert keys[nic] is None
+
+
+def test_static_frontends_get_their_sibling_key(empty_url: str) -> None:
+    """0011 gives the Static frontends stored before the key was declared the key a frontend
+    written alone is checked against, as the service writes it; Dynamic and public IP
+    frontends hold none."""
+    command.upgrade(migrate.alembic_config(empty_url), "0010_ip_configuration_keys")
+    engine = create_engine(sync_url(empty_url), poolclass=pool.NullPool)
+    lb = uuid.uuid4()
+    vip = {"resourceRef": "/logicalNetworks/VIP/subnets/VIP_0"}
+    frontends: dict[uuid.UUID, dict[str, Any]] = {
+        uuid.uuid4(): {"subnet": vip, "privateIPAllocationMethod": "Static",
+                       "privateIPAddress": "41.40.40.9"},
+        uuid.uuid4(): {"subnet": vip, "privateIPAddress": "41.40.40.10"},  # Static by default
+        uuid.uuid4(): {"subnet": vip, "privateIPAllocationMethod": "Dynamic",
+                       "privateIPAddress": "41.40.40.11"},
+        uuid.uuid4(): {"publicIPAddress": {"resourceRef": "/publicIPAddresses/P"}},
+    }  # fmt: skip
+    resources = Resource.__table__
+    try:
+        with engine.begin() as connection:
+            store_row(connection, lb, "loadBalancers", "/loadBalancers/lb", {}, root_id=lb)
+            for index, (frontend, properties) in enumerate(frontends.items()):
+                kind = "loadBalancers/frontendIPConfigurations"
+                ref = f"/loadBalancers/lb/frontendIPConfigurations/f{index}"
+                store_row(connection, frontend, kind, ref, properties, root_id=lb, parent_id=lb)
+        migrate.upgrade(empty_url)
+        with engine.connect() as connection:
+            keys = dict(
+                connection.execute(select(resources.c.instance_id, resources.c.sibling_key)).all()
+            )
+    finally:
+        engine.dispose()
+    static, defaulted, dynamic, public = frontends
+    assert keys[static] == '["/logicalnetworks/vip/subnets/vip_0","41.40.40.9"]'
+    assert keys[defaulted] == key_text(("/logicalnetworks/vip/subnets/vip_0", "41.40.40.10"))
+    assert keys[dynamic] is None
+    assert keys[public] is None
+    assert keys[lb] is None

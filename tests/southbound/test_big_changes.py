@@ -5,8 +5,6 @@ sent is still what a brand-new replica computes from the stored documents."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,13 +13,23 @@ from controller.store.changes import ChangeLog
 from controller.store.database import Database
 from tests.support.bodies import acl, acl_rule, ip_configuration, nic, ref
 from tests.support.nbi import delete, put
+from tests.support.slb import (
+    PUBLIC_ADDRESSES,
+    PUBLIC_VIP,
+    SLB_HOSTS,
+    backend_pool,
+    balanced_deployment,
+    frontend,
+    lb_rule,
+    outbound_nat_rule,
+    probe,
+)
 from tests.support.southbound import (
     RED_DB,
     WEB_ACL,
     Fabric,
     InProcessController,
-    eventually,
-    reference_policy,
+    as_a_fresh_replica_computes,
     revision_of,
 )
 
@@ -38,20 +46,6 @@ async def last_change_length(database: Database) -> int:
         return len(rows[0].document_text or "")
 
     return await database.run(read, write=False)
-
-
-async def as_a_fresh_replica_computes(
-    controller: InProcessController, database: Database, fabric: Fabric
-) -> dict[str, Any]:
-    """Once the controller has compiled the last change, each host's snapshot, which must be
-    what a brand-new replica computes from the stored documents."""
-    revision = await revision_of(database)
-    await eventually(lambda: controller.southbound.compiler.revision >= revision)
-    _, reference = await reference_policy(database)
-    compiler = controller.southbound.compiler
-    snapshots = {server: compiler.snapshot(server) for server in fabric.servers.values()}
-    assert snapshots == {server: reference(server) for server in snapshots}
-    return snapshots
 
 
 async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
@@ -73,7 +67,7 @@ async def test_a_big_acl_reaches_the_hosts_as_a_fresh_replica_computes_it(
     rules[9] = acl_rule("r009", 109, destinationPortRange="9999")
     await put(controller.http, WEB_ACL, acl(*(r for r in rules if r["resourceId"] != "r007")))
     assert await last_change_length(database) < 2_000
-    snapshots = await as_a_fresh_replica_computes(controller, database, fabric)
+    snapshots = await as_a_fresh_replica_computes(controller, database, fabric.servers.values())
     # The last change reached the hosts that use the ACL.
     assert any("9999" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
 
@@ -102,5 +96,39 @@ async def test_a_container_hosts_endpoint_costs_one_endpoint(
     assert await last_change_length(database) < 2_000
     await delete(controller.http, f"{config_path}/c020")
     assert await last_change_length(database) < 1_000
-    snapshots = await as_a_fresh_replica_computes(controller, database, fabric)
+    snapshots = await as_a_fresh_replica_computes(controller, database, fabric.servers.values())
     assert any("10.1.1.250" in orjson.dumps(snapshot).decode() for snapshot in snapshots.values())
+
+
+async def test_a_load_balancers_children_at_their_uris_reach_the_hosts(
+    controller: InProcessController, database: Database
+) -> None:
+    """Each child of a load balancer written or deleted at its own URI is written alone and
+    recorded as the load balancer's row and that child's; the hosts get what a fresh replica
+    computes: a frontend's new VIP, a rule on a frontend added and taken away, an outbound NAT
+    rule, a probe rewritten."""
+    ids = await balanced_deployment(controller.http)
+    lb = "/loadBalancers/LB1"
+    fe1, fe2 = f"{lb}/frontendIPConfigurations/FE1", f"{lb}/frontendIPConfigurations/FE2"
+    be1, r2 = f"{lb}/backendAddressPools/BE1", f"{lb}/loadBalancingRules/R2"
+    writes = [
+        (fe1, frontend(None, PUBLIC_VIP, PUBLIC_ADDRESSES[6])),
+        (fe2, frontend(None, PUBLIC_VIP)),
+        (r2, lb_rule(None, (fe2,), be1, frontend_port=443)),
+        (f"{lb}/outboundNatRules/OUT1", outbound_nat_rule(None, (fe1,), be1)),
+        (f"{lb}/probes/P1", probe(None, "Tcp", 8080, None)),
+        (f"{lb}/backendAddressPools/BE2", backend_pool(None)),
+    ]
+    for path, body in writes:
+        await put(controller.http, path, body)
+        assert await last_change_length(database) < 2_000, path
+    hosts = [ids[host] for host in SLB_HOSTS]
+    added = await as_a_fresh_replica_computes(controller, database, hosts)
+    assert "443" in orjson.dumps(added).decode()
+    for path in (r2, fe2):
+        await delete(controller.http, path)
+        assert await last_change_length(database) < 1_000, path
+    snapshots = orjson.dumps(await as_a_fresh_replica_computes(controller, database, hosts))
+    assert PUBLIC_ADDRESSES[6] in snapshots.decode()
+    assert "lbOutbound/" in snapshots.decode()
+    assert "443" not in snapshots.decode()

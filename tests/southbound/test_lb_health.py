@@ -18,9 +18,9 @@ from controller import protocol
 from controller.agent.simulator import AgentSpec, Fleet
 from controller.store.database import Database
 from controller.store.health import HEALTH
-from tests.support.bodies import connection, credential, ref, server
+from tests.support.bodies import ref
 from tests.support.nbi import delete, get, put
-from tests.support.slb import dip_nic, slb_fabric, web_lb
+from tests.support.slb import SLB_HOSTS, balanced_deployment, dip_nic
 from tests.support.southbound import (
     InProcessController,
     channel,
@@ -33,39 +33,18 @@ from tests.support.southbound import (
 
 LB = "/loadBalancers/LB1"
 BE = f"{LB}/backendAddressPools/BE1"
-HOSTS = ("h1", "h2", "mux")
-VMS = {"VM1": ("h1", "24.30.1.4"), "VM2": ("h2", "24.30.1.5")}
 PROVIDER = {"h1": "198.18.0.11", "h2": "198.18.0.12", "mux": "198.18.0.13"}
-
-
-async def _build(http: httpx.AsyncClient) -> dict[str, str]:
-    """Hosts h1, h2 (one DIP each) and a mux host; LB1's rule R1 probes P1 over BE1."""
-    await slb_fabric(http)
-    await put(http, "/credentials/cert", credential("X509Certificate", value="AB12"))
-    ids = {}
-    for host in HOSTS:
-        created = await put(
-            http, f"/servers/{host}", server(connection("/credentials/cert", address=host))
-        )
-        ids[host] = created["instanceId"]
-    await put(http, "/loadBalancerMuxes/Mux1", {"properties": {"server": ref("/servers/mux")}})
-    lb = await put(http, LB, web_lb())
-    ids["P1"] = next(p["instanceId"] for p in lb["properties"]["probes"])
-    for vm, (host, address) in VMS.items():
-        body = dip_nic("ip1", address, loadBalancerBackendAddressPools=[ref(BE)])
-        body["properties"]["server"] = ref(f"/servers/{host}")
-        await put(http, f"/networkInterfaces/{vm}", body)
-        ids[vm] = (await get(http, f"/networkInterfaces/{vm}/ipConfigurations/ip1"))["instanceId"]
-    return ids
 
 
 @pytest.fixture
 async def fleet(
     controller: InProcessController, database: Database
 ) -> AsyncIterator[tuple[Fleet, dict[str, str]]]:
-    ids = await _build(controller.http)
-    minted = await tokens(database, HOSTS)
-    running = Fleet([controller.base_url], [AgentSpec(h, minted[h], PROVIDER[h]) for h in HOSTS])
+    ids = await balanced_deployment(controller.http)
+    minted = await tokens(database, SLB_HOSTS)
+    running = Fleet(
+        [controller.base_url], [AgentSpec(h, minted[h], PROVIDER[h]) for h in SLB_HOSTS]
+    )
     running.start()
     try:
         yield running, ids
@@ -103,14 +82,14 @@ async def test_a_failing_probe_takes_the_dip_out_and_recovery_puts_it_back(
 ) -> None:
     agents, ids = fleet
     both = ["24.30.1.4", "24.30.1.5"]
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} rule")
     # Each host probes its own DIP only.
     h2 = next(s for s in agents.sessions if s.server == "h2")
     assert set(h2.health) == {(ids["P1"], ids["VM2"])}
 
     await agents.fail_probe("h2", ids["VM2"])
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(
             lambda h=host: _rule_dips(agents, h) == ["24.30.1.4"], 10, f"{host} without VM2"
         )
@@ -131,14 +110,14 @@ async def test_a_failing_probe_takes_the_dip_out_and_recovery_puts_it_back(
     # A restarted agent remembers nothing: it says what its probes find now (VM2 answers).
     agents.sessions.clear()
     agents.start()
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} with VM2")
     assert (ids["P1"], ids["VM2"], "Up") in await _stored(database)
     # Down and up again while connected.
     await agents.fail_probe("h2", ids["VM2"])
     await eventually(lambda: _rule_dips(agents, "mux") == ["24.30.1.4"], 10, "mux without VM2")
     await agents.fail_probe("h2", ids["VM2"], failing=False)
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} with VM2")
     assert (ids["P1"], ids["VM2"], "Up") in await _stored(database)
 
@@ -149,7 +128,7 @@ async def test_reports_of_dips_a_host_does_not_probe_are_ignored(
     fleet: tuple[Fleet, dict[str, str]],
 ) -> None:
     agents, ids = fleet
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) is not None, 10, f"{host} rule")
     h1 = next(s for s in agents.sessions if s.server == "h1")
     h1.health[(ids["P1"], ids["VM2"])] = protocol.UP  # VM2 is h2's
@@ -163,8 +142,8 @@ async def test_reports_of_dips_a_host_does_not_probe_are_ignored(
 async def test_a_malformed_health_report_is_refused(
     controller: InProcessController, database: Database
 ) -> None:
-    await _build(controller.http)
-    minted = await tokens(database, HOSTS)
+    await balanced_deployment(controller.http)
+    minted = await tokens(database, SLB_HOSTS)
     async with channel(controller.base_url, "h1", minted["h1"]) as websocket:
         await say_hello(websocket, "h1", 0)
         snapshot = await receive_policy(websocket)
@@ -181,12 +160,12 @@ async def test_a_malformed_health_report_is_refused(
 async def test_agents_told_to_fail_a_probe_report_it_when_they_connect(
     controller: InProcessController, database: Database
 ) -> None:
-    ids = await _build(controller.http)
-    minted = await tokens(database, HOSTS)
-    agents = Fleet([controller.base_url], [AgentSpec(h, minted[h], PROVIDER[h]) for h in HOSTS])
+    ids = await balanced_deployment(controller.http)
+    minted = await tokens(database, SLB_HOSTS)
+    agents = Fleet([controller.base_url], [AgentSpec(h, minted[h], PROVIDER[h]) for h in SLB_HOSTS])
     agents.start(failing_dips=frozenset({ids["VM2"]}))
     try:
-        for host in HOSTS:
+        for host in SLB_HOSTS:
             await eventually(
                 lambda h=host: _rule_dips(agents, h) == ["24.30.1.4"], 10, f"{host} without VM2"
             )
@@ -228,7 +207,7 @@ async def test_an_up_right_after_a_down_the_replica_has_not_applied_yet_puts_the
     stored the Up without logging it, and the DIP stayed out of its rules for good."""
     agents, ids = fleet
     both = ["24.30.1.4", "24.30.1.5"]
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} rule")
     runtime = controller.app.state.southbound
     server = uuid.UUID(ids["h2"])
@@ -238,7 +217,7 @@ async def test_an_up_right_after_a_down_the_replica_has_not_applied_yet_puts_the
 
     await runtime._report_health(server, "/servers/h2", report(protocol.DOWN))
     await runtime._report_health(server, "/servers/h2", report(protocol.UP))
-    for host in HOSTS:
+    for host in SLB_HOSTS:
         await eventually(lambda h=host: _rule_dips(agents, h) == both, 10, f"{host} with VM2")
     await asyncio.sleep(0.3)  # the follower has applied both by now
     rule = next(p for p in runtime.compiler.objects.values() if p.wire.startswith("lbRule/"))

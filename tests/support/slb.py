@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 
 from tests.support.bodies import (
+    connection,
+    credential,
     ip_configuration,
     ip_pool,
     logical_network,
@@ -23,10 +25,11 @@ from tests.support.bodies import (
     nic,
     provider_network,
     ref,
+    server,
     virtual_network,
     virtual_subnet,
 )
-from tests.support.nbi import put
+from tests.support.nbi import get, put
 
 Json = dict[str, Any]
 
@@ -226,3 +229,34 @@ async def slb_fabric(client: httpx.AsyncClient, *, with_manager: bool = True) ->
     await put(client, "/logicalNetworks/PrivateVIP", logical_network(private))
     if with_manager:
         await put(client, MANAGER, manager(PUBLIC_POOL, PRIVATE_POOL))
+
+
+# A balanced deployment (``balanced_deployment``): DIP hosts h1 and h2, a mux host, and the
+# DIP NIC of each host (its address in Web).
+SLB_HOSTS = ("h1", "h2", "mux")
+DIP_VMS = {"VM1": ("h1", "24.30.1.4"), "VM2": ("h2", "24.30.1.5")}
+
+
+async def balanced_deployment(client: httpx.AsyncClient) -> dict[str, str]:
+    """The ``slb_fabric``, hosts ``SLB_HOSTS`` and mux Mux1, ``web_lb()`` as LB1, and the
+    ``DIP_VMS`` NICs in its pool BE1; the instanceIds of the hosts, of the probe P1 and of
+    each VM's ipConfiguration ip1, by name."""
+    await slb_fabric(client)
+    await put(client, "/credentials/cert", credential("X509Certificate", value="AB12"))
+    ids = {}
+    for host in SLB_HOSTS:
+        created = await put(
+            client, f"/servers/{host}", server(connection("/credentials/cert", address=host))
+        )
+        ids[host] = created["instanceId"]
+    await put(client, "/loadBalancerMuxes/Mux1", {"properties": {"server": ref("/servers/mux")}})
+    lb = await put(client, "/loadBalancers/LB1", web_lb())
+    ids["P1"] = next(p["instanceId"] for p in lb["properties"]["probes"])
+    pool = ref("/loadBalancers/LB1/backendAddressPools/BE1")
+    for vm, (host, address) in DIP_VMS.items():
+        body = dip_nic("ip1", address, loadBalancerBackendAddressPools=[pool])
+        body["properties"]["server"] = ref(f"/servers/{host}")
+        await put(client, f"/networkInterfaces/{vm}", body)
+        config = await get(client, f"/networkInterfaces/{vm}/ipConfigurations/ip1")
+        ids[vm] = config["instanceId"]
+    return ids

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -489,3 +489,18 @@ async def reference_policy(database: Database) -> tuple[int, Callable[[str], dic
     finally:
         await fresh.stop()
     return revision, lambda host: snapshots.get(host, {})
+
+
+async def as_a_fresh_replica_computes(
+    controller: InProcessController, database: Database, servers: Iterable[str]
+) -> dict[str, dict[str, Body]]:
+    """Once ``controller`` has compiled the last change, the snapshot of each host of
+    ``servers`` (instanceIds), which must be what a brand-new replica computes from the
+    stored documents."""
+    revision = await revision_of(database)
+    await eventually(lambda: controller.southbound.compiler.revision >= revision)
+    _, reference = await reference_policy(database)
+    compiler = controller.southbound.compiler
+    snapshots = {server: compiler.snapshot(server) for server in servers}
+    assert snapshots == {server: reference(server) for server in snapshots}
+    return snapshots
