@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from controller.errors import ControllerError
 from controller.store import audit
 from controller.store.audit import AuditQuery, AuditRow
+from controller.store.compiled import Bound
 from controller.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -58,21 +59,16 @@ def delete_status(deleted: bool) -> int:
     return 200 if deleted else 204
 
 
-async def append_audited_write(
-    connection: AsyncConnection,
-    *,
-    is_postgres: bool,
-    status: int,
-    etag_before: str | None,
-    etag_after: str | None,
-) -> AuditedWrite | None:
-    """Append the event of the write being served (if one is audited) in ``connection``'s
-    transaction; the caller marks it ``recorded`` once that transaction has committed."""
+def audited_write_event(
+    *, status: int, etag_before: str | None, etag_after: str | None
+) -> tuple[Bound, ...]:
+    """The statement appending the event of the write being served, if one is audited (none
+    otherwise), to run in that write's transaction; the caller marks it ``recorded`` once
+    that transaction has committed."""
     audited = AUDITED_WRITE.get()
-    if audited is not None:
-        row = audited.completed(status, etag_before, etag_after)
-        await audit.append(connection, row, is_postgres=is_postgres)
-    return audited
+    if audited is None:
+        return ()
+    return (audit.appended(audited.completed(status, etag_before, etag_after)),)
 
 
 def top_level_ref(nbi_path: str) -> str | None:

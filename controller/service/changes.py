@@ -26,6 +26,7 @@ from controller.resources.virtual_networks import VIRTUAL_SUBNETS
 from controller.service.heavy import HEAVY_ROWS, off_loop
 from controller.store.allocations import VSIDS, AllocationRepository
 from controller.store.changes import ChangeLog
+from controller.store.compiled import Bound
 from controller.store.database import json_text
 from controller.store.repository import ResourceRepository, StoredResource
 
@@ -72,11 +73,12 @@ async def record_write(
     now: datetime,
     is_postgres: bool,
     changed: Changed | None = None,
+    first: Sequence[Bound] = (),
 ) -> int:
     """Record the aggregate ``rows`` (its state after the write; only those ``changed`` names,
     and the ones it removed, when given and the kind allows) and commit the write's
-    transaction (``ChangeLog.record``'s ``commit``: nothing may follow); returns the
-    revision."""
+    transaction (``ChangeLog.record``'s ``commit``: nothing may follow; ``first`` goes
+    ahead, in the same round trip); returns the revision."""
     root = next(row for row in rows if row.parent_id is None)
     removed: tuple[str, ...] | None = None
     if changed is not None and patchable(root.kind):
@@ -95,7 +97,7 @@ async def record_write(
         document, encoded = await off_loop(_documented_and_encoded, rows, vsids, removed)
     log = ChangeLog(repo.connection, is_postgres=is_postgres)
     return await log.record(
-        root.instance_id, root.kind, document, now, commit=True, encoded=encoded
+        root.instance_id, root.kind, document, now, commit=True, encoded=encoded, first=first
     )
 
 
@@ -125,8 +127,13 @@ def _documented_and_encoded(
 
 
 async def record_deletion(
-    repo: ResourceRepository, root: StoredResource, *, now: datetime, is_postgres: bool
+    repo: ResourceRepository,
+    root: StoredResource,
+    *,
+    now: datetime,
+    is_postgres: bool,
+    first: Sequence[Bound] = (),
 ) -> int:
     """Record the deletion of the aggregate ``root`` and commit, as :func:`record_write`."""
     log = ChangeLog(repo.connection, is_postgres=is_postgres)
-    return await log.record(root.instance_id, root.kind, None, now, commit=True)
+    return await log.record(root.instance_id, root.kind, None, now, commit=True, first=first)

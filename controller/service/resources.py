@@ -26,7 +26,7 @@ from controller.service import alone, trees
 from controller.service.allocation import AllocationSettings, Allocator
 from controller.service.audit import (
     AUDITED_WRITE,
-    append_audited_write,
+    audited_write_event,
     delete_status,
     put_status,
 )
@@ -129,14 +129,18 @@ class ResourceService:
             rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
             view = await self.reader.view(repo, rows, path)
             assert view is not None
-            await self._audit(connection, put_status(created), etag_before, view.etag)
-            # Last: the change log's revision counter stays locked until the commit.
+            event = audited_write_event(
+                status=put_status(created), etag_before=etag_before, etag_after=view.etag
+            )
+            # Last: the change log's revision counter stays locked until the commit. The
+            # audit event goes with it, in the same round trip.
             revision = await record_write(
                 repo,
                 rows,
                 now=self.clock(),
                 is_postgres=self.database.is_postgres,
                 changed=changed if patches else None,
+                first=event,
             )
             return PutResult(view, created, revision)
 
@@ -148,15 +152,6 @@ class ResourceService:
         _committed()
         self.on_commit(result.revision)
         return result
-
-    async def _audit(
-        self, connection: AsyncConnection, status: int, before: str | None, after: str | None
-    ) -> None:
-        """The audit event of this write, in its transaction (service/audit.py)."""
-        postgres = self.database.is_postgres
-        await append_audited_write(
-            connection, is_postgres=postgres, status=status, etag_before=before, etag_after=after
-        )
 
     async def _write(
         self,
@@ -360,8 +355,12 @@ class ResourceService:
             node = tree.find(path.key) if tree else None
             etag_before = root_row.etag if root_row else None
             check_preconditions(preconditions, node is not None, etag_before, path)
-            await self._audit(connection, delete_status(node is not None), etag_before, None)
+            event = audited_write_event(
+                status=delete_status(node is not None), etag_before=etag_before, etag_after=None
+            )
             if node is None or root_row is None:
+                for bound in event:
+                    await bound.run(connection, is_postgres=repo.is_postgres)
                 return DeleteResult(False)
             await refuse_if_referenced(repo, list(node.walk()))
             assert node.instance_id is not None
@@ -369,7 +368,9 @@ class ResourceService:
             await repo.delete([node.instance_id])
             now, postgres = self.clock(), self.database.is_postgres
             if path.is_root:
-                revision = await record_deletion(repo, root_row, now=now, is_postgres=postgres)
+                revision = await record_deletion(
+                    repo, root_row, now=now, is_postgres=postgres, first=event
+                )
             else:
                 await repo.update(root_row.instance_id, {"etag": new_etag(), "updated_at": now})
                 # What is left is what was loaded less the subtree deleted (the cascade takes
@@ -387,6 +388,7 @@ class ResourceService:
                     now=now,
                     is_postgres=postgres,
                     changed=changed if patches else None,
+                    first=event,
                 )
             return DeleteResult(True, revision)
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.store.compiled import Compiled
+from controller.store.compiled import Bound, Compiled
 from controller.store.tables import AuditEvent, Resource
 
 EVENTS = cast(Table, AuditEvent.__table__)
@@ -51,9 +51,14 @@ class AuditQuery:
     limit: int = 100
 
 
-async def append(connection: AsyncConnection, row: AuditRow, *, is_postgres: bool) -> None:
+def appended(row: AuditRow) -> Bound:
+    """The statement appending ``row``, to run in a transaction (``Bound.run``)."""
     values: dict[str, Any] = {**asdict(row), "path_key": row.path.lower()}
-    await _APPEND.rows(connection, values, is_postgres=is_postgres)
+    return Bound(_APPEND, values)
+
+
+async def append(connection: AsyncConnection, row: AuditRow, *, is_postgres: bool) -> None:
+    await appended(row).run(connection, is_postgres=is_postgres)
 
 
 async def events(connection: AsyncConnection, query: AuditQuery) -> list[tuple[int, AuditRow]]:

@@ -23,7 +23,7 @@ from psycopg.types.json import Json
 from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.store.compiled import Compiled
+from controller.store.compiled import Bound, Compiled
 from controller.store.database import json_text
 from controller.store.tables import AgentStatus, Change, Resource, RevisionCounter
 
@@ -103,6 +103,7 @@ class ChangeLog:
         resource: bool = True,
         commit: bool = False,
         encoded: str | None = None,
+        first: Sequence[Bound] = (),
     ) -> int:
         """Append the write of one aggregate; returns its revision. Call last in the
         transaction: the counter row stays locked until the commit. ``resource``: the root
@@ -111,21 +112,36 @@ class ChangeLog:
         goes with this statement, in one round trip (``Compiled.rows_and_commit``); on
         SQLite, which serialises its writers anyway, the transaction commits as usual.
         ``encoded``: ``document`` as JSON text already (a big one is encoded off the event
-        loop)."""
-        if self.is_postgres:
-            params = {
-                "root_id": root_id,
-                "root_kind": root_kind,
-                "document": None if document is None else Json(document, dumps=_encoder(encoded)),
-                "created_at": now,
-                "stamp": document is not None and resource,
-                "channel": CHANNEL,
-            }
-            if commit:
-                rows = await _RECORD.rows_and_commit(self.connection, params)
-            else:
-                rows = await _RECORD.rows(self.connection, params, is_postgres=True)
-            return int(rows[0][0])
+        loop). ``first``: statements of the transaction to run before this one, whose rows
+        no one reads (with ``commit``, in the same round trip)."""
+        if not self.is_postgres:
+            for bound in first:
+                await bound.run(self.connection, is_postgres=False)
+            return await self._record_on_sqlite(root_id, root_kind, document, now, resource)
+        params = {
+            "root_id": root_id,
+            "root_kind": root_kind,
+            "document": None if document is None else Json(document, dumps=_encoder(encoded)),
+            "created_at": now,
+            "stamp": document is not None and resource,
+            "channel": CHANNEL,
+        }
+        if commit:
+            rows = await _RECORD.rows_and_commit(self.connection, params, first)
+        else:
+            for bound in first:
+                await bound.run(self.connection, is_postgres=True)
+            rows = await _RECORD.rows(self.connection, params, is_postgres=True)
+        return int(rows[0][0])
+
+    async def _record_on_sqlite(
+        self,
+        root_id: uuid.UUID,
+        root_kind: str,
+        document: dict[str, Any] | None,
+        now: datetime,
+        resource: bool,
+    ) -> int:
         bump = (
             update(COUNTER)
             .where(COUNTER.c.id == 1)

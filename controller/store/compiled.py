@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -81,16 +82,22 @@ class Compiled:
         return made
 
     async def rows_and_commit(
-        self, connection: AsyncConnection, params: Mapping[str, Any]
+        self,
+        connection: AsyncConnection,
+        params: Mapping[str, Any],
+        first: Sequence[Bound] = (),
     ) -> Sequence[tuple[Any, ...]]:
         """PostgreSQL: the statement's rows, with the transaction's COMMIT sent in the same
         round trip (a pipeline). The locks the statement takes (the change log's counter
         row) are then held for the commit alone, not also for a trip back to this process
         and a turn of its busy event loop: under 32 concurrent writes, that trip made every
         write wait 22-32 ms for the counter (docs/performance.md, fifth round). The
-        transaction must have nothing left to do; what ``Database.run`` commits afterwards
-        is a no-op on psycopg."""
+        statements ``first`` (whose rows no one reads: a write's audit event) go ahead of
+        it in the same round trip. The transaction must have nothing left to do; what
+        ``Database.run`` commits afterwards is a no-op on psycopg."""
         async with self._driver(connection, params) as driver, driver.pipeline():
+            for bound in first:
+                await driver.cursor().execute(bound.compiled.sql, bound.params)
             cursor = driver.cursor()
             await cursor.execute(self.sql, params)
             await driver.commit()
@@ -117,6 +124,18 @@ class Compiled:
                 connection_invalidated=broken,
                 dialect=_POSTGRES,
             ) from exc
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A compiled statement and its parameters, to run later in the transaction (with its
+    commit, ``Compiled.rows_and_commit``'s ``first``); its rows are not read."""
+
+    compiled: Compiled
+    params: Mapping[str, Any]
+
+    async def run(self, connection: AsyncConnection, *, is_postgres: bool) -> None:
+        await self.compiled.rows(connection, self.params, is_postgres=is_postgres)
 
 
 async def _next_turn() -> None:

@@ -381,6 +381,8 @@ class ResourceRepository(SiblingQueries):
 
     async def referrers(self, target_ids: Sequence[uuid.UUID]) -> list[Referrer]:
         """Who references any of ``target_ids`` (for reverse links and in-use checks)."""
+        if not target_ids:  # a write that binds nothing exclusively asks of none
+            return []
         if self.is_postgres:
             params = {"targets": list(target_ids)}
             rows = await _REFERRERS_OF_ANY.rows(self.connection, params, is_postgres=True)

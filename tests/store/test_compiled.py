@@ -133,3 +133,36 @@ async def test_a_statement_and_its_commit_go_together(database: Database) -> Non
     with pytest.raises(IntegrityError):
         await database.run(failing)
     assert await database.run(count, write=False) == 1
+
+
+async def test_statements_sent_first_go_with_the_commit_or_fail_it(database: Database) -> None:
+    """``rows_and_commit``'s ``first`` statements run ahead of it in the same round trip:
+    committed with it, and one that fails commits nothing, the statement's row included."""
+    if not database.is_postgres:
+        pytest.skip("the psycopg path runs on PostgreSQL only")
+    insert_returning = Compiled(insert(RESOURCES).returning(RESOURCES.c.resource_id))
+
+    def bound(key: str) -> compiled.Bound:
+        return compiled.Bound(INSERT_ROW, {**row(key), "properties": Json({})})
+
+    async def keys(connection: AsyncConnection) -> list[str]:
+        rows = await connection.execute(select(RESOURCES.c.path_key).order_by("path_key"))
+        return list(rows.scalars())
+
+    async def work(connection: AsyncConnection) -> str:
+        last = {**row("/accesscontrollists/c"), "properties": Json({})}
+        first = [bound("/accesscontrollists/a"), bound("/accesscontrollists/b")]
+        rows = await insert_returning.rows_and_commit(connection, last, first)
+        return str(rows[0][0])
+
+    assert await database.run(work) == "c"
+    committed = ["/accesscontrollists/a", "/accesscontrollists/b", "/accesscontrollists/c"]
+    assert await database.run(keys, write=False) == committed
+
+    async def failing(connection: AsyncConnection) -> None:
+        last = {**row("/accesscontrollists/d"), "properties": Json({})}
+        await insert_returning.rows_and_commit(connection, last, [bound("/accesscontrollists/a")])
+
+    with pytest.raises(IntegrityError):
+        await database.run(failing)
+    assert await database.run(keys, write=False) == committed
