@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -85,6 +86,10 @@ class Follower:
         # Told the seconds each change took to compile (the metrics' histogram).
         self.on_compiled: Callable[[float], None] = lambda seconds: None
         self._wake = asyncio.Event()
+        # The newest revision a wake-up asked for (infinite: whatever is new); a wake-up for
+        # revisions compiled already reads nothing (a write of this replica wakes it twice:
+        # by its commit and by its notification).
+        self._wanted: float = 0
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopper = Stopper()
@@ -99,7 +104,9 @@ class Follower:
             self._listener = asyncio.create_task(self._listen(), name="change-listener")
 
     async def stop(self) -> None:
-        self._wake.set()  # the follow loop sees the stop at once
+        # The follow loop sees the stop at once (stop_tasks asks again below).
+        self._stopper.stop()
+        self._wake.set()
         # The step under way (a read of the change log) ends; only a stuck one is cancelled.
         grace = self.database.timeouts.total + 1.0
         if self._listener is not None:
@@ -110,7 +117,9 @@ class Follower:
         await stop_tasks(self._stopper, self._tasks, grace=grace)
         self._tasks.clear()
 
-    def wake(self, _revision: int = 0) -> None:
+    def wake(self, revision: int | None = None) -> None:
+        """Read the change log soon: up to ``revision`` (committed), or whatever is new."""
+        self._wanted = max(self._wanted, math.inf if revision is None else revision)
         self._wake.set()
 
     async def processed(self, revision: int, within: float) -> bool:
@@ -155,12 +164,18 @@ class Follower:
         while not self._stopper.stopping():
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives as the wake-up does, and this loop would then never stop.
-            with contextlib.suppress(TimeoutError):
+            polled = False
+            try:
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
+            except TimeoutError:
+                polled = True
             self._wake.clear()
             if self._stopper.stopping():
                 return
+            if not polled and self._wanted <= self.compiler.revision:
+                continue  # what the wake-ups asked for was read already
+            self._wanted = 0
             try:
                 await self.catch_up()
             except ServiceUnavailable as exc:
@@ -232,13 +247,21 @@ class Follower:
                     if lost:
                         log.info("change notifications restored")
                         lost = False
-                    async for _ in conn.notifies():
-                        self._wake.set()
+                    async for notify in conn.notifies():
+                        self.wake(_revision(notify.payload))
             except Exception:
                 if not lost:
                     log.warning("change notifications lost; polling until reconnected")
                 lost = True
                 await asyncio.sleep(self.poll_interval)
+
+
+def _revision(payload: str) -> int | None:
+    """The revision a change notification names (None: any)."""
+    try:
+        return int(payload)
+    except ValueError:
+        return None
 
 
 def _changes(
