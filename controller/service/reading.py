@@ -136,11 +136,16 @@ class Reader:
         return await self.database.run(work, write=False)
 
     async def view(
-        self, repo: ResourceRepository, rows: Sequence[StoredResource], path: ResourcePath
+        self,
+        repo: ResourceRepository,
+        rows: Sequence[StoredResource],
+        path: ResourcePath,
+        referrers: Sequence[Referrer] | None = None,
     ) -> ResourceView | None:
         """The view of ``path`` from the rows of its whole aggregate (None if not among them).
         Only its own subtree is viewed (and the top-level row, whose etag it shows): one rule
-        of a 10,000-rule ACL costs one rule."""
+        of a 10,000-rule ACL costs one rule. ``referrers``: who references the rows, when
+        known already (else asked of the database)."""
         wanted = next((row for row in rows if row.path_key == path.key), None)
         if wanted is None:
             return None
@@ -150,7 +155,8 @@ class Reader:
             for row in rows
             if row.parent_id is None or row is wanted or row.path_key.startswith(below)
         ]
-        referrers = await repo.referrers([row.instance_id for row in rows])
+        if referrers is None:
+            referrers = await repo.referrers([row.instance_id for row in rows])
         views = await self.views(repo, rows, referrers)
         return views[wanted.instance_id]
 

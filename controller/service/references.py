@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controller.core.kinds import Registry
@@ -11,7 +11,7 @@ from controller.core.paths import ResourcePath, parse_ref
 from controller.core.refs import FoundRef, iter_refs
 from controller.core.tree import Node
 from controller.errors import ErrorDetail, InvalidInput, InvalidReference, ResourceInUse
-from controller.store.repository import Reference, Referrer, ResourceRepository
+from controller.store.repository import Reference, Referrer, ResourceRepository, StoredResource
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,25 @@ def _target(
         "which does not exist",
         target=item.node.target(item.found.member),
     )
+
+
+def referrers_within(
+    rows: Sequence[StoredResource], references: Iterable[Reference]
+) -> list[Referrer]:
+    """Who references the ``rows`` of an aggregate a write has just created, as
+    ``ResourceRepository.referrers`` would answer: only the aggregate itself, through its
+    ``references``, since no other transaction can reference rows it cannot see yet."""
+    by_id = {row.instance_id: row for row in rows}
+    found: list[tuple[str, Referrer]] = []
+    for ref in references:
+        source = by_id.get(ref.source_id)
+        if source is None or ref.target_id not in by_id:
+            continue
+        kind, source_ref, root = source.kind, source.resource_ref, source.root_id
+        referrer = Referrer(ref.target_id, ref.source_id, kind, source_ref, root, ref.member)
+        found.append((source.path_key, referrer))
+    found.sort(key=lambda pair: (pair[0], pair[1].member))
+    return [referrer for _, referrer in found]
 
 
 async def refuse_if_referenced(

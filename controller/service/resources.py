@@ -38,7 +38,11 @@ from controller.service.preconditions import (
     check_preconditions,
 )
 from controller.service.reading import Page, Reader
-from controller.service.references import refuse_if_referenced, resolve_references
+from controller.service.references import (
+    referrers_within,
+    refuse_if_referenced,
+    resolve_references,
+)
 from controller.service.reservations import Reservations
 from controller.service.rows import Planned, new_etag, planned_rows
 from controller.service.validation import validate_nodes
@@ -122,12 +126,15 @@ class ResourceService:
             written = first if attempts == 1 else parse_resource(self.registry, path, body)
             repo = self._repo(connection)
             patches = await self.patches.allowed(connection, is_postgres=repo.is_postgres)
-            created, rows, etag_before, changed = await self._write(
+            done = await self._write(
                 repo, path, written, preconditions, reservations, patches=patches
             )
+            created, etag_before, changed = done.created, done.etag_before, done.changed
             # The hosts cannot have applied a revision that is not even committed yet.
-            rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in rows]
-            view = await self.reader.view(repo, rows, path)
+            rows = [replace(r, revision=PENDING) if r.parent_id is None else r for r in done.rows]
+            # A new aggregate is referenced by nothing but itself: no query for that.
+            referrers = referrers_within(rows, done.references) if changed is None else None
+            view = await self.reader.view(repo, rows, path, referrers)
             assert view is not None
             event = audited_write_event(
                 status=put_status(created), etag_before=etag_before, etag_after=view.etag
@@ -162,10 +169,9 @@ class ResourceService:
         reservations: Reservations,
         *,
         patches: bool,
-    ) -> tuple[bool, list[StoredResource], str | None, Changed | None]:
-        """Write ``written`` at ``path``; whether it was created, the aggregate's rows, its
-        etag before the write, and what the write changed of it (None: it is new).
-        ``patches``: whether it may be recorded as a patch (and so written alone)."""
+    ) -> _Written:
+        """Write ``written`` at ``path``. ``patches``: whether it may be recorded as a patch
+        (and so written alone)."""
         root_row = await repo.lock_root(path.root.key)
         partial = root_row is not None and patches and alone.applies(path)
         stored_rows = await self._stored(repo, root_row, path, partial=partial)
@@ -201,7 +207,8 @@ class ResourceService:
         rows, changed = await self._save(
             repo, stored_rows, stored_nodes, new_tree, references, reservations, partial=partial
         )
-        return stored is None, rows, root_row.etag if root_row else None, changed
+        etag_before = root_row.etag if root_row else None
+        return _Written(stored is None, rows, etag_before, changed, references)
 
     async def _stored(
         self,
@@ -406,6 +413,19 @@ class ResourceService:
                 path = ResourcePath(((kind, kind.singleton_id),))
                 with contextlib.suppress(PreconditionFailed):
                     await self.put(path, {}, Preconditions(if_none_match="*"))
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a write did: whether it created the resource, the aggregate's rows now, its etag
+    before, what the write changed of it (None: the aggregate is new), the references its
+    nodes make."""
+
+    created: bool
+    rows: list[StoredResource]
+    etag_before: str | None
+    changed: Changed | None
+    references: set[Reference]
 
 
 def _committed() -> None:

@@ -14,6 +14,7 @@ from tests.support.nbi import (
     assert_absent,
     assert_delete_rejected,
     assert_put_rejected,
+    assert_stored,
     child,
     delete,
     get,
@@ -66,6 +67,9 @@ async def test_a_load_balancer_comes_back_canonical_with_nc_defaults(
 ) -> None:
     created = await put(fabric, LB, full_lb(), status=201)
     assert created["resourceRef"] == LB
+    # Its back-references, answered without asking the database who references the new
+    # rows, are what a GET finds there.
+    await assert_stored(fabric, created)
     assert set(props(created)) == {
         "provisioningState",
         "frontendIPConfigurations",
