@@ -4,7 +4,9 @@ out to the connected agents.
 At start the replica reads the current model at one revision, in one consistent read, and
 builds the compiler from it; from then on it reads the log after that revision. It wakes on
 PostgreSQL ``NOTIFY sdnc_changes`` (or, in one process, on the service's commit hook), and
-polls anyway every ``poll_interval`` because notifications are not durable.
+polls anyway every ``poll_interval`` because notifications are not durable. Each wake-up names
+the revision it is for, so the second of a write of this replica (its commit's, then its
+notification's) reads nothing.
 
 While the database is unavailable each read fails within the database's timeout and the next
 one follows a poll interval later (one at a time); the first that gets through catches up
@@ -182,9 +184,11 @@ class Follower:
                 if not unavailable:
                     log.warning("the change log cannot be read (%s); retrying", exc)
                 unavailable = True
+                self._wanted = math.inf  # not read: the next wake-up reads, whatever it names
                 continue
             except Exception:
                 log.exception("following the change log failed; retrying")
+                self._wanted = math.inf
                 await self._stopper.pause(self.poll_interval)
                 continue
             if unavailable:
