@@ -56,6 +56,14 @@ class Compiled:
                 return []
             return await cursor.fetchall()
 
+    async def run_many(
+        self, connection: AsyncConnection, params: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """PostgreSQL: the statement once for each of ``params`` (psycopg pipelines them, one
+        round trip); its rows are not read."""
+        async with self._driver(connection, params[0]) as driver:
+            await driver.cursor().executemany(self.sql, params)
+
     async def records(
         self,
         connection: AsyncConnection,
