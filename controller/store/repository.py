@@ -306,16 +306,13 @@ class ResourceRepository(SiblingQueries):
         """Rewrite whole rows (every column but the key and created_at) in one batch."""
         if not rows:
             return
-        columns = [c for c in rows[0] if c not in ("instance_id", "created_at")]
-        statement = (
-            update(RESOURCES)
-            .where(RESOURCES.c.instance_id == bindparam("row_id"))
-            .values({column: bindparam(column) for column in columns})
-        )
-        await self.connection.execute(
-            statement,
-            [{"row_id": row["instance_id"], **{c: row[c] for c in columns}} for row in rows],
-        )
+        columns = tuple(c for c in rows[0] if c not in ("instance_id", "created_at"))
+        values = [{"row_id": row["instance_id"], **{c: row[c] for c in columns}} for row in rows]
+        if self.is_postgres:
+            compiled = _rewrite(columns)
+            await compiled.run_many(self.connection, [_json_bound(row) for row in values])
+            return
+        await self.connection.execute(_rewrite(columns).statement, values)
 
     async def delete(self, instance_ids: Sequence[uuid.UUID]) -> None:
         for chunk in _chunks(instance_ids):
@@ -418,4 +415,22 @@ class ResourceRepository(SiblingQueries):
 def _json_bound(row: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` as psycopg binds it: its JSON columns as JSON text, None as JSON's null (what
     SQLAlchemy's JSON type stores for it)."""
-    return {**row, **{column: Json(row[column], dumps=json_text) for column in _JSON_COLUMNS}}
+    json = {column: Json(row[column], dumps=json_text) for column in _JSON_COLUMNS if column in row}
+    return {**row, **json}
+
+
+_REWRITES: dict[tuple[str, ...], Compiled] = {}
+
+
+def _rewrite(columns: tuple[str, ...]) -> Compiled:
+    """The rewrite of ``columns`` of the row ``row_id``, compiled once per set of columns (a
+    write rewrites every column but the key and created_at)."""
+    compiled = _REWRITES.get(columns)
+    if compiled is None:
+        statement = (
+            update(RESOURCES)
+            .where(RESOURCES.c.instance_id == bindparam("row_id"))
+            .values({column: bindparam(column) for column in columns})
+        )
+        compiled = _REWRITES[columns] = Compiled(statement)
+    return compiled
