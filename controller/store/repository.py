@@ -125,11 +125,11 @@ _AGGREGATE_AT = Compiled(
 _AGGREGATE = Compiled(
     select(*_STORED_COLUMNS).where(RESOURCES.c.root_id == bindparam("root_id")).order_by(*_ORDER)
 )
-# What every write runs first: its top-level row, locked (FOR UPDATE to delete it).
 # Every write's new rows: through SQLAlchemy's executemany this was a tenth of a create's
 # CPU (docs/performance.md, tenth round).
 _INSERT = Compiled(insert(RESOURCES))
 _JSON_COLUMNS = ("properties", "secret", "tags", "resource_metadata")
+# What every write runs first: its top-level row, locked (FOR UPDATE to delete it).
 _LOCK_ROOT = Compiled(
     select(*_STORED_COLUMNS)
     .where(RESOURCES.c.path_key == bindparam("path_key"))
